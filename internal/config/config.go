@@ -1,0 +1,248 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+)
+
+// Config is the resolved content of drover.yaml. After [Load] or [Parse]
+// succeeds, defaults are applied, every path is absolute and the resolved
+// fields (Handler.Path, Listener.Network, Listener.Addr) are set.
+//
+// Field comments give the YAML key, the default and the accepted range;
+// docs/configuration.md is the user-facing version of the same list.
+type Config struct {
+	// File is the absolute path of the config file, set by Load and Parse.
+	// Validate resolves relative paths against its directory.
+	File string `yaml:"-" json:"file"`
+
+	// WorkerNum is the number of worker processes. Default runtime.NumCPU();
+	// 1..1024.
+	WorkerNum int `yaml:"worker_num" json:"worker_num"`
+	// TaskWorkerNum is the number of task-worker processes. Default 0 (no
+	// task workers); 0..1024. When > 0, TaskWorker.Cmd is required.
+	TaskWorkerNum int `yaml:"task_worker_num" json:"task_worker_num"`
+	// ReactorNum is the number of epoll reactor loops in the master.
+	// Default 1; 1..64.
+	ReactorNum int `yaml:"reactor_num" json:"reactor_num"`
+	// MaxRequest is the number of requests after which a worker is replaced.
+	// 0 (default) never recycles.
+	MaxRequest int `yaml:"max_request" json:"max_request"`
+	// MaxRequestGrace spreads recycling: each worker is replaced after
+	// MaxRequest plus a random 0..MaxRequestGrace requests. Default
+	// MaxRequest/2, computed when the key is absent from the file; >= 0.
+	MaxRequestGrace int `yaml:"max_request_grace" json:"max_request_grace"`
+	// TaskMaxRequest is MaxRequest for task workers. 0 (default) never
+	// recycles.
+	TaskMaxRequest int `yaml:"task_max_request" json:"task_max_request"`
+	// DispatchMode chooses the worker for an event (Swoole numbering):
+	// 0 = the protocol's default, 1 round-robin, 2 fixed by connection,
+	// 3 idle worker first, 4 by client IP, 5 by bound uid.
+	DispatchMode int `yaml:"dispatch_mode" json:"dispatch_mode"`
+	// DispatchQueueMax is the number of events queued per worker while it
+	// is at its concurrency; beyond it the master answers 503 or closes.
+	// Default 1024; >= 1.
+	DispatchQueueMax int `yaml:"dispatch_queue_max" json:"dispatch_queue_max"`
+	// MaxWaitTime bounds how long a stopping worker may finish in-flight
+	// requests. Default 3s.
+	MaxWaitTime Duration `yaml:"max_wait_time" json:"max_wait_time"`
+	// PackageMaxLength is the largest request packet accepted; a longer one
+	// closes its connection. Default 2 MiB; >= 64.
+	PackageMaxLength Size `yaml:"package_max_length" json:"package_max_length"`
+	// BufferOutputSize bounds each connection's output buffer. Default
+	// 2 MiB; >= 64.
+	BufferOutputSize Size `yaml:"buffer_output_size" json:"buffer_output_size"`
+	// HeartbeatIdleTime closes connections idle for longer. 0 (default) is
+	// off.
+	HeartbeatIdleTime Duration `yaml:"heartbeat_idle_time" json:"heartbeat_idle_time"`
+	// MaxConn is the maximum number of concurrent connections. Default
+	// 10000; >= 1.
+	MaxConn int `yaml:"max_conn" json:"max_conn"`
+	// UpgradeTimeout bounds how long a new master may take to become ready
+	// during a binary upgrade. Default 60s; > 0.
+	UpgradeTimeout Duration `yaml:"upgrade_timeout" json:"upgrade_timeout"`
+	// PidFile is the master's pid file; empty (default) writes none. Its
+	// directory must exist.
+	PidFile string `yaml:"pid_file" json:"pid_file"`
+	// LogFile receives the logs; empty (default) logs to stderr. Its
+	// directory must exist.
+	LogFile string `yaml:"log_file" json:"log_file"`
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `yaml:"log_level" json:"log_level"`
+	// LogFormat is text (default) or json.
+	LogFormat string `yaml:"log_format" json:"log_format"`
+	// Daemonize detaches the master from the terminal.
+	Daemonize bool `yaml:"daemonize" json:"daemonize"`
+	// User is the user workers run as; it must exist when set.
+	User string `yaml:"user" json:"user"`
+	// Group is the group workers run as; it must exist when set.
+	Group string `yaml:"group" json:"group"`
+	// Worker is the worker handler. Required.
+	Worker Handler `yaml:"worker" json:"worker"`
+	// TaskWorker is the task-worker handler, required when TaskWorkerNum > 0
+	// and otherwise ignored.
+	TaskWorker Handler `yaml:"task_worker" json:"task_worker"`
+	// Watch lists files and directories whose changes reload the workers.
+	// Each must exist.
+	Watch []string `yaml:"watch" json:"watch"`
+	// Listeners are the sockets the master accepts on. At least one.
+	Listeners []Listener `yaml:"listeners" json:"listeners"`
+}
+
+// Handler describes the executable that a worker or task worker runs.
+type Handler struct {
+	// Cmd is the argv of the handler. In YAML a list (preferred) or a string
+	// split on spaces. Required.
+	Cmd []string `yaml:"cmd" json:"cmd" split:"fields"`
+	// Launch is auto (default), plugin (hashicorp/go-plugin handshake, for
+	// Go handlers) or exec (any executable speaking the frame protocol).
+	Launch string `yaml:"launch" json:"launch"`
+	// Dir is the handler's working directory; default the config file's
+	// directory. Must exist.
+	Dir string `yaml:"dir" json:"dir"`
+	// Env is added to the handler's environment.
+	Env map[string]string `yaml:"env" json:"env"`
+	// Checksum is the optional hex sha256 of the executable, checked at
+	// launch.
+	Checksum string `yaml:"checksum" json:"checksum"`
+	// MaxMemory replaces a handler whose RSS exceeds it. 0 (default) is off.
+	MaxMemory Size `yaml:"max_memory" json:"max_memory"`
+	// RequestTimeout replaces a handler that takes longer to answer a
+	// request. 0 (default) is off.
+	RequestTimeout Duration `yaml:"request_timeout" json:"request_timeout"`
+	// StartTimeout bounds the time from spawn to the handler's hello.
+	// Default 10s; > 0.
+	StartTimeout Duration `yaml:"start_timeout" json:"start_timeout"`
+
+	// Path is the absolute path of Cmd[0], resolved by validation: against
+	// Dir when Cmd[0] contains a slash, through $PATH otherwise.
+	Path string `yaml:"-" json:"path"`
+}
+
+// Listener is one listening socket and the protocol spoken on it.
+type Listener struct {
+	// Address is tcp://host:port, unix:///abs/path (or unix://rel/path,
+	// against the config directory) or udp://host:port.
+	Address string `yaml:"address" json:"address"`
+	// Protocol is http, length, eof or raw. Required.
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// PackageLengthType is the Swoole/PHP pack code of the length field of
+	// protocol length: c C (1 byte), s S n v (2 bytes), N V l L (4 bytes).
+	// Default "N" (unsigned 32-bit big-endian) for protocol length.
+	PackageLengthType string `yaml:"package_length_type" json:"package_length_type"`
+	// PackageLengthOffset is the byte offset of the length field. Default 0.
+	PackageLengthOffset int `yaml:"package_length_offset" json:"package_length_offset"`
+	// PackageBodyOffset is added to the length field's value to get the
+	// packet size (Swoole semantics): 0 when the length counts the whole
+	// packet, the header size when it counts the body only. Default 0.
+	PackageBodyOffset int `yaml:"package_body_offset" json:"package_body_offset"`
+	// PackageMaxLength overrides the top-level package_max_length for this
+	// listener; 0 in the file inherits it (the resolved value is filled in).
+	PackageMaxLength Size `yaml:"package_max_length" json:"package_max_length"`
+	// PackageEOF ends each packet of protocol eof; 1..8 bytes.
+	PackageEOF string `yaml:"package_eof" json:"package_eof"`
+
+	// Network is "tcp", "unix" or "udp", set by validation.
+	Network string `yaml:"-" json:"network"`
+	// Addr is the address to bind, set by validation: "host:port" for tcp
+	// and udp, the absolute socket path for unix.
+	Addr string `yaml:"-" json:"addr"`
+}
+
+// LengthSize returns the size in bytes of the length field described by
+// PackageLengthType (1, 2 or 4), or 0 when the type is not valid.
+func (l Listener) LengthSize() int {
+	switch l.PackageLengthType {
+	case "c", "C":
+		return 1
+	case "s", "S", "n", "v":
+		return 2
+	case "N", "V", "l", "L":
+		return 4
+	}
+	return 0
+}
+
+// Load reads, strictly parses, applies defaults to and validates the YAML
+// file at path. Relative paths in the file resolve against the file's
+// directory, and Config.File is set to the file's absolute path.
+//
+// On failure the error lists every problem found, one per line, each
+// formatted "<path>:<line>: <key>: <what is wrong> (<how to fix>)" with path
+// as given; errors.As finds the individual *[Error] values.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: readProblem(err)}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	c, err := Parse(path, data, filepath.Dir(abs))
+	if err != nil {
+		return nil, err
+	}
+	c.File = abs
+	return c, nil
+}
+
+func readProblem(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such file (give the config file with -c, e.g. drover start -c drover.yaml)"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied (make the file readable by this user)"
+	}
+	return err.Error()
+}
+
+// Parse is Load on bytes: name is the file name used in error messages and
+// dir the directory that relative paths resolve against ("" means the
+// current directory). Config.File is set to the file's base name in dir, so
+// that Validate resolves relative paths the same way.
+func Parse(name string, data []byte, dir string) (*Config, error) {
+	if dir == "" {
+		dir = "."
+	}
+	base, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, &Error{File: name, Msg: err.Error()}
+	}
+	c := &Config{File: filepath.Join(base, filepath.Base(name))}
+	d := newDecoder(name)
+	if !d.decode(data, c) {
+		return nil, d.err()
+	}
+	v := &validator{base: base, file: name, lines: d.lines, set: d.set, bad: d.bad}
+	v.defaults(c)
+	v.validate(c)
+	if len(v.errs) > 0 {
+		d.errs = append(d.errs, v.errs...)
+	}
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate re-checks c, typically after the CLI applied flag overrides, and
+// refreshes the resolved fields (absolute paths, Handler.Path,
+// Listener.Network and Listener.Addr). It applies no defaults. Relative
+// paths resolve against the directory of c.File, or the current directory
+// when c.File is empty. Errors have no line numbers: "<key>: <problem>",
+// one per line.
+func (c *Config) Validate() error {
+	base := "."
+	if c.File != "" {
+		base = filepath.Dir(c.File)
+	}
+	base, err := filepath.Abs(base)
+	if err != nil {
+		return err
+	}
+	v := &validator{base: base}
+	v.validate(c)
+	return joinErrors(v.errs)
+}

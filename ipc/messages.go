@@ -1,0 +1,102 @@
+package ipc
+
+import (
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Hello is the payload of TypeHello, the first frame a worker writes. It is
+// a msgpack map with these string keys; unknown keys are ignored.
+type Hello struct {
+	// Version is the frame protocol version the worker speaks (ProtocolVersion).
+	Version int `msgpack:"version"`
+	// PID is the worker's process id.
+	PID int `msgpack:"pid"`
+	// Concurrency is how many events the worker accepts in flight at once
+	// (events sent and not yet answered with Done); at least 1.
+	Concurrency int `msgpack:"concurrency"`
+	// Role is "worker" or "task_worker".
+	Role string `msgpack:"role"`
+	// SDK names the library that wrote the hello ("go", "php", …) for status.
+	SDK string `msgpack:"sdk,omitempty"`
+}
+
+// ConnInfo is the payload of TypeConnect.
+type ConnInfo struct {
+	// Listener is the index of the listener in the config's listeners list.
+	Listener int `msgpack:"listener"`
+	// Remote is the peer address: "ip:port" for TCP, the socket path or ""
+	// for Unix sockets.
+	Remote string `msgpack:"remote"`
+	// Local is the listening address the connection arrived on.
+	Local string `msgpack:"local"`
+}
+
+// Roles of processes, as they appear in hellos, status and logs.
+const (
+	RoleMaster     = "master"
+	RoleManager    = "manager"
+	RoleWorker     = "worker"
+	RoleTaskWorker = "task_worker"
+)
+
+// WorkerEvent is the payload of the control messages about one worker
+// incarnation (CtlWorkerStarted, CtlWorkerExited, CtlWorkerReady, CtlRetire).
+type WorkerEvent struct {
+	Role string `msgpack:"role"` // RoleWorker or RoleTaskWorker
+	Slot int    `msgpack:"slot"` // worker id: 0..worker_num-1 or 0..task_worker_num-1
+	Gen  uint64 `msgpack:"gen"`  // incarnation number, unique within a manager
+	PID  int    `msgpack:"pid"`
+	// Exit details, for CtlWorkerExited.
+	ExitCode int      `msgpack:"exit_code"` // -1 when killed by a signal or never started
+	Signal   string   `msgpack:"signal,omitempty"`
+	Cause    string   `msgpack:"cause,omitempty"` // why it ended, as the manager knows it
+	Stderr   []string `msgpack:"stderr,omitempty"`
+	// Backoff is how long the manager waits before the slot's next start.
+	BackoffMS int64 `msgpack:"backoff_ms,omitempty"`
+	Launch    string `msgpack:"launch,omitempty"` // "exec" or "plugin", for CtlWorkerStarted
+	StartMS   int64  `msgpack:"start_ms,omitempty"`
+}
+
+// Marshal encodes v as msgpack for a frame payload.
+func Marshal(v any) ([]byte, error) {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+// Unmarshal decodes a msgpack frame payload into v.
+func Unmarshal(b []byte, v any) error {
+	if err := msgpack.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: decode %T: %v", ErrBadFrame, v, err)
+	}
+	return nil
+}
+
+// Exit codes with a meaning for the manager.
+const (
+	// ExitBootFailure is the code a handler exits with when it cannot start
+	// (bad configuration, missing dependency). The manager backs off instead
+	// of respawning at once, and logs the handler's last stderr lines.
+	ExitBootFailure = 78
+)
+
+// Environment variables set for every worker and task worker.
+const (
+	// EnvRole is "worker" or "task_worker" (and "manager" for the manager).
+	EnvRole = "DROVER_ROLE"
+	// EnvWorkerID is the worker's slot number, 0-based.
+	EnvWorkerID = "DROVER_WORKER_ID"
+	// EnvFD is the file descriptor of the worker's end of its socket pair ("3").
+	EnvFD = "DROVER_FD"
+	// EnvWorkerNum is the configured worker_num (task_worker_num for task workers).
+	EnvWorkerNum = "DROVER_WORKER_NUM"
+	// EnvLaunch is "exec" or "plugin": how the manager started the process.
+	EnvLaunch = "DROVER_LAUNCH"
+)
+
+// WorkerFD is the descriptor number of the socket pair in a worker.
+const WorkerFD = 3

@@ -1,0 +1,171 @@
+package ipc
+
+import (
+	"errors"
+	"io"
+	"sync"
+)
+
+// Reader reads frames from a blocking stream (the worker side of a socket
+// pair). It is not safe for concurrent use.
+type Reader struct {
+	r   io.Reader
+	max int
+	buf []byte
+	beg int // start of unconsumed bytes in buf
+	end int // end of valid bytes in buf
+}
+
+// NewReader returns a Reader that refuses payloads over maxPayload bytes.
+func NewReader(r io.Reader, maxPayload int) *Reader {
+	return &Reader{r: r, max: maxPayload, buf: make([]byte, 64<<10)}
+}
+
+// ReadFrame returns the next frame. The payload aliases the Reader's buffer
+// and is valid only until the next call. At a clean end of stream between
+// frames it returns io.EOF; in the middle of a frame io.ErrUnexpectedEOF.
+func (r *Reader) ReadFrame() (Header, []byte, error) {
+	for {
+		h, payload, n, err := Next(r.buf[r.beg:r.end], r.max)
+		if err != nil {
+			return h, nil, err
+		}
+		if n > 0 {
+			r.beg += n
+			return h, payload, nil
+		}
+		need := HeaderSize
+		if r.end-r.beg >= HeaderSize {
+			need += int(h.Length)
+		}
+		r.makeRoom(need)
+		m, err := r.r.Read(r.buf[r.end:])
+		r.end += m
+		if m > 0 {
+			continue
+		}
+		if err == io.EOF && r.end > r.beg {
+			err = io.ErrUnexpectedEOF
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return h, nil, err
+	}
+}
+
+// makeRoom compacts or grows buf so that a frame of need bytes fits from beg.
+func (r *Reader) makeRoom(need int) {
+	if r.beg == r.end {
+		r.beg, r.end = 0, 0
+	}
+	if len(r.buf)-r.beg >= need && r.end < len(r.buf) {
+		return
+	}
+	if need <= len(r.buf) {
+		r.end = copy(r.buf, r.buf[r.beg:r.end])
+		r.beg = 0
+		return
+	}
+	nb := make([]byte, need)
+	r.end = copy(nb, r.buf[r.beg:r.end])
+	r.beg = 0
+	r.buf = nb
+}
+
+// ErrWriterClosed is returned by a Writer after Close or after a write failed.
+var ErrWriterClosed = errors.New("ipc: writer closed")
+
+// Writer writes frames to a blocking stream from many goroutines and
+// batches them: while one goroutine is in the write system call, frames
+// that others add accumulate and go out together in the next call. A caller
+// never waits for another's write unless the backlog exceeds its bound,
+// which keeps memory bounded when the peer stops reading.
+type Writer struct {
+	w       io.Writer
+	mu      sync.Mutex
+	room    sync.Cond // signalled when a flush finishes
+	buf     []byte    // frames waiting for the next write
+	spare   []byte
+	writing bool
+	err     error
+	limit   int
+}
+
+// NewWriter returns a Writer on w whose backlog blocks callers beyond limit bytes.
+func NewWriter(w io.Writer, limit int) *Writer {
+	wr := &Writer{w: w, limit: limit, buf: make([]byte, 0, 64<<10), spare: make([]byte, 0, 64<<10)}
+	wr.room.L = &wr.mu
+	return wr
+}
+
+// WriteFrame queues one frame and, unless another goroutine is already
+// writing, writes the queue. It returns the error of the write it made or
+// of an earlier failed write; frames queued while another goroutine writes
+// report a failure on a later call.
+func (w *Writer) WriteFrame(t Type, flags uint8, id uint64, payload []byte) error {
+	w.mu.Lock()
+	for w.err == nil && w.writing && len(w.buf) > w.limit {
+		w.room.Wait()
+	}
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	w.buf = AppendFrame(w.buf, t, flags, id, payload)
+	if w.writing {
+		w.mu.Unlock()
+		return nil
+	}
+	return w.flushLocked()
+}
+
+// flushLocked writes until the queue is empty; called with mu held, returns with it released.
+func (w *Writer) flushLocked() error {
+	w.writing = true
+	for len(w.buf) > 0 && w.err == nil {
+		out := w.buf
+		w.buf = w.spare[:0]
+		w.mu.Unlock()
+		_, err := w.w.Write(out)
+		w.mu.Lock()
+		w.spare = out[:0]
+		if err != nil {
+			w.err = err
+		}
+		w.room.Broadcast()
+	}
+	w.writing = false
+	err := w.err
+	w.room.Broadcast()
+	w.mu.Unlock()
+	return err
+}
+
+// Flush waits until every queued frame has been written.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	for w.writing {
+		w.room.Wait()
+	}
+	if len(w.buf) > 0 && w.err == nil {
+		return w.flushLocked()
+	}
+	err := w.err
+	w.mu.Unlock()
+	return err
+}
+
+// Close flushes and then fails every later write with ErrWriterClosed. It
+// does not close the underlying stream.
+func (w *Writer) Close() error {
+	err := w.Flush()
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = ErrWriterClosed
+	}
+	w.room.Broadcast()
+	w.mu.Unlock()
+	return err
+}
