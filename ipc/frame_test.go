@@ -127,9 +127,9 @@ func TestReaderChunks(t *testing.T) {
 
 // countingWriter counts write calls.
 type countingWriter struct {
-	mu    sync.Mutex
-	calls int
-	buf   bytes.Buffer
+	mu      sync.Mutex
+	calls   int
+	buf     bytes.Buffer
 	gate    chan struct{} // the first Write waits for it
 	entered chan struct{} // closed when the first Write starts
 	once    sync.Once

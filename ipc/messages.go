@@ -54,7 +54,7 @@ type WorkerEvent struct {
 	Cause    string   `msgpack:"cause,omitempty"` // why it ended, as the manager knows it
 	Stderr   []string `msgpack:"stderr,omitempty"`
 	// Backoff is how long the manager waits before the slot's next start.
-	BackoffMS int64 `msgpack:"backoff_ms,omitempty"`
+	BackoffMS int64  `msgpack:"backoff_ms,omitempty"`
 	Launch    string `msgpack:"launch,omitempty"` // "exec" or "plugin", for CtlWorkerStarted
 	StartMS   int64  `msgpack:"start_ms,omitempty"`
 }
