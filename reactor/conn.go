@@ -1,0 +1,320 @@
+package reactor
+
+import (
+	"net"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Conn is a client connection owned by one loop. Its methods must be called
+// on that loop's goroutine; other goroutines reach it with Loop.Post and the
+// connection id.
+type Conn struct {
+	l     *Loop
+	id    uint64
+	fd    int
+	ln    *Listener
+	split Splitter
+	sa    unix.Sockaddr
+
+	in     []byte // unconsumed input when a packet spans reads
+	want   int    // size of the pending packet, when the splitter knows it
+	out    []byte // output not yet written
+	outOff int    // written prefix of out
+
+	lastRead int64 // UnixNano of the iteration that last read data
+
+	closed     bool
+	dirty      bool // queued for the end-of-iteration flush
+	writeArmed bool // EPOLLOUT registered
+	paused     bool // EPOLLIN removed by PauseRead
+	eof        bool // the peer shut down its side
+	closeAfter bool // close once out is written
+
+	// Ctx is the Handler's per-connection state.
+	Ctx any
+}
+
+func (l *Loop) open(fd int, sa unix.Sockaddr, ln *Listener) {
+	l.seq++
+	c := &Conn{l: l, id: l.seq<<8 | uint64(l.idx), fd: fd, ln: ln, sa: sa, lastRead: l.now.UnixNano()}
+	if ln.Splitter != nil {
+		c.split = ln.Splitter()
+	}
+	if _, ok := sa.(*unix.SockaddrInet4); ok {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	} else if _, ok := sa.(*unix.SockaddrInet6); ok {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: evIn, Fd: int32(fd)}); err != nil {
+		unix.Close(fd)
+		l.warn(map[string]any{"listener": ln.Name, "error": err.Error()}, "connection dropped: epoll_ctl failed")
+		return
+	}
+	l.setEntry(fd, c)
+	l.conns[c.id] = c
+	l.r.conns.Add(1)
+	l.h.OnOpen(c)
+}
+
+// ID returns the connection's id, unique within the master's lifetime. Its
+// low byte is the owning loop's index.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Loop returns the owning loop.
+func (c *Conn) Loop() *Loop { return c.l }
+
+// Listener returns the listener the connection arrived on.
+func (c *Conn) Listener() *Listener { return c.ln }
+
+// Closed reports whether Close has run.
+func (c *Conn) Closed() bool { return c.closed }
+
+// RemoteAddr formats the peer address: "ip:port" for TCP, "" for an
+// unnamed Unix socket peer.
+func (c *Conn) RemoteAddr() string {
+	switch a := c.sa.(type) {
+	case *unix.SockaddrInet4:
+		return net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+	case *unix.SockaddrInet6:
+		return net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+	case *unix.SockaddrUnix:
+		return a.Name
+	}
+	return ""
+}
+
+// RemoteIP returns the peer's IP bytes (nil for Unix sockets).
+func (c *Conn) RemoteIP() []byte {
+	switch a := c.sa.(type) {
+	case *unix.SockaddrInet4:
+		return a.Addr[:]
+	case *unix.SockaddrInet6:
+		return a.Addr[:]
+	}
+	return nil
+}
+
+// Buffered returns the number of output bytes not yet written.
+func (c *Conn) Buffered() int { return len(c.out) - c.outOff }
+
+// Write appends b to the output; it is written at the end of the iteration
+// (or when the socket drains). Over the output limit the connection closes
+// with ErrOutputFull.
+func (c *Conn) Write(b []byte) {
+	if c.closed || c.closeAfter {
+		return
+	}
+	if lim := c.l.r.opts.OutputLimit; lim > 0 && c.Buffered()+len(b) > lim {
+		c.Close(ErrOutputFull)
+		return
+	}
+	if c.outOff > 0 && c.outOff == len(c.out) {
+		c.out, c.outOff = c.out[:0], 0
+	}
+	c.out = append(c.out, b...)
+	c.markDirty()
+}
+
+func (c *Conn) markDirty() {
+	if !c.dirty && !c.writeArmed {
+		c.dirty = true
+		c.l.dirty = append(c.l.dirty, c)
+	}
+}
+
+// CloseWhenFlushed closes the connection once its output is written;
+// nothing more is read or written meanwhile.
+func (c *Conn) CloseWhenFlushed() {
+	if c.closed || c.closeAfter {
+		return
+	}
+	c.closeAfter = true
+	c.PauseRead()
+	if c.Buffered() == 0 {
+		c.Close(nil)
+		return
+	}
+	c.markDirty()
+}
+
+// PauseRead stops reading from the connection (backpressure).
+func (c *Conn) PauseRead() {
+	if c.closed || c.paused {
+		return
+	}
+	c.paused = true
+	c.updateEvents()
+}
+
+// ResumeRead undoes PauseRead.
+func (c *Conn) ResumeRead() {
+	if c.closed || !c.paused || c.closeAfter {
+		return
+	}
+	c.paused = false
+	c.updateEvents()
+}
+
+func (c *Conn) updateEvents() {
+	var ev uint32
+	if !c.paused && !c.eof {
+		ev |= evIn
+	}
+	if c.writeArmed {
+		ev |= unix.EPOLLOUT
+	}
+	unix.EpollCtl(c.l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: ev, Fd: int32(c.fd)})
+}
+
+// Close closes the socket at once, dropping unwritten output, and runs
+// OnClose with err. Closing twice does nothing.
+func (c *Conn) Close(err error) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	l := c.l
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	unix.Close(c.fd)
+	l.byFD[c.fd] = nil
+	delete(l.conns, c.id)
+	l.r.conns.Add(-1)
+	c.in, c.out = nil, nil
+	l.h.OnClose(c, err)
+}
+
+func (c *Conn) event(l *Loop, ev uint32) {
+	if ev&unix.EPOLLOUT != 0 {
+		c.flush()
+		if c.closed {
+			return
+		}
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.paused && !c.eof {
+		c.read()
+	}
+}
+
+func (c *Conn) read() {
+	l := c.l
+	var data []byte
+	if len(c.in) == 0 {
+		n, err := unix.Read(c.fd, l.buf)
+		if n <= 0 {
+			c.readFailed(err)
+			return
+		}
+		data = l.buf[:n]
+	} else {
+		c.growIn()
+		n, err := unix.Read(c.fd, c.in[len(c.in):cap(c.in)])
+		if n <= 0 {
+			c.readFailed(err)
+			return
+		}
+		c.in = c.in[:len(c.in)+n]
+		data = c.in
+	}
+	c.lastRead = l.now.UnixNano()
+	if c.split == nil {
+		l.h.OnPacket(c, data)
+		c.in = c.in[:0]
+		return
+	}
+	off := 0
+	for !c.closed {
+		n, want, err := c.split.Split(data[off:])
+		if err != nil {
+			c.Close(err)
+			return
+		}
+		if n == 0 {
+			c.want = want
+			break
+		}
+		l.h.OnPacket(c, data[off:off+n])
+		off += n
+	}
+	if c.closed {
+		return
+	}
+	rest := data[off:]
+	switch {
+	case len(rest) == 0:
+		if cap(c.in) > readBufSize {
+			c.in = nil // do not pin a large packet's buffer on an idle connection
+		} else {
+			c.in = c.in[:0]
+		}
+	case len(c.in) == 0: // data is the loop's buffer: keep the partial packet
+		c.in = append(make([]byte, 0, max(c.want, len(rest)+readBufSize/4)), rest...)
+	default:
+		c.in = c.in[:copy(c.in, rest)]
+	}
+}
+
+// growIn makes room in c.in for the next read: the whole pending packet
+// when its size is known, otherwise another chunk.
+func (c *Conn) growIn() {
+	need := len(c.in) + readBufSize/4
+	if c.want > need {
+		need = c.want
+	}
+	if cap(c.in)-len(c.in) >= readBufSize/4 || cap(c.in) >= need && cap(c.in) > len(c.in) {
+		return
+	}
+	nb := make([]byte, len(c.in), max(need, 2*cap(c.in)))
+	copy(nb, c.in)
+	c.in = nb
+}
+
+func (c *Conn) readFailed(err error) {
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if err != nil {
+		c.Close(err)
+		return
+	}
+	c.eof = true
+	c.in = nil
+	c.updateEvents()
+	c.l.h.OnReadEOF(c)
+}
+
+func (c *Conn) flush() {
+	for c.outOff < len(c.out) {
+		n, err := unix.Write(c.fd, c.out[c.outOff:])
+		if n > 0 {
+			c.outOff += n
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			if !c.writeArmed {
+				c.writeArmed = true
+				c.updateEvents()
+			}
+			return
+		}
+		c.Close(err)
+		return
+	}
+	if cap(c.out) > readBufSize {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	c.outOff = 0
+	if c.writeArmed {
+		c.writeArmed = false
+		c.updateEvents()
+	}
+	if c.closeAfter {
+		c.Close(nil)
+	}
+}

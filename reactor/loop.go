@@ -1,0 +1,463 @@
+package reactor
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// Handler receives a loop's connection events. Every method runs on the
+// goroutine of the loop that owns the connection, never concurrently for
+// one loop, so a Handler may touch the Conn freely inside them.
+type Handler interface {
+	// OnOpen runs when a connection has been accepted.
+	OnOpen(c *Conn)
+	// OnPacket runs for each complete packet, in order. pkt aliases the
+	// loop's buffers and is valid only during the call.
+	OnPacket(c *Conn, pkt []byte)
+	// OnReadEOF runs when the peer shut down its sending side. Reading has
+	// stopped; the connection stays open for output until the Handler
+	// closes it (Close or CloseWhenFlushed).
+	OnReadEOF(c *Conn)
+	// OnClose runs exactly once, after the socket is closed. err is why:
+	// nil when the Handler closed it, otherwise ErrIdleTimeout,
+	// ErrOutputFull, ErrServerClosed, a splitter error or a socket error.
+	OnClose(c *Conn, err error)
+}
+
+// Errors that close connections; the master logs them.
+var (
+	ErrIdleTimeout  = errors.New("idle for longer than heartbeat_idle_time")
+	ErrOutputFull   = errors.New("output buffer over buffer_output_size (client not reading)")
+	ErrServerClosed = errors.New("server shutting down")
+)
+
+// Options configure a Reactor.
+type Options struct {
+	Loops       int           // reactor_num, at least 1
+	MaxConn     int           // connections open at once over all loops; 0 = unlimited
+	IdleTimeout time.Duration // heartbeat_idle_time; 0 = never
+	OutputLimit int           // buffer_output_size; 0 = unlimited
+	Log         *logrus.Entry
+}
+
+// Listener is a listening socket the loops accept on. The Reactor does not
+// own FD: the caller keeps it open until the Reactor has stopped accepting.
+type Listener struct {
+	Index    int    // position in the config's listeners list
+	Name     string // address as configured, for logs
+	FD       int    // non-blocking listening socket
+	Splitter func() Splitter
+}
+
+// Reactor is a set of event loops sharing listeners and a connection limit.
+type Reactor struct {
+	opts  Options
+	loops []*Loop
+	conns atomic.Int64
+	wg    sync.WaitGroup
+}
+
+// New creates the loops; Start runs them.
+func New(opts Options, lns []*Listener, h Handler) (*Reactor, error) {
+	if opts.Loops < 1 || opts.Loops > 255 {
+		return nil, fmt.Errorf("reactor: %d loops (want 1 to 255)", opts.Loops)
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	r := &Reactor{opts: opts}
+	for i := 0; i < opts.Loops; i++ {
+		l, err := newLoop(r, i, lns, h)
+		if err != nil {
+			r.closeLoops()
+			return nil, err
+		}
+		r.loops = append(r.loops, l)
+	}
+	return r, nil
+}
+
+// Start runs every loop on its own goroutine.
+func (r *Reactor) Start() {
+	for _, l := range r.loops {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			l.run()
+		}()
+	}
+}
+
+// Loops returns the loops, indexed by their number.
+func (r *Reactor) Loops() []*Loop { return r.loops }
+
+// LoopOf returns the loop that owns connection id.
+func (r *Reactor) LoopOf(id uint64) *Loop {
+	i := int(id & 0xff)
+	if i >= len(r.loops) {
+		return nil
+	}
+	return r.loops[i]
+}
+
+// Conns returns the number of open connections.
+func (r *Reactor) Conns() int64 { return r.conns.Load() }
+
+// StopAccepting removes the listeners from every loop and returns once no
+// loop will accept again. Open connections are untouched.
+func (r *Reactor) StopAccepting() {
+	var wg sync.WaitGroup
+	for _, l := range r.loops {
+		wg.Add(1)
+		l.Post(Task{Fn: func(l *Loop, _ *Task) {
+			l.stopAccepting()
+			wg.Done()
+		}})
+	}
+	wg.Wait()
+}
+
+// Stop closes every connection (OnClose with ErrServerClosed), ends the
+// loops and waits for them.
+func (r *Reactor) Stop() {
+	for _, l := range r.loops {
+		l.Post(Task{Fn: func(l *Loop, _ *Task) { l.shutdown() }})
+	}
+	r.wg.Wait()
+	r.closeLoops()
+}
+
+func (r *Reactor) closeLoops() {
+	for _, l := range r.loops {
+		unix.Close(l.epfd)
+		unix.Close(l.evfd)
+	}
+}
+
+// Task is work posted to a loop from another goroutine. Fn runs on the
+// loop's goroutine with the Task itself, so callers can pass data without a
+// closure: ID, Data and Err are for Fn to interpret.
+type Task struct {
+	Fn   func(l *Loop, t *Task)
+	ID   uint64
+	Data []byte
+	Err  error
+}
+
+// FDHandler receives epoll events for a descriptor registered with Watch.
+type FDHandler interface {
+	HandleEvent(l *Loop, events uint32)
+}
+
+// Flusher is work deferred to the end of a loop iteration (see Loop.Defer).
+type Flusher interface {
+	Flush(l *Loop)
+}
+
+// Loop is one event loop. Its methods must be called on its goroutine
+// (inside Handler, FDHandler, Flusher or Task callbacks) unless they say
+// otherwise.
+type Loop struct {
+	r    *Reactor
+	idx  int
+	h    Handler
+	epfd int
+	evfd int
+
+	lns       []*Listener
+	accepting bool
+	acceptAt  time.Time // accepting resumes then after EMFILE
+
+	byFD  []fdEntry
+	conns map[uint64]*Conn
+	seq   uint64
+	buf   []byte // read buffer shared by the loop's connections
+
+	dirty    []*Conn
+	flushers []Flusher
+
+	inboxMu sync.Mutex
+	inbox   []Task
+	spare   []Task
+
+	now       time.Time
+	lastSweep time.Time
+	done      bool
+	lastWarn  time.Time
+}
+
+type fdEntry interface{ event(l *Loop, ev uint32) }
+
+const (
+	readBufSize = 64 << 10
+	evIn        = unix.EPOLLIN | unix.EPOLLRDHUP
+)
+
+func newLoop(r *Reactor, idx int, lns []*Listener, h Handler) (*Loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("reactor: epoll_create: %w", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("reactor: eventfd: %w", err)
+	}
+	l := &Loop{r: r, idx: idx, h: h, epfd: epfd, evfd: evfd, lns: lns,
+		conns: make(map[uint64]*Conn), buf: make([]byte, readBufSize), now: time.Now()}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("reactor: watch eventfd: %w", err)
+	}
+	for _, ln := range lns {
+		// EPOLLEXCLUSIVE wakes one loop per incoming connection instead of all.
+		ev := &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(ln.FD)}
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, ln.FD, ev); err != nil {
+			unix.Close(epfd)
+			unix.Close(evfd)
+			return nil, fmt.Errorf("reactor: watch listener %s: %w", ln.Name, err)
+		}
+		l.setEntry(ln.FD, (*listenEntry)(ln))
+	}
+	l.accepting = true
+	return l, nil
+}
+
+// Index returns the loop's number (0..reactor_num-1).
+func (l *Loop) Index() int { return l.idx }
+
+// Now returns the time the current iteration started.
+func (l *Loop) Now() time.Time { return l.now }
+
+// Conn returns the open connection with id, or nil.
+func (l *Loop) Conn(id uint64) *Conn { return l.conns[id] }
+
+// Post queues t to run on the loop's goroutine. Safe from any goroutine;
+// tasks run in the order posted.
+func (l *Loop) Post(t Task) {
+	l.inboxMu.Lock()
+	l.inbox = append(l.inbox, t)
+	first := len(l.inbox) == 1
+	l.inboxMu.Unlock()
+	if first {
+		var one = [8]byte{1}
+		unix.Write(l.evfd, one[:])
+	}
+}
+
+// Watch registers fd for EPOLLIN events delivered to h.
+func (l *Loop) Watch(fd int, h FDHandler) error {
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: evIn, Fd: int32(fd)}); err != nil {
+		return fmt.Errorf("reactor: watch fd %d: %w", fd, err)
+	}
+	l.setEntry(fd, watchEntry{h})
+	return nil
+}
+
+// WantWrite arms (or disarms) EPOLLOUT for a watched fd. Safe from any
+// goroutine: epoll_ctl is.
+func (l *Loop) WantWrite(fd int, on bool) {
+	ev := uint32(evIn)
+	if on {
+		ev |= unix.EPOLLOUT
+	}
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: ev, Fd: int32(fd)})
+}
+
+// Unwatch removes fd; it does not close it.
+func (l *Loop) Unwatch(fd int) {
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	if fd < len(l.byFD) {
+		l.byFD[fd] = nil
+	}
+}
+
+// Defer runs f.Flush at the end of the current iteration, after every event
+// of the iteration was handled. Deferring the same f twice runs it twice.
+func (l *Loop) Defer(f Flusher) { l.flushers = append(l.flushers, f) }
+
+func (l *Loop) setEntry(fd int, e fdEntry) {
+	for fd >= len(l.byFD) {
+		l.byFD = append(l.byFD, make([]fdEntry, len(l.byFD)+64)...)
+	}
+	l.byFD[fd] = e
+}
+
+func (l *Loop) run() {
+	// The loop's goroutine stays on one thread: epoll_wait blocks in the
+	// kernel, and handing the thread around buys nothing.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	events := make([]unix.EpollEvent, 512)
+	for !l.done {
+		n, err := unix.EpollWait(l.epfd, events, l.timeout())
+		if err != nil && err != unix.EINTR {
+			l.r.opts.Log.WithError(err).WithField("loop", l.idx).Error("epoll_wait failed; reactor loop stops")
+			return
+		}
+		l.now = time.Now()
+		for i := 0; i < n; i++ {
+			fd := int(events[i].Fd)
+			if fd == l.evfd {
+				l.runInbox()
+				continue
+			}
+			if fd < len(l.byFD) && l.byFD[fd] != nil {
+				l.byFD[fd].event(l, events[i].Events)
+			}
+		}
+		l.flush()
+		l.timers()
+	}
+}
+
+// timeout is epoll_wait's timeout in ms: the next timer, or forever.
+func (l *Loop) timeout() int {
+	t := -1
+	if l.r.opts.IdleTimeout > 0 {
+		t = 1000
+	}
+	if !l.acceptAt.IsZero() {
+		t = 100
+	}
+	return t
+}
+
+func (l *Loop) timers() {
+	if !l.acceptAt.IsZero() && !l.now.Before(l.acceptAt) {
+		l.acceptAt = time.Time{}
+		l.startAccepting()
+	}
+	idle := l.r.opts.IdleTimeout
+	if idle <= 0 || l.now.Sub(l.lastSweep) < time.Second {
+		return
+	}
+	l.lastSweep = l.now
+	cutoff := l.now.Add(-idle).UnixNano()
+	for _, c := range l.conns {
+		if c.lastRead < cutoff {
+			c.Close(ErrIdleTimeout)
+		}
+	}
+	l.flush()
+}
+
+func (l *Loop) runInbox() {
+	var b [8]byte
+	unix.Read(l.evfd, b[:])
+	l.inboxMu.Lock()
+	tasks := l.inbox
+	l.inbox = l.spare[:0]
+	l.inboxMu.Unlock()
+	for i := range tasks {
+		tasks[i].Fn(l, &tasks[i])
+		tasks[i] = Task{}
+	}
+	l.spare = tasks[:0]
+}
+
+// flush writes what the iteration buffered: deferred flushers first (they
+// may buffer connection output), then connections.
+func (l *Loop) flush() {
+	for i := 0; i < len(l.flushers); i++ {
+		l.flushers[i].Flush(l)
+		l.flushers[i] = nil
+	}
+	l.flushers = l.flushers[:0]
+	for i := 0; i < len(l.dirty); i++ {
+		c := l.dirty[i]
+		l.dirty[i] = nil
+		c.dirty = false
+		if !c.closed {
+			c.flush()
+		}
+	}
+	l.dirty = l.dirty[:0]
+}
+
+func (l *Loop) stopAccepting() {
+	if !l.accepting {
+		return
+	}
+	l.accepting = false
+	for _, ln := range l.lns {
+		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.FD, nil)
+		l.byFD[ln.FD] = nil
+	}
+}
+
+func (l *Loop) startAccepting() {
+	if l.accepting || l.done {
+		return
+	}
+	for _, ln := range l.lns {
+		ev := &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(ln.FD)}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.FD, ev); err == nil {
+			l.setEntry(ln.FD, (*listenEntry)(ln))
+		}
+	}
+	l.accepting = true
+}
+
+func (l *Loop) shutdown() {
+	l.stopAccepting()
+	for _, c := range l.conns {
+		c.Close(ErrServerClosed)
+	}
+	l.flush()
+	l.done = true
+}
+
+// warnf logs at most one warning a second per loop, so a flood of refused
+// connections cannot flood the log.
+func (l *Loop) warn(fields logrus.Fields, msg string) {
+	if l.now.Sub(l.lastWarn) < time.Second {
+		return
+	}
+	l.lastWarn = l.now
+	l.r.opts.Log.WithFields(fields).Warn(msg)
+}
+
+type listenEntry Listener
+
+func (e *listenEntry) event(l *Loop, _ uint32) {
+	ln := (*Listener)(e)
+	// Accept a bounded batch so one busy listener cannot starve the loop.
+	for i := 0; i < 64 && l.accepting; i++ {
+		fd, sa, err := unix.Accept4(ln.FD, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			switch err {
+			case unix.EAGAIN, unix.EINTR, unix.ECONNABORTED:
+			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+				// Out of descriptors: stop accepting for a moment rather than spin
+				// on a listener that stays readable.
+				l.warn(logrus.Fields{"listener": ln.Name, "loop": l.idx, "error": err.Error()},
+					"accept failed; pausing accepts for 100ms (raise the open-files limit or lower max_conn)")
+				l.stopAccepting()
+				l.acceptAt = l.now.Add(100 * time.Millisecond)
+			default:
+				l.warn(logrus.Fields{"listener": ln.Name, "loop": l.idx, "error": err.Error()}, "accept failed")
+			}
+			return
+		}
+		if max := l.r.opts.MaxConn; max > 0 && l.r.conns.Load() >= int64(max) {
+			unix.Close(fd)
+			l.warn(logrus.Fields{"listener": ln.Name, "max_conn": max},
+				"connection refused: max_conn reached (closed at once; raise max_conn to admit more)")
+			continue
+		}
+		l.open(fd, sa, ln)
+	}
+}
+
+type watchEntry struct{ h FDHandler }
+
+func (w watchEntry) event(l *Loop, ev uint32) { w.h.HandleEvent(l, ev) }
