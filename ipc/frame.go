@@ -69,6 +69,9 @@ const (
 	// worker to stop and will send it nothing more; the manager escalates
 	// to signals after max_wait_time and does not respawn the incarnation.
 	CtlRetire
+	// CtlKill (master→manager, msgpack WorkerEvent with Cause): the worker
+	// broke the protocol; kill it at once and start a successor.
+	CtlKill
 )
 
 // String names t for logs.
@@ -102,6 +105,8 @@ func (t Type) String() string {
 		return "ctl_shutdown"
 	case CtlRetire:
 		return "ctl_retire"
+	case CtlKill:
+		return "ctl_kill"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

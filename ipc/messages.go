@@ -100,3 +100,15 @@ const (
 
 // WorkerFD is the descriptor number of the socket pair in a worker.
 const WorkerFD = 3
+
+// Init is the payload of CtlInit, the manager's first message.
+type Init struct {
+	// Config is the resolved configuration as JSON (internal/config.Config).
+	Config []byte `msgpack:"config"`
+	// GenBase is added to the manager's incarnation numbers so they stay
+	// unique across managers of one master.
+	GenBase uint64 `msgpack:"gen_base"`
+	// LogFormat and LogLevel configure the manager's logger like the master's.
+	LogFormat string `msgpack:"log_format"`
+	LogLevel  string `msgpack:"log_level"`
+}

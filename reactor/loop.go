@@ -64,7 +64,7 @@ type Reactor struct {
 	wg    sync.WaitGroup
 }
 
-// New creates the loops; Start runs them.
+// New creates the loops; Start runs them and StartAccepting lets them accept.
 func New(opts Options, lns []*Listener, h Handler) (*Reactor, error) {
 	if opts.Loops < 1 || opts.Loops > 255 {
 		return nil, fmt.Errorf("reactor: %d loops (want 1 to 255)", opts.Loops)
@@ -109,6 +109,22 @@ func (r *Reactor) LoopOf(id uint64) *Loop {
 
 // Conns returns the number of open connections.
 func (r *Reactor) Conns() int64 { return r.conns.Load() }
+
+// StartAccepting adds the listeners to every loop. Until it is called (and
+// after StopAccepting) new connections wait in the kernel's backlog.
+func (r *Reactor) StartAccepting() error {
+	errs := make(chan error, len(r.loops))
+	for _, l := range r.loops {
+		l.Post(Task{Fn: func(l *Loop, _ *Task) { errs <- l.startAccepting() }})
+	}
+	var first error
+	for range r.loops {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
 
 // StopAccepting removes the listeners from every loop and returns once no
 // loop will accept again. Open connections are untouched.
@@ -217,17 +233,6 @@ func newLoop(r *Reactor, idx int, lns []*Listener, h Handler) (*Loop, error) {
 		unix.Close(evfd)
 		return nil, fmt.Errorf("reactor: watch eventfd: %w", err)
 	}
-	for _, ln := range lns {
-		// EPOLLEXCLUSIVE wakes one loop per incoming connection instead of all.
-		ev := &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(ln.FD)}
-		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, ln.FD, ev); err != nil {
-			unix.Close(epfd)
-			unix.Close(evfd)
-			return nil, fmt.Errorf("reactor: watch listener %s: %w", ln.Name, err)
-		}
-		l.setEntry(ln.FD, (*listenEntry)(ln))
-	}
-	l.accepting = true
 	return l, nil
 }
 
@@ -239,6 +244,13 @@ func (l *Loop) Now() time.Time { return l.now }
 
 // Conn returns the open connection with id, or nil.
 func (l *Loop) Conn(id uint64) *Conn { return l.conns[id] }
+
+// EachConn calls fn for every open connection of the loop.
+func (l *Loop) EachConn(fn func(c *Conn)) {
+	for _, c := range l.conns {
+		fn(c)
+	}
+}
 
 // Post queues t to run on the loop's goroutine. Safe from any goroutine;
 // tasks run in the order posted.
@@ -334,7 +346,9 @@ func (l *Loop) timeout() int {
 func (l *Loop) timers() {
 	if !l.acceptAt.IsZero() && !l.now.Before(l.acceptAt) {
 		l.acceptAt = time.Time{}
-		l.startAccepting()
+		if err := l.startAccepting(); err != nil {
+			l.r.opts.Log.WithError(err).Error("cannot resume accepting")
+		}
 	}
 	idle := l.r.opts.IdleTimeout
 	if idle <= 0 || l.now.Sub(l.lastSweep) < time.Second {
@@ -394,17 +408,20 @@ func (l *Loop) stopAccepting() {
 	}
 }
 
-func (l *Loop) startAccepting() {
+func (l *Loop) startAccepting() error {
 	if l.accepting || l.done {
-		return
+		return nil
 	}
 	for _, ln := range l.lns {
+		// EPOLLEXCLUSIVE wakes one loop per incoming connection instead of all.
 		ev := &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(ln.FD)}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.FD, ev); err == nil {
-			l.setEntry(ln.FD, (*listenEntry)(ln))
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.FD, ev); err != nil {
+			return fmt.Errorf("reactor: watch listener %s: %w", ln.Name, err)
 		}
+		l.setEntry(ln.FD, (*listenEntry)(ln))
 	}
 	l.accepting = true
+	return nil
 }
 
 func (l *Loop) shutdown() {

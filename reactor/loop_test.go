@@ -49,6 +49,9 @@ func startEcho(t *testing.T, opts Options, max int) (*Reactor, string, *echoHand
 	}
 	r.Start()
 	t.Cleanup(r.Stop)
+	if err := r.StartAccepting(); err != nil {
+		t.Fatal(err)
+	}
 	return r, ln.Addr().String(), h
 }
 

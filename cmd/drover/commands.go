@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/master"
+)
+
+var configFlag = &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: drover.yaml to start; to address a running instance, the file it was started with)"}
+
+// readyFDEnv names the descriptor on which a daemonized master reports
+// that it serves ("ready") or why it failed.
+const readyFDEnv = "DROVER_READY_FD"
+
+func startCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "start",
+		Usage: "start the master, manager and workers",
+		Flags: []cli.Flag{
+			configFlag,
+			&cli.BoolFlag{Name: "daemonize", Aliases: []string{"d"}, Usage: "run in the background (logs go to log_file)"},
+		},
+		Action: func(c *cli.Context) error {
+			path := c.String("config")
+			if path == "" {
+				path = "drover.yaml"
+			}
+			cfg, err := config.Load(path)
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			if c.Bool("daemonize") {
+				cfg.Daemonize = true
+			}
+			if cfg.Daemonize && os.Getenv(readyFDEnv) == "" {
+				return daemonize(cfg)
+			}
+			return runMaster(cfg)
+		},
+	}
+}
+
+// runMaster runs the master in this process, logging to log_file or stderr.
+func runMaster(cfg *config.Config) error {
+	var out io.Writer = os.Stderr
+	if cfg.LogFile != "" {
+		f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return fmt.Errorf("log_file: %w", err)
+		}
+		defer f.Close()
+		out = f
+	}
+	log := newLogger(out, cfg.LogFormat, cfg.LogLevel)
+	var notify *os.File
+	if fd := os.Getenv(readyFDEnv); fd != "" {
+		notify = os.NewFile(3, "ready")
+		unix.CloseOnExec(3)
+		os.Unsetenv(readyFDEnv)
+	}
+	err := master.Run(cfg, master.Options{
+		Log:       logrus.NewEntry(log),
+		LogOutput: out,
+		Ready: func() {
+			if notify != nil {
+				notify.WriteString("ready\n")
+				notify.Close()
+				notify = nil
+			}
+		},
+	})
+	if err != nil {
+		if notify != nil {
+			notify.WriteString(err.Error() + "\n")
+		}
+		log.WithError(err).Error("drover failed")
+		return err
+	}
+	return nil
+}
+
+// daemonize starts this command again in a new session, detached from the
+// terminal, and waits until it serves or fails.
+func daemonize(cfg *config.Config) error {
+	logFile := cfg.LogFile
+	if logFile == "" {
+		dir, err := master.RunDir()
+		if err != nil {
+			return err
+		}
+		logFile = filepath.Join(dir, strings.TrimSuffix(filepath.Base(cfg.File), filepath.Ext(cfg.File))+".log")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe, "start", "-c", cfg.File)
+	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
+	cmd.Stdin, cmd.ExtraFiles = devnull, []*os.File{w}
+	lf, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("log file %s: %w", logFile, err)
+	}
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	w.Close()
+	lf.Close()
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSpace(line)
+	if line != "ready" {
+		if line == "" {
+			line = "the master exited before it was ready"
+		}
+		return fmt.Errorf("drover did not start: %s (log: %s)", line, logFile)
+	}
+	fmt.Printf("drover started in the background (pid %d, log %s)\n", cmd.Process.Pid, logFile)
+	return nil
+}
+
+func stopCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "stop",
+		Usage: "stop gracefully: stop accepting, finish in-flight work (up to max_wait_time), stop every process",
+		Flags: []cli.Flag{configFlag,
+			&cli.BoolFlag{Name: "force", Usage: "stop at once without waiting for in-flight work"}},
+		Action: func(c *cli.Context) error {
+			cl, err := dialInstance(c)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			before, _ := cl.Do(master.Request{Cmd: "status"}, 10*time.Second)
+			cl.Close()
+			if cl, err = master.Dial(cl.Path); err != nil {
+				return err
+			}
+			resp, err := cl.Do(master.Request{Cmd: "stop", Force: c.Bool("force")}, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			if !resp.OK {
+				return errors.New(resp.Error)
+			}
+			start := time.Now()
+			if err := cl.WaitClosed(10 * time.Minute); err != nil {
+				return fmt.Errorf("waiting for drover to stop: %w", err)
+			}
+			// The master is gone; its children die with it, but say so only
+			// once they are.
+			for _, p := range before.Processes {
+				for p.PID > 0 && running(p.PID) && time.Since(start) < 5*time.Second {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			pid := 0
+			if len(before.Processes) > 0 {
+				pid = before.Processes[0].PID
+			}
+			fmt.Printf("drover stopped (master pid %d, %d processes, %.1fs)\n", pid, len(before.Processes), time.Since(start).Seconds())
+			return nil
+		},
+	}
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show every process (role, pid, state, uptime, requests, RSS, CPU, restarts) and server counters",
+		Flags: []cli.Flag{configFlag,
+			&cli.BoolFlag{Name: "json", Usage: "print a JSON array, one object per process"},
+			&cli.BoolFlag{Name: "watch", Usage: "refresh every second until interrupted"}},
+		Action: func(c *cli.Context) error {
+			for {
+				cl, err := dialInstance(c)
+				if err != nil {
+					return err
+				}
+				resp, err := cl.Do(master.Request{Cmd: "status"}, 10*time.Second)
+				cl.Close()
+				if err != nil {
+					return err
+				}
+				if !resp.OK {
+					return errors.New(resp.Error)
+				}
+				if c.Bool("watch") {
+					fmt.Print("\033[H\033[2J")
+				}
+				if c.Bool("json") {
+					enc := json.NewEncoder(os.Stdout)
+					enc.SetIndent("", "  ")
+					enc.Encode(resp.Processes)
+				} else {
+					printStatus(os.Stdout, resp.Processes)
+				}
+				if !c.Bool("watch") {
+					return nil
+				}
+				time.Sleep(time.Second)
+			}
+		},
+	}
+}
+
+func printStatus(out io.Writer, ps []master.Process) {
+	if len(ps) > 0 && ps[0].Role == "master" {
+		m := ps[0]
+		fmt.Fprintf(out, "config:      %s\nlisteners:   %s\nconnections: %d open, %d accepted\n\n",
+			m.Config, strings.Join(m.Listeners, ", "), m.Connections, m.Accepted)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tID\tPID\tSTATE\tUPTIME\tREQUESTS\tIN-FLIGHT\tRSS\tCPU\tRESTARTS\tLAST EXIT")
+	for _, p := range ps {
+		id, pid := fmt.Sprint(p.ID), fmt.Sprint(p.PID)
+		if p.Role == "master" || p.Role == "manager" {
+			id = "-"
+		}
+		if p.PID == 0 {
+			pid = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1f%%\t%d\t%s\n", p.Role, id, pid, p.State,
+			(time.Duration(p.UptimeSec) * time.Second).String(), p.Requests, p.InFlight,
+			config.Size(p.RSS).String(), p.CPU, p.Restarts, p.LastExit)
+	}
+	tw.Flush()
+}
+
+// dialInstance connects to the instance named by -c, or to the only one
+// this user runs.
+func dialInstance(c *cli.Context) (*master.Client, error) {
+	if path := c.String("config"); path != "" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		sock, err := master.ControlPath(abs)
+		if err != nil {
+			return nil, err
+		}
+		cl, err := master.Dial(sock)
+		if err != nil {
+			return nil, fmt.Errorf("no drover is running with config %s (start it with `drover start -c %s`)", abs, path)
+		}
+		return cl, nil
+	}
+	socks, err := master.Instances()
+	if err != nil {
+		return nil, err
+	}
+	var live []*master.Client
+	var configs []string
+	for _, s := range socks {
+		cl, err := master.Dial(s)
+		if err != nil {
+			continue
+		}
+		resp, err := cl.Do(master.Request{Cmd: "status"}, 5*time.Second)
+		cl.Close()
+		if err != nil || len(resp.Processes) == 0 {
+			continue
+		}
+		if cl, err = master.Dial(s); err == nil {
+			live = append(live, cl)
+			configs = append(configs, resp.Processes[0].Config)
+		}
+	}
+	switch len(live) {
+	case 0:
+		return nil, errors.New("no drover is running for this user (start one with `drover start -c drover.yaml`)")
+	case 1:
+		return live[0], nil
+	}
+	for _, cl := range live {
+		cl.Close()
+	}
+	return nil, fmt.Errorf("%d drover instances are running; pick one with -c:\n  %s", len(live), strings.Join(configs, "\n  "))
+}
+
+// running reports whether pid exists and is not a zombie (a stopped master
+// stays a zombie until whoever started it reaps it).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}

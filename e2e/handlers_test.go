@@ -1,0 +1,59 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/worker"
+)
+
+// runHandler makes this test binary a drover worker (the os/exec
+// helper-process pattern). The packets it understands (length protocol,
+// 4-byte big-endian header) are commands; anything else is echoed.
+//
+//	whoami      answers "worker <id> pid <pid>"
+//	sleep       answers "sleeping", then holds the event until killed
+//	garbage     writes a corrupt frame on the socket pair
+func runHandler(role string) {
+	switch role {
+	case "boot-failure":
+		fmt.Fprintln(os.Stderr, "cannot connect to database at db:5432")
+		os.Exit(ipc.ExitBootFailure)
+	case "commands":
+		worker.Run(worker.Events{
+			OnReceive: func(s *worker.Server, conn uint64, data []byte) {
+				if len(data) < 4 {
+					return
+				}
+				switch body := string(data[4:]); {
+				case body == "whoami":
+					s.Send(conn, frame(fmt.Sprintf("worker %d pid %d", s.WorkerID(), os.Getpid())))
+				case body == "sleep":
+					s.Send(conn, frame("sleeping"))
+					time.Sleep(time.Hour)
+				case body == "garbage":
+					fd3 := os.NewFile(3, "pair")
+					fd3.Write([]byte("this is not a frame header at all"))
+				case strings.HasPrefix(body, "exit "):
+					code, _ := strconv.Atoi(body[5:])
+					os.Exit(code)
+				default:
+					s.Send(conn, data)
+				}
+			},
+		}, worker.WithConcurrency(4))
+	default:
+		fmt.Fprintln(os.Stderr, "unknown E2E_HANDLER", role)
+		os.Exit(2)
+	}
+}
+
+// frame prefixes body with its 4-byte big-endian length.
+func frame(body string) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}

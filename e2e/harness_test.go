@@ -1,0 +1,348 @@
+// Package e2e drives the real drover binary: real process trees, real
+// sockets on 127.0.0.1, real signals and kill -9. Tests synchronise on
+// events (log lines, status replies, accepting sockets), never on sleeps.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	bin        string // directory with drover and the example handlers
+	droverBin  string
+	helperPath string // this test binary, which doubles as a handler
+)
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv("E2E_HANDLER"); role != "" {
+		runHandler(role)
+		return
+	}
+	dir, err := os.MkdirTemp("", "drbin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = dir
+	for _, pkg := range []string{"cmd/drover", "examples/echo"} {
+		out := filepath.Join(dir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-race", "-o", out, "../"+pkg)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	droverBin = filepath.Join(dir, "drover")
+	helperPath, _ = os.Executable()
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// logEntry is one JSON log line of drover.
+type logEntry map[string]any
+
+func (e logEntry) msg() string { s, _ := e["msg"].(string); return s }
+
+func (e logEntry) str(k string) string {
+	switch v := e[k].(type) {
+	case string:
+		return v
+	case float64:
+		return fmt.Sprint(int64(v))
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+// server is a drover started by a test.
+type server struct {
+	t       *testing.T
+	dir     string // short temp dir: config, sockets, runtime dir
+	config  string
+	cmd     *exec.Cmd
+	env     []string
+	addrs   []string // listener addresses as bound
+	exited  chan struct{}
+	mu      sync.Mutex
+	lines   []string
+	entries []logEntry
+	subs    []chan logEntry
+}
+
+// startServer writes cfg (YAML; "{{bin}}" and "{{dir}}" are replaced) and
+// starts drover on it in the foreground, waiting for its ready line.
+func startServer(t *testing.T, cfg string) *server {
+	t.Helper()
+	s := newServer(t, cfg)
+	ready := s.subscribe()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case e := <-ready:
+			if e.msg() == "drover ready" {
+				s.addrs = listenerAddrs(e)
+				s.unsubscribe(ready)
+				return s
+			}
+		case <-s.exited:
+			t.Fatalf("drover exited before it was ready:\n%s", s.logText())
+		case <-deadline:
+			t.Fatalf("drover not ready after 60s:\n%s", s.logText())
+		}
+	}
+}
+
+func newServer(t *testing.T, cfg string) *server {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, dir: dir, config: filepath.Join(dir, "drover.yaml"), exited: make(chan struct{})}
+	cfg = strings.ReplaceAll(cfg, "{{bin}}", bin)
+	cfg = strings.ReplaceAll(cfg, "{{dir}}", dir)
+	cfg = strings.ReplaceAll(cfg, "{{helper}}", helperPath)
+	if !strings.Contains(cfg, "log_format") {
+		cfg += "\nlog_format: json\n"
+	}
+	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir)
+	t.Cleanup(s.cleanup)
+	return s
+}
+
+func (s *server) start() error {
+	s.cmd = exec.Command(droverBin, "start", "-c", s.config)
+	s.cmd.Env = s.env
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	s.cmd.Stdout = os.Stdout
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	go s.readLog(stderr)
+	return nil
+}
+
+func (s *server) readLog(r interface{ Read([]byte) (int, error) }) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		var e logEntry
+		json.Unmarshal([]byte(line), &e)
+		s.mu.Lock()
+		s.lines = append(s.lines, line)
+		if e != nil {
+			s.entries = append(s.entries, e)
+			for _, ch := range s.subs {
+				select {
+				case ch <- e:
+				default:
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	s.cmd.Wait()
+	close(s.exited)
+}
+
+// subscribe returns a channel receiving every log entry from now on.
+func (s *server) subscribe() chan logEntry {
+	ch := make(chan logEntry, 4096)
+	s.mu.Lock()
+	s.subs = append(s.subs, ch)
+	s.mu.Unlock()
+	return ch
+}
+
+func (s *server) unsubscribe(ch chan logEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, c := range s.subs {
+		if c == ch {
+			s.subs = append(s.subs[:i], s.subs[i+1:]...)
+			return
+		}
+	}
+}
+
+// waitLog waits for an entry from ch matching ok.
+func (s *server) waitLog(ch chan logEntry, timeout time.Duration, what string, ok func(logEntry) bool) logEntry {
+	s.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case e := <-ch:
+			if ok(e) {
+				return e
+			}
+		case <-deadline:
+			s.t.Fatalf("no log line for %s within %s:\n%s", what, timeout, s.logText())
+		}
+	}
+}
+
+// hasLog reports whether any entry so far matches ok.
+func (s *server) hasLog(ok func(logEntry) bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.entries {
+		if ok(e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *server) logText() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.lines, "\n")
+}
+
+// drover runs the CLI against this server's runtime dir.
+func (s *server) drover(args ...string) (string, error) {
+	cmd := exec.Command(droverBin, args...)
+	cmd.Env = s.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// statusRow is one process of drover status --json.
+type statusRow struct {
+	Role     string `json:"role"`
+	ID       int    `json:"id"`
+	PID      int    `json:"pid"`
+	State    string `json:"state"`
+	Requests uint64 `json:"requests"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit"`
+}
+
+func (s *server) status() []statusRow {
+	s.t.Helper()
+	out, err := s.drover("status", "--json", "-c", s.config)
+	if err != nil {
+		s.t.Fatalf("drover status: %v\n%s", err, out)
+	}
+	var rows []statusRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		s.t.Fatalf("drover status --json: %v\n%s", err, out)
+	}
+	return rows
+}
+
+func pidsOf(rows []statusRow, role string) []int {
+	var pids []int
+	for _, r := range rows {
+		if r.Role == role && r.PID > 0 {
+			pids = append(pids, r.PID)
+		}
+	}
+	return pids
+}
+
+func allPIDs(rows []statusRow) []int {
+	var pids []int
+	for _, r := range rows {
+		if r.PID > 0 {
+			pids = append(pids, r.PID)
+		}
+	}
+	return pids
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+// waitGone waits until none of pids is alive, failing after timeout.
+func waitGone(t *testing.T, pids []int, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		var left []int
+		for _, p := range pids {
+			if alive(p) {
+				left = append(left, p)
+			}
+		}
+		if len(left) == 0 {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("processes %v still alive %s later", left, timeout)
+		}
+		// Process exit has no event a test can wait on from outside the
+		// tree; poll /proc briefly.
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (s *server) cleanup() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		var rows []statusRow
+		if out, err := s.drover("status", "--json", "-c", s.config); err == nil {
+			json.Unmarshal([]byte(out), &rows)
+		}
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.exited
+		for _, p := range allPIDs(rows) {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+	if s.t.Failed() {
+		s.t.Logf("drover log:\n%s", s.logText())
+	}
+	os.RemoveAll(s.dir)
+}
+
+// listenerAddrs reads the bound addresses from the ready line.
+func listenerAddrs(e logEntry) []string {
+	var out []string
+	if l, ok := e["listeners"].([]any); ok {
+		for _, a := range l {
+			out = append(out, fmt.Sprint(a))
+		}
+	}
+	return out
+}
+
+// tcpAddr strips the scheme of a listener address.
+func tcpAddr(a string) string { return strings.TrimPrefix(a, "tcp://") }

@@ -1,0 +1,338 @@
+package manager
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/ipc"
+)
+
+// stderrLines is how many of a worker's last output lines are kept for
+// its exit report.
+const stderrLines = 20
+
+// child is one incarnation of a worker slot.
+type child struct {
+	role    string
+	slot    int
+	gen     uint64
+	pid     int
+	launch  string
+	started time.Time
+	log     *logrus.Entry
+	done    chan struct{} // closed after the process was reaped
+	ready   chan struct{} // closed when the master reports its hello
+
+	mu        sync.Mutex
+	state     *os.ProcessState
+	waitErr   error
+	cause     string // why drover ended it, if drover did
+	readyOnce sync.Once
+	tail      []string
+}
+
+func (c *child) markReady() { c.readyOnce.Do(func() { close(c.ready) }) }
+
+func (c *child) wasReady() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *child) setCause(cause string) {
+	c.mu.Lock()
+	if c.cause == "" {
+		c.cause = cause
+	}
+	c.mu.Unlock()
+}
+
+// signal sends sig to the child's process group (the handler and anything
+// it started).
+func (c *child) signal(sig syscall.Signal) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	syscall.Kill(-c.pid, sig)
+}
+
+// kill ends a child that broke the protocol or hung.
+func (c *child) kill(cause string) {
+	c.setCause(cause)
+	c.signal(syscall.SIGKILL)
+}
+
+// retire waits for a child that was sent a stop frame, then escalates.
+func (c *child) retire(wait time.Duration) {
+	c.setCause("retired")
+	go func() {
+		select {
+		case <-c.done:
+			return
+		case <-time.After(wait):
+		}
+		c.log.WithField("max_wait_time", wait.String()).Warn("worker did not stop within max_wait_time; sending SIGTERM")
+		c.signal(syscall.SIGTERM)
+		select {
+		case <-c.done:
+		case <-time.After(time.Second):
+			c.log.Warn("worker ignored SIGTERM; sending SIGKILL")
+			c.signal(syscall.SIGKILL)
+		}
+	}()
+}
+
+func (c *child) addLine(line string) {
+	c.mu.Lock()
+	if len(c.tail) == stderrLines {
+		copy(c.tail, c.tail[1:])
+		c.tail = c.tail[:stderrLines-1]
+	}
+	c.tail = append(c.tail, line)
+	c.mu.Unlock()
+}
+
+// exitEvent describes how the child ended.
+func (c *child) exitEvent() ipc.WorkerEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ev := ipc.WorkerEvent{Role: c.role, Slot: c.slot, Gen: c.gen, PID: c.pid, ExitCode: -1, Cause: c.cause,
+		Stderr: append([]string(nil), c.tail...)}
+	if c.state != nil {
+		ev.ExitCode = c.state.ExitCode()
+		if ws, ok := c.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			ev.Signal = unix.SignalName(ws.Signal())
+		}
+	} else if c.waitErr != nil && ev.Cause == "" {
+		ev.Cause = c.waitErr.Error()
+	}
+	return ev
+}
+
+// supervise runs a slot: start an incarnation, wait for it to end, report,
+// back off if it failed early, start the next, until the manager stops.
+func (mg *Manager) supervise(role string, slot int, h *config.Handler, num int) {
+	mg.wg.Add(1)
+	go func() {
+		defer mg.wg.Done()
+		failures := 0
+		for {
+			select {
+			case <-mg.stop:
+				return
+			default:
+			}
+			c, err := mg.spawn(role, slot, h, num)
+			var ev ipc.WorkerEvent
+			if err != nil {
+				ev = ipc.WorkerEvent{Role: role, Slot: slot, Gen: mg.gen.Add(1), ExitCode: -1, Cause: err.Error()}
+				failures++
+			} else {
+				mg.watch(c, h.StartTimeout.D())
+				ev = c.exitEvent()
+				mg.mu.Lock()
+				delete(mg.children, c.gen)
+				mg.mu.Unlock()
+				ranWell := c.wasReady() && time.Since(c.started) >= time.Second
+				if ranWell {
+					failures = 0
+				} else {
+					failures++
+				}
+			}
+			backoff := backoffFor(failures, ev.ExitCode)
+			select {
+			case <-mg.stop:
+				backoff = 0
+			default:
+			}
+			ev.BackoffMS = backoff.Milliseconds()
+			mg.logExit(ev, failures)
+			mg.report(ipc.CtlWorkerExited, ev)
+			if backoff > 0 {
+				select {
+				case <-mg.stop:
+					return
+				case <-time.After(backoff):
+				}
+			}
+		}
+	}()
+}
+
+// backoffFor is the wait before restarting a slot after failures early
+// exits in a row: none after a worker that ran well, then 100ms doubling to
+// 30s; at least 1s after a boot failure (exit code 78).
+func backoffFor(failures, code int) time.Duration {
+	if failures == 0 {
+		return 0
+	}
+	d := min(100*time.Millisecond<<min(failures-1, 9), 30*time.Second)
+	if code == ipc.ExitBootFailure {
+		d = max(d, time.Second)
+	}
+	return d
+}
+
+func (mg *Manager) logExit(ev ipc.WorkerEvent, failures int) {
+	fields := logrus.Fields{"role": ev.Role, "worker_id": ev.Slot, "pid": ev.PID, "gen": ev.Gen, "exit_code": ev.ExitCode}
+	if ev.Signal != "" {
+		fields["signal"] = ev.Signal
+	}
+	if ev.Cause != "" {
+		fields["cause"] = ev.Cause
+	}
+	if len(ev.Stderr) > 0 {
+		fields["stderr_tail"] = strings.Join(ev.Stderr[max(0, len(ev.Stderr)-5):], " | ")
+	}
+	select {
+	case <-mg.stop:
+		mg.log.WithFields(fields).Info("worker exited")
+		return
+	default:
+	}
+	if ev.BackoffMS > 0 {
+		fields["backoff_ms"], fields["failures"] = ev.BackoffMS, failures
+		mg.log.WithFields(fields).Error("worker failed; restarting after back-off")
+		return
+	}
+	mg.log.WithFields(fields).Warn("worker exited; restarting")
+}
+
+// watch waits for c to exit, killing it if it does not say hello within
+// the start timeout.
+func (mg *Manager) watch(c *child, startTimeout time.Duration) {
+	if startTimeout <= 0 {
+		<-c.done
+		return
+	}
+	t := time.NewTimer(startTimeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return
+	case <-c.ready:
+	case <-t.C:
+		c.log.WithField("start_timeout", startTimeout.String()).Error("worker did not say hello within start_timeout; killing it")
+		c.kill(fmt.Sprintf("no hello within start_timeout (%s)", startTimeout))
+	}
+	<-c.done
+}
+
+// spawn starts one incarnation: a fresh socket pair whose one end becomes
+// the child's fd 3 and whose other end goes to the master.
+func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*child, error) {
+	gen := mg.gen.Add(1)
+	ours, theirs, err := ipc.SocketPair(unix.SOCK_STREAM)
+	if err != nil {
+		return nil, err
+	}
+	defer ours.Close()
+	defer theirs.Close()
+	out, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("output pipe: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:       h.Path,
+		Args:       append([]string(nil), h.Cmd...),
+		Dir:        h.Dir,
+		Env:        workerEnv(role, slot, num, h),
+		ExtraFiles: []*os.File{theirs},
+		Stdout:     outW,
+		Stderr:     outW,
+		SysProcAttr: &syscall.SysProcAttr{
+			Pdeathsig: syscall.SIGKILL,
+			Setpgid:   true,
+		},
+	}
+	c := &child{role: role, slot: slot, gen: gen, launch: "exec", done: make(chan struct{}), ready: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig is tied to the thread that forks: hold it until the
+		// child is reaped, then let it exit with this goroutine.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		err := cmd.Wait()
+		c.mu.Lock()
+		c.state, c.waitErr = cmd.ProcessState, err
+		c.mu.Unlock()
+		close(c.done)
+	}()
+	if err := <-started; err != nil {
+		out.Close()
+		outW.Close()
+		return nil, fmt.Errorf("start %s: %w", h.Path, err)
+	}
+	outW.Close()
+	c.pid, c.started = cmd.Process.Pid, time.Now()
+	c.log = mg.log.WithFields(logrus.Fields{"role": role, "worker_id": slot, "pid": c.pid, "gen": gen})
+	go c.readOutput(out)
+	mg.mu.Lock()
+	mg.children[gen] = c
+	mg.mu.Unlock()
+	mg.report(ipc.CtlWorkerStarted, ipc.WorkerEvent{Role: role, Slot: slot, Gen: gen, PID: c.pid, Launch: c.launch}, ours)
+	c.log.WithField("cmd", strings.Join(h.Cmd, " ")).Debug("worker started")
+	return c, nil
+}
+
+// readOutput logs the child's stdout and stderr line by line and keeps
+// the last lines for its exit report.
+func (c *child) readOutput(r io.ReadCloser) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 16<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		c.addLine(line)
+		c.log.WithField("output", line).Info("worker output")
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, os.ErrClosed) {
+		c.log.WithError(err).Warn("reading worker output failed")
+	}
+}
+
+// workerEnv is the manager's environment minus drover's own variables,
+// plus the handler's env and the worker variables of docs/protocol.md.
+func workerEnv(role string, slot, num int, h *config.Handler) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "DROVER_") || strings.HasPrefix(kv, "TABLEFLIP_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	for k, v := range h.Env {
+		env = append(env, k+"="+v)
+	}
+	return append(env,
+		ipc.EnvRole+"="+role,
+		ipc.EnvWorkerID+"="+strconv.Itoa(slot),
+		ipc.EnvWorkerNum+"="+strconv.Itoa(num),
+		ipc.EnvFD+"="+strconv.Itoa(ipc.WorkerFD),
+		ipc.EnvLaunch+"=exec",
+	)
+}

@@ -1,0 +1,151 @@
+package manager
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/ipc"
+)
+
+// ControlFD is the manager's end of its control channel with the master.
+const ControlFD = 3
+
+// Manager is the manager process: it owns the children table; slot
+// supervisors and the control reader report to its loop.
+type Manager struct {
+	cfg  *config.Config
+	log  *logrus.Entry
+	ctl  *ipc.Control
+	gen  atomic.Uint64
+	stop chan struct{} // closed when the manager is stopping
+
+	mu       sync.Mutex
+	children map[uint64]*child // live incarnations by gen
+	wg       sync.WaitGroup    // slot supervisors
+}
+
+// Run serves as the manager until the master asks it to stop or goes
+// away. ctlFile is the control channel inherited from the master.
+func Run(ctlFile *os.File, log *logrus.Entry) error {
+	ctl, err := ipc.NewControl(ctlFile)
+	ctlFile.Close()
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	h, payload, _, err := ctl.Recv()
+	if err != nil || h.Type != ipc.CtlInit {
+		return fmt.Errorf("manager: no init message from the master (%v, %s)", err, h.Type)
+	}
+	var init ipc.Init
+	if err := ipc.Unmarshal(payload, &init); err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	var cfg config.Config
+	if err := json.Unmarshal(init.Config, &cfg); err != nil {
+		return fmt.Errorf("manager: decode config: %w", err)
+	}
+	mg := &Manager{cfg: &cfg, log: log.WithFields(logrus.Fields{"role": ipc.RoleManager, "pid": os.Getpid()}),
+		ctl: ctl, stop: make(chan struct{}), children: make(map[uint64]*child)}
+	mg.gen.Store(init.GenBase)
+	return mg.run()
+}
+
+func (mg *Manager) run() error {
+	for i := 0; i < mg.cfg.WorkerNum; i++ {
+		mg.supervise(ipc.RoleWorker, i, &mg.cfg.Worker, mg.cfg.WorkerNum)
+	}
+	for i := 0; i < mg.cfg.TaskWorkerNum; i++ {
+		mg.supervise(ipc.RoleTaskWorker, i, &mg.cfg.TaskWorker, mg.cfg.TaskWorkerNum)
+	}
+	mg.log.WithFields(logrus.Fields{"workers": mg.cfg.WorkerNum, "task_workers": mg.cfg.TaskWorkerNum}).Info("manager running")
+	for {
+		h, payload, files, err := mg.ctl.Recv()
+		for _, f := range files {
+			f.Close()
+		}
+		if err != nil {
+			// The master is gone: nobody is left to serve, so leave at once.
+			mg.log.WithError(err).Warn("master went away; killing workers and exiting")
+			mg.shutdown(0)
+			return nil
+		}
+		var ev ipc.WorkerEvent
+		if len(payload) > 0 {
+			if err := ipc.Unmarshal(payload, &ev); err != nil {
+				mg.log.WithError(err).WithField("type", h.Type.String()).Error("bad message from the master; ignored")
+				continue
+			}
+		}
+		switch h.Type {
+		case ipc.CtlShutdown:
+			mg.shutdown(mg.cfg.MaxWaitTime.D())
+			return nil
+		case ipc.CtlWorkerReady:
+			if c := mg.child(ev.Gen); c != nil {
+				c.markReady()
+			}
+		case ipc.CtlKill:
+			if c := mg.child(ev.Gen); c != nil {
+				c.kill(ev.Cause)
+			}
+		case ipc.CtlRetire:
+			if c := mg.child(ev.Gen); c != nil {
+				c.retire(mg.cfg.MaxWaitTime.D())
+			}
+		}
+	}
+}
+
+func (mg *Manager) child(gen uint64) *child {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	return mg.children[gen]
+}
+
+// shutdown stops the supervisors and every child: the master has sent each
+// worker its stop frame; after wait, SIGTERM, then SIGKILL one second later.
+func (mg *Manager) shutdown(wait time.Duration) {
+	close(mg.stop)
+	mg.mu.Lock()
+	live := make([]*child, 0, len(mg.children))
+	for _, c := range mg.children {
+		live = append(live, c)
+	}
+	mg.mu.Unlock()
+	deadline := time.After(wait)
+	for _, c := range live {
+		select {
+		case <-c.done:
+		case <-deadline:
+			c.signal(syscall.SIGTERM)
+		}
+	}
+	deadline = time.After(time.Second)
+	for _, c := range live {
+		select {
+		case <-c.done:
+		case <-deadline:
+			c.signal(syscall.SIGKILL)
+			<-c.done
+		}
+	}
+	mg.wg.Wait()
+	mg.log.Info("manager stopped")
+}
+
+// report sends a control message to the master; a failure means the master
+// is gone, which the control reader handles.
+func (mg *Manager) report(t ipc.Type, ev ipc.WorkerEvent, files ...*os.File) {
+	if err := mg.ctl.Send(t, ev.Gen, ev, files...); err != nil {
+		mg.log.WithError(err).WithField("type", t.String()).Debug("master unreachable")
+	}
+}

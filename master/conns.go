@@ -1,0 +1,179 @@
+package master
+
+import (
+	"errors"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/reactor"
+)
+
+// A connection stops being read while this many of its events are in
+// flight or queued, and resumes below resumeAt: a client that sends faster
+// than its worker answers meets TCP backpressure, not a growing queue.
+const (
+	pauseAt  = 64
+	resumeAt = 16
+	// pendingMax bounds, per loop, events waiting while no worker is ready.
+	pendingMax = 4096
+)
+
+// connState is the master's per-connection state, kept in reactor.Conn.Ctx
+// and touched only on the connection's loop.
+type connState struct {
+	m           *Master
+	w           *worker // bound worker (dispatch modes 2 and 4)
+	info        []byte  // msgpack ConnInfo, for connect events
+	outstanding int     // events dispatched, queued or pending, not yet done
+	pending     int     // of which waiting in the loop's pending list
+	eof         bool    // the client shut down its side
+}
+
+// loopState is the master's state per reactor loop, touched only on it.
+type loopState struct {
+	pending []pendingEvent // events waiting for any worker to be ready
+}
+
+type pendingEvent struct {
+	id      uint64
+	t       ipc.Type
+	payload []byte
+}
+
+// OnOpen implements reactor.Handler.
+func (m *Master) OnOpen(c *reactor.Conn) {
+	st := &connState{m: m}
+	c.Ctx = st
+	m.accepted.Add(1)
+	if m.disp.bound() {
+		ln := m.cfg.Listeners[c.Listener().Index]
+		st.info, _ = ipc.Marshal(ipc.ConnInfo{Listener: c.Listener().Index, Remote: c.RemoteAddr(), Local: ln.Addr})
+		m.event(c, st, ipc.TypeConnect, st.info)
+	}
+}
+
+// OnPacket implements reactor.Handler.
+func (m *Master) OnPacket(c *reactor.Conn, pkt []byte) {
+	m.event(c, c.Ctx.(*connState), ipc.TypeData, pkt)
+}
+
+// OnReadEOF implements reactor.Handler: a client that half-closed still
+// gets the answers to what it sent, then the connection closes.
+func (m *Master) OnReadEOF(c *reactor.Conn) {
+	st := c.Ctx.(*connState)
+	st.eof = true
+	if st.outstanding == 0 {
+		c.CloseWhenFlushed()
+	}
+}
+
+// OnClose implements reactor.Handler.
+func (m *Master) OnClose(c *reactor.Conn, err error) {
+	st := c.Ctx.(*connState)
+	if m.disp.bound() && !m.stopping.Load() {
+		reason := []byte(nil)
+		if err != nil {
+			reason = []byte(err.Error())
+		}
+		m.disp.sendClose(c, st, reason)
+	}
+	if err == nil || errors.Is(err, reactor.ErrServerClosed) {
+		return
+	}
+	fields := logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "listener": c.Listener().Name, "reason": err.Error()}
+	var gone *errWorkerGone
+	switch {
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		m.log.WithFields(fields).Debug("connection reset by peer")
+	case errors.Is(err, reactor.ErrIdleTimeout):
+		m.log.WithFields(fields).Info("connection closed")
+	case errors.As(err, &gone):
+		fields["worker_id"], fields["pid"] = gone.slot, gone.pid
+		m.log.WithFields(fields).Warn("connection closed")
+	default:
+		m.log.WithFields(fields).Warn("connection closed")
+	}
+}
+
+// event sends one event of c to a worker, or keeps it pending while no
+// worker is ready.
+func (m *Master) event(c *reactor.Conn, st *connState, t ipc.Type, payload []byte) {
+	if st.pending > 0 {
+		m.pend(c, st, t, payload)
+		return
+	}
+	ok, err := m.disp.dispatch(c, st, t, payload)
+	switch {
+	case err != nil:
+		c.Close(err)
+		return
+	case !ok:
+		m.pend(c, st, t, payload)
+	}
+	if st.outstanding >= pauseAt {
+		c.PauseRead()
+	}
+}
+
+func (m *Master) pend(c *reactor.Conn, st *connState, t ipc.Type, payload []byte) {
+	ls := &m.loops[c.Loop().Index()]
+	if len(ls.pending) >= pendingMax {
+		c.Close(errors.New("no worker ready and the pending queue is full"))
+		return
+	}
+	ls.pending = append(ls.pending, pendingEvent{id: c.ID(), t: t, payload: append([]byte(nil), payload...)})
+	st.pending++
+	st.outstanding++
+	if st.outstanding >= pauseAt {
+		c.PauseRead()
+	}
+}
+
+// retryPending dispatches the loop's pending events, in order, now that a
+// worker is ready. Runs on l.
+func (m *Master) retryPending(l *reactor.Loop, _ *reactor.Task) {
+	ls := &m.loops[l.Index()]
+	list := ls.pending
+	ls.pending = nil
+	for i, p := range list {
+		c := l.Conn(p.id)
+		if c == nil {
+			continue
+		}
+		st := c.Ctx.(*connState)
+		ok, err := m.disp.dispatch(c, st, p.t, p.payload)
+		if err != nil {
+			st.pending--
+			st.outstanding--
+			c.Close(err)
+			continue
+		}
+		if !ok {
+			// Still no worker: keep the rest, in order.
+			ls.pending = append(ls.pending, list[i:]...)
+			return
+		}
+		st.pending--
+		st.outstanding-- // dispatch counted it again
+	}
+}
+
+// connDone accounts one finished event of c. Runs on c's loop.
+func (m *Master) connDone(c *reactor.Conn) {
+	st := c.Ctx.(*connState)
+	if st.outstanding > 0 {
+		st.outstanding--
+	}
+	if st.outstanding <= resumeAt && !m.stopping.Load() {
+		c.ResumeRead()
+	}
+	if st.eof && st.outstanding == 0 {
+		c.CloseWhenFlushed()
+	}
+}
+
+func pauseAllTask(l *reactor.Loop, _ *reactor.Task) {
+	l.EachConn(func(c *reactor.Conn) { c.PauseRead() })
+}

@@ -1,0 +1,311 @@
+package master
+
+import (
+	"errors"
+	"hash/fnv"
+	"sync"
+
+	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/reactor"
+)
+
+// Dispatch modes, Swoole's numbering.
+const (
+	modeRoundRobin = 1
+	modeFixed      = 2
+	modeIdle       = 3
+	modeIP         = 4
+)
+
+// errQueueFull closes a connection whose event found every queue full.
+var errQueueFull = errors.New("dispatch queue full: every worker busy and dispatch_queue_max events queued (add workers or raise dispatch_queue_max)")
+
+// dispatcher owns the worker table and the per-worker accounting. Loops
+// call it concurrently; one mutex guards it (held for a few map and slice
+// operations, never across a system call).
+type dispatcher struct {
+	mu       sync.Mutex
+	mode     int
+	queueMax int
+	workers  []*worker // by slot: the incarnation taking new events, nil if none
+	tasks    []*worker // task workers by slot
+	all      map[uint64]*worker
+	rr       int
+	total    int           // events in flight or queued at workers
+	idle     chan struct{} // closed when total drops to 0, while someone waits
+}
+
+func newDispatcher(mode, workers, tasks, queueMax int) *dispatcher {
+	return &dispatcher{mode: mode, queueMax: queueMax, workers: make([]*worker, workers),
+		tasks: make([]*worker, tasks), all: make(map[uint64]*worker)}
+}
+
+// bound reports whether the mode ties a connection to one worker, which
+// then sees its connect and close events.
+func (d *dispatcher) bound() bool { return d.mode == modeFixed || d.mode == modeIP }
+
+func (d *dispatcher) add(w *worker) {
+	d.mu.Lock()
+	d.all[w.gen] = w
+	d.mu.Unlock()
+}
+
+func (d *dispatcher) byGen(gen uint64) *worker {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.all[gen]
+}
+
+// ready records a worker's hello; false if it had already said hello.
+func (d *dispatcher) ready(w *worker, h *ipc.Hello) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if w.state != stateStarting {
+		return false
+	}
+	w.state = stateReady
+	w.concurrency = h.Concurrency
+	w.sdk = h.SDK
+	table := d.workers
+	if w.role == ipc.RoleTaskWorker {
+		table = d.tasks
+	}
+	if w.slot < len(table) {
+		table[w.slot] = w
+	}
+	return true
+}
+
+func (d *dispatcher) isReady(w *worker) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return w.state == stateReady
+}
+
+// readyCount returns how many workers and task workers take events.
+func (d *dispatcher) readyCount() (workers, tasks int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, w := range d.workers {
+		if w != nil && w.state == stateReady {
+			workers++
+		}
+	}
+	for _, w := range d.tasks {
+		if w != nil && w.state == stateReady {
+			tasks++
+		}
+	}
+	return workers, tasks
+}
+
+// target picks the worker for connection c's next event, or nil when no
+// worker is ready. Called with mu held.
+func (d *dispatcher) target(c *reactor.Conn, st *connState) *worker {
+	n := len(d.workers)
+	switch d.mode {
+	case modeRoundRobin:
+		// The next ready worker with room; failing that, the next ready one.
+		var fallback *worker
+		for i := 0; i < n; i++ {
+			d.rr = (d.rr + 1) % n
+			w := d.workers[d.rr]
+			if w == nil || w.state != stateReady {
+				continue
+			}
+			if w.inflight < w.concurrency {
+				return w
+			}
+			if fallback == nil {
+				fallback = w
+			}
+		}
+		return fallback
+	case modeIdle:
+		var best *worker
+		for _, w := range d.workers {
+			if w == nil || w.state != stateReady {
+				continue
+			}
+			if best == nil || w.inflight+len(w.queue)-w.concurrency < best.inflight+len(best.queue)-best.concurrency {
+				best = w
+			}
+		}
+		return best
+	}
+	if st.w != nil && st.w.state == stateReady {
+		return st.w
+	}
+	var pref int
+	if d.mode == modeIP && c.RemoteIP() != nil {
+		h := fnv.New32a()
+		h.Write(c.RemoteIP())
+		pref = int(h.Sum32() % uint32(n))
+	} else {
+		pref = int((c.ID() >> 8) % uint64(n))
+	}
+	for i := 0; i < n; i++ {
+		if w := d.workers[(pref+i)%n]; w != nil && w.state == stateReady {
+			return w
+		}
+	}
+	return nil
+}
+
+// dispatch sends an event of connection c to a worker. It returns false
+// when no worker is ready (the caller keeps the event pending) and an
+// error when the event cannot be queued. Runs on c's loop.
+func (d *dispatcher) dispatch(c *reactor.Conn, st *connState, t ipc.Type, payload []byte) (bool, error) {
+	l := c.Loop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w := d.target(c, st)
+	if w == nil {
+		return false, nil
+	}
+	if d.bound() && w != st.w {
+		// A worker that takes over a connection hears of it first.
+		if st.w != nil || t != ipc.TypeConnect {
+			if err := d.send(l, w, ipc.TypeConnect, c.ID(), st.info); err != nil {
+				return true, err
+			}
+			st.outstanding++
+		}
+		st.w = w
+	}
+	if err := d.send(l, w, t, c.ID(), payload); err != nil {
+		return true, err
+	}
+	st.outstanding++
+	return true, nil
+}
+
+// send puts one event in flight at w, or in w's queue when w is at its
+// declared concurrency. Called with mu held.
+func (d *dispatcher) send(l *reactor.Loop, w *worker, t ipc.Type, id uint64, payload []byte) error {
+	if w.inflight < w.concurrency && len(w.queue) == 0 {
+		w.inflight++
+		w.write(l, t, id, payload)
+	} else {
+		if len(w.queue) >= d.queueMax {
+			return errQueueFull
+		}
+		w.queue = append(w.queue, queued{t: t, id: id, payload: append([]byte(nil), payload...)})
+	}
+	w.owed[id]++
+	d.total++
+	return nil
+}
+
+// sendClose tells the worker bound to a closed connection, if it still
+// takes events.
+func (d *dispatcher) sendClose(c *reactor.Conn, st *connState, reason []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if w := st.w; w != nil && w.state == stateReady {
+		d.send(c.Loop(), w, ipc.TypeClose, c.ID(), reason)
+	}
+}
+
+// done accounts one Done from w for connection id and starts the next
+// queued event. It returns false if w had nothing in flight (a protocol
+// violation). Runs on w's owner loop l.
+func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if w.inflight == 0 {
+		return false
+	}
+	w.inflight--
+	w.served++
+	d.total--
+	if n := w.owed[id]; n > 1 {
+		w.owed[id] = n - 1
+	} else {
+		delete(w.owed, id)
+	}
+	for w.inflight < w.concurrency && len(w.queue) > 0 && w.state != stateDead {
+		q := w.queue[0]
+		w.queue[0] = queued{}
+		w.queue = w.queue[1:]
+		w.inflight++
+		w.write(l, q.t, q.id, q.payload)
+	}
+	if len(w.queue) == 0 {
+		w.queue = nil
+	}
+	d.signalIdle()
+	return true
+}
+
+// remove takes a dead incarnation out of service and returns the
+// connections that had events in flight or queued there. Idempotent.
+func (d *dispatcher) remove(w *worker) (ids []uint64, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if w.state == stateDead {
+		return nil, false
+	}
+	w.state = stateDead
+	delete(d.all, w.gen)
+	for _, table := range [][]*worker{d.workers, d.tasks} {
+		if w.slot < len(table) && table[w.slot] == w {
+			table[w.slot] = nil
+		}
+	}
+	for id, n := range w.owed {
+		ids = append(ids, id)
+		d.total -= int(n)
+	}
+	w.owed, w.queue, w.inflight = nil, nil, 0
+	d.signalIdle()
+	return ids, true
+}
+
+// outstanding returns the events in flight or queued at workers.
+func (d *dispatcher) outstanding() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.total
+}
+
+// idleCh returns a channel closed once no event is in flight or queued.
+func (d *dispatcher) idleCh() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.idle == nil {
+		d.idle = make(chan struct{})
+	}
+	ch := d.idle
+	d.signalIdle()
+	return ch
+}
+
+func (d *dispatcher) signalIdle() {
+	if d.idle != nil && d.total == 0 {
+		close(d.idle)
+		d.idle = nil
+	}
+}
+
+// workerInfo is a snapshot of one incarnation for status.
+type workerInfo struct {
+	w           *worker
+	state       workerState
+	inflight    int
+	queued      int
+	served      uint64
+	concurrency int
+	sdk         string
+}
+
+func (d *dispatcher) snapshot() []workerInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]workerInfo, 0, len(d.all))
+	for _, w := range d.all {
+		out = append(out, workerInfo{w: w, state: w.state, inflight: w.inflight, queued: len(w.queue),
+			served: w.served, concurrency: w.concurrency, sdk: w.sdk})
+	}
+	return out
+}

@@ -1,0 +1,216 @@
+package master
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/drover-dev/drover/ipc"
+)
+
+// managerProc is the master's handle on one manager process.
+type managerProc struct {
+	pid     int
+	started time.Time
+	ctl     *ipc.Control
+	exited  chan struct{} // closed when the process has been reaped
+}
+
+// startManager re-executes this binary as the manager, hands it the config
+// over its control channel and starts reading its messages.
+func (m *Master) startManager() error {
+	m.mgrSeq++
+	ours, theirs, err := ipc.SocketPair(unix.SOCK_SEQPACKET)
+	if err != nil {
+		return fmt.Errorf("start manager: %w", err)
+	}
+	defer theirs.Close()
+	ctl, err := ipc.NewControl(ours)
+	ours.Close()
+	if err != nil {
+		return fmt.Errorf("start manager: %w", err)
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		ctl.Close()
+		return fmt.Errorf("start manager: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	cmd := &exec.Cmd{
+		Path:       exe,
+		Args:       []string{"drover: manager"},
+		Env:        managerEnv(m.cfg.LogFormat, m.cfg.LogLevel),
+		ExtraFiles: []*os.File{theirs},
+		Stdout:     stderrW,
+		Stderr:     stderrW,
+		SysProcAttr: &syscall.SysProcAttr{
+			// The manager dies with the master (the thread that started it
+			// lives until the manager is reaped, see below).
+			Pdeathsig: syscall.SIGKILL,
+			// Its own process group: a terminal's Ctrl-C (or a group kill)
+			// reaches the master, which stops the tree in order.
+			Setpgid: true,
+		},
+	}
+	mp := &managerProc{ctl: ctl, exited: make(chan struct{})}
+	startErr := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that forked the child exits: keep
+		// this goroutine on its thread from Start to Wait, and let the thread
+		// end with it.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			startErr <- err
+			return
+		}
+		startErr <- nil
+		err := cmd.Wait()
+		close(mp.exited)
+		m.events <- evManagerExited{mgr: mp, err: err}
+	}()
+	if err := <-startErr; err != nil {
+		ctl.Close()
+		stderrR.Close()
+		stderrW.Close()
+		return fmt.Errorf("start manager (%s): %w", exe, err)
+	}
+	stderrW.Close()
+	mp.pid, mp.started = cmd.Process.Pid, time.Now()
+	m.mgr = mp
+	go m.copyManagerLog(stderrR)
+
+	cfgJSON, err := json.Marshal(m.cfg)
+	if err != nil {
+		return fmt.Errorf("encode config for the manager: %w", err)
+	}
+	init := ipc.Init{Config: cfgJSON, GenBase: m.mgrSeq << 32, LogFormat: m.cfg.LogFormat, LogLevel: m.cfg.LogLevel}
+	if err := ctl.Send(ipc.CtlInit, 0, init); err != nil {
+		return fmt.Errorf("start manager: %w", err)
+	}
+	go m.readManager(mp)
+	m.log.WithFields(logrus.Fields{"manager_pid": mp.pid}).Info("manager started")
+	return nil
+}
+
+// copyManagerLog forwards the manager's log lines (already formatted by
+// its own logger) to the master's log output.
+func (m *Master) copyManagerLog(r io.ReadCloser) {
+	defer r.Close()
+	out := m.opts.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		out.Write(append(sc.Bytes(), '\n'))
+	}
+}
+
+// readManager turns the manager's control messages into loop events.
+func (m *Master) readManager(mp *managerProc) {
+	for {
+		h, payload, files, err := mp.ctl.Recv()
+		if err != nil {
+			return // the Wait goroutine reports the exit
+		}
+		var ev ipc.WorkerEvent
+		if err := ipc.Unmarshal(payload, &ev); err != nil {
+			m.log.WithError(err).WithField("type", h.Type.String()).Error("bad message from the manager; ignored")
+			for _, f := range files {
+				f.Close()
+			}
+			continue
+		}
+		switch h.Type {
+		case ipc.CtlWorkerStarted:
+			if len(files) != 1 {
+				m.log.WithField("files", len(files)).Error("worker started without its socket pair; ignored")
+				for _, f := range files {
+					f.Close()
+				}
+				continue
+			}
+			m.events <- evWorkerStarted{mgr: mp, ev: ev, file: files[0]}
+		case ipc.CtlWorkerExited:
+			m.events <- evWorkerExited{mgr: mp, ev: ev}
+		}
+	}
+}
+
+// notifyManager sends a control message about w; safe from any goroutine.
+func (m *Master) notifyManager(t ipc.Type, w *worker, cause string) {
+	mp := m.mgr
+	if mp == nil {
+		return
+	}
+	ev := ipc.WorkerEvent{Role: w.role, Slot: w.slot, Gen: w.gen, PID: w.pid, Cause: cause}
+	if err := mp.ctl.Send(t, w.gen, ev); err != nil {
+		m.log.WithError(err).WithField("type", t.String()).Debug("manager unreachable")
+	}
+}
+
+// managerLost starts a new manager after the old one died. The old
+// manager's workers die with it (Pdeathsig); their connections are failed
+// as their socket pairs close.
+func (m *Master) managerLost(e evManagerExited) error {
+	old := m.mgr
+	old.ctl.Close()
+	m.log.WithFields(logrus.Fields{"manager_pid": old.pid, "error": fmt.Sprint(e.err)}).
+		Error("manager exited; starting a new one")
+	if time.Since(old.started) < 10*time.Second {
+		m.mgrFails++
+	} else {
+		m.mgrFails = 0
+	}
+	if m.mgrFails > 1 {
+		// Crashing over and over: back off (0.5s, 1s, 2s … 10s) instead of spinning.
+		d := min(time.Duration(1<<min(m.mgrFails-2, 5))*500*time.Millisecond, 10*time.Second)
+		m.log.WithField("backoff", d.String()).Warn("manager keeps exiting; waiting before the next start")
+		time.Sleep(d)
+	}
+	return m.startManager()
+}
+
+// stop asks the manager to stop every child and waits for it to exit
+// (force: kills it at once; its children die with it).
+func (mp *managerProc) stop(force bool, wait time.Duration) {
+	if !force {
+		mp.ctl.Send(ipc.CtlShutdown, 0, nil)
+		select {
+		case <-mp.exited:
+			mp.ctl.Close()
+			return
+		case <-time.After(wait):
+		}
+	}
+	syscall.Kill(mp.pid, syscall.SIGKILL)
+	<-mp.exited
+	mp.ctl.Close()
+}
+
+// managerEnv is the master's environment without tableflip's and drover's
+// own variables, plus the manager role and log settings.
+func managerEnv(format, level string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "DROVER_") || strings.HasPrefix(kv, "TABLEFLIP_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, ipc.EnvRole+"="+ipc.RoleManager, "DROVER_LOG_FORMAT="+format, "DROVER_LOG_LEVEL="+level)
+}

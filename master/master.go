@@ -1,0 +1,558 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cloudflare/tableflip"
+	"github.com/shirou/gopsutil/v3/process"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/reactor"
+)
+
+// Options are what the CLI passes to Run besides the config.
+type Options struct {
+	Log *logrus.Entry
+	// LogOutput receives the manager's log lines verbatim (they are already
+	// formatted); it is the master's own log destination.
+	LogOutput io.Writer
+	// Ready, if set, is called once the master serves (the daemonizing
+	// parent waits for it).
+	Ready func()
+}
+
+// Master is the master process: listeners, reactor, dispatcher, the
+// manager it supervises, and its control socket. Its state is owned by the
+// goroutine running Run's loop; loops and helpers reach it through events.
+type Master struct {
+	cfg      *config.Config
+	opts     Options
+	log      *logrus.Entry
+	upg      *tableflip.Upgrader
+	rx       *reactor.Reactor
+	disp     *dispatcher
+	loops    []loopState
+	maxFrame int
+	started  time.Time
+	ctlPath  string
+	bound    []string // listener addresses as bound (port 0 resolved)
+	pidPath  string
+
+	events   chan any
+	control  chan controlReq
+	done     chan struct{}
+	stopping atomic.Bool
+	accepted atomic.Uint64
+
+	mgr      *managerProc
+	mgrSeq   uint64
+	mgrFails int
+	slots    map[slotKey]*slotInfo
+
+	holdMu sync.Mutex
+	held   []net.Conn
+}
+
+type slotKey struct {
+	role string
+	slot int
+}
+
+// slotInfo is what the master remembers of a worker slot across
+// incarnations, for status.
+type slotInfo struct {
+	restarts     int
+	lastExit     string
+	backoffUntil time.Time
+}
+
+// Events for the master's loop.
+type (
+	evWorkerReady   struct{ w *worker }
+	evWorkerStarted struct {
+		mgr  *managerProc
+		ev   ipc.WorkerEvent
+		file *os.File
+	}
+	evWorkerExited struct {
+		mgr *managerProc
+		ev  ipc.WorkerEvent
+	}
+	evManagerExited struct {
+		mgr *managerProc
+		err error
+	}
+)
+
+// Run starts the master and serves until a stop signal or command; it
+// returns nil after a graceful stop.
+func Run(cfg *config.Config, opts Options) error {
+	m := &Master{cfg: cfg, opts: opts, log: opts.Log.WithField("role", ipc.RoleMaster),
+		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),
+		slots: make(map[slotKey]*slotInfo), started: time.Now()}
+	m.maxFrame = int(cfg.PackageMaxLength) + 64<<10
+	if cfg.DispatchMode == 5 {
+		return errors.New("dispatch_mode 5 (by bound uid) is not supported yet: use 2 (fixed by connection) or 4 (by client IP)")
+	}
+	mode := cfg.DispatchMode
+	if mode == 0 {
+		mode = modeFixed
+	}
+	m.disp = newDispatcher(mode, cfg.WorkerNum, cfg.TaskWorkerNum, cfg.DispatchQueueMax)
+	defer close(m.done)
+
+	var err error
+	if m.ctlPath, err = ControlPath(cfg.File); err != nil {
+		return err
+	}
+	if m.pidPath, err = PIDPath(cfg); err != nil {
+		return err
+	}
+	if err := checkNotRunning(m.ctlPath); err != nil {
+		return err
+	}
+	m.upg, err = tableflip.New(tableflip.Options{PIDFile: m.pidPath, UpgradeTimeout: cfg.UpgradeTimeout.D()})
+	if err != nil {
+		return fmt.Errorf("upgrader: %w", err)
+	}
+	defer m.upg.Stop()
+
+	lns, err := m.listen()
+	if err != nil {
+		return err
+	}
+	ctlLn, err := m.upg.Listen("unix", m.ctlPath)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", m.ctlPath, err)
+	}
+	os.Chmod(m.ctlPath, 0o600)
+	defer ctlLn.Close()
+
+	m.rx, err = reactor.New(reactor.Options{Loops: cfg.ReactorNum, MaxConn: cfg.MaxConn,
+		IdleTimeout: cfg.HeartbeatIdleTime.D(), OutputLimit: int(cfg.BufferOutputSize), Log: m.log}, lns, m)
+	if err != nil {
+		return err
+	}
+	m.loops = make([]loopState, cfg.ReactorNum)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	m.rx.Start()
+	if err := m.startManager(); err != nil {
+		m.rx.Stop()
+		return err
+	}
+	if err := m.waitWorkers(sigs); err != nil {
+		m.shutdown(true)
+		return err
+	}
+	if err := m.rx.StartAccepting(); err != nil {
+		m.shutdown(true)
+		return err
+	}
+	go m.serveControl(ctlLn)
+	if err := m.upg.Ready(); err != nil {
+		m.shutdown(true)
+		return fmt.Errorf("upgrader ready: %w", err)
+	}
+	m.log.WithFields(logrus.Fields{"pid": os.Getpid(), "listeners": m.bound, "workers": cfg.WorkerNum,
+		"task_workers": cfg.TaskWorkerNum, "pid_file": m.pidPath, "control": m.ctlPath}).Info("drover ready")
+	if opts.Ready != nil {
+		opts.Ready()
+	}
+	return m.loop(sigs)
+}
+
+// checkNotRunning refuses to start a second master for one config, and
+// clears a control socket left behind by a master that was killed.
+func checkNotRunning(path string) error {
+	c, err := Dial(path)
+	if err == nil {
+		resp, _ := c.Do(Request{Cmd: "status"}, 5*time.Second)
+		c.Close()
+		pid := 0
+		if len(resp.Processes) > 0 {
+			pid = resp.Processes[0].PID
+		}
+		return fmt.Errorf("drover is already running with this config (master pid %d): stop it first with `drover stop -c FILE`", pid)
+	}
+	if _, serr := os.Stat(path); serr == nil {
+		os.Remove(path) // stale: nothing accepts on it
+	}
+	return nil
+}
+
+// listen opens every configured listener through tableflip (inheriting
+// them during an upgrade) and returns their descriptors for the reactor.
+func (m *Master) listen() ([]*reactor.Listener, error) {
+	var out []*reactor.Listener
+	for i, lc := range m.cfg.Listeners {
+		if lc.Network != "tcp" && lc.Network != "unix" {
+			return nil, fmt.Errorf("listeners[%d]: %s listeners are not supported yet (use tcp:// or unix://)", i, lc.Network)
+		}
+		if lc.Protocol == "http" {
+			return nil, fmt.Errorf("listeners[%d]: protocol http is not supported yet (use length, eof or raw)", i)
+		}
+		if lc.Network == "unix" {
+			clearStaleSocket(lc.Addr)
+		}
+		ln, err := m.upg.Listen(lc.Network, lc.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
+		}
+		fd, err := rawFD(ln)
+		if err != nil {
+			return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
+		}
+		out = append(out, &reactor.Listener{Index: i, Name: lc.Address, FD: fd, Splitter: splitterFor(lc)})
+		m.bound = append(m.bound, lc.Network+"://"+ln.Addr().String())
+	}
+	return out, nil
+}
+
+func clearStaleSocket(path string) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return
+	}
+	os.Remove(path)
+}
+
+func rawFD(ln net.Listener) (int, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return 0, fmt.Errorf("%T has no descriptor", ln)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	fd := -1
+	raw.Control(func(f uintptr) { fd = int(f) })
+	return fd, nil
+}
+
+func splitterFor(lc config.Listener) func() reactor.Splitter {
+	max := int(lc.PackageMaxLength)
+	switch lc.Protocol {
+	case "length":
+		s := reactor.NewLengthSplitter(reactor.LengthSpec{Type: lc.PackageLengthType[0],
+			Offset: lc.PackageLengthOffset, BodyOffset: lc.PackageBodyOffset, Max: max})
+		return func() reactor.Splitter { return s }
+	case "eof":
+		eof := []byte(lc.PackageEOF)
+		return func() reactor.Splitter { return reactor.NewEOFSplitter(eof, max) }
+	default:
+		s := reactor.NewRawSplitter(max)
+		return func() reactor.Splitter { return s }
+	}
+}
+
+// waitWorkers waits until every configured worker and task worker said
+// hello. A handler that cannot start fails the start with its reason.
+func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
+	deadline := time.NewTimer(m.cfg.Worker.StartTimeout.D() + 5*time.Second)
+	defer deadline.Stop()
+	for {
+		w, t := m.disp.readyCount()
+		if w == m.cfg.WorkerNum && t == m.cfg.TaskWorkerNum {
+			return nil
+		}
+		select {
+		case ev := <-m.events:
+			if err := m.handle(ev); err != nil {
+				return err
+			}
+			if x, ok := ev.(evWorkerExited); ok && x.mgr == m.mgr {
+				return fmt.Errorf("%s %d failed to start: %s", x.ev.Role, x.ev.Slot, describeExit(x.ev))
+			}
+		case s := <-sigs:
+			return fmt.Errorf("interrupted by %s while starting workers", s)
+		case <-deadline.C:
+			return fmt.Errorf("workers not ready after %s (%d of %d workers, %d of %d task workers said hello); see worker.start_timeout",
+				m.cfg.Worker.StartTimeout.D()+5*time.Second, w, m.cfg.WorkerNum, t, m.cfg.TaskWorkerNum)
+		}
+	}
+}
+
+// loop is the master's main loop: every change to its tables happens here.
+func (m *Master) loop(sigs <-chan os.Signal) error {
+	for {
+		select {
+		case s := <-sigs:
+			m.log.WithField("signal", s.String()).Info("stopping")
+			m.shutdownWith(sigs, false)
+			return nil
+		case req := <-m.control:
+			if req.Cmd == "stop" {
+				req.reply <- Response{OK: true, Message: "stopping"}
+				m.log.WithField("force", req.Force).Info("stopping (control socket)")
+				m.shutdownWith(sigs, req.Force)
+				return nil
+			}
+			req.reply <- m.answer(req.Request)
+		case ev := <-m.events:
+			if err := m.handle(ev); err != nil {
+				m.log.WithError(err).Error("master failed; stopping")
+				m.shutdown(true)
+				return err
+			}
+		}
+	}
+}
+
+func (m *Master) answer(req Request) Response {
+	switch req.Cmd {
+	case "status":
+		return Response{OK: true, Processes: m.status()}
+	}
+	return Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
+}
+
+// handle applies one event to the master's tables.
+func (m *Master) handle(ev any) error {
+	switch e := ev.(type) {
+	case evWorkerStarted:
+		if e.mgr != m.mgr || m.stopping.Load() {
+			e.file.Close()
+			return nil
+		}
+		m.addWorker(e.ev, e.file)
+	case evWorkerExited:
+		if e.mgr != m.mgr {
+			return nil
+		}
+		m.workerExited(e.ev)
+	case evWorkerReady:
+		// Events that waited for a worker go out now.
+		for _, l := range m.rx.Loops() {
+			l.Post(reactor.Task{Fn: m.retryPending})
+		}
+	case evManagerExited:
+		if e.mgr != m.mgr || m.stopping.Load() {
+			return nil
+		}
+		return m.managerLost(e)
+	}
+	return nil
+}
+
+func (m *Master) addWorker(ev ipc.WorkerEvent, f *os.File) {
+	w := &worker{m: m, role: ev.Role, slot: ev.Slot, gen: ev.Gen, pid: ev.PID, launch: ev.Launch, file: f,
+		fd: int(f.Fd()), started: time.Now(), owed: make(map[uint64]int32),
+		marked: make([]bool, m.cfg.ReactorNum)}
+	w.log = m.log.WithFields(logrus.Fields{"role": ev.Role, "worker_id": ev.Slot, "pid": ev.PID, "gen": ev.Gen})
+	unix.SetNonblock(w.fd, true)
+	w.owner = m.rx.Loops()[ev.Slot%len(m.rx.Loops())]
+	m.disp.add(w)
+	w.owner.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) {
+		if err := l.Watch(w.fd, w); err != nil {
+			m.workerGone(w, err.Error(), true)
+		}
+	}})
+	if _, ok := m.slots[slotKey{ev.Role, ev.Slot}]; !ok {
+		m.slots[slotKey{ev.Role, ev.Slot}] = &slotInfo{}
+	}
+}
+
+// workerGone takes an incarnation out of service, fails the connections
+// that had events there, and (kill) asks the manager to kill it. Safe from
+// any goroutine; idempotent.
+func (m *Master) workerGone(w *worker, reason string, kill bool) {
+	ids, ok := m.disp.remove(w)
+	if !ok {
+		return
+	}
+	fields := logrus.Fields{"reason": reason, "connections_failed": len(ids)}
+	if kill {
+		w.log.WithFields(fields).Error("worker broke the frame protocol; killing it and starting a successor")
+		m.notifyManager(ipc.CtlKill, w, reason)
+	} else if !m.stopping.Load() {
+		w.log.WithFields(fields).Warn("worker left")
+	}
+	w.owner.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) {
+		l.Unwatch(w.fd)
+		w.file.Close()
+	}})
+	cause := &errWorkerGone{slot: w.slot, pid: w.pid, reason: reason}
+	for _, id := range ids {
+		if l := m.rx.LoopOf(id); l != nil {
+			l.Post(reactor.Task{Fn: closeWithTask, ID: id, Err: cause})
+		}
+	}
+}
+
+func (m *Master) workerExited(ev ipc.WorkerEvent) {
+	si := m.slots[slotKey{ev.Role, ev.Slot}]
+	if si == nil {
+		si = &slotInfo{}
+		m.slots[slotKey{ev.Role, ev.Slot}] = si
+	}
+	si.restarts++
+	si.lastExit = describeExit(ev)
+	si.backoffUntil = time.Now().Add(time.Duration(ev.BackoffMS) * time.Millisecond)
+	if w := m.disp.byGen(ev.Gen); w != nil {
+		m.workerGone(w, si.lastExit, false)
+	}
+}
+
+func describeExit(ev ipc.WorkerEvent) string {
+	s := ev.Cause
+	if s == "" {
+		switch {
+		case ev.Signal != "":
+			s = "killed by " + ev.Signal
+		default:
+			s = fmt.Sprintf("exited with code %d", ev.ExitCode)
+		}
+	}
+	if len(ev.Stderr) > 0 {
+		s += "; last stderr: " + ev.Stderr[len(ev.Stderr)-1]
+	}
+	return s
+}
+
+// shutdownWith stops gracefully, or at once when force or when a second
+// SIGINT/SIGTERM arrives meanwhile.
+func (m *Master) shutdownWith(sigs <-chan os.Signal, force bool) {
+	hurry := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case s := <-sigs:
+			m.log.WithField("signal", s.String()).Warn("second signal: stopping at once")
+			close(hurry)
+		case <-stop:
+		}
+	}()
+	if force {
+		close(hurry)
+	}
+	m.drain(hurry)
+	m.shutdown(force)
+}
+
+// drain stops accepting and reading, then waits until workers answered
+// every event in flight, up to max_wait_time.
+func (m *Master) drain(hurry <-chan struct{}) {
+	m.stopping.Store(true)
+	m.rx.StopAccepting()
+	for _, l := range m.rx.Loops() {
+		l.Post(reactor.Task{Fn: pauseAllTask})
+	}
+	select {
+	case <-hurry:
+		return
+	default:
+	}
+	t := time.NewTimer(m.cfg.MaxWaitTime.D())
+	defer t.Stop()
+	select {
+	case <-m.disp.idleCh():
+	case <-t.C:
+		m.log.WithField("events_cut", m.disp.outstanding()).Warn("max_wait_time reached with events still in flight; stopping anyway")
+	case <-hurry:
+	}
+}
+
+// shutdown stops the workers and the manager and closes every connection.
+func (m *Master) shutdown(force bool) {
+	m.stopping.Store(true)
+	for _, wi := range m.disp.snapshot() {
+		if wi.state != stateDead {
+			wi.w.write(nil, ipc.TypeStop, 0, nil)
+		}
+	}
+	if m.mgr != nil {
+		m.mgr.stop(force, m.cfg.MaxWaitTime.D()+2*time.Second)
+	}
+	if m.rx != nil {
+		m.rx.Stop()
+	}
+	for _, l := range m.cfg.Listeners {
+		if l.Network == "unix" {
+			os.Remove(l.Addr)
+		}
+	}
+	removeOwnPIDFile(m.pidPath)
+	m.log.Info("drover stopped")
+}
+
+func removeOwnPIDFile(path string) {
+	b, err := os.ReadFile(path)
+	if err == nil && string(b) == fmt.Sprint(os.Getpid()) {
+		os.Remove(path)
+	}
+}
+
+// status builds the drover status table.
+func (m *Master) status() []Process {
+	now := time.Now()
+	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: "running", Started: m.started,
+		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load()}}
+	if m.mgr != nil {
+		out = append(out, Process{Role: ipc.RoleManager, PID: m.mgr.pid, State: "running", Started: m.mgr.started,
+			Restarts: int(m.mgrSeq) - 1})
+	}
+	seen := map[slotKey]bool{}
+	var ws []Process
+	for _, wi := range m.disp.snapshot() {
+		k := slotKey{wi.w.role, wi.w.slot}
+		seen[k] = true
+		p := Process{Role: wi.w.role, ID: wi.w.slot, PID: wi.w.pid, State: wi.state.String(), Started: wi.w.started,
+			Requests: wi.served, InFlight: wi.inflight, Queued: wi.queued, Concurrency: wi.concurrency, Launch: wi.w.launch}
+		if si := m.slots[k]; si != nil {
+			p.Restarts, p.LastExit = si.restarts, si.lastExit
+		}
+		ws = append(ws, p)
+	}
+	for k, si := range m.slots {
+		if !seen[k] {
+			ws = append(ws, Process{Role: k.role, ID: k.slot, State: "backoff", Restarts: si.restarts, LastExit: si.lastExit})
+		}
+	}
+	sort.Slice(ws, func(i, j int) bool {
+		if ws[i].Role != ws[j].Role {
+			return ws[i].Role < ws[j].Role
+		}
+		return ws[i].ID < ws[j].ID
+	})
+	out = append(out, ws...)
+	for i := range out {
+		p := &out[i]
+		if !p.Started.IsZero() {
+			p.UptimeSec = now.Sub(p.Started).Seconds()
+		}
+		if p.PID > 0 {
+			if proc, err := process.NewProcess(int32(p.PID)); err == nil {
+				if mi, err := proc.MemoryInfo(); err == nil {
+					p.RSS = mi.RSS
+				}
+				if cpu, err := proc.CPUPercent(); err == nil {
+					p.CPU = cpu
+				}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,291 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/reactor"
+)
+
+// workerState is where an incarnation is in its life, as the master sees it.
+type workerState int
+
+const (
+	stateStarting workerState = iota // socket pair received, no hello yet
+	stateReady                       // said hello; takes events
+	stateRetiring                    // sent stop; takes no new events
+	stateDead                        // pair closed or process exited
+)
+
+func (s workerState) String() string {
+	return [...]string{"starting", "ready", "retiring", "dead"}[s]
+}
+
+// worker is the master's side of one worker incarnation: its socket pair,
+// the frames queued for it, and its dispatch accounting. One loop (owner)
+// reads the pair; any loop may queue frames for it.
+type worker struct {
+	m       *Master
+	role    string
+	slot    int
+	gen     uint64
+	pid     int
+	launch  string
+	file    *os.File
+	fd      int
+	owner   *reactor.Loop
+	started time.Time
+	log     *logrus.Entry
+
+	// Owned by the owner loop.
+	in []byte
+
+	// marked[i] is touched only by loop i: the worker is deferred for
+	// flushing in that loop's current iteration.
+	marked []bool
+
+	outMu  sync.Mutex
+	out    []byte
+	outOff int
+	armed  bool
+
+	// Guarded by dispatcher.mu.
+	state       workerState
+	concurrency int
+	inflight    int
+	owed        map[uint64]int32 // connection id → events in flight or queued here
+	queue       []queued         // events waiting for a free concurrency slot
+	served      uint64
+	sdk         string
+	readyAt     time.Time
+}
+
+// queued is an event waiting for a worker.
+type queued struct {
+	t       ipc.Type
+	id      uint64
+	payload []byte
+}
+
+// errWorkerGone is the close reason of connections whose events were in
+// flight at a worker that died.
+type errWorkerGone struct {
+	slot   int
+	pid    int
+	reason string
+}
+
+func (e *errWorkerGone) Error() string {
+	return fmt.Sprintf("worker %d (pid %d) went away with this connection's events in flight: %s", e.slot, e.pid, e.reason)
+}
+
+// write queues one frame to the worker and defers the flush to the end of
+// l's iteration, where every frame queued meanwhile goes out in one write.
+func (w *worker) write(l *reactor.Loop, t ipc.Type, id uint64, payload []byte) {
+	w.outMu.Lock()
+	if w.outOff > 0 && w.outOff == len(w.out) {
+		w.out, w.outOff = w.out[:0], 0
+	}
+	w.out = ipc.AppendFrame(w.out, t, 0, id, payload)
+	w.outMu.Unlock()
+	if l == nil {
+		w.flushOut()
+		return
+	}
+	if i := l.Index(); !w.marked[i] {
+		w.marked[i] = true
+		l.Defer(w)
+	}
+}
+
+// Flush implements reactor.Flusher.
+func (w *worker) Flush(l *reactor.Loop) {
+	w.marked[l.Index()] = false
+	w.flushOut()
+}
+
+func (w *worker) flushOut() {
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	for w.outOff < len(w.out) {
+		n, err := unix.Write(w.fd, w.out[w.outOff:])
+		if n > 0 {
+			w.outOff += n
+			continue
+		}
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			if !w.armed {
+				w.armed = true
+				w.owner.WantWrite(w.fd, true)
+			}
+			return
+		}
+		// The pair is broken: the read side sees EOF and retires the worker.
+		w.out, w.outOff = nil, 0
+		return
+	}
+	if cap(w.out) > 1<<20 {
+		w.out = nil
+	} else {
+		w.out = w.out[:0]
+	}
+	w.outOff = 0
+	if w.armed {
+		w.armed = false
+		w.owner.WantWrite(w.fd, false)
+	}
+}
+
+// HandleEvent implements reactor.FDHandler: it runs on the owner loop.
+func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
+	if ev&unix.EPOLLOUT != 0 {
+		w.flushOut()
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) == 0 {
+		return
+	}
+	if cap(w.in)-len(w.in) < 16<<10 {
+		nb := make([]byte, len(w.in), max(64<<10, 2*cap(w.in)))
+		copy(nb, w.in)
+		w.in = nb
+	}
+	n, err := unix.Read(w.fd, w.in[len(w.in):cap(w.in)])
+	if n <= 0 {
+		if err == unix.EAGAIN || err == unix.EINTR {
+			return
+		}
+		reason := "socket pair closed (worker exited)"
+		if err != nil {
+			reason = "socket pair: " + err.Error()
+		}
+		w.m.workerGone(w, reason, false)
+		return
+	}
+	w.in = w.in[:len(w.in)+n]
+	off := 0
+	for {
+		h, payload, k, err := ipc.Next(w.in[off:], w.m.maxFrame)
+		if err != nil {
+			w.m.workerGone(w, fmt.Sprintf("malformed frame: %v", err), true)
+			return
+		}
+		if k == 0 {
+			break
+		}
+		off += k
+		if err := w.m.frame(l, w, h, payload); err != nil {
+			w.m.workerGone(w, err.Error(), true)
+			return
+		}
+	}
+	rest := copy(w.in, w.in[off:])
+	w.in = w.in[:rest]
+	if rest == 0 && cap(w.in) > 1<<20 {
+		w.in = nil
+	}
+}
+
+var errProtocol = errors.New("protocol violation")
+
+// frame handles one frame from a worker on its owner loop l.
+func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte) error {
+	if h.Type == ipc.TypeHello {
+		var hello ipc.Hello
+		if err := ipc.Unmarshal(payload, &hello); err != nil {
+			return err
+		}
+		return m.hello(w, &hello)
+	}
+	if w.readyAt.IsZero() && !m.disp.isReady(w) {
+		return fmt.Errorf("%w: %s frame before hello", errProtocol, h.Type)
+	}
+	switch h.Type {
+	case ipc.TypeSend:
+		m.toConn(l, h.ID, func(c *reactor.Conn) { c.Write(payload) }, payload, sendTask)
+	case ipc.TypeCloseConn:
+		m.toConn(l, h.ID, func(c *reactor.Conn) { c.CloseWhenFlushed() }, nil, closeConnTask)
+	case ipc.TypeDone:
+		if !m.disp.done(l, w, h.ID) {
+			return fmt.Errorf("%w: done for connection %d with no event in flight", errProtocol, h.ID)
+		}
+		m.toConn(l, h.ID, func(c *reactor.Conn) { m.connDone(c) }, nil, connDoneTask)
+	default:
+		return fmt.Errorf("%w: unexpected %s frame", errProtocol, h.Type)
+	}
+	return nil
+}
+
+func (m *Master) hello(w *worker, h *ipc.Hello) error {
+	if h.Version != ipc.ProtocolVersion {
+		return fmt.Errorf("%w: hello with protocol version %d (this drover speaks %d)", errProtocol, h.Version, ipc.ProtocolVersion)
+	}
+	if h.Concurrency < 1 {
+		return fmt.Errorf("%w: hello with concurrency %d (want at least 1)", errProtocol, h.Concurrency)
+	}
+	if h.Role != "" && h.Role != w.role {
+		return fmt.Errorf("%w: hello as %q from a %s slot (check worker.cmd and task_worker.cmd)", errProtocol, h.Role, w.role)
+	}
+	if !m.disp.ready(w, h) {
+		return fmt.Errorf("%w: second hello", errProtocol)
+	}
+	w.readyAt = time.Now()
+	w.log.WithFields(logrus.Fields{"concurrency": h.Concurrency, "sdk": h.SDK,
+		"start_ms": w.readyAt.Sub(w.started).Milliseconds()}).Info("worker ready")
+	m.notifyManager(ipc.CtlWorkerReady, w, "")
+	m.events <- evWorkerReady{w}
+	return nil
+}
+
+// toConn runs fn on connection id's loop: directly when that is l, else by
+// posting a task that carries a copy of data.
+func (m *Master) toConn(l *reactor.Loop, id uint64, fn func(c *reactor.Conn), data []byte, task func(*reactor.Loop, *reactor.Task)) {
+	target := m.rx.LoopOf(id)
+	if target == nil {
+		return
+	}
+	if target == l {
+		if c := l.Conn(id); c != nil {
+			fn(c)
+		}
+		return
+	}
+	var cp []byte
+	if data != nil {
+		cp = append([]byte(nil), data...)
+	}
+	target.Post(reactor.Task{Fn: task, ID: id, Data: cp})
+}
+
+func sendTask(l *reactor.Loop, t *reactor.Task) {
+	if c := l.Conn(t.ID); c != nil {
+		c.Write(t.Data)
+	}
+}
+
+func closeConnTask(l *reactor.Loop, t *reactor.Task) {
+	if c := l.Conn(t.ID); c != nil {
+		c.CloseWhenFlushed()
+	}
+}
+
+func connDoneTask(l *reactor.Loop, t *reactor.Task) {
+	if c := l.Conn(t.ID); c != nil {
+		c.Ctx.(*connState).m.connDone(c)
+	}
+}
+
+func closeWithTask(l *reactor.Loop, t *reactor.Task) {
+	if c := l.Conn(t.ID); c != nil {
+		c.Close(t.Err)
+	}
+}
