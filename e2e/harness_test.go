@@ -127,7 +127,9 @@ func newServer(t *testing.T, cfg string) *server {
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir)
+	// The race runtime sleeps a second at exit by default; every CLI call
+	// would pay it.
+	s.env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "GORACE=atexit_sleep_ms=50")
 	t.Cleanup(s.cleanup)
 	return s
 }
@@ -327,8 +329,10 @@ func (s *server) cleanup() {
 			syscall.Kill(p, syscall.SIGKILL)
 		}
 	}
-	if s.t.Failed() {
-		s.t.Logf("drover log:\n%s", s.logText())
+	if text := s.logText(); strings.Contains(text, "DATA RACE") {
+		s.t.Errorf("the race detector reported a data race in drover or a handler:\n%s", text)
+	} else if s.t.Failed() {
+		s.t.Logf("drover log:\n%s", text)
 	}
 	os.RemoveAll(s.dir)
 }
@@ -346,3 +350,7 @@ func listenerAddrs(e logEntry) []string {
 
 // tcpAddr strips the scheme of a listener address.
 func tcpAddr(a string) string { return strings.TrimPrefix(a, "tcp://") }
+
+func filepathGlob(dir, pattern string) ([]string, error) {
+	return filepath.Glob(filepath.Join(dir, pattern))
+}

@@ -438,3 +438,72 @@ listeners:
 		}
 	}
 }
+
+func TestUnixListenerAndDaemonize(t *testing.T) {
+	s := newServer(t, `
+worker_num: 1
+worker:
+  cmd: [{{bin}}/echo]
+log_file: {{dir}}/drover.log
+listeners:
+  - address: unix://{{dir}}/echo.sock
+    protocol: eof
+    package_eof: "\n"
+`)
+	out, err := s.drover("start", "-d", "-c", s.config)
+	if err != nil {
+		t.Fatalf("start -d: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "started in the background") {
+		t.Errorf("start -d printed %q", out)
+	}
+	rows := s.status()
+	t.Cleanup(func() {
+		for _, p := range allPIDs(rows) {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	})
+	c, err := net.Dial("unix", s.dir+"/echo.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte("line one\nline two\n"))
+	got := make([]byte, 18)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "line one\nline two\n" {
+		t.Fatalf("unix echo: %q, %v", got, err)
+	}
+	// The pid file names the daemon's master.
+	pidFiles, _ := filepathGlob(s.dir, "drover/*.pid")
+	if len(pidFiles) != 1 {
+		t.Fatalf("pid files: %v", pidFiles)
+	}
+	b, _ := os.ReadFile(pidFiles[0])
+	if strings.TrimSpace(string(b)) != strconv.Itoa(rows[0].PID) {
+		t.Errorf("pid file says %q, master pid is %d", b, rows[0].PID)
+	}
+	if out, err := s.drover("stop", "-c", s.config); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+	waitGone(t, allPIDs(rows), 2*time.Second)
+	if _, err := os.Stat(s.dir + "/echo.sock"); err == nil {
+		t.Error("unix socket file left behind after stop")
+	}
+	logText, _ := os.ReadFile(s.dir + "/drover.log")
+	if !strings.Contains(string(logText), "drover ready") || !strings.Contains(string(logText), "drover stopped") {
+		t.Errorf("log_file lacks the lifecycle lines:\n%s", logText)
+	}
+}
+
+func TestSecondStartIsRefused(t *testing.T) {
+	s := startServer(t, echoConfig)
+	out, err := s.drover("start", "-c", s.config)
+	if err == nil || !strings.Contains(out, "already running") {
+		t.Fatalf("second start: %v\n%s", err, out)
+	}
+	c := dial(t, s.addrs[0])
+	if got, err := c.roundTrip("still"); err != nil || got != "still" {
+		t.Fatalf("first instance after the refused start: %q, %v", got, err)
+	}
+}
