@@ -295,7 +295,7 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 	mg.children[gen] = c
 	mg.mu.Unlock()
 	mg.report(ipc.CtlWorkerStarted, ipc.WorkerEvent{Role: role, Slot: slot, Gen: gen, PID: c.pid, Launch: c.launch}, ours)
-	c.log.WithField("cmd", strings.Join(h.Cmd, " ")).Debug("worker started")
+	c.log.WithFields(logrus.Fields{"cmd": strings.Join(h.Cmd, " "), "launch": c.launch}).Info("worker started")
 	return c, nil
 }
 

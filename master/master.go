@@ -149,7 +149,7 @@ func Run(cfg *config.Config, opts Options) error {
 	m.loops = make([]loopState, cfg.ReactorNum)
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
 	m.rx.Start()
@@ -299,6 +299,12 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 	for {
 		select {
 		case s := <-sigs:
+			if s == syscall.SIGHUP || s == syscall.SIGUSR1 || s == syscall.SIGUSR2 {
+				// Reload (USR1/USR2) and upgrade (HUP) are not built yet; their
+				// default action would kill the whole tree.
+				m.log.WithField("signal", s.String()).Warn("signal ignored: reload and upgrade are not supported by this build yet")
+				continue
+			}
 			m.log.WithField("signal", s.String()).Info("stopping")
 			m.shutdownWith(sigs, false)
 			return nil
@@ -438,11 +444,18 @@ func (m *Master) shutdownWith(sigs <-chan os.Signal, force bool) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		select {
-		case s := <-sigs:
-			m.log.WithField("signal", s.String()).Warn("second signal: stopping at once")
-			close(hurry)
-		case <-stop:
+		for {
+			select {
+			case s := <-sigs:
+				if s != syscall.SIGINT && s != syscall.SIGTERM {
+					continue
+				}
+				m.log.WithField("signal", s.String()).Warn("second signal: stopping at once")
+				close(hurry)
+				return
+			case <-stop:
+				return
+			}
 		}
 	}()
 	if force {

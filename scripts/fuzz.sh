@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a while (default 60s each): the frame decoder,
+# the stream splitters and the config parser. Findings land in the
+# package's testdata/fuzz/ and fail `make test` until fixed.
+# Usage: scripts/fuzz.sh [duration]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t=${1:-60s}
+for pkg in ./ipc ./reactor ./internal/config; do
+  for f in $(go test -list 'Fuzz.*' "$pkg" | grep ^Fuzz); do
+    echo "== $pkg $f ($t)"
+    go test -run XXX -fuzz "^$f\$" -fuzztime "$t" "$pkg"
+  done
+done
