@@ -2,6 +2,9 @@ package manager
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"debug/buildinfo"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/internal/plugin"
 	"github.com/drover-dev/drover/ipc"
 )
 
@@ -41,6 +45,7 @@ type child struct {
 	state     *os.ProcessState
 	waitErr   error
 	cause     string // why drover ended it, if drover did
+	wait      func() (*os.ProcessState, error)
 	readyOnce sync.Once
 	tail      []string
 }
@@ -143,10 +148,18 @@ func (mg *Manager) supervise(role string, slot int, h *config.Handler, num int) 
 			}
 			c, err := mg.spawn(role, slot, h, num)
 			var ev ipc.WorkerEvent
-			if err != nil {
+			switch {
+			case err != nil && c == nil:
 				ev = ipc.WorkerEvent{Role: role, Slot: slot, Gen: mg.gen.Add(1), ExitCode: -1, Cause: err.Error()}
 				failures++
-			} else {
+			case err != nil:
+				// Started but never became a worker (go-plugin handshake): report
+				// its exit status and output like any early exit.
+				ev = c.exitEvent()
+				ev.Cause = "go-plugin handshake failed"
+				c.log.WithError(err).Debug("plugin launch failed")
+				failures++
+			default:
 				mg.watch(c, h.StartTimeout.D())
 				ev = c.exitEvent()
 				mg.mu.Lock()
@@ -248,55 +261,169 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 	}
 	defer ours.Close()
 	defer theirs.Close()
-	out, outW, err := os.Pipe()
+	launch, err := mg.launchMode(h)
 	if err != nil {
-		return nil, fmt.Errorf("output pipe: %w", err)
+		return nil, err
 	}
 	cmd := &exec.Cmd{
 		Path:       h.Path,
 		Args:       append([]string(nil), h.Cmd...),
 		Dir:        h.Dir,
-		Env:        workerEnv(role, slot, num, h),
+		Env:        workerEnv(role, slot, num, launch, h),
 		ExtraFiles: []*os.File{theirs},
-		Stdout:     outW,
-		Stderr:     outW,
 		SysProcAttr: &syscall.SysProcAttr{
 			Pdeathsig: syscall.SIGKILL,
 			Setpgid:   true,
 		},
 	}
-	c := &child{role: role, slot: slot, gen: gen, launch: "exec", done: make(chan struct{}), ready: make(chan struct{})}
+	c := &child{role: role, slot: slot, gen: gen, launch: launch, done: make(chan struct{}), ready: make(chan struct{}),
+		log: mg.base.WithFields(logrus.Fields{"role": role, "worker_id": slot, "gen": gen})}
+	var start func() error
+	if launch == launchPlugin {
+		start = func() error { return c.startPlugin(cmd, h) }
+	} else {
+		start = func() error { return c.startExec(cmd, h) }
+	}
 	started := make(chan error, 1)
 	go func() {
 		// Pdeathsig is tied to the thread that forks: hold it until the
 		// child is reaped, then let it exit with this goroutine.
 		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
+		err := start()
+		started <- err
+		if err == nil {
+			c.await()
 		}
-		started <- nil
-		err := cmd.Wait()
-		c.mu.Lock()
-		c.state, c.waitErr = cmd.ProcessState, err
-		c.mu.Unlock()
-		close(c.done)
 	}()
 	if err := <-started; err != nil {
-		out.Close()
-		outW.Close()
-		return nil, fmt.Errorf("start %s: %w", h.Path, err)
+		if c.state != nil {
+			return c, err // it ran: its exit status and output tell why it failed
+		}
+		return nil, err
 	}
-	outW.Close()
-	c.pid, c.started = cmd.Process.Pid, time.Now()
-	c.log = mg.log.WithFields(logrus.Fields{"role": role, "worker_id": slot, "pid": c.pid, "gen": gen})
-	go c.readOutput(out)
+	c.started = time.Now()
+	c.log = c.log.WithField("pid", c.pid)
 	mg.mu.Lock()
 	mg.children[gen] = c
 	mg.mu.Unlock()
 	mg.report(ipc.CtlWorkerStarted, ipc.WorkerEvent{Role: role, Slot: slot, Gen: gen, PID: c.pid, Launch: c.launch}, ours)
 	c.log.WithFields(logrus.Fields{"cmd": strings.Join(h.Cmd, " "), "launch": c.launch}).Info("worker started")
 	return c, nil
+}
+
+// Launch modes (worker.launch).
+const (
+	launchExec   = "exec"
+	launchPlugin = "plugin"
+)
+
+// launchMode resolves worker.launch: auto means plugin for a Go executable
+// built with drover's SDK (its build info lists this module), exec for
+// anything else.
+func (mg *Manager) launchMode(h *config.Handler) (string, error) {
+	switch h.Launch {
+	case launchExec, launchPlugin:
+		return h.Launch, nil
+	}
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	if mode, ok := mg.launches[h.Path]; ok {
+		return mode, nil
+	}
+	mode := launchExec
+	if bi, err := buildinfo.ReadFile(h.Path); err == nil {
+		if bi.Main.Path == sdkModule {
+			mode = launchPlugin
+		}
+		for _, d := range bi.Deps {
+			if d.Path == sdkModule {
+				mode = launchPlugin
+			}
+		}
+	}
+	mg.launches[h.Path] = mode
+	return mode, nil
+}
+
+// sdkModule is the module of drover's Go SDK.
+const sdkModule = "github.com/drover-dev/drover"
+
+// startExec starts the child directly; its output is read here.
+func (c *child) startExec(cmd *exec.Cmd, h *config.Handler) error {
+	if h.Checksum != "" {
+		if err := verifyChecksum(h.Path, h.Checksum); err != nil {
+			return err
+		}
+	}
+	out, outW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("output pipe: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, outW
+	err = cmd.Start()
+	outW.Close()
+	if err != nil {
+		out.Close()
+		return fmt.Errorf("start %s: %w", h.Path, err)
+	}
+	c.pid = cmd.Process.Pid
+	c.log = c.log.WithField("pid", c.pid)
+	c.wait = func() (*os.ProcessState, error) {
+		err := cmd.Wait()
+		return cmd.ProcessState, err
+	}
+	go c.readOutput(out)
+	return nil
+}
+
+// startPlugin starts the child through hashicorp/go-plugin, which verifies
+// the checksum, runs the handshake and captures the output.
+func (c *child) startPlugin(cmd *exec.Cmd, h *config.Handler) error {
+	p, err := plugin.Start(cmd, plugin.Options{Checksum: h.Checksum, StartTimeout: h.StartTimeout.D(), Log: c.log})
+	if err != nil {
+		var se *plugin.StartError
+		if errors.As(err, &se) {
+			c.mu.Lock()
+			c.state, c.tail = se.State, se.Tail
+			c.pid = se.State.Pid()
+			c.mu.Unlock()
+		}
+		return fmt.Errorf("plugin launch of %s: %w", h.Path, err)
+	}
+	c.pid = p.Pid()
+	c.wait = func() (*os.ProcessState, error) {
+		<-p.Exited()
+		for _, line := range p.Tail() {
+			c.addLine(line)
+		}
+		return p.ExitState(), nil
+	}
+	return nil
+}
+
+// await blocks until the child has been reaped and records how it ended.
+func (c *child) await() {
+	state, err := c.wait()
+	c.mu.Lock()
+	c.state, c.waitErr = state, err
+	c.mu.Unlock()
+	close(c.done)
+}
+
+func verifyChecksum(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); !strings.EqualFold(got, want) {
+		return fmt.Errorf("%s: sha256 %s does not match worker.checksum %s (rebuilt binary? update the checksum)", path, got, want)
+	}
+	return nil
 }
 
 // readOutput logs the child's stdout and stderr line by line and keeps
@@ -317,7 +444,7 @@ func (c *child) readOutput(r io.ReadCloser) {
 
 // workerEnv is the manager's environment minus drover's own variables,
 // plus the handler's env and the worker variables of docs/protocol.md.
-func workerEnv(role string, slot, num int, h *config.Handler) []string {
+func workerEnv(role string, slot, num int, launch string, h *config.Handler) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "DROVER_") || strings.HasPrefix(kv, "TABLEFLIP_") {
@@ -333,6 +460,6 @@ func workerEnv(role string, slot, num int, h *config.Handler) []string {
 		ipc.EnvWorkerID+"="+strconv.Itoa(slot),
 		ipc.EnvWorkerNum+"="+strconv.Itoa(num),
 		ipc.EnvFD+"="+strconv.Itoa(ipc.WorkerFD),
-		ipc.EnvLaunch+"=exec",
+		ipc.EnvLaunch+"="+launch,
 	)
 }

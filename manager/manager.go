@@ -22,13 +22,15 @@ const ControlFD = 3
 // supervisors and the control reader report to its loop.
 type Manager struct {
 	cfg  *config.Config
-	log  *logrus.Entry
+	log  *logrus.Entry // the manager's own lines (role manager, its pid)
+	base *logrus.Entry // for children's lines, which carry their own pid
 	ctl  *ipc.Control
 	gen  atomic.Uint64
 	stop chan struct{} // closed when the manager is stopping
 
 	mu       sync.Mutex
 	children map[uint64]*child // live incarnations by gen
+	launches map[string]string // resolved launch mode by handler path
 	wg       sync.WaitGroup    // slot supervisors
 }
 
@@ -53,8 +55,9 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 	if err := json.Unmarshal(init.Config, &cfg); err != nil {
 		return fmt.Errorf("manager: decode config: %w", err)
 	}
-	mg := &Manager{cfg: &cfg, log: log.WithFields(logrus.Fields{"role": ipc.RoleManager, "pid": os.Getpid()}),
-		ctl: ctl, stop: make(chan struct{}), children: make(map[uint64]*child)}
+	mg := &Manager{cfg: &cfg, base: log, log: log.WithFields(logrus.Fields{"role": ipc.RoleManager, "pid": os.Getpid()}),
+		ctl: ctl, stop: make(chan struct{}),
+		children: make(map[uint64]*child), launches: make(map[string]string)}
 	mg.gen.Store(init.GenBase)
 	return mg.run()
 }

@@ -48,7 +48,8 @@ type Master struct {
 	maxFrame int
 	started  time.Time
 	ctlPath  string
-	bound    []string // listener addresses as bound (port 0 resolved)
+	bound    []string       // listener addresses as bound (port 0 resolved)
+	netLns   []net.Listener // owners of the reactor's listening descriptors
 	pidPath  string
 
 	events   chan any
@@ -215,6 +216,9 @@ func (m *Master) listen() ([]*reactor.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
 		}
+		// The reactor polls the raw descriptor; the net.Listener must stay
+		// referenced, or its finalizer closes the descriptor under the loops.
+		m.netLns = append(m.netLns, ln)
 		fd, err := rawFD(ln)
 		if err != nil {
 			return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
@@ -422,14 +426,18 @@ func (m *Master) workerExited(ev ipc.WorkerEvent) {
 }
 
 func describeExit(ev ipc.WorkerEvent) string {
-	s := ev.Cause
-	if s == "" {
-		switch {
-		case ev.Signal != "":
-			s = "killed by " + ev.Signal
-		default:
-			s = fmt.Sprintf("exited with code %d", ev.ExitCode)
-		}
+	var s string
+	switch {
+	case ev.Signal != "":
+		s = "killed by " + ev.Signal
+	case ev.ExitCode >= 0:
+		s = fmt.Sprintf("exited with code %d", ev.ExitCode)
+	}
+	switch {
+	case ev.Cause != "" && s != "":
+		s = ev.Cause + " (" + s + ")"
+	case ev.Cause != "":
+		s = ev.Cause
 	}
 	if len(ev.Stderr) > 0 {
 		s += "; last stderr: " + ev.Stderr[len(ev.Stderr)-1]
@@ -501,6 +509,9 @@ func (m *Master) shutdown(force bool) {
 	}
 	if m.rx != nil {
 		m.rx.Stop()
+	}
+	for _, ln := range m.netLns {
+		ln.Close()
 	}
 	for _, l := range m.cfg.Listeners {
 		if l.Network == "unix" {

@@ -7,7 +7,9 @@ import "github.com/drover-dev/drover/worker"
 func main() {
 	worker.Run(worker.Events{
 		OnReceive: func(s *worker.Server, conn uint64, data []byte) {
-			s.Send(conn, data)
+			// Send copies data, which is valid only during this call. It
+			// fails only once the master is gone, and then Run exits anyway.
+			_ = s.Send(conn, data)
 		},
 	})
 }
