@@ -247,6 +247,10 @@ type statusRow struct {
 	Requests uint64 `json:"requests"`
 	Restarts int    `json:"restarts"`
 	LastExit string `json:"last_exit"`
+	Launch   string `json:"launch"`
+	Runtime  *struct {
+		Goroutines int `json:"goroutines"`
+	} `json:"go_runtime"`
 }
 
 func (s *server) status() []statusRow {

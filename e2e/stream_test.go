@@ -152,6 +152,13 @@ func TestStatusAndStop(t *testing.T) {
 	if roles["master"] != 1 || roles["manager"] != 1 || roles["worker"] != 2 {
 		t.Fatalf("status roles %v, want 1 master, 1 manager, 2 workers", roles)
 	}
+	// The Go echo handler is launched through go-plugin (launch: auto), and
+	// its control service reports Go runtime figures.
+	for _, r := range rows {
+		if r.Role == "worker" && (r.Launch != "plugin" || r.Runtime == nil || r.Runtime.Goroutines == 0) {
+			t.Errorf("worker %d: launch %q, go_runtime %+v; want plugin with runtime stats", r.ID, r.Launch, r.Runtime)
+		}
+	}
 	// The table form names every process too.
 	out, err := s.drover("status", "-c", s.config)
 	if err != nil || strings.Count(out, "worker ") < 2 || !strings.Contains(out, "manager") {

@@ -72,6 +72,12 @@ const (
 	// CtlKill (master→manager, msgpack WorkerEvent with Cause): the worker
 	// broke the protocol; kill it at once and start a successor.
 	CtlKill
+	// CtlStats (master→manager, no payload, id = request id): report the Go
+	// runtime figures of plugin-launched workers.
+	CtlStats
+	// CtlStatsReply (manager→master, msgpack map of gen to RuntimeStats,
+	// id = the request's id).
+	CtlStatsReply
 )
 
 // String names t for logs.
@@ -107,6 +113,10 @@ func (t Type) String() string {
 		return "ctl_retire"
 	case CtlKill:
 		return "ctl_kill"
+	case CtlStats:
+		return "ctl_stats"
+	case CtlStatsReply:
+		return "ctl_stats_reply"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

@@ -112,3 +112,12 @@ type Init struct {
 	LogFormat string `msgpack:"log_format"`
 	LogLevel  string `msgpack:"log_level"`
 }
+
+// RuntimeStats are a Go worker's runtime figures, as its go-plugin control
+// service reports them (CtlStatsReply, keyed by incarnation).
+type RuntimeStats struct {
+	Goroutines int    `msgpack:"goroutines" json:"goroutines"`
+	HeapAlloc  uint64 `msgpack:"heap_alloc" json:"heap_alloc"`
+	HeapSys    uint64 `msgpack:"heap_sys" json:"heap_sys"`
+	NumGC      uint32 `msgpack:"num_gc" json:"num_gc"`
+}

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"debug/buildinfo"
 	"encoding/hex"
@@ -46,6 +47,7 @@ type child struct {
 	waitErr   error
 	cause     string // why drover ended it, if drover did
 	wait      func() (*os.ProcessState, error)
+	proc      *plugin.Process // launch: plugin only
 	readyOnce sync.Once
 	tail      []string
 }
@@ -391,6 +393,8 @@ func (c *child) startPlugin(cmd *exec.Cmd, h *config.Handler) error {
 		return fmt.Errorf("plugin launch of %s: %w", h.Path, err)
 	}
 	c.pid = p.Pid()
+	c.proc = p
+	go c.checkHealth(p)
 	c.wait = func() (*os.ProcessState, error) {
 		<-p.Exited()
 		for _, line := range p.Tail() {
@@ -462,4 +466,40 @@ func workerEnv(role string, slot, num int, launch string, h *config.Handler) []s
 		ipc.EnvFD+"="+strconv.Itoa(ipc.WorkerFD),
 		ipc.EnvLaunch+"="+launch,
 	)
+}
+
+// healthEvery is how often the manager probes a plugin worker's control
+// service.
+const healthEvery = 5 * time.Second
+
+// checkHealth probes the go-plugin control service until the child exits
+// and logs when it stops answering (the frame channel stays authoritative:
+// a worker that still serves is not killed for this).
+func (c *child) checkHealth(p *plugin.Process) {
+	t := time.NewTicker(healthEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-p.Exited():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := p.Health(ctx)
+		cancel()
+		switch {
+		case err != nil && !failing:
+			select {
+			case <-p.Exited():
+				return
+			default:
+			}
+			c.log.WithError(err).Warn("worker's go-plugin control service fails its health check; it is kept while it serves")
+			failing = true
+		case err == nil && failing:
+			c.log.Info("worker's go-plugin control service healthy again")
+			failing = false
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -82,7 +83,7 @@ func (mg *Manager) run() error {
 			return nil
 		}
 		var ev ipc.WorkerEvent
-		if len(payload) > 0 {
+		if len(payload) > 0 && h.Type != ipc.CtlStats {
 			if err := ipc.Unmarshal(payload, &ev); err != nil {
 				mg.log.WithError(err).WithField("type", h.Type.String()).Error("bad message from the master; ignored")
 				continue
@@ -100,6 +101,8 @@ func (mg *Manager) run() error {
 			if c := mg.child(ev.Gen); c != nil {
 				c.kill(ev.Cause)
 			}
+		case ipc.CtlStats:
+			go mg.stats(h.ID)
 		case ipc.CtlRetire:
 			if c := mg.child(ev.Gen); c != nil {
 				c.retire(mg.cfg.MaxWaitTime.D())
@@ -150,5 +153,38 @@ func (mg *Manager) shutdown(wait time.Duration) {
 func (mg *Manager) report(t ipc.Type, ev ipc.WorkerEvent, files ...*os.File) {
 	if err := mg.ctl.Send(t, ev.Gen, ev, files...); err != nil {
 		mg.log.WithError(err).WithField("type", t.String()).Debug("master unreachable")
+	}
+}
+
+// stats answers a CtlStats request with the Go runtime figures of every
+// plugin-launched child that answers within half a second.
+func (mg *Manager) stats(id uint64) {
+	mg.mu.Lock()
+	var procs []*child
+	for _, c := range mg.children {
+		if c.proc != nil {
+			procs = append(procs, c)
+		}
+	}
+	mg.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := make(map[uint64]ipc.RuntimeStats, len(procs))
+	for _, c := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if st, err := c.proc.Stats(ctx); err == nil {
+				mu.Lock()
+				out[c.gen] = ipc.RuntimeStats{Goroutines: st.Goroutines, HeapAlloc: st.HeapAlloc, HeapSys: st.HeapSys, NumGC: st.NumGC}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := mg.ctl.Send(ipc.CtlStatsReply, id, out); err != nil {
+		mg.log.WithError(err).Debug("master unreachable")
 	}
 }

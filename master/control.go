@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/drover-dev/drover/ipc"
 )
 
 // The control socket speaks one JSON object per line: a Request from the
@@ -50,6 +52,8 @@ type Process struct {
 	Restarts    int       `json:"restarts"`
 	LastExit    string    `json:"last_exit,omitempty"`
 	Launch      string    `json:"launch,omitempty"`
+	// Runtime holds Go runtime figures of plugin-launched workers.
+	Runtime *ipc.RuntimeStats `json:"go_runtime,omitempty"`
 	// Master only.
 	Config      string   `json:"config,omitempty"`
 	Listeners   []string `json:"listeners,omitempty"`

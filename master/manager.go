@@ -127,6 +127,16 @@ func (m *Master) readManager(mp *managerProc) {
 		if err != nil {
 			return // the Wait goroutine reports the exit
 		}
+		if h.Type == ipc.CtlStatsReply {
+			var st map[uint64]ipc.RuntimeStats
+			if err := ipc.Unmarshal(payload, &st); err == nil {
+				select {
+				case m.statsReplies <- statsReply{id: h.ID, stats: st}:
+				default: // nobody waits any more
+				}
+			}
+			continue
+		}
 		var ev ipc.WorkerEvent
 		if err := ipc.Unmarshal(payload, &ev); err != nil {
 			m.log.WithError(err).WithField("type", h.Type.String()).Error("bad message from the manager; ignored")
@@ -213,4 +223,34 @@ func managerEnv(format, level string) []string {
 		env = append(env, kv)
 	}
 	return append(env, ipc.EnvRole+"="+ipc.RoleManager, "DROVER_LOG_FORMAT="+format, "DROVER_LOG_LEVEL="+level)
+}
+
+// statsReply carries the manager's answer to a CtlStats request.
+type statsReply struct {
+	id    uint64
+	stats map[uint64]ipc.RuntimeStats
+}
+
+// runtimeStats asks the manager for the Go runtime figures of its
+// plugin-launched workers; nil if it does not answer within a second.
+func (m *Master) runtimeStats() map[uint64]ipc.RuntimeStats {
+	mp := m.mgr
+	if mp == nil {
+		return nil
+	}
+	m.statsSeq++
+	if err := mp.ctl.Send(ipc.CtlStats, m.statsSeq, nil); err != nil {
+		return nil
+	}
+	timeout := time.After(time.Second)
+	for {
+		select {
+		case r := <-m.statsReplies:
+			if r.id == m.statsSeq {
+				return r.stats
+			}
+		case <-timeout:
+			return nil
+		}
+	}
 }

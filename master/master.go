@@ -65,6 +65,9 @@ type Master struct {
 
 	holdMu sync.Mutex
 	held   []net.Conn
+
+	statsSeq     uint64
+	statsReplies chan statsReply
 }
 
 type slotKey struct {
@@ -103,7 +106,7 @@ type (
 func Run(cfg *config.Config, opts Options) error {
 	m := &Master{cfg: cfg, opts: opts, log: opts.Log.WithField("role", ipc.RoleMaster),
 		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),
-		slots: make(map[slotKey]*slotInfo), started: time.Now()}
+		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsReplies: make(chan statsReply, 1)}
 	m.maxFrame = int(cfg.PackageMaxLength) + 64<<10
 	if cfg.DispatchMode == 5 {
 		return errors.New("dispatch_mode 5 (by bound uid) is not supported yet: use 2 (fixed by connection) or 4 (by client IP)")
@@ -113,6 +116,9 @@ func Run(cfg *config.Config, opts Options) error {
 		mode = modeFixed
 	}
 	m.disp = newDispatcher(mode, cfg.WorkerNum, cfg.TaskWorkerNum, cfg.DispatchQueueMax)
+	for _, key := range notEnforced(cfg) {
+		m.log.WithField("key", key).Warn("setting not enforced by this build yet (see docs/configuration.md)")
+	}
 	defer close(m.done)
 
 	var err error
@@ -540,6 +546,7 @@ func (m *Master) status() []Process {
 	}
 	seen := map[slotKey]bool{}
 	var ws []Process
+	rt := m.runtimeStats()
 	for _, wi := range m.disp.snapshot() {
 		k := slotKey{wi.w.role, wi.w.slot}
 		seen[k] = true
@@ -547,6 +554,9 @@ func (m *Master) status() []Process {
 			Requests: wi.served, InFlight: wi.inflight, Queued: wi.queued, Concurrency: wi.concurrency, Launch: wi.w.launch}
 		if si := m.slots[k]; si != nil {
 			p.Restarts, p.LastExit = si.restarts, si.lastExit
+		}
+		if st, ok := rt[wi.w.gen]; ok {
+			p.Runtime = &st
 		}
 		ws = append(ws, p)
 	}
@@ -579,4 +589,25 @@ func (m *Master) status() []Process {
 		}
 	}
 	return out
+}
+
+// notEnforced lists the settings in cfg that this build parses but does not
+// act on yet, so that nobody believes they protect them.
+func notEnforced(cfg *config.Config) []string {
+	var keys []string
+	add := func(set bool, key string) {
+		if set {
+			keys = append(keys, key)
+		}
+	}
+	add(cfg.MaxRequest > 0, "max_request")
+	add(cfg.TaskMaxRequest > 0, "task_max_request")
+	add(cfg.Worker.MaxMemory > 0, "worker.max_memory")
+	add(cfg.Worker.RequestTimeout > 0, "worker.request_timeout")
+	add(cfg.TaskWorker.MaxMemory > 0, "task_worker.max_memory")
+	add(cfg.TaskWorker.RequestTimeout > 0, "task_worker.request_timeout")
+	add(len(cfg.Watch) > 0, "watch")
+	add(cfg.User != "", "user")
+	add(cfg.Group != "", "group")
+	return keys
 }

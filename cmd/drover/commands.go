@@ -237,7 +237,7 @@ func printStatus(out io.Writer, ps []master.Process) {
 			m.Config, strings.Join(m.Listeners, ", "), m.Connections, m.Accepted)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tID\tPID\tSTATE\tUPTIME\tREQUESTS\tIN-FLIGHT\tRSS\tCPU\tRESTARTS\tLAST EXIT")
+	fmt.Fprintln(tw, "ROLE\tID\tPID\tSTATE\tUPTIME\tREQUESTS\tIN-FLIGHT\tRSS\tCPU\tGO HEAP\tRESTARTS\tLAST EXIT")
 	for _, p := range ps {
 		id, pid := fmt.Sprint(p.ID), fmt.Sprint(p.PID)
 		if p.Role == "master" || p.Role == "manager" {
@@ -246,9 +246,13 @@ func printStatus(out io.Writer, ps []master.Process) {
 		if p.PID == 0 {
 			pid = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1f%%\t%d\t%s\n", p.Role, id, pid, p.State,
+		heap := "-"
+		if p.Runtime != nil {
+			heap = config.Size(p.Runtime.HeapAlloc).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1f%%\t%s\t%d\t%s\n", p.Role, id, pid, p.State,
 			(time.Duration(p.UptimeSec) * time.Second).String(), p.Requests, p.InFlight,
-			config.Size(p.RSS).String(), p.CPU, p.Restarts, p.LastExit)
+			config.Size(p.RSS).String(), p.CPU, heap, p.Restarts, p.LastExit)
 	}
 	tw.Flush()
 }
