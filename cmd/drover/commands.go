@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,8 +175,8 @@ func stopCommand() *cli.Command {
 			// The master is gone; its children die with it, but say so only
 			// once they are.
 			for _, p := range before.Processes {
-				for p.PID > 0 && running(p.PID) && time.Since(start) < 5*time.Second {
-					time.Sleep(10 * time.Millisecond)
+				if p.PID > 0 {
+					waitExit(p.PID, start.Add(5*time.Second))
 				}
 			}
 			pid := 0
@@ -308,13 +307,24 @@ func dialInstance(c *cli.Context) (*master.Client, error) {
 	return nil, fmt.Errorf("%d drover instances are running; pick one with -c:\n  %s", len(live), strings.Join(configs, "\n  "))
 }
 
-// running reports whether pid exists and is not a zombie (a stopped master
-// stays a zombie until whoever started it reaps it).
-func running(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// waitExit waits until process pid has exited (a zombie counts: a stopped
+// master stays one until whoever started it reaps it) or the deadline.
+// A pidfd becomes readable when its process exits, so this is an event,
+// not a poll of /proc.
+func waitExit(pid int, deadline time.Time) {
+	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return false
+		return // already gone
 	}
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+	defer unix.Close(fd)
+	for {
+		ms := int(time.Until(deadline).Milliseconds())
+		if ms <= 0 {
+			return
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
+		if err != unix.EINTR && (err != nil || n > 0) {
+			return
+		}
+	}
 }
