@@ -208,12 +208,12 @@ func (d *dispatcher) sendClose(c *reactor.Conn, st *connState, reason []byte) {
 }
 
 // done accounts one Done from w for connection id and starts the next
-// queued event. It returns false if w had nothing in flight (a protocol
-// violation). Runs on w's owner loop l.
+// queued event. It returns false if w had nothing in flight for that
+// connection (a protocol violation). Runs on w's owner loop l.
 func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if w.inflight == 0 {
+	if w.inflight == 0 || w.owed[id] == 0 {
 		return false
 	}
 	w.inflight--

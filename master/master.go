@@ -407,7 +407,12 @@ func (m *Master) workerGone(w *worker, reason string, kill bool) {
 	}
 	w.owner.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) {
 		l.Unwatch(w.fd)
+		// Under outMu: another loop flushing frames for this worker must not
+		// write to the number once it is reused.
+		w.outMu.Lock()
+		w.closed = true
 		w.file.Close()
+		w.outMu.Unlock()
 	}})
 	cause := &errWorkerGone{slot: w.slot, pid: w.pid, reason: reason}
 	for _, id := range ids {

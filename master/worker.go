@@ -55,6 +55,7 @@ type worker struct {
 	out    []byte
 	outOff int
 	armed  bool
+	closed bool // the descriptor was closed; guarded by outMu
 
 	// Guarded by dispatcher.mu.
 	state       workerState
@@ -114,6 +115,11 @@ func (w *worker) Flush(l *reactor.Loop) {
 func (w *worker) flushOut() {
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
+	if w.closed {
+		// The descriptor number may already belong to someone else.
+		w.out, w.outOff = nil, 0
+		return
+	}
 	for w.outOff < len(w.out) {
 		n, err := unix.Write(w.fd, w.out[w.outOff:])
 		if n > 0 {
@@ -169,6 +175,7 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 			reason = "socket pair: " + err.Error()
 		}
 		w.m.workerGone(w, reason, false)
+		w.abandon(l)
 		return
 	}
 	w.in = w.in[:len(w.in)+n]
@@ -177,6 +184,7 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 		h, payload, k, err := ipc.Next(w.in[off:], w.m.maxFrame)
 		if err != nil {
 			w.m.workerGone(w, fmt.Sprintf("malformed frame: %v", err), true)
+			w.abandon(l)
 			return
 		}
 		if k == 0 {
@@ -185,6 +193,7 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 		off += k
 		if err := w.m.frame(l, w, h, payload); err != nil {
 			w.m.workerGone(w, err.Error(), true)
+			w.abandon(l)
 			return
 		}
 	}
@@ -193,6 +202,15 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 	if rest == 0 && cap(w.in) > 1<<20 {
 		w.in = nil
 	}
+}
+
+// abandon stops reading a worker taken out of service, at once: frames
+// already read must not be handled a second time when more bytes wake the
+// loop before workerGone's task unwatches the descriptor. Runs on l, the
+// owner loop.
+func (w *worker) abandon(l *reactor.Loop) {
+	l.Unwatch(w.fd)
+	w.in = nil
 }
 
 var errProtocol = errors.New("protocol violation")
