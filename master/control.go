@@ -55,10 +55,20 @@ type Process struct {
 	// Runtime holds Go runtime figures of plugin-launched workers.
 	Runtime *ipc.RuntimeStats `json:"go_runtime,omitempty"`
 	// Master only.
-	Config      string   `json:"config,omitempty"`
-	Listeners   []string `json:"listeners,omitempty"`
-	Connections int64    `json:"connections,omitempty"`
-	Accepted    uint64   `json:"accepted,omitempty"`
+	Config      string    `json:"config,omitempty"`
+	Listeners   []string  `json:"listeners,omitempty"`
+	Connections int64     `json:"connections,omitempty"`
+	Accepted    uint64    `json:"accepted,omitempty"`
+	IPC         *IPCStats `json:"ipc,omitempty"`
+}
+
+// IPCStats count the master's frames to and from its workers and the
+// system calls that carried them: frames per call is the batching factor.
+type IPCStats struct {
+	FramesToWorkers   uint64 `json:"frames_to_workers"`
+	Writes            uint64 `json:"writes"`
+	FramesFromWorkers uint64 `json:"frames_from_workers"`
+	Reads             uint64 `json:"reads"`
 }
 
 // controlReq is a request handed to the master's loop; reply answers it.

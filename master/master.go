@@ -57,6 +57,7 @@ type Master struct {
 	done     chan struct{}
 	stopping atomic.Bool
 	accepted atomic.Uint64
+	ipc      ipcCounters
 
 	mgr      *managerProc
 	mgrSeq   uint64
@@ -544,7 +545,9 @@ func removeOwnPIDFile(path string) {
 func (m *Master) status() []Process {
 	now := time.Now()
 	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: "running", Started: m.started,
-		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load()}}
+		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load(),
+		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
+			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()}}}
 	if m.mgr != nil {
 		out = append(out, Process{Role: ipc.RoleManager, PID: m.mgr.pid, State: "running", Started: m.mgr.started,
 			Restarts: int(m.mgrSeq) - 1})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -95,6 +96,7 @@ func (w *worker) write(l *reactor.Loop, t ipc.Type, id uint64, payload []byte) {
 		w.out, w.outOff = w.out[:0], 0
 	}
 	w.out = ipc.AppendFrame(w.out, t, 0, id, payload)
+	w.m.ipc.framesOut.Add(1)
 	w.outMu.Unlock()
 	if l == nil {
 		w.flushOut()
@@ -122,6 +124,7 @@ func (w *worker) flushOut() {
 	}
 	for w.outOff < len(w.out) {
 		n, err := unix.Write(w.fd, w.out[w.outOff:])
+		w.m.ipc.writes.Add(1)
 		if n > 0 {
 			w.outOff += n
 			continue
@@ -166,6 +169,7 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 		w.in = nb
 	}
 	n, err := unix.Read(w.fd, w.in[len(w.in):cap(w.in)])
+	w.m.ipc.reads.Add(1)
 	if n <= 0 {
 		if err == unix.EAGAIN || err == unix.EINTR {
 			return
@@ -191,6 +195,7 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 			break
 		}
 		off += k
+		w.m.ipc.framesIn.Add(1)
 		if err := w.m.frame(l, w, h, payload); err != nil {
 			w.m.workerGone(w, err.Error(), true)
 			w.abandon(l)
@@ -214,6 +219,12 @@ func (w *worker) abandon(l *reactor.Loop) {
 }
 
 var errProtocol = errors.New("protocol violation")
+
+// ipcCounters count the master's traffic with its workers; frames per
+// system call is the batching factor, shown by drover status.
+type ipcCounters struct {
+	framesOut, writes, framesIn, reads atomic.Uint64
+}
 
 // frame handles one frame from a worker on its owner loop l.
 func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte) error {

@@ -232,8 +232,13 @@ func statusCommand() *cli.Command {
 func printStatus(out io.Writer, ps []master.Process) {
 	if len(ps) > 0 && ps[0].Role == "master" {
 		m := ps[0]
-		fmt.Fprintf(out, "config:      %s\nlisteners:   %s\nconnections: %d open, %d accepted\n\n",
+		fmt.Fprintf(out, "config:      %s\nlisteners:   %s\nconnections: %d open, %d accepted\n",
 			m.Config, strings.Join(m.Listeners, ", "), m.Connections, m.Accepted)
+		if s := m.IPC; s != nil {
+			fmt.Fprintf(out, "worker ipc:  %d frames out in %d writes (%.1f per write), %d frames in over %d reads (%.1f per read)\n",
+				s.FramesToWorkers, s.Writes, ratio(s.FramesToWorkers, s.Writes), s.FramesFromWorkers, s.Reads, ratio(s.FramesFromWorkers, s.Reads))
+		}
+		fmt.Fprintln(out)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROLE\tID\tPID\tSTATE\tUPTIME\tREQUESTS\tIN-FLIGHT\tRSS\tCPU\tGO HEAP\tRESTARTS\tLAST EXIT")
@@ -327,4 +332,11 @@ func waitExit(pid int, deadline time.Time) {
 			return
 		}
 	}
+}
+
+func ratio(a, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
 }
