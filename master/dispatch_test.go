@@ -40,7 +40,7 @@ func newBareWorker(t *testing.T, d *dispatcher, slot int, gen uint64, concurrenc
 	t.Cleanup(func() { peer.Close() })
 	fd := int(ours.Fd())
 	unix.SetNonblock(fd, true)
-	w := &worker{role: ipc.RoleWorker, slot: slot, gen: gen, pid: 20000 + slot, file: ours, fd: fd,
+	w := &worker{m: &Master{}, role: ipc.RoleWorker, slot: slot, gen: gen, pid: 20000 + slot, file: ours, fd: fd,
 		started: time.Now(), owed: make(map[uint64]int32), marked: make([]bool, 1)}
 	d.add(w)
 	if concurrency > 0 && !d.ready(w, &ipc.Hello{Version: ipc.ProtocolVersion, Concurrency: concurrency}) {
