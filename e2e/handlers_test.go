@@ -19,6 +19,7 @@ import (
 //	whoami      answers "worker <id> pid <pid>"
 //	sleep       answers "sleeping", then holds the event until killed
 //	garbage     writes a corrupt frame on the socket pair
+//	slow <ms>   echoes after that many milliseconds
 func runHandler(role string) {
 	switch role {
 	case "boot-failure":
@@ -39,6 +40,11 @@ func runHandler(role string) {
 				case body == "garbage":
 					fd3 := os.NewFile(3, "pair")
 					fd3.Write([]byte("this is not a frame header at all"))
+				case strings.HasPrefix(body, "slow "):
+					// Answers after the given number of milliseconds.
+					ms, _ := strconv.Atoi(body[5:])
+					time.Sleep(time.Duration(ms) * time.Millisecond)
+					s.Send(conn, data)
 				case strings.HasPrefix(body, "exit "):
 					code, _ := strconv.Atoi(body[5:])
 					os.Exit(code)

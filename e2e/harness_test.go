@@ -247,6 +247,7 @@ type statusRow struct {
 	PID      int    `json:"pid"`
 	State    string `json:"state"`
 	Requests uint64 `json:"requests"`
+	InFlight int    `json:"in_flight"`
 	Restarts int    `json:"restarts"`
 	LastExit string `json:"last_exit"`
 	Launch   string `json:"launch"`

@@ -514,3 +514,134 @@ func TestSecondStartIsRefused(t *testing.T) {
 		t.Fatalf("first instance after the refused start: %q, %v", got, err)
 	}
 }
+
+func TestSeveralReactorLoops(t *testing.T) {
+	// Three loops: connections and workers land on different loops, so
+	// answers, closes and done frames cross loops.
+	s := startServer(t, commandsConfig+"\nreactor_num: 3\n")
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			cl := &client{t: t, c: c}
+			for j := 0; j < 50; j++ {
+				want := fmt.Sprintf("conn %d packet %d", i, j)
+				if got, err := cl.roundTrip(want); err != nil || got != want {
+					errs <- fmt.Errorf("%q: got %q, %v", want, got, err)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// A worker killed with events in flight fails them on whichever loop
+	// owns their connections.
+	a := dial(t, s.addrs[0])
+	w, _ := a.roundTrip("whoami")
+	if got, err := a.roundTrip("sleep"); err != nil || got != "sleeping" {
+		t.Fatalf("sleep: %q, %v", got, err)
+	}
+	syscall.Kill(pidFrom(t, w), syscall.SIGKILL)
+	a.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := a.read(); err == nil {
+		t.Fatal("connection with an event at the killed worker got an answer")
+	}
+}
+
+func TestGracefulStopFinishesInFlightEvents(t *testing.T) {
+	s := startServer(t, commandsConfig)
+	c := dial(t, s.addrs[0])
+	logs := s.subscribe()
+	c.c.Write(frame("slow 500"))
+	// The event is in flight once the worker holds it; the status shows it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		inFlight := 0
+		for _, r := range s.status() {
+			inFlight += r.InFlight
+		}
+		if inFlight > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow event never showed as in flight")
+		}
+	}
+	stopped := make(chan string, 1)
+	go func() {
+		out, err := s.drover("stop", "-c", s.config)
+		if err != nil {
+			out += err.Error()
+		}
+		stopped <- out
+	}()
+	e := s.waitLog(logs, 5*time.Second, "the drain", func(e logEntry) bool { return e.msg() == "listeners closed; draining in-flight events" })
+	if e.str("events_in_flight") != "1" {
+		t.Errorf("drain started with %s events in flight, want 1", e.str("events_in_flight"))
+	}
+	// New connections are refused while the stop drains.
+	if nc, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), time.Second); err == nil {
+		nc.Close()
+		t.Error("a new connection was accepted during the stop")
+	}
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := c.read()
+	if err != nil || got != "slow 500" {
+		t.Fatalf("in-flight answer during the stop: %q, %v", got, err)
+	}
+	if out := <-stopped; !strings.Contains(out, "drover stopped") {
+		t.Fatalf("drover stop: %s", out)
+	}
+	<-s.exited
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("master exit code %d, want 0", code)
+	}
+}
+
+func TestHeartbeatClosesIdleConnections(t *testing.T) {
+	s := startServer(t, commandsConfig+"\nheartbeat_idle_time: 1\n")
+	logs := s.subscribe()
+	idle := dial(t, s.addrs[0])
+	if got, err := idle.roundTrip("hi"); err != nil || got != "hi" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	idle.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("idle connection was not closed")
+	}
+	s.waitLog(logs, 5*time.Second, "the idle close", func(e logEntry) bool {
+		return e.msg() == "connection closed" && strings.Contains(e.str("reason"), "heartbeat_idle_time")
+	})
+}
+
+func TestMaxConnRefusesOverflow(t *testing.T) {
+	s := startServer(t, commandsConfig+"\nmax_conn: 2\n")
+	logs := s.subscribe()
+	a, b := dial(t, s.addrs[0]), dial(t, s.addrs[0])
+	for _, c := range []*client{a, b} {
+		if got, err := c.roundTrip("in"); err != nil || got != "in" {
+			t.Fatalf("%q, %v", got, err)
+		}
+	}
+	third := dial(t, s.addrs[0])
+	third.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := third.c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a third connection was served with max_conn 2")
+	}
+	s.waitLog(logs, 5*time.Second, "the refusal", func(e logEntry) bool { return strings.Contains(e.msg(), "max_conn reached") })
+	if got, err := a.roundTrip("still"); err != nil || got != "still" {
+		t.Fatalf("admitted connection after the refusal: %q, %v", got, err)
+	}
+}

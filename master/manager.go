@@ -79,7 +79,7 @@ func (m *Master) startManager() error {
 		startErr <- nil
 		err := cmd.Wait()
 		close(mp.exited)
-		m.events <- evManagerExited{mgr: mp, err: err}
+		m.post(evManagerExited{mgr: mp, err: err})
 	}()
 	if err := <-startErr; err != nil {
 		ctl.Close()
@@ -187,10 +187,12 @@ func (m *Master) managerLost(e evManagerExited) error {
 		m.mgrFails = 0
 	}
 	if m.mgrFails > 1 {
-		// Crashing over and over: back off (0.5s, 1s, 2s … 10s) instead of spinning.
+		// Crashing over and over: back off (0.5s, 1s, 2s … 10s) instead of
+		// spinning; the loop keeps answering meanwhile.
 		d := min(time.Duration(1<<min(m.mgrFails-2, 5))*500*time.Millisecond, 10*time.Second)
 		m.log.WithField("backoff", d.String()).Warn("manager keeps exiting; waiting before the next start")
-		time.Sleep(d)
+		time.AfterFunc(d, func() { m.post(evStartManager{}) })
+		return nil
 	}
 	return m.startManager()
 }

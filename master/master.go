@@ -100,7 +100,23 @@ type (
 		mgr *managerProc
 		err error
 	}
+	evStartManager struct{}
 )
+
+// post hands an event to the master's loop without blocking the caller (a
+// reactor loop must never wait for the main loop).
+func (m *Master) post(ev any) {
+	select {
+	case m.events <- ev:
+	default:
+		go func() {
+			select {
+			case m.events <- ev:
+			case <-m.done:
+			}
+		}()
+	}
+}
 
 // Run starts the master and serves until a stop signal or command; it
 // returns nil after a graceful stop.
@@ -142,7 +158,10 @@ func Run(cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	ctlLn, err := m.upg.Listen("unix", m.ctlPath)
+	// The control socket is the master's own, not handed over by tableflip:
+	// stopping the upgrader (which unlinks its unix sockets) must leave the
+	// CLI a way in while the stop drains.
+	ctlLn, err := net.Listen("unix", m.ctlPath)
 	if err != nil {
 		return fmt.Errorf("control socket %s: %w", m.ctlPath, err)
 	}
@@ -369,6 +388,11 @@ func (m *Master) handle(ev any) error {
 			return nil
 		}
 		return m.managerLost(e)
+	case evStartManager:
+		if m.stopping.Load() {
+			return nil
+		}
+		return m.startManager()
 	}
 	return nil
 }
@@ -490,9 +514,18 @@ func (m *Master) shutdownWith(sigs <-chan os.Signal, force bool) {
 func (m *Master) drain(hurry <-chan struct{}) {
 	m.stopping.Store(true)
 	m.rx.StopAccepting()
+	// Closed at once (tableflip's copies too), so new clients are refused
+	// rather than left waiting in the backlog while the stop drains.
+	m.upg.Stop()
+	<-m.upg.Exit()
+	for _, ln := range m.netLns {
+		ln.Close()
+	}
 	for _, l := range m.rx.Loops() {
 		l.Post(reactor.Task{Fn: pauseAllTask})
 	}
+	m.log.WithFields(logrus.Fields{"events_in_flight": m.disp.outstanding(), "max_wait_time": m.cfg.MaxWaitTime.D().String()}).
+		Info("listeners closed; draining in-flight events")
 	select {
 	case <-hurry:
 		return
@@ -549,7 +582,13 @@ func (m *Master) status() []Process {
 		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
 			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()}}}
 	if m.mgr != nil {
-		out = append(out, Process{Role: ipc.RoleManager, PID: m.mgr.pid, State: "running", Started: m.mgr.started,
+		state := "running"
+		select {
+		case <-m.mgr.exited:
+			state = "restarting"
+		default:
+		}
+		out = append(out, Process{Role: ipc.RoleManager, PID: m.mgr.pid, State: state, Started: m.mgr.started,
 			Restarts: int(m.mgrSeq) - 1})
 	}
 	seen := map[slotKey]bool{}

@@ -271,7 +271,7 @@ func (m *Master) hello(w *worker, h *ipc.Hello) error {
 	w.log.WithFields(logrus.Fields{"concurrency": h.Concurrency, "sdk": h.SDK,
 		"start_ms": w.readyAt.Sub(w.started).Milliseconds()}).Info("worker ready")
 	m.notifyManager(ipc.CtlWorkerReady, w, "")
-	m.events <- evWorkerReady{w}
+	m.post(evWorkerReady{w})
 	return nil
 }
 

@@ -427,6 +427,11 @@ func (l *Loop) startAccepting() error {
 func (l *Loop) shutdown() {
 	l.stopAccepting()
 	for _, c := range l.conns {
+		// One last non-blocking write: answers produced just before the
+		// stop still reach clients whose socket has room.
+		if c.Buffered() > 0 {
+			c.flush()
+		}
 		c.Close(ErrServerClosed)
 	}
 	l.flush()
