@@ -29,6 +29,7 @@ type connState struct {
 	outstanding int     // events dispatched, queued or pending, not yet done
 	pending     int     // of which waiting in the loop's pending list
 	eof         bool    // the client shut down its side
+	byWorker    bool    // a worker asked to close it (CloseConn)
 }
 
 // loopState is the master's state per reactor loop, touched only on it.
@@ -73,11 +74,18 @@ func (m *Master) OnReadEOF(c *reactor.Conn) {
 func (m *Master) OnClose(c *reactor.Conn, err error) {
 	st := c.Ctx.(*connState)
 	if m.disp.bound() && !m.stopping.Load() {
-		reason := []byte(nil)
-		if err != nil {
-			reason = []byte(err.Error())
+		var reason string
+		switch {
+		case err != nil:
+			reason = err.Error()
+		case st.byWorker:
+			reason = "closed by worker"
+		case st.eof:
+			reason = "closed by client"
+		default:
+			reason = "closed by server"
 		}
-		m.disp.sendClose(c, st, reason)
+		m.disp.sendClose(c, st, []byte(reason))
 	}
 	if err == nil || errors.Is(err, reactor.ErrServerClosed) {
 		return

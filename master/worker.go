@@ -242,7 +242,7 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 	case ipc.TypeSend:
 		m.toConn(l, h.ID, func(c *reactor.Conn) { c.Write(payload) }, payload, sendTask)
 	case ipc.TypeCloseConn:
-		m.toConn(l, h.ID, func(c *reactor.Conn) { c.CloseWhenFlushed() }, nil, closeConnTask)
+		m.toConn(l, h.ID, closeByWorker, nil, closeConnTask)
 	case ipc.TypeDone:
 		if !m.disp.done(l, w, h.ID) {
 			return fmt.Errorf("%w: done for connection %d with no event in flight", errProtocol, h.ID)
@@ -303,8 +303,14 @@ func sendTask(l *reactor.Loop, t *reactor.Task) {
 
 func closeConnTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
-		c.CloseWhenFlushed()
+		closeByWorker(c)
 	}
+}
+
+// closeByWorker closes c after its output, as a worker's CloseConn asks.
+func closeByWorker(c *reactor.Conn) {
+	c.Ctx.(*connState).byWorker = true
+	c.CloseWhenFlushed()
 }
 
 func connDoneTask(l *reactor.Loop, t *reactor.Task) {
