@@ -252,11 +252,11 @@ func printStatus(out io.Writer, ps []master.Process) {
 		}
 		heap := "-"
 		if p.Runtime != nil {
-			heap = config.Size(p.Runtime.HeapAlloc).String()
+			heap = humanBytes(p.Runtime.HeapAlloc)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1f%%\t%s\t%d\t%s\n", p.Role, id, pid, p.State,
 			(time.Duration(p.UptimeSec) * time.Second).String(), p.Requests, p.InFlight,
-			config.Size(p.RSS).String(), p.CPU, heap, p.Restarts, p.LastExit)
+			humanBytes(p.RSS), p.CPU, heap, p.Restarts, p.LastExit)
 	}
 	tw.Flush()
 }
@@ -339,4 +339,18 @@ func ratio(a, b uint64) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
+}
+
+// humanBytes formats n with a binary unit and one decimal: 15.3MiB.
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	v, i := float64(n), -1
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f%ciB", v, "KMGT"[i])
 }
