@@ -99,6 +99,16 @@ func (t Type) String() string {
 		return "close_conn"
 	case TypeDone:
 		return "done"
+	case TypeRequest:
+		return "request"
+	case TypeRequestBody:
+		return "request_body"
+	case TypeResponse:
+		return "response"
+	case TypeResponseBody:
+		return "response_body"
+	case TypeCancel:
+		return "cancel"
 	case CtlInit:
 		return "ctl_init"
 	case CtlWorkerStarted:

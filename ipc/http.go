@@ -1,0 +1,71 @@
+package ipc
+
+// HTTP frames. An HTTP listener's master parses requests in its reactor and
+// sends each to a worker as one event that lasts from TypeRequest until the
+// worker ends its response (a frame with FlagEnd): no Done is written for
+// it. One request per connection is at a worker at a time — pipelined
+// requests wait in the master and are answered in order — so the frame id
+// is the connection id.
+const (
+	// TypeRequest (M→W, msgpack Request) starts a request on connection id.
+	TypeRequest Type = 16
+	// TypeRequestBody (M→W, raw bytes) carries the next piece of the
+	// current request's body; FlagEnd marks the last piece (possibly empty).
+	// Sent only when Request.BodyFollows is true.
+	TypeRequestBody Type = 17
+	// TypeResponse (W→M, msgpack Response) carries the status, headers and
+	// possibly body of the response to connection id's current request.
+	// FlagEnd: the response is complete; otherwise TypeResponseBody frames
+	// follow and the last has FlagEnd.
+	TypeResponse Type = 18
+	// TypeResponseBody (W→M, raw bytes) carries more response body; each is
+	// written to the client as it arrives (streaming).
+	TypeResponseBody Type = 19
+	// TypeCancel (M→W, no payload): the client of connection id's current
+	// request went away. The worker should stop working on it; it must
+	// still end the response (FlagEnd), which the master then drops.
+	TypeCancel Type = 20
+)
+
+// FlagEnd marks the last frame of a request body or a response.
+const FlagEnd uint8 = 0x01
+
+// MaxInlineBody is the largest body the master puts inside a Request (and
+// a worker should put inside a Response); longer bodies travel in body
+// frames of at most this size.
+const MaxInlineBody = 64 << 10
+
+// Request is the payload of TypeRequest.
+type Request struct {
+	Method string `msgpack:"method"`
+	// Target is the request-target as the client sent it ("/path?q=1").
+	Target string `msgpack:"target"`
+	// Proto is "HTTP/1.1" or "HTTP/1.0".
+	Proto string `msgpack:"proto"`
+	// Headers are name, value, name, value… in the order received, names
+	// as the client wrote them (compare case-insensitively).
+	Headers []string `msgpack:"headers"`
+	// ContentLength is the body length, or -1 when it is chunked.
+	ContentLength int64 `msgpack:"content_length"`
+	// Body is the whole body when it is at most MaxInlineBody bytes and
+	// arrived with the head; otherwise empty and BodyFollows is true.
+	Body []byte `msgpack:"body,omitempty"`
+	// BodyFollows says TypeRequestBody frames follow, the last with FlagEnd.
+	BodyFollows bool `msgpack:"body_follows,omitempty"`
+	// Remote is the client's address ("ip:port").
+	Remote string `msgpack:"remote"`
+	// Listener is the index of the listener in the config.
+	Listener int `msgpack:"listener"`
+}
+
+// Response is the payload of TypeResponse.
+type Response struct {
+	Status int `msgpack:"status"`
+	// Headers are name, value, … as the handler set them. The master adds
+	// Date, and Content-Length or Transfer-Encoding: chunked as needed; it
+	// removes hop-by-hop headers it manages itself (Connection, Keep-Alive,
+	// Transfer-Encoding).
+	Headers []string `msgpack:"headers"`
+	// Body is the body, or its first piece when the frame has no FlagEnd.
+	Body []byte `msgpack:"body,omitempty"`
+}
