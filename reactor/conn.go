@@ -219,8 +219,7 @@ func (c *Conn) read() {
 	}
 	c.lastRead = l.now.UnixNano()
 	if c.split == nil {
-		l.h.OnPacket(c, data)
-		c.in = c.in[:0]
+		c.stream(data)
 		return
 	}
 	off := 0
@@ -317,4 +316,40 @@ func (c *Conn) flush() {
 	if c.closeAfter {
 		c.Close(nil)
 	}
+}
+
+// stream hands data (the loop's buffer or c.in) to the StreamHandler and
+// keeps what it did not consume in c.in.
+func (c *Conn) stream(data []byte) {
+	n := c.l.sh.OnStream(c, data)
+	if c.closed {
+		return
+	}
+	rest := data[n:]
+	switch {
+	case len(rest) == 0:
+		if cap(c.in) > readBufSize {
+			c.in = nil
+		} else {
+			c.in = c.in[:0]
+		}
+	case len(c.in) == 0: // data is the loop's buffer
+		c.in = append(make([]byte, 0, len(rest)+readBufSize/4), rest...)
+	default:
+		c.in = c.in[:copy(c.in, rest)]
+	}
+}
+
+// Buffered input: Pending returns the number of received bytes the
+// StreamHandler has not consumed yet.
+func (c *Conn) Pending() int { return len(c.in) }
+
+// Kick hands the unconsumed input to the StreamHandler again, for when it
+// could not take it before (a pipelined request waiting for the previous
+// answer). It does nothing when there is none.
+func (c *Conn) Kick() {
+	if c.closed || len(c.in) == 0 || c.split != nil {
+		return
+	}
+	c.stream(c.in)
 }

@@ -31,6 +31,21 @@ type Handler interface {
 	OnClose(c *Conn, err error)
 }
 
+// StreamHandler is implemented by a Handler that parses a listener's byte
+// stream itself (a Listener without a Splitter, such as HTTP). OnStream
+// gets the connection's unconsumed input and returns how many bytes it
+// consumed; the rest is kept and passed again, extended by new bytes, on
+// the next read or Kick. It runs on the connection's loop.
+type StreamHandler interface {
+	OnStream(c *Conn, data []byte) int
+}
+
+// Ticker is implemented by a Handler that wants a call on every loop every
+// Options.Tick (timeouts of its own).
+type Ticker interface {
+	OnTick(l *Loop)
+}
+
 // Errors that close connections; the master logs them.
 var (
 	ErrIdleTimeout  = errors.New("idle for longer than heartbeat_idle_time")
@@ -44,6 +59,7 @@ type Options struct {
 	MaxConn     int           // connections open at once over all loops; 0 = unlimited
 	IdleTimeout time.Duration // heartbeat_idle_time; 0 = never
 	OutputLimit int           // buffer_output_size; 0 = unlimited
+	Tick        time.Duration // period of Ticker.OnTick, if the Handler is one
 	Log         *logrus.Entry
 }
 
@@ -71,6 +87,11 @@ func New(opts Options, lns []*Listener, h Handler) (*Reactor, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	for _, ln := range lns {
+		if _, ok := h.(StreamHandler); ln.Splitter == nil && !ok {
+			return nil, fmt.Errorf("reactor: listener %s has no splitter and %T is no StreamHandler", ln.Name, h)
+		}
 	}
 	r := &Reactor{opts: opts}
 	for i := 0; i < opts.Loops; i++ {
@@ -184,6 +205,8 @@ type Loop struct {
 	r    *Reactor
 	idx  int
 	h    Handler
+	sh   StreamHandler // h, when it is one
+	tk   Ticker        // h, when it is one and Options.Tick is set
 	epfd int
 	evfd int
 
@@ -205,6 +228,7 @@ type Loop struct {
 
 	now       time.Time
 	lastSweep time.Time
+	nextTick  time.Time
 	done      bool
 	lastWarn  time.Time
 }
@@ -228,6 +252,11 @@ func newLoop(r *Reactor, idx int, lns []*Listener, h Handler) (*Loop, error) {
 	}
 	l := &Loop{r: r, idx: idx, h: h, epfd: epfd, evfd: evfd, lns: lns,
 		conns: make(map[uint64]*Conn), buf: make([]byte, readBufSize), now: time.Now()}
+	l.sh, _ = h.(StreamHandler)
+	if tk, ok := h.(Ticker); ok && r.opts.Tick > 0 {
+		l.tk = tk
+		l.nextTick = l.now.Add(r.opts.Tick)
+	}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
 		unix.Close(epfd)
 		unix.Close(evfd)
@@ -340,10 +369,21 @@ func (l *Loop) timeout() int {
 	if !l.acceptAt.IsZero() {
 		t = 100
 	}
+	if l.tk != nil {
+		ms := int(time.Until(l.nextTick).Milliseconds()) + 1
+		if t < 0 || ms < t {
+			t = max(ms, 0)
+		}
+	}
 	return t
 }
 
 func (l *Loop) timers() {
+	if l.tk != nil && !l.now.Before(l.nextTick) {
+		l.nextTick = l.now.Add(l.r.opts.Tick)
+		l.tk.OnTick(l)
+		l.flush()
+	}
 	if !l.acceptAt.IsZero() && !l.now.Before(l.acceptAt) {
 		l.acceptAt = time.Time{}
 		if err := l.startAccepting(); err != nil {

@@ -59,6 +59,20 @@ type Config struct {
 	// MaxConn is the maximum number of concurrent connections. Default
 	// 10000; >= 1.
 	MaxConn int `yaml:"max_conn" json:"max_conn"`
+	// DispatchTimeout bounds how long an HTTP request waits for a worker
+	// with a free slot; past it the client gets 503 with Retry-After.
+	// Default 5s; > 0.
+	DispatchTimeout Duration `yaml:"dispatch_timeout" json:"dispatch_timeout"`
+	// HTTPMaxHeaderSize bounds an HTTP request's line and headers (431
+	// beyond). Default 16 KiB; >= 1 KiB.
+	HTTPMaxHeaderSize Size `yaml:"http_max_header_size" json:"http_max_header_size"`
+	// HTTPHeaderTimeout bounds the time from a request's first byte to the
+	// end of its headers (slowloris); the connection is closed past it.
+	// Default 10s; > 0.
+	HTTPHeaderTimeout Duration `yaml:"http_header_timeout" json:"http_header_timeout"`
+	// HTTPIdleTimeout closes a keep-alive connection idle between requests
+	// for longer. Default 60s; > 0.
+	HTTPIdleTimeout Duration `yaml:"http_idle_timeout" json:"http_idle_timeout"`
 	// UpgradeTimeout bounds how long a new master may take to become ready
 	// during a binary upgrade. Default 60s; > 0.
 	UpgradeTimeout Duration `yaml:"upgrade_timeout" json:"upgrade_timeout"`

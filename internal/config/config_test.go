@@ -45,8 +45,10 @@ func TestParseValid(t *testing.T) {
 					BufferOutputSize: 2 << 20,
 					MaxConn:          10000,
 					UpgradeTimeout:   Duration(time.Minute),
-					LogLevel:         "info",
-					LogFormat:        "text",
+					DispatchTimeout:  Duration(5 * time.Second), HTTPMaxHeaderSize: 16 << 10,
+					HTTPHeaderTimeout: Duration(10 * time.Second), HTTPIdleTimeout: Duration(time.Minute),
+					LogLevel:  "info",
+					LogFormat: "text",
 					Worker: Handler{
 						Cmd:          []string{"../bin/echo"},
 						Launch:       "auto",

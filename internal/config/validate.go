@@ -25,6 +25,10 @@ const (
 	DefaultBufferOutputSize = Size(2 << 20)
 	DefaultMaxConn          = 10000
 	DefaultUpgradeTimeout   = Duration(60 * time.Second)
+	DefaultDispatchTimeout  = Duration(5 * time.Second)
+	DefaultHTTPMaxHeader    = Size(16 << 10)
+	DefaultHTTPHeaderTime   = Duration(10 * time.Second)
+	DefaultHTTPIdleTimeout  = Duration(60 * time.Second)
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
 	DefaultLaunch           = "auto"
@@ -152,6 +156,18 @@ func (v *validator) defaults(c *Config) {
 	if unset("upgrade_timeout") {
 		c.UpgradeTimeout = DefaultUpgradeTimeout
 	}
+	if unset("dispatch_timeout") {
+		c.DispatchTimeout = DefaultDispatchTimeout
+	}
+	if unset("http_max_header_size") {
+		c.HTTPMaxHeaderSize = DefaultHTTPMaxHeader
+	}
+	if unset("http_header_timeout") {
+		c.HTTPHeaderTimeout = DefaultHTTPHeaderTime
+	}
+	if unset("http_idle_timeout") {
+		c.HTTPIdleTimeout = DefaultHTTPIdleTimeout
+	}
 	if unset("log_level") {
 		c.LogLevel = DefaultLogLevel
 	}
@@ -202,6 +218,10 @@ func (v *validator) validate(c *Config) {
 	v.duration("heartbeat_idle_time", c.HeartbeatIdleTime, false)
 	v.atLeast("max_conn", c.MaxConn, 1, -1)
 	v.duration("upgrade_timeout", c.UpgradeTimeout, true)
+	v.duration("dispatch_timeout", c.DispatchTimeout, true)
+	v.minSize("http_max_header_size", c.HTTPMaxHeaderSize, 1<<10)
+	v.duration("http_header_timeout", c.HTTPHeaderTimeout, true)
+	v.duration("http_idle_timeout", c.HTTPIdleTimeout, true)
 	c.PidFile = v.fileInDir("pid_file", c.PidFile, "drover.pid")
 	c.LogFile = v.fileInDir("log_file", c.LogFile, "drover.log")
 	v.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
