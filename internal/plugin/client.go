@@ -20,6 +20,8 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Defaults for zero Options fields.
@@ -532,6 +534,15 @@ func (p *Process) RequestStop(ctx context.Context) error {
 		return err
 	}
 	if err := c.stop(ctx); err != nil {
+		// A handler may act on the request before its answer is written and
+		// exit; the dropped connection then means it was heard.
+		if status.Code(err) == codes.Unavailable {
+			select {
+			case <-p.Exited():
+				return nil
+			case <-ctx.Done():
+			}
+		}
 		return fmt.Errorf("plugin stop request: %w", err)
 	}
 	return nil

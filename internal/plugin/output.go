@@ -45,7 +45,7 @@ func (o *output) line(stream, text string) {
 	o.inPanic[stream] = panicking
 	log := o.log
 	o.mu.Unlock()
-	log.WithField("stream", stream).Log(level, text)
+	log.WithFields(logrus.Fields{"stream": stream, "output": text}).Log(level, "worker output")
 }
 
 // tail returns the recorded lines, oldest first.

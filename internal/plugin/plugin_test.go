@@ -48,14 +48,15 @@ func (h *hook) all() []*logrus.Entry {
 	return append([]*logrus.Entry(nil), h.entries...)
 }
 
-// wait returns the first entry with message msg, failing the test after d.
+// wait returns the first entry with message msg (or, for a handler's output
+// line, output msg), failing the test after d.
 func (h *hook) wait(t *testing.T, msg string, d time.Duration) *logrus.Entry {
 	t.Helper()
 	deadline := time.After(d)
 	for {
 		h.mu.Lock()
 		for _, e := range h.entries {
-			if e.Message == msg {
+			if e.Message == msg || e.Data["output"] == msg {
 				h.mu.Unlock()
 				return e
 			}
