@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -53,6 +55,8 @@ func runHandler(role string) {
 				}
 			},
 		}, worker.WithConcurrency(4))
+	case "http":
+		serveHTTPHandler()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown E2E_HANDLER", role)
 		os.Exit(2)
@@ -62,4 +66,47 @@ func runHandler(role string) {
 // frame prefixes body with its 4-byte big-endian length.
 func frame(body string) []byte {
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+// serveHTTPHandler is the HTTP handler of the end-to-end tests:
+//
+//	/             Hello, World!
+//	/echo         the request body back
+//	/seq?i=N      N (pipelining order)
+//	/stream?n=N   N server-sent events, flushed one by one
+//	/exit         the process exits mid-request
+//	/wait-cancel  holds the request until the client goes away
+func serveHTTPHandler() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "Hello, World!")
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, r.Body)
+	})
+	mux.HandleFunc("/seq", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Query().Get("i"))
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+	})
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		os.Exit(3)
+	})
+	mux.HandleFunc("/wait-cancel", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(os.Stderr, "waiting for cancel")
+		<-r.Context().Done()
+		fmt.Fprintln(os.Stderr, "request context cancelled")
+	})
+	var opts []worker.Option
+	if n, err := strconv.Atoi(os.Getenv("E2E_CONCURRENCY")); err == nil {
+		opts = append(opts, worker.WithConcurrency(n))
+	}
+	worker.RunHTTP(mux, opts...)
 }

@@ -3,6 +3,7 @@ package master
 import (
 	"errors"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -30,11 +31,17 @@ type connState struct {
 	pending     int     // of which waiting in the loop's pending list
 	eof         bool    // the client shut down its side
 	byWorker    bool    // a worker asked to close it (CloseConn)
+	http        *httpState
 }
 
 // loopState is the master's state per reactor loop, touched only on it.
 type loopState struct {
 	pending []pendingEvent // events waiting for any worker to be ready
+	waiting []uint64       // HTTP connections whose request waits for a worker slot
+	scratch []byte         // HTTP response heads are built here
+	date    []byte         // the Date header's value, formatted once a second
+	dateSec int64
+	swept   time.Time // last sweep for HTTP header and idle timeouts
 }
 
 type pendingEvent struct {
@@ -48,6 +55,10 @@ func (m *Master) OnOpen(c *reactor.Conn) {
 	st := &connState{m: m}
 	c.Ctx = st
 	m.accepted.Add(1)
+	if m.cfg.Listeners[c.Listener().Index].Protocol == "http" {
+		st.http = m.newHTTPState(c.Loop())
+		return
+	}
 	if m.disp.bound() {
 		ln := m.cfg.Listeners[c.Listener().Index]
 		st.info, _ = ipc.Marshal(ipc.ConnInfo{Listener: c.Listener().Index, Remote: c.RemoteAddr(), Local: ln.Addr})
@@ -65,6 +76,19 @@ func (m *Master) OnPacket(c *reactor.Conn, pkt []byte) {
 func (m *Master) OnReadEOF(c *reactor.Conn) {
 	st := c.Ctx.(*connState)
 	st.eof = true
+	if h := st.http; h != nil {
+		switch h.phase {
+		case phHead, phQueued:
+			c.CloseWhenFlushed() // nothing at a worker yet: nobody to answer
+		default:
+			// Like net/http: the handler's context is cancelled, and whatever
+			// it still answers goes out (a half-closed client reads it), then
+			// the connection closes.
+			h.keep, h.close = false, true
+			m.cancelHTTP(c, h)
+		}
+		return
+	}
 	if st.outstanding == 0 {
 		c.CloseWhenFlushed()
 	}
@@ -73,7 +97,9 @@ func (m *Master) OnReadEOF(c *reactor.Conn) {
 // OnClose implements reactor.Handler.
 func (m *Master) OnClose(c *reactor.Conn, err error) {
 	st := c.Ctx.(*connState)
-	if m.disp.bound() && !m.stopping.Load() {
+	if h := st.http; h != nil {
+		m.cancelHTTP(c, h)
+	} else if m.disp.bound() && !m.stopping.Load() {
 		var reason string
 		switch {
 		case err != nil:

@@ -25,7 +25,8 @@ var errQueueFull = errors.New("dispatch queue full: every worker busy and dispat
 // operations, never across a system call).
 type dispatcher struct {
 	mu       sync.Mutex
-	mode     int
+	mode     int // for stream listeners
+	httpMode int // for HTTP listeners
 	queueMax int
 	workers  []*worker // by slot: the incarnation taking new events, nil if none
 	tasks    []*worker // task workers by slot
@@ -195,6 +196,47 @@ func (d *dispatcher) send(l *reactor.Loop, w *worker, t ipc.Type, id uint64, pay
 	w.owed[id]++
 	d.total++
 	return nil
+}
+
+// dispatchHTTP sends an HTTP request to a ready worker with a free slot
+// (never queued at a worker: its body frames must follow it directly) and
+// returns that worker, or nil when none has a free slot. Runs on c's loop.
+func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte) *worker {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var pick *worker
+	n := len(d.workers)
+	free := func(w *worker) bool { return w != nil && w.state == stateReady && w.inflight < w.concurrency }
+	switch d.httpMode {
+	case modeRoundRobin:
+		for i := 0; i < n && pick == nil; i++ {
+			d.rr = (d.rr + 1) % n
+			if w := d.workers[d.rr]; free(w) {
+				pick = w
+			}
+		}
+	case modeFixed, modeIP:
+		if free(st.w) {
+			pick = st.w
+		}
+	}
+	if pick == nil {
+		// Idle worker first (mode 3, and the fallback of the others).
+		for _, w := range d.workers {
+			if free(w) && (pick == nil || w.inflight-w.concurrency < pick.inflight-pick.concurrency) {
+				pick = w
+			}
+		}
+	}
+	if pick == nil {
+		return nil
+	}
+	st.w = pick
+	pick.inflight++
+	pick.owed[c.ID()]++
+	d.total++
+	pick.write(c.Loop(), ipc.TypeRequest, c.ID(), payload)
+	return pick
 }
 
 // sendClose tells the worker bound to a closed connection, if it still

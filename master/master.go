@@ -57,7 +57,10 @@ type Master struct {
 	done     chan struct{}
 	stopping atomic.Bool
 	accepted atomic.Uint64
-	ipc      ipcCounters
+	// httpWaiting counts HTTP requests waiting for a worker slot, so that a
+	// finished response wakes the loops only when someone waits.
+	httpWaiting atomic.Int64
+	ipc         ipcCounters
 
 	mgr      *managerProc
 	mgrSeq   uint64
@@ -124,7 +127,9 @@ func Run(cfg *config.Config, opts Options) error {
 	m := &Master{cfg: cfg, opts: opts, log: opts.Log.WithField("role", ipc.RoleMaster),
 		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),
 		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsReplies: make(chan statsReply, 1)}
-	m.maxFrame = int(cfg.PackageMaxLength) + 64<<10
+	// A worker's frame carries at most a packet's worth of stream data, or
+	// an HTTP response head with up to MaxInlineBody of body.
+	m.maxFrame = max(int(cfg.PackageMaxLength), ipc.MaxInlineBody) + 64<<10
 	if cfg.DispatchMode == 5 {
 		return errors.New("dispatch_mode 5 (by bound uid) is not supported yet: use 2 (fixed by connection) or 4 (by client IP)")
 	}
@@ -133,6 +138,10 @@ func Run(cfg *config.Config, opts Options) error {
 		mode = modeFixed
 	}
 	m.disp = newDispatcher(mode, cfg.WorkerNum, cfg.TaskWorkerNum, cfg.DispatchQueueMax)
+	m.disp.httpMode = cfg.DispatchMode
+	if m.disp.httpMode == 0 {
+		m.disp.httpMode = modeIdle
+	}
 	for _, key := range notEnforced(cfg) {
 		m.log.WithField("key", key).Warn("setting not enforced by this build yet (see docs/configuration.md)")
 	}
@@ -169,7 +178,8 @@ func Run(cfg *config.Config, opts Options) error {
 	defer ctlLn.Close()
 
 	m.rx, err = reactor.New(reactor.Options{Loops: cfg.ReactorNum, MaxConn: cfg.MaxConn,
-		IdleTimeout: cfg.HeartbeatIdleTime.D(), OutputLimit: int(cfg.BufferOutputSize), Log: m.log}, lns, m)
+		IdleTimeout: cfg.HeartbeatIdleTime.D(), OutputLimit: int(cfg.BufferOutputSize), Tick: tickFor(cfg),
+		Log: m.log}, lns, m)
 	if err != nil {
 		return err
 	}
@@ -232,9 +242,6 @@ func (m *Master) listen() ([]*reactor.Listener, error) {
 		if lc.Network != "tcp" && lc.Network != "unix" {
 			return nil, fmt.Errorf("listeners[%d]: %s listeners are not supported yet (use tcp:// or unix://)", i, lc.Network)
 		}
-		if lc.Protocol == "http" {
-			return nil, fmt.Errorf("listeners[%d]: protocol http is not supported yet (use length, eof or raw)", i)
-		}
 		if lc.Network == "unix" {
 			clearStaleSocket(lc.Addr)
 		}
@@ -291,6 +298,8 @@ func splitterFor(lc config.Listener) func() reactor.Splitter {
 	case "eof":
 		eof := []byte(lc.PackageEOF)
 		return func() reactor.Splitter { return reactor.NewEOFSplitter(eof, max) }
+	case "http":
+		return nil // parsed by the master's OnStream
 	default:
 		s := reactor.NewRawSplitter(max)
 		return func() reactor.Splitter { return s }
@@ -657,4 +666,14 @@ func notEnforced(cfg *config.Config) []string {
 	add(cfg.User != "", "user")
 	add(cfg.Group != "", "group")
 	return keys
+}
+
+// tickFor is the reactor tick: HTTP listeners need one for their timeouts.
+func tickFor(cfg *config.Config) time.Duration {
+	for _, l := range cfg.Listeners {
+		if l.Protocol == "http" {
+			return 100 * time.Millisecond
+		}
+	}
+	return 0
 }

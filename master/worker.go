@@ -91,11 +91,16 @@ func (e *errWorkerGone) Error() string {
 // write queues one frame to the worker and defers the flush to the end of
 // l's iteration, where every frame queued meanwhile goes out in one write.
 func (w *worker) write(l *reactor.Loop, t ipc.Type, id uint64, payload []byte) {
+	w.writeFlags(l, t, 0, id, payload)
+}
+
+// writeFlags is write with frame flags.
+func (w *worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64, payload []byte) {
 	w.outMu.Lock()
 	if w.outOff > 0 && w.outOff == len(w.out) {
 		w.out, w.outOff = w.out[:0], 0
 	}
-	w.out = ipc.AppendFrame(w.out, t, 0, id, payload)
+	w.out = ipc.AppendFrame(w.out, t, flags, id, payload)
 	w.m.ipc.framesOut.Add(1)
 	w.outMu.Unlock()
 	if l == nil {
@@ -243,6 +248,24 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 		m.toConn(l, h.ID, func(c *reactor.Conn) { c.Write(payload) }, payload, sendTask)
 	case ipc.TypeCloseConn:
 		m.toConn(l, h.ID, closeByWorker, nil, closeConnTask)
+	case ipc.TypeResponse, ipc.TypeResponseBody:
+		if h.Flags&ipc.FlagEnd != 0 {
+			if !m.disp.done(l, w, h.ID) {
+				return fmt.Errorf("%w: end of a response for connection %d with no request in flight", errProtocol, h.ID)
+			}
+			if m.httpWaiting.Load() > 0 {
+				// A slot freed up: requests waiting for one go now.
+				for _, ll := range m.rx.Loops() {
+					ll.Post(reactor.Task{Fn: m.retryHTTP})
+				}
+			}
+		}
+		flags := h.Flags
+		if h.Type == ipc.TypeResponse {
+			m.toConnArg(l, h.ID, func(c *reactor.Conn) { m.httpResponse(c, flags, payload) }, payload, int(flags), responseTask)
+		} else {
+			m.toConnArg(l, h.ID, func(c *reactor.Conn) { m.httpResponseBody(c, flags, payload) }, payload, int(flags), responseBodyTask)
+		}
 	case ipc.TypeDone:
 		if !m.disp.done(l, w, h.ID) {
 			return fmt.Errorf("%w: done for connection %d with no event in flight", errProtocol, h.ID)
@@ -295,6 +318,33 @@ func (m *Master) toConn(l *reactor.Loop, id uint64, fn func(c *reactor.Conn), da
 	target.Post(reactor.Task{Fn: task, ID: id, Data: cp})
 }
 
+// toConnArg is toConn with an integer for the task (frame flags).
+func (m *Master) toConnArg(l *reactor.Loop, id uint64, fn func(c *reactor.Conn), data []byte, arg int, task func(*reactor.Loop, *reactor.Task)) {
+	target := m.rx.LoopOf(id)
+	if target == nil {
+		return
+	}
+	if target == l {
+		if c := l.Conn(id); c != nil {
+			fn(c)
+		}
+		return
+	}
+	target.Post(reactor.Task{Fn: task, ID: id, Data: append([]byte(nil), data...), Arg: arg})
+}
+
+func responseTask(l *reactor.Loop, t *reactor.Task) {
+	if c := l.Conn(t.ID); c != nil {
+		c.Ctx.(*connState).m.httpResponse(c, uint8(t.Arg), t.Data)
+	}
+}
+
+func responseBodyTask(l *reactor.Loop, t *reactor.Task) {
+	if c := l.Conn(t.ID); c != nil {
+		c.Ctx.(*connState).m.httpResponseBody(c, uint8(t.Arg), t.Data)
+	}
+}
+
 func sendTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
 		c.Write(t.Data)
@@ -321,6 +371,8 @@ func connDoneTask(l *reactor.Loop, t *reactor.Task) {
 
 func closeWithTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
-		c.Close(t.Err)
+		if !c.Ctx.(*connState).m.failHTTP(c, t.Err) {
+			c.Close(t.Err)
+		}
 	}
 }

@@ -180,12 +180,13 @@ func (r *Reactor) closeLoops() {
 
 // Task is work posted to a loop from another goroutine. Fn runs on the
 // loop's goroutine with the Task itself, so callers can pass data without a
-// closure: ID, Data and Err are for Fn to interpret.
+// closure: ID, Data, Err and Arg are for Fn to interpret.
 type Task struct {
 	Fn   func(l *Loop, t *Task)
 	ID   uint64
 	Data []byte
 	Err  error
+	Arg  int
 }
 
 // FDHandler receives epoll events for a descriptor registered with Watch.

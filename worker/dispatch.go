@@ -76,18 +76,40 @@ func (q *connQueue) pop() (event, bool) {
 
 // lead reads frames until it hands the reading over or reading ends; in the
 // latter case it reports Serve's verdict on s.result.
+// After the stop frame it goes on reading only for the body and cancel
+// frames of HTTP requests in flight (draining), until the last of them
+// shuts the reading down.
 func (s *Server) lead() {
+	draining := false
 	for {
 		h, payload, err := s.ch.r.ReadFrame()
-		if err != nil || s.stopping.Load() {
+		if err != nil || s.stopping.Load() && !draining {
+			s.httpReadEnded()
 			s.result <- s.readEnded(err)
 			return
+		}
+		if draining && h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel {
+			continue
 		}
 		switch h.Type {
 		case ipc.TypeStop:
 			s.stopFrame()
+			if draining = s.drainHTTP(); draining {
+				continue
+			}
 			s.result <- nil
 			return
+		case ipc.TypeRequest:
+			x := s.startRequest(h.ID, payload)
+			if x == nil {
+				continue
+			}
+			go s.leadFn()
+			x.serve()
+			return
+		case ipc.TypeRequestBody, ipc.TypeCancel:
+			s.requestFrame(h, payload)
+			continue
 		case ipc.TypeConnect, ipc.TypeData, ipc.TypeClose:
 			ev := newEvent(h.Type, payload)
 			s.mu.Lock()

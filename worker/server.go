@@ -49,6 +49,7 @@ type options struct {
 	// onServer receives the Server once it exists (plugin stop requests).
 	onServer    func(*Server)
 	onStopFrame func()
+	http        httpOptions // ServeHTTP's
 }
 
 // DefaultConcurrency returns the concurrency a worker declares without
@@ -163,6 +164,7 @@ type Server struct {
 	active sync.WaitGroup // one per busy connection
 	result chan error     // the reading goroutines' verdict, sent once
 	leadFn func()         // s.lead, bound once: go s.leadFn() does not allocate
+	http   httpState      // HTTP requests in flight (http.go)
 }
 
 // WorkerID returns the worker's slot number, 0..worker_num-1 (DROVER_WORKER_ID).
@@ -237,10 +239,13 @@ func serve(ch channel, id int, ev Events, o options) error {
 		return fmt.Errorf("worker %d: %w", id, err)
 	}
 	var err error
-	if o.concurrency == 1 {
+	// HTTP requests always take the leader/follower path: their body and
+	// cancel frames must be read while the handler runs.
+	if o.concurrency == 1 && o.http.handler == nil {
 		err = s.readInline()
 	} else {
 		s.busy = make(map[uint64]*connQueue)
+		s.http.reqs = make(map[uint64]*exchange)
 		s.result = make(chan error, 1)
 		s.leadFn = s.lead
 		go s.leadFn()
@@ -291,6 +296,8 @@ func (s *Server) readInline() error {
 			if s.stopping.Load() { // Stop called by the callback
 				return nil
 			}
+		case ipc.TypeRequest:
+			s.refuseHTTP(h.ID)
 		}
 		// Other types are newer than this SDK: ignored, without Done.
 	}

@@ -1,0 +1,328 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const httpConfig = `
+worker_num: 2
+worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: http}
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`
+
+func httpURL(s *server, path string) string { return "http://" + tcpAddr(s.addrs[0]) + path }
+
+func TestHTTPHelloAndKeepAlive(t *testing.T) {
+	s := startServer(t, httpConfig)
+	client := &http.Client{Timeout: 10 * time.Second}
+	var reused []bool
+	for i := 0; i < 2; i++ {
+		ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+			GotConn: func(info httptrace.GotConnInfo) { reused = append(reused, info.Reused) },
+		})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, httpURL(s, "/"), nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "Hello, World!" || resp.Proto != "HTTP/1.1" {
+			t.Fatalf("GET /: %s %d %q", resp.Proto, resp.StatusCode, body)
+		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+			t.Errorf("Content-Type %q", ct)
+		}
+		if resp.Header.Get("Date") == "" || resp.ContentLength != int64(len(body)) {
+			t.Errorf("Date %q, Content-Length %d", resp.Header.Get("Date"), resp.ContentLength)
+		}
+	}
+	if len(reused) != 2 || !reused[1] {
+		t.Errorf("connection reuse %v: the second request should reuse the first connection", reused)
+	}
+}
+
+// rawHTTP writes raw bytes and reads everything until the server closes or
+// the timeout.
+func rawHTTP(t *testing.T, s *server, raw string, halfClose bool) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte(raw))
+	if halfClose {
+		c.(*net.TCPConn).CloseWrite()
+	}
+	out, _ := io.ReadAll(c)
+	return string(out)
+}
+
+func TestHTTPHostileRequests(t *testing.T) {
+	s := startServer(t, httpConfig+"\nhttp_max_header_size: 4K\n")
+	cases := []struct {
+		name, raw string
+		status    string
+	}{
+		{"content-length and chunked", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+		{"two content-lengths", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "400"},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", "400"},
+		{"space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", "400"},
+		{"bad chunk size", "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "400"},
+		{"huge header", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", "431"},
+		{"HTTP/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", "505"},
+		{"missing host", "GET / HTTP/1.1\r\n\r\n", "400"},
+		{"NUL in header", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", "400"},
+		{"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", "400"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := rawHTTP(t, s, tc.raw, false)
+			if !strings.HasPrefix(out, "HTTP/1.1 "+tc.status+" ") {
+				t.Fatalf("answer %q, want status %s", firstLine(out), tc.status)
+			}
+			if !strings.Contains(out, "Connection: close") {
+				t.Errorf("no Connection: close on a refused request: %q", out)
+			}
+		})
+	}
+	// None of it reached a worker or hurt the server.
+	if got := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(got, "Hello, World!") {
+		t.Fatalf("after the hostile requests: %q", got)
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.Index(s, "\r\n"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func TestHTTPPipelining10000(t *testing.T) {
+	s := startServer(t, httpConfig)
+	c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 10000
+	go func() {
+		var b bytes.Buffer
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, "GET /seq?i=%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		}
+		c.Write(b.Bytes())
+	}()
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	r := bufio.NewReader(c)
+	for i := 0; i < n; i++ {
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if want := fmt.Sprint(i); string(body) != want {
+			t.Fatalf("response %d answers request %q: pipelined answers out of order", i, body)
+		}
+	}
+}
+
+func TestHTTPBodiesAndStreaming(t *testing.T) {
+	s := startServer(t, httpConfig)
+	client := &http.Client{Timeout: 30 * time.Second}
+	big := make([]byte, 1<<20)
+	rand.Read(big)
+	// Content-Length body, and the same body chunked (unknown length).
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = bytes.NewReader(big)
+		if chunked {
+			body = io.MultiReader(bytes.NewReader(big[:1000]), bytes.NewReader(big[1000:]))
+		}
+		req, _ := http.NewRequest(http.MethodPost, httpURL(s, "/echo"), body)
+		if chunked {
+			req.ContentLength = -1
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Equal(got, big) {
+			t.Fatalf("chunked=%v: status %d, %d bytes back (want the 1 MiB sent)", chunked, resp.StatusCode, len(got))
+		}
+	}
+	// A streamed response: each event arrives before the handler ends.
+	resp, err := client.Get(httpURL(s, "/stream?n=3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if len(resp.TransferEncoding) == 0 || resp.TransferEncoding[0] != "chunked" {
+		t.Errorf("streamed response not chunked: %v", resp.TransferEncoding)
+	}
+	r := bufio.NewReader(resp.Body)
+	for i := 0; i < 3; i++ {
+		line, err := r.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("data: %d\n", i) {
+			t.Fatalf("event %d: %q, %v", i, line, err)
+		}
+		r.ReadString('\n') // blank line between events
+	}
+}
+
+func TestHTTPExpectContinueHeadAndHalfClose(t *testing.T) {
+	s := startServer(t, httpConfig)
+	// 100-continue: the client sends the body only after the interim answer.
+	c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"))
+	r := bufio.NewReader(c)
+	line, _ := r.ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("expected 100 Continue first, got %q", line)
+	}
+	r.ReadString('\n')
+	c.Write([]byte("hello"))
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "hello" {
+		t.Fatalf("body after 100-continue: %q", b)
+	}
+	// HEAD: headers, no body.
+	out := rawHTTP(t, s, "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false)
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") || strings.Contains(out, "Hello") || !strings.Contains(out, "Content-Length: 13") {
+		t.Fatalf("HEAD: %q", out)
+	}
+	// HTTP/1.0 without keep-alive: answered, then closed.
+	out = rawHTTP(t, s, "GET / HTTP/1.0\r\n\r\n", false)
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") || !strings.HasSuffix(out, "Hello, World!") {
+		t.Fatalf("HTTP/1.0: %q", out)
+	}
+	// Half-closed after the request: still answered.
+	out = rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", true)
+	if !strings.HasSuffix(out, "Hello, World!") {
+		t.Fatalf("half-closed client: %q", out)
+	}
+}
+
+func TestHTTPSlowlorisIsClosed(t *testing.T) {
+	s := startServer(t, httpConfig+"\nhttp_header_timeout: 1\n")
+	logs := s.subscribe()
+	c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	out, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(out), "HTTP/1.1 408 ") {
+		t.Fatalf("slow client got %q, want 408 and a close", firstLine(string(out)))
+	}
+	s.waitLog(logs, 5*time.Second, "the slowloris line", func(e logEntry) bool {
+		return strings.Contains(e.msg(), "http_header_timeout")
+	})
+	// Meanwhile nobody else waited.
+	if out := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(out, "Hello, World!") {
+		t.Fatalf("%q", out)
+	}
+}
+
+func TestHTTPWorkerErrors(t *testing.T) {
+	s := startServer(t, `
+worker_num: 1
+dispatch_timeout: 1
+worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: http, E2E_CONCURRENCY: "1"}
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`)
+	logs := s.subscribe()
+	// The worker dies mid-request: 502, with a log line naming it.
+	out := rawHTTP(t, s, "GET /exit HTTP/1.1\r\nHost: x\r\n\r\n", false)
+	if !strings.HasPrefix(out, "HTTP/1.1 502 ") {
+		t.Fatalf("worker died mid-request: %q", firstLine(out))
+	}
+	s.waitLog(logs, 5*time.Second, "the 502 line", func(e logEntry) bool {
+		return strings.Contains(e.msg(), "502") && e.str("worker_id") == "0" && e.str("pid") != "" && e.str("target") == "/exit"
+	})
+	s.waitLog(logs, 5*time.Second, "the successor", func(e logEntry) bool { return e.msg() == "worker ready" })
+
+	// The only slot is held: the next request waits dispatch_timeout, then 503.
+	holder, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	holder.Write([]byte("GET /wait-cancel HTTP/1.1\r\nHost: x\r\n\r\n"))
+	s.waitLog(logs, 5*time.Second, "the held request", func(e logEntry) bool { return e.str("output") == "waiting for cancel" })
+	out = rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", false)
+	if !strings.HasPrefix(out, "HTTP/1.1 503 ") || !strings.Contains(out, "Retry-After: ") {
+		t.Fatalf("no free worker: %q", out)
+	}
+	// The held client goes away: the handler's context is cancelled.
+	holder.Close()
+	s.waitLog(logs, 5*time.Second, "the cancellation", func(e logEntry) bool { return e.str("output") == "request context cancelled" })
+	if out := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(out, "Hello, World!") {
+		t.Fatalf("after the cancellation: %q", out)
+	}
+}
+
+func TestHTTPUnderConcurrency(t *testing.T) {
+	s := startServer(t, httpConfig)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for j := 0; j < 50; j++ {
+				body := fmt.Sprintf("client %d request %d", i, j)
+				resp, err := client.Post(httpURL(s, "/echo"), "text/plain", strings.NewReader(body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(got) != body {
+					errs <- fmt.Errorf("%q came back as %q", body, got)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,565 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/reactor"
+)
+
+// HTTP in the master: the reactor hands an HTTP connection's bytes to
+// OnStream, which parses request heads and bodies with reactor's parser,
+// sends each request to a worker as one event (TypeRequest, body frames),
+// and writes the worker's response frames back as HTTP/1.1. One request of
+// a connection is at a worker at a time; pipelined requests wait, unread,
+// in the connection's input and are answered in order.
+
+// httpPhase is where a connection is in its current request.
+type httpPhase uint8
+
+const (
+	phHead   httpPhase = iota // reading a request head (or idle between requests)
+	phQueued                  // head read, waiting for a worker with a free slot
+	phBody                    // at a worker, forwarding the request body
+	phWait                    // at a worker, body done, waiting for the response to end
+)
+
+// pipelineMax bounds the unread bytes of requests pipelined behind the one
+// in progress before the connection stops being read.
+const pipelineMax = 256 << 10
+
+// httpState is an HTTP connection's state, in connState.http.
+type httpState struct {
+	p      *reactor.HTTPParser
+	phase  httpPhase
+	w      *worker // the worker serving the current request
+	method string
+	target string
+	head   bool // HEAD: the response body is not sent
+	// bodyFollows: body frames go after the request; expect100: the
+	// client waits for 100 Continue before it sends the body.
+	bodyFollows bool
+	expect100   bool
+	cancelled   bool // TypeCancel sent for the current request
+	keep        bool // the connection stays open after this response
+	http10      bool
+	// pending is the encoded Request while it waits for a worker.
+	pending []byte
+	// headSince is when the current head's first byte arrived (zero while
+	// idle); idleSince when the connection became idle.
+	headSince time.Time
+	idleSince time.Time
+	queuedAt  time.Time
+	// Response state.
+	started bool // status line written
+	chunked bool
+	close   bool // close once the response is written
+}
+
+func (m *Master) newHTTPState(l *reactor.Loop) *httpState {
+	return &httpState{
+		p: reactor.NewHTTPParser(reactor.HTTPLimits{MaxHeaderBytes: int(m.cfg.HTTPMaxHeaderSize),
+			MaxBodyBytes: int64(m.cfg.PackageMaxLength)}),
+		keep:      true,
+		idleSince: l.Now(),
+	}
+}
+
+// OnStream implements reactor.StreamHandler for HTTP connections.
+func (m *Master) OnStream(c *reactor.Conn, data []byte) int {
+	st := c.Ctx.(*connState)
+	h := st.http
+	used := 0
+	for !c.Closed() {
+		switch h.phase {
+		case phHead:
+			if used == len(data) {
+				return used
+			}
+			if h.headSince.IsZero() {
+				h.headSince = c.Loop().Now()
+			}
+			n, req, err := h.p.ParseHead(data[used:])
+			if err != nil {
+				m.httpReject(c, h, err)
+				return len(data)
+			}
+			if n == 0 {
+				return used
+			}
+			used += n
+			h.headSince = time.Time{}
+			used += m.startRequest(c, st, req, data[used:])
+		case phBody:
+			n, piece, done, err := h.p.Body(data[used:])
+			if err != nil {
+				m.httpReject(c, h, err)
+				return len(data)
+			}
+			used += n
+			if len(piece) > 0 || done {
+				var flags uint8
+				if done {
+					flags = ipc.FlagEnd
+					h.phase = phWait
+				}
+				h.w.writeFlags(c.Loop(), ipc.TypeRequestBody, flags, c.ID(), piece)
+			}
+			if n == 0 && !done {
+				return used
+			}
+		default: // queued or waiting: what follows stays unread for now
+			if len(data)-used > pipelineMax {
+				c.PauseRead()
+			}
+			return used
+		}
+	}
+	return len(data)
+}
+
+// startRequest turns a parsed head into a Request event and dispatches it;
+// it returns how many bytes of rest (the body) it consumed inline.
+func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPRequest, rest []byte) int {
+	h := st.http
+	h.method, h.target = req.Method, req.Target
+	h.head = req.Method == http.MethodHead
+	h.keep = req.KeepAlive && !m.stopping.Load()
+	h.http10 = req.Proto == "HTTP/1.0"
+	h.started, h.chunked, h.close, h.cancelled = false, false, !h.keep, false
+	r := ipc.Request{Method: req.Method, Target: req.Target, Proto: req.Proto, Headers: req.Headers,
+		ContentLength: req.ContentLength, Remote: c.RemoteAddr(), Listener: c.Listener().Index}
+	used := 0
+	switch {
+	case req.ContentLength == 0 && !req.Chunked:
+		h.phase = phWait
+	case !req.Chunked && req.ContentLength <= ipc.MaxInlineBody && int64(len(rest)) >= req.ContentLength:
+		// The whole body is here: it travels inside the request.
+		n, body, done, err := h.p.Body(rest)
+		if err != nil || !done {
+			m.httpReject(c, h, fmt.Errorf("%w: body", errBadBody))
+			return len(rest)
+		}
+		r.Body, used = body, n
+		h.phase = phWait
+	default:
+		r.BodyFollows = true
+		h.phase = phBody
+	}
+	payload, err := ipc.Marshal(&r)
+	if err != nil {
+		m.httpReject(c, h, err)
+		return len(rest)
+	}
+	h.bodyFollows, h.expect100 = r.BodyFollows, req.Expect100
+	if !m.sendRequest(c, st, payload) {
+		// No worker with a free slot: wait, body unread, up to dispatch_timeout.
+		h.pending = payload
+		h.phase = phQueued
+		h.queuedAt = c.Loop().Now()
+		ls := &m.loops[c.Loop().Index()]
+		ls.waiting = append(ls.waiting, c.ID())
+		m.httpWaiting.Add(1)
+		return used
+	}
+	m.requestSent(c, h)
+	return used
+}
+
+// requestSent follows a dispatched request: the body is forwarded next,
+// after a 100 Continue when the client waits for one.
+func (m *Master) requestSent(c *reactor.Conn, h *httpState) {
+	h.pending = nil
+	if !h.bodyFollows {
+		h.phase = phWait
+		return
+	}
+	h.phase = phBody
+	if h.expect100 {
+		c.Write(continue100)
+	}
+}
+
+var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+var errBadBody = errors.New("malformed request body")
+
+// sendRequest dispatches an encoded Request to a worker with a free slot.
+func (m *Master) sendRequest(c *reactor.Conn, st *connState, payload []byte) bool {
+	w := m.disp.dispatchHTTP(c, st, payload)
+	if w == nil {
+		return false
+	}
+	st.http.w = w
+	return true
+}
+
+// retryHTTP dispatches, in order, the requests of this loop that wait for
+// a worker. Runs on l.
+func (m *Master) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
+	ls := &m.loops[l.Index()]
+	for len(ls.waiting) > 0 {
+		id := ls.waiting[0]
+		c := l.Conn(id)
+		if c != nil {
+			st := c.Ctx.(*connState)
+			h := st.http
+			if h.phase == phQueued {
+				if !m.sendRequest(c, st, h.pending) {
+					return
+				}
+				m.requestSent(c, h)
+				c.Kick() // forward the body that waited
+			}
+		}
+		ls.waiting = ls.waiting[1:]
+		m.httpWaiting.Add(-1)
+	}
+	ls.waiting = nil
+}
+
+// OnTick implements reactor.Ticker: dispatch_timeout, header and idle
+// timeouts of HTTP connections.
+func (m *Master) OnTick(l *reactor.Loop) {
+	now := l.Now()
+	ls := &m.loops[l.Index()]
+	if len(ls.waiting) > 0 {
+		keep := ls.waiting[:0]
+		for _, id := range ls.waiting {
+			c := l.Conn(id)
+			if c == nil {
+				m.httpWaiting.Add(-1)
+				continue
+			}
+			h := c.Ctx.(*connState).http
+			if h.phase != phQueued {
+				m.httpWaiting.Add(-1)
+				continue
+			}
+			if now.Sub(h.queuedAt) < m.cfg.DispatchTimeout.D() {
+				keep = append(keep, id)
+				continue
+			}
+			m.httpWaiting.Add(-1)
+			m.log.WithFields(logrus.Fields{"conn": id, "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
+				"dispatch_timeout": m.cfg.DispatchTimeout.D().String()}).
+				Warn("request refused with 503: no worker free within dispatch_timeout")
+			m.httpError(c, h, http.StatusServiceUnavailable, "no worker free; retry shortly", "Retry-After: 1\r\n")
+		}
+		ls.waiting = keep
+	}
+	if now.Sub(ls.swept) < time.Second {
+		return
+	}
+	ls.swept = now
+	l.EachConn(func(c *reactor.Conn) {
+		st, ok := c.Ctx.(*connState)
+		if !ok || st.http == nil {
+			return
+		}
+		h := st.http
+		switch {
+		case h.phase == phHead && !h.headSince.IsZero() && now.Sub(h.headSince) > m.cfg.HTTPHeaderTimeout.D():
+			m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "http_header_timeout": m.cfg.HTTPHeaderTimeout.D().String()}).
+				Info("connection closed: request headers not complete within http_header_timeout")
+			m.httpError(c, h, http.StatusRequestTimeout, "request headers took too long", "")
+		case h.phase == phHead && h.headSince.IsZero() && c.Pending() == 0 && now.Sub(h.idleSince) > m.cfg.HTTPIdleTimeout.D():
+			c.Close(nil)
+		}
+	})
+}
+
+// httpReject answers a request the parser refused and closes.
+func (m *Master) httpReject(c *reactor.Conn, h *httpState, err error) {
+	status := http.StatusBadRequest
+	var he *reactor.HTTPError
+	if errors.As(err, &he) {
+		status = he.Status
+	}
+	m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "status": status, "reason": err.Error()}).
+		Info("bad request refused")
+	if h.started {
+		c.Close(err)
+		return
+	}
+	m.httpError(c, h, status, err.Error(), "")
+}
+
+// httpError writes a short plain-text error response and closes the
+// connection once it is written.
+func (m *Master) httpError(c *reactor.Conn, h *httpState, status int, msg, extra string) {
+	if h.started {
+		c.Close(fmt.Errorf("%d %s", status, msg))
+		return
+	}
+	h.started = true
+	body := strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg + "\n"
+	ls := &m.loops[c.Loop().Index()]
+	b := ls.scratch[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\nConnection: close\r\n"...)
+	b = append(b, extra...)
+	b = m.appendDateHeader(b, c.Loop())
+	b = append(b, "\r\n"...)
+	if !h.head {
+		b = append(b, body...)
+	}
+	ls.scratch = b
+	c.Write(b)
+	c.CloseWhenFlushed()
+}
+
+// httpResponse writes a TypeResponse from a worker. Runs on c's loop.
+func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
+	st := c.Ctx.(*connState)
+	h := st.http
+	if h == nil || h.started || h.phase < phBody {
+		return // nothing asked for it (a late answer after a 503, or garbage)
+	}
+	var resp ipc.Response
+	if err := ipc.Unmarshal(payload, &resp); err != nil {
+		m.log.WithFields(logrus.Fields{"conn": c.ID(), "error": err.Error()}).Warn("undecodable response from a worker; answering 502")
+		m.httpError(c, h, http.StatusBadGateway, "the worker sent an undecodable response", "")
+		return
+	}
+	end := flags&ipc.FlagEnd != 0
+	if h.phase == phBody {
+		// Answered before the body was read: the rest of it cannot be told
+		// from a next request cheaply, so the connection closes afterwards.
+		h.close = true
+	}
+	if m.stopping.Load() {
+		h.close = true
+	}
+	h.started = true
+	status := resp.Status
+	if status < 200 || status > 999 {
+		status = http.StatusOK
+	}
+	noBody := h.head || status == http.StatusNoContent || status == http.StatusNotModified
+	ls := &m.loops[c.Loop().Index()]
+	b := ls.scratch[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\n"...)
+	contentLength := int64(-1)
+	hasDate := false
+	for i := 0; i+1 < len(resp.Headers); i += 2 {
+		name, value := resp.Headers[i], resp.Headers[i+1]
+		if !validHeader(name, value) {
+			continue
+		}
+		switch {
+		case asciiEqualFold(name, "Connection"):
+			// Hop-by-hop, managed here; a handler asking to close is obeyed.
+			if asciiEqualFold(value, "close") {
+				h.close = true
+			}
+			continue
+		case asciiEqualFold(name, "Keep-Alive"), asciiEqualFold(name, "Transfer-Encoding"):
+			continue // hop-by-hop: the master manages them
+		case asciiEqualFold(name, "Content-Length"):
+			if n, err := strconv.ParseInt(value, 10, 64); err == nil && n >= 0 {
+				contentLength = n
+			}
+			continue
+		case asciiEqualFold(name, "Date"):
+			hasDate = true
+		}
+		b = append(b, name...)
+		b = append(b, ": "...)
+		b = append(b, value...)
+		b = append(b, "\r\n"...)
+	}
+	switch {
+	case end && !h.head:
+		contentLength = int64(len(resp.Body))
+	case contentLength >= 0:
+	case noBody:
+	case h.http10:
+		h.close = true // the end of the body is the end of the connection
+	default:
+		h.chunked = true
+	}
+	if contentLength >= 0 && status != http.StatusNoContent && status != http.StatusNotModified {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, contentLength, 10)
+		b = append(b, "\r\n"...)
+	}
+	if h.chunked {
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if h.close {
+		b = append(b, "Connection: close\r\n"...)
+	} else if h.http10 {
+		b = append(b, "Connection: keep-alive\r\n"...)
+	}
+	if !hasDate {
+		b = m.appendDateHeader(b, c.Loop())
+	}
+	b = append(b, "\r\n"...)
+	if !noBody {
+		b = m.appendBody(b, h, resp.Body)
+	}
+	ls.scratch = b
+	c.Write(b)
+	if end {
+		m.endResponse(c, h)
+	}
+}
+
+// httpResponseBody writes a TypeResponseBody from a worker. Runs on c's loop.
+func (m *Master) httpResponseBody(c *reactor.Conn, flags uint8, payload []byte) {
+	h := c.Ctx.(*connState).http
+	if h == nil || !h.started || h.phase < phBody {
+		return
+	}
+	ls := &m.loops[c.Loop().Index()]
+	b := ls.scratch[:0]
+	if !h.head {
+		b = m.appendBody(b, h, payload)
+	}
+	end := flags&ipc.FlagEnd != 0
+	if end && h.chunked {
+		b = append(b, "0\r\n\r\n"...)
+	}
+	ls.scratch = b
+	if len(b) > 0 {
+		c.Write(b)
+	}
+	if end {
+		m.endResponse(c, h)
+	}
+}
+
+func (m *Master) appendBody(b []byte, h *httpState, body []byte) []byte {
+	if len(body) == 0 {
+		return b
+	}
+	if !h.chunked {
+		return append(b, body...)
+	}
+	b = strconv.AppendInt(b, int64(len(body)), 16)
+	b = append(b, "\r\n"...)
+	b = append(b, body...)
+	return append(b, "\r\n"...)
+}
+
+// endResponse finishes the current request: the connection closes, or the
+// next pipelined request is read.
+func (m *Master) endResponse(c *reactor.Conn, h *httpState) {
+	h.w = nil
+	if h.close {
+		c.CloseWhenFlushed()
+		return
+	}
+	h.phase = phHead
+	h.started, h.chunked = false, false
+	h.idleSince = c.Loop().Now()
+	h.p.Reset()
+	c.ResumeRead()
+	c.Kick()
+}
+
+// appendDateHeader appends "Date: …\r\n", formatted once a second per loop.
+func (m *Master) appendDateHeader(b []byte, l *reactor.Loop) []byte {
+	ls := &m.loops[l.Index()]
+	if len(ls.date) == 0 || l.Now().Unix() != ls.dateSec {
+		ls.date = appendDate(ls.date[:0], l.Now())
+		ls.dateSec = l.Now().Unix()
+	}
+	b = append(b, "Date: "...)
+	b = append(b, ls.date...)
+	return append(b, "\r\n"...)
+}
+
+func appendDate(b []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(b, http.TimeFormat)
+}
+
+// validHeader refuses what would split a response: CR, LF or NUL, and
+// names that are not tokens.
+func validHeader(name, value string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		if ch <= ' ' || ch >= 0x7f || ch == ':' {
+			return false
+		}
+	}
+	for i := 0; i < len(value); i++ {
+		if ch := value[i]; ch == '\r' || ch == '\n' || ch == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// failHTTP answers 502 to a request whose worker went away before it
+// answered, and closes; it reports false for connections that are not
+// waiting for an HTTP answer. Runs on c's loop.
+func (m *Master) failHTTP(c *reactor.Conn, err error) bool {
+	st := c.Ctx.(*connState)
+	h := st.http
+	if h == nil || h.phase < phBody {
+		return false
+	}
+	fields := logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target, "reason": err.Error()}
+	var gone *errWorkerGone
+	if errors.As(err, &gone) {
+		fields["worker_id"], fields["pid"] = gone.slot, gone.pid
+	}
+	if h.started {
+		m.log.WithFields(fields).Warn("response cut: the worker went away while streaming it")
+		c.Close(err)
+		return true
+	}
+	m.log.WithFields(fields).Warn("request answered 502: the worker went away before answering")
+	h.close = true
+	m.httpError(c, h, http.StatusBadGateway, "the worker handling this request went away", "")
+	return true
+}
+
+// cancelHTTP tells the worker handling c's request that the client went
+// away, once per request.
+func (m *Master) cancelHTTP(c *reactor.Conn, h *httpState) {
+	if h.w == nil || h.cancelled || (h.phase != phBody && h.phase != phWait) {
+		return
+	}
+	h.cancelled = true
+	h.w.writeFlags(c.Loop(), ipc.TypeCancel, 0, c.ID(), nil)
+}

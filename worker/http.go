@@ -1,0 +1,783 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/drover-dev/drover/ipc"
+)
+
+// HTTP listeners (protocol: http). The master parses each request in its
+// reactor and sends it as one TypeRequest frame, with the body inline or
+// in TypeRequestBody frames after it; the worker answers with TypeResponse
+// and, when the response is long or flushed, TypeResponseBody frames, the
+// last with ipc.FlagEnd. A request is one event, in flight from its
+// TypeRequest to the worker's FlagEnd; it gets no Done. See ipc/http.go.
+//
+// On the worker's side a request runs like an event of a stream
+// connection: the goroutine that read the TypeRequest serves it after
+// handing the reading to a new goroutine (dispatch.go), so the request's
+// path has no goroutine hand-off. The reading goroutine never waits for a
+// handler: request body frames are queued for the handler that reads them.
+
+// RunHTTP is the usual main of an HTTP worker: it calls ServeHTTP and exits
+// as Run does — 0 after a graceful stop, 1 when run by hand or when the
+// master went away, printing the error on stderr.
+func RunHTTP(h http.Handler, opts ...Option) {
+	err := ServeHTTP(h, opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(ipc.ExitCode(err))
+}
+
+// ServeHTTP runs the worker with h as the handler of the requests of the
+// master's HTTP listeners: any net/http handler or router (http.ServeMux,
+// chi, gorilla/mux, …) runs unchanged. It returns as Serve does: nil after
+// the master's stop frame once every request in flight has been answered,
+// the read error at once when the master went away. Initialise the
+// handler before calling ServeHTTP; a handler that cannot start should
+// exit with ipc.ExitBootFailure (78) so that the manager backs off.
+//
+// Requests run concurrently, up to the concurrency the worker declares
+// (WithConcurrency; DefaultConcurrency by default), one at a time per
+// client connection. The *http.Request is what net/http's server builds:
+// Method, URL (from the request-target, origin-, absolute- or
+// authority-form, or "*"), RequestURI, Proto, canonical Header (values in
+// the order received; Host moved to Request.Host), ContentLength (-1 and
+// TransferEncoding ["chunked"] for a chunked body), Close, RemoteAddr, and
+// Body (http.NoBody when there is none). Its context is cancelled when the
+// client goes away (the master's TypeCancel) and when the handler returns.
+// Bodies longer than ipc.MaxInlineBody arrive in pieces while the handler
+// runs; pieces the handler has not read yet are held up to
+// WithRequestBodyBuffer bytes.
+//
+// The http.ResponseWriter buffers up to ipc.MaxInlineBody bytes: a
+// response that fits, which is most, leaves in one frame when the handler
+// returns. A longer response, or one the handler flushes (http.Flusher,
+// http.ResponseController), streams: status, headers and the body so far
+// first, then each further piece, then the end. As net/http does, the
+// writer sniffs a missing Content-Type from the first bytes, refuses a body
+// for 1xx, 204 and 304 (http.ErrBodyNotAllowed) and writes beyond a
+// declared Content-Length (http.ErrContentLength), and sends no body for
+// HEAD (but the Content-Length of the body the handler wrote, when it fits
+// in one frame). Informational statuses (1xx other than 101) are dropped:
+// the protocol has no frame for them, and the master answers
+// "Expect: 100-continue" itself. Hijacking, deadlines and trailers are not
+// supported (http.ErrNotSupported from http.ResponseController); full
+// duplex is always on. Once the client went away, Write and Flush fail and
+// send nothing.
+//
+// A panic in the handler is recovered and logged with its stack (except
+// http.ErrAbortHandler); the client gets 500 if nothing was sent yet,
+// otherwise the response ends where it was. Other requests are unaffected.
+func ServeHTTP(h http.Handler, opts ...Option) error {
+	return Serve(Events{}, append(opts[:len(opts):len(opts)], withHandler(h))...)
+}
+
+// WithRequestBodyBuffer bounds the request body bytes the worker holds for
+// one request whose handler reads slower than the client sends (default 4
+// MiB). The master streams a body as the client sends it, with no flow
+// control towards the worker, and the worker's reading goroutine must never
+// wait for one slow handler; so the pieces queue until the handler reads
+// them. Past the bound the worker drops the queued pieces and the rest of
+// the body, and the handler's next Read fails with ErrBodyBufferFull. A
+// worker's body memory is bounded by concurrency × this bound; the master's
+// package_max_length bounds each body too.
+func WithRequestBodyBuffer(n int) Option {
+	return func(o *options) { o.http.bodyBuffer = max(n, ipc.MaxInlineBody) }
+}
+
+// ErrBodyBufferFull is the error a request body's Read returns once the
+// handler fell more than WithRequestBodyBuffer bytes behind the client.
+var ErrBodyBufferFull = errors.New("worker: request body dropped: the handler fell too far behind the client (WithRequestBodyBuffer)")
+
+const defaultBodyBuffer = 4 << 20
+
+var (
+	errClientGone     = errors.New("worker: the client went away")
+	errHandlerDone    = errors.New("worker: request body read after the handler returned")
+	errWriteAfterEnd  = errors.New("worker: response written after the handler returned")
+	errChannelEnded   = errors.New("worker: the channel to the master ended")
+	internalErrorBody = []byte("Internal Server Error\n")
+)
+
+// httpOptions are the options of ServeHTTP.
+type httpOptions struct {
+	handler    http.Handler // nil for Serve: HTTP requests are refused
+	bodyBuffer int
+}
+
+func withHandler(h http.Handler) Option {
+	return func(o *options) { o.http.handler = h }
+}
+
+// httpState is the Server's table of requests in flight, guarded by s.mu.
+type httpState struct {
+	reqs     map[uint64]*exchange // by connection id
+	draining bool                 // stop frame read: reading goes on for their body and cancel frames
+	refused  atomic.Bool          // a request reached a worker without handler (logged once)
+}
+
+// exchange is one request and its response. It is allocated per request
+// and never reused, because the handler may keep r, r.Body and
+// r.Context(); the buffers it works with are pooled and detached when the
+// handler returns. It is the handler's http.ResponseWriter, and, as
+// *requestBody, its request body.
+type exchange struct {
+	s    *Server
+	conn uint64
+	req  *http.Request
+	bufs *httpBufs // nil once the handler returned
+	gone atomic.Bool
+
+	cancel context.CancelFunc
+
+	// Request body; the reading goroutine pushes, the handler reads.
+	bmu      sync.Mutex
+	bcond    sync.Cond
+	chunks   []*[]byte // pooled pieces not yet read (bufs.chunks' storage)
+	cur      *[]byte   // the piece being read
+	off      int       // read position in cur
+	queued   int       // bytes in chunks
+	received int64     // bytes pushed in total
+	read     int64     // bytes returned by Read
+	ended    bool      // the last piece arrived
+	follows  bool      // pieces arrive in TypeRequestBody frames
+	berr     error     // Read's error once the queue is empty; set on cancel, close, overflow
+
+	// Response, touched only by the handler's goroutine.
+	head        bool
+	wroteHeader bool  // status fixed, headers snapshotted in bufs.pairs
+	sent        bool  // TypeResponse written
+	status      int   //
+	declared    int64 // Content-Length the handler set, or -1
+	written     int64 // body bytes the handler wrote
+	sniff       bool  // add a sniffed Content-Type to the first frame
+	werr        error // the write to the master failed
+}
+
+// requestBody is the request's io.ReadCloser.
+type requestBody exchange
+
+// httpBufs are an exchange's pooled buffers.
+type httpBufs struct {
+	dec    requestDecoder
+	wire   wireRequest
+	tmpl   http.Request // request under construction; WithContext copies it
+	hdr    http.Header  // the response headers
+	pairs  []string     // snapshot of hdr: name, value, …
+	keys   []string
+	extra  []string
+	out    []byte // response body not yet sent
+	enc    []byte // encoded TypeResponse payload
+	chunks []*[]byte
+}
+
+var bufsPool = sync.Pool{New: func() any { return &httpBufs{hdr: make(http.Header)} }}
+
+// maxPooledEnc is the largest encode buffer kept: a full inline body plus
+// ample headers.
+const maxPooledEnc = ipc.MaxInlineBody + 16<<10
+
+func (b *httpBufs) release() {
+	b.wire = wireRequest{headers: clearSlice(b.wire.headers)}
+	clear(b.hdr)
+	b.pairs, b.keys, b.extra = clearSlice(b.pairs), clearSlice(b.keys), clearSlice(b.extra)
+	b.chunks = b.chunks[:0]
+	b.out = b.out[:0]
+	if cap(b.out) > ipc.MaxInlineBody {
+		b.out = nil
+	}
+	if cap(b.enc) > maxPooledEnc {
+		b.enc = nil
+	}
+	bufsPool.Put(b)
+}
+
+func clearSlice(s []string) []string { clear(s); return s[:0] }
+
+// startRequest decodes a TypeRequest frame's payload (which aliases the
+// read buffer) and registers the request. It returns nil when it answered
+// the request itself (no handler, malformed request).
+func (s *Server) startRequest(conn uint64, payload []byte) *exchange {
+	if s.opt.http.handler == nil {
+		s.refuseHTTP(conn)
+		return nil
+	}
+	b := bufsPool.Get().(*httpBufs)
+	x := &exchange{s: s, conn: conn, bufs: b, declared: -1}
+	if err := b.dec.decode(payload, &b.wire); err != nil {
+		s.opt.errorLog.Printf("worker %d: conn %d: undecodable HTTP request frame: %v", s.id, conn, err)
+		x.abort(http.StatusInternalServerError)
+		return nil
+	}
+	if !x.build() {
+		x.abort(http.StatusBadRequest)
+		return nil
+	}
+	s.mu.Lock()
+	if s.http.reqs[conn] != nil {
+		s.opt.errorLog.Printf("worker %d: conn %d: a request arrived while the previous one is in flight", s.id, conn)
+	}
+	s.http.reqs[conn] = x
+	s.active.Add(1)
+	s.mu.Unlock()
+	return x
+}
+
+// abort answers a request that never reached the handler.
+func (x *exchange) abort(status int) {
+	x.wroteHeader, x.status = true, status
+	x.sniff = false
+	x.bufs.pairs = append(x.bufs.pairs[:0], "Content-Type", "text/plain; charset=utf-8", "X-Content-Type-Options", "nosniff")
+	x.bufs.out = append(x.bufs.out[:0], http.StatusText(status)...)
+	x.bufs.out = append(x.bufs.out, '\n')
+	x.emit(x.bufs.out, true)
+	x.bufs.release()
+	x.bufs = nil
+}
+
+// refuseHTTP answers a request that reached a worker started with Serve
+// rather than ServeHTTP: a configuration error, said once.
+func (s *Server) refuseHTTP(conn uint64) {
+	if !s.http.refused.Swap(true) {
+		s.opt.errorLog.Printf("worker %d: an HTTP request arrived but this worker has no HTTP handler (start it with worker.ServeHTTP); answering 501", s.id)
+	}
+	x := &exchange{s: s, conn: conn, bufs: bufsPool.Get().(*httpBufs), declared: -1}
+	x.abort(http.StatusNotImplemented)
+}
+
+// build turns the decoded frame into x.req, as net/http's server reads a
+// request; false means a target net/http would answer with 400.
+func (x *exchange) build() bool {
+	w := &x.bufs.wire
+	r := &x.bufs.tmpl
+	*r = http.Request{Method: w.method, RequestURI: w.target, RemoteAddr: w.remote}
+	rawURL := w.target
+	justAuthority := r.Method == http.MethodConnect && !strings.HasPrefix(rawURL, "/")
+	if justAuthority {
+		rawURL = "http://" + rawURL
+	}
+	var err error
+	if r.URL, err = url.ParseRequestURI(rawURL); err != nil {
+		return false
+	}
+	if justAuthority {
+		r.URL.Scheme = ""
+	}
+	switch w.proto {
+	case "HTTP/1.1":
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	case "HTTP/1.0":
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.0", 1, 0
+	default:
+		var ok bool
+		if r.ProtoMajor, r.ProtoMinor, ok = http.ParseHTTPVersion(w.proto); !ok {
+			return false
+		}
+		r.Proto = w.proto
+	}
+
+	// As net/textproto: one backing array for the first value of each name.
+	n := len(w.headers) / 2
+	h := make(http.Header, n)
+	strs := make([]string, n)
+	for i := 0; i+1 < len(w.headers); i += 2 {
+		k, v := http.CanonicalHeaderKey(w.headers[i]), w.headers[i+1]
+		if vv := h[k]; vv != nil {
+			h[k] = append(vv, v)
+		} else {
+			strs[0] = v
+			h[k], strs = strs[:1:1], strs[1:]
+		}
+	}
+	r.Header = h
+	r.Host = r.URL.Host
+	if r.Host == "" {
+		r.Host = h.Get("Host")
+	}
+	delete(h, "Host")
+	if pragma := h["Pragma"]; len(pragma) > 0 && pragma[0] == "no-cache" && len(h["Cache-Control"]) == 0 {
+		h["Cache-Control"] = []string{"no-cache"}
+	}
+	r.Close = shouldClose(r.ProtoMajor, r.ProtoMinor, h)
+
+	r.ContentLength = w.contentLength
+	if w.contentLength < 0 {
+		r.ContentLength = -1
+		r.TransferEncoding = []string{"chunked"}
+		delete(h, "Transfer-Encoding")
+		delete(h, "Content-Length")
+	}
+	switch {
+	case w.bodyFollows:
+		x.follows = true
+		x.bcond.L = &x.bmu
+		r.Body = (*requestBody)(x)
+	case len(w.body) > 0 || w.contentLength != 0:
+		x.ended = true
+		if len(w.body) > 0 {
+			x.cur = copyChunk(w.body)
+			x.received = int64(len(w.body))
+		}
+		r.Body = (*requestBody)(x)
+	default:
+		r.Body = http.NoBody
+	}
+	x.head = r.Method == http.MethodHead
+
+	ctx, cancel := context.WithCancel(context.Background())
+	x.cancel = cancel
+	x.req = r.WithContext(ctx)
+	*r = http.Request{}
+	return true
+}
+
+// shouldClose reports whether the client asked to close the connection
+// after this request, as net/http sets Request.Close.
+func shouldClose(major, minor int, h http.Header) bool {
+	conn := h["Connection"]
+	if major < 1 {
+		return true
+	}
+	if major == 1 && minor == 0 {
+		return hasToken(conn, "close") || !hasToken(conn, "keep-alive")
+	}
+	return hasToken(conn, "close")
+}
+
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// copyChunk copies a piece of body into a pooled buffer.
+func copyChunk(p []byte) *[]byte {
+	bp := bufPool.Get().(*[]byte)
+	*bp = append((*bp)[:0], p...)
+	return bp
+}
+
+func putChunk(bp *[]byte) {
+	if bp != nil && cap(*bp) <= maxPooled {
+		bufPool.Put(bp)
+	}
+}
+
+// serve runs the handler on the calling goroutine and ends the response.
+func (x *exchange) serve() {
+	defer x.finish()
+	x.s.opt.http.handler.ServeHTTP(x, x.req)
+}
+
+// finish ends the exchange: it recovers a panic, writes the last frame
+// and releases the request's slot.
+func (x *exchange) finish() {
+	if p := recover(); p != nil {
+		x.panicked(p)
+	}
+	if !x.wroteHeader {
+		x.WriteHeader(http.StatusOK)
+	}
+	s := x.s
+	s.mu.Lock()
+	if s.http.reqs[x.conn] == x {
+		// Before the last frame: the master may send the connection's next
+		// request as soon as it has it.
+		delete(s.http.reqs, x.conn)
+	}
+	last := s.http.draining && len(s.http.reqs) == 0
+	s.mu.Unlock()
+	x.failBody(errHandlerDone)
+	x.cancel() // before the last frame: once the response ended, so has the context
+	x.emit(x.bufs.out, true)
+	x.bufs.release()
+	x.bufs = nil
+	if last {
+		// The stop frame's drain is over: wake the reading goroutine.
+		_ = s.ch.shutdownRead()
+	}
+	s.active.Done()
+}
+
+func (x *exchange) panicked(p any) {
+	if p != http.ErrAbortHandler {
+		x.s.opt.errorLog.Printf("worker %d: panic serving %s %s (conn %d): %v\n%s", x.s.id, x.req.Method, x.req.RequestURI, x.conn, p, stack())
+	}
+	b := x.bufs
+	b.out = b.out[:0]
+	if x.sent {
+		return // the response ends where it was
+	}
+	x.wroteHeader, x.status, x.sniff, x.declared = true, http.StatusInternalServerError, false, -1
+	b.pairs = append(b.pairs[:0], "Content-Type", "text/plain; charset=utf-8", "X-Content-Type-Options", "nosniff")
+	b.out = append(b.out, internalErrorBody...)
+}
+
+// requestFrame routes a TypeRequestBody or TypeCancel frame to the
+// connection's request; frames for a connection without one are late
+// (the handler has returned) and ignored. It never blocks on a handler.
+func (s *Server) requestFrame(h ipc.Header, payload []byte) {
+	s.mu.Lock()
+	x := s.http.reqs[h.ID]
+	s.mu.Unlock()
+	if x == nil {
+		return
+	}
+	if h.Type == ipc.TypeCancel {
+		x.clientGone(errClientGone)
+		return
+	}
+	x.push(payload, h.Flags&ipc.FlagEnd != 0)
+}
+
+// drainHTTP is called on the stop frame: it reports whether requests are in
+// flight, in which case the reading goroutine must go on reading their body
+// and cancel frames; the last request to finish then shuts the reading
+// down.
+func (s *Server) drainHTTP() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.http.draining = len(s.http.reqs) > 0
+	return s.http.draining
+}
+
+// httpReadEnded fails the requests in flight when reading ended otherwise
+// than by a drained stop frame: their bodies will not arrive, and nobody
+// will read their responses.
+func (s *Server) httpReadEnded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.http.reqs {
+		x.clientGone(errChannelEnded)
+	}
+}
+
+// clientGone cancels the request's context and fails its body.
+func (x *exchange) clientGone(err error) {
+	x.gone.Store(true)
+	x.cancel()
+	x.failBody(err)
+}
+
+// push queues a piece of the body. Called by the reading goroutine.
+func (x *exchange) push(p []byte, end bool) {
+	x.bmu.Lock()
+	defer x.bmu.Unlock()
+	if !x.follows || x.ended || x.berr != nil {
+		return
+	}
+	x.ended = end
+	if len(p) > 0 {
+		if x.queued+len(p) > x.s.bodyBuffer() {
+			x.dropChunks()
+			x.berr = ErrBodyBufferFull
+		} else {
+			x.chunks = append(x.chunks, copyChunk(p))
+			x.queued += len(p)
+			x.received += int64(len(p))
+		}
+	}
+	x.bcond.Signal()
+}
+
+func (s *Server) bodyBuffer() int {
+	if s.opt.http.bodyBuffer == 0 {
+		return defaultBodyBuffer
+	}
+	return s.opt.http.bodyBuffer
+}
+
+// failBody makes Read fail with err once what was read is consumed, and
+// frees the queue. The first error wins.
+func (x *exchange) failBody(err error) {
+	x.bmu.Lock()
+	defer x.bmu.Unlock()
+	if x.berr == nil {
+		x.berr = err
+	}
+	x.dropChunks()
+	if x.bcond.L != nil {
+		x.bcond.Signal()
+	}
+}
+
+// dropChunks frees the queued pieces; called with bmu held.
+func (x *exchange) dropChunks() {
+	for i, c := range x.chunks {
+		putChunk(c)
+		x.chunks[i] = nil
+	}
+	x.chunks = x.chunks[:0]
+	x.queued = 0
+	putChunk(x.cur)
+	x.cur, x.off = nil, 0
+}
+
+// Read reads the request body. Pieces not yet received are waited for.
+func (b *requestBody) Read(p []byte) (int, error) {
+	x := (*exchange)(b)
+	x.bmu.Lock()
+	defer x.bmu.Unlock()
+	for {
+		if x.berr != nil {
+			return 0, x.berr
+		}
+		if x.cur != nil {
+			n := copy(p, (*x.cur)[x.off:])
+			x.off += n
+			if x.off == len(*x.cur) {
+				putChunk(x.cur)
+				x.cur, x.off = nil, 0
+			}
+			x.read += int64(n)
+			return n, nil
+		}
+		if len(x.chunks) > 0 {
+			x.cur = x.chunks[0]
+			x.chunks = append(x.chunks[:0], x.chunks[1:]...)
+			x.queued -= len(*x.cur)
+			continue
+		}
+		if x.ended {
+			if cl := x.req.ContentLength; cl > 0 && x.read < cl {
+				return 0, io.ErrUnexpectedEOF
+			}
+			return 0, io.EOF
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		x.bcond.Wait()
+	}
+}
+
+// Close discards the rest of the body; later Reads fail.
+func (b *requestBody) Close() error {
+	(*exchange)(b).failBody(http.ErrBodyReadAfterClose)
+	return nil
+}
+
+// Header returns the response headers; changes after WriteHeader (or the
+// first Write) have no effect.
+func (x *exchange) Header() http.Header {
+	if x.bufs == nil {
+		return http.Header{}
+	}
+	return x.bufs.hdr
+}
+
+// WriteHeader sets the status and snapshots the headers. It does not send
+// anything: the response leaves on the handler's return, when the buffer
+// is full, or on Flush.
+func (x *exchange) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if x.bufs == nil {
+		return
+	}
+	if x.wroteHeader {
+		x.s.opt.errorLog.Printf("worker %d: http: superfluous response.WriteHeader call (%s %s)", x.s.id, x.req.Method, x.req.RequestURI)
+		return
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		return // informational: no frame carries it
+	}
+	x.wroteHeader, x.status = true, code
+	b := x.bufs
+	h := b.hdr
+	if cl := h.Get("Content-Length"); cl != "" {
+		if v, err := strconv.ParseInt(cl, 10, 64); err == nil && v >= 0 {
+			x.declared = v
+		} else {
+			x.s.opt.errorLog.Printf("worker %d: http: invalid Content-Length of %q (%s %s)", x.s.id, cl, x.req.Method, x.req.RequestURI)
+			delete(h, "Content-Length")
+		}
+	}
+	_, haveType := h["Content-Type"]
+	x.sniff = bodyAllowed(code) && !haveType && h.Get("Content-Encoding") == "" && h.Get("Transfer-Encoding") == ""
+	b.keys = b.keys[:0]
+	for k := range h {
+		if suppressed(code, k) || strings.HasPrefix(k, http.TrailerPrefix) || !validHeaderName(k) {
+			continue
+		}
+		b.keys = append(b.keys, k)
+	}
+	slices.Sort(b.keys)
+	b.pairs = b.pairs[:0]
+	for _, k := range b.keys {
+		for _, v := range h[k] {
+			b.pairs = append(b.pairs, k, headerValue(v))
+		}
+	}
+}
+
+// bodyAllowed reports whether a response with this status may have a body.
+func bodyAllowed(code int) bool {
+	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
+}
+
+// suppressed reports the headers net/http drops for bodiless statuses.
+func suppressed(code int, k string) bool {
+	switch {
+	case code == http.StatusNotModified:
+		return k == "Content-Type" || k == "Content-Length" || k == "Transfer-Encoding"
+	case code < 200 || code == http.StatusNoContent:
+		return k == "Content-Length" || k == "Transfer-Encoding"
+	}
+	return false
+}
+
+// validHeaderName reports whether k is an HTTP token; net/http skips
+// other names rather than write a broken header.
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// headerValue replaces CR and LF by spaces, as net/http does, so a value
+// cannot smuggle another header line.
+func headerValue(v string) string {
+	if strings.IndexAny(v, "\r\n") < 0 {
+		return v
+	}
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+}
+
+// Write buffers p; a full buffer goes to the master.
+func (x *exchange) Write(p []byte) (int, error) {
+	if x.bufs == nil {
+		return 0, errWriteAfterEnd
+	}
+	if !x.wroteHeader {
+		x.WriteHeader(http.StatusOK)
+	}
+	switch {
+	case !bodyAllowed(x.status):
+		return 0, http.ErrBodyNotAllowed
+	case x.gone.Load():
+		return 0, errClientGone
+	case x.werr != nil:
+		return 0, x.werr
+	case x.declared >= 0 && x.written+int64(len(p)) > x.declared:
+		return 0, http.ErrContentLength
+	}
+	x.written += int64(len(p))
+	b := x.bufs
+	if len(b.out)+len(p) <= ipc.MaxInlineBody {
+		b.out = append(b.out, p...)
+		return len(p), nil
+	}
+	n := len(p)
+	room := ipc.MaxInlineBody - len(b.out)
+	b.out = append(b.out, p[:room]...)
+	p = p[room:]
+	x.emit(b.out, false)
+	for len(p) > ipc.MaxInlineBody && x.werr == nil {
+		x.emit(p[:ipc.MaxInlineBody], false)
+		p = p[ipc.MaxInlineBody:]
+	}
+	b.out = append(b.out, p...)
+	if x.werr != nil {
+		return 0, x.werr
+	}
+	return n, nil
+}
+
+// WriteString is Write without a conversion.
+func (x *exchange) WriteString(s string) (int, error) {
+	if x.bufs != nil && !x.wroteHeader {
+		x.WriteHeader(http.StatusOK)
+	}
+	if x.bufs != nil && bodyAllowed(x.status) && len(x.bufs.out)+len(s) <= ipc.MaxInlineBody &&
+		!x.gone.Load() && x.werr == nil && (x.declared < 0 || x.written+int64(len(s)) <= x.declared) {
+		x.written += int64(len(s))
+		x.bufs.out = append(x.bufs.out, s...)
+		return len(s), nil
+	}
+	return x.Write([]byte(s))
+}
+
+// Flush sends the status, headers and buffered body now (http.Flusher).
+func (x *exchange) Flush() { _ = x.FlushError() }
+
+// FlushError is Flush with the error, for http.ResponseController.
+func (x *exchange) FlushError() error {
+	if x.bufs == nil {
+		return errWriteAfterEnd
+	}
+	if !x.wroteHeader {
+		x.WriteHeader(http.StatusOK)
+	}
+	if x.gone.Load() {
+		return errClientGone
+	}
+	if !x.sent || len(x.bufs.out) > 0 {
+		x.emit(x.bufs.out, false)
+	}
+	return x.werr
+}
+
+// EnableFullDuplex is for http.ResponseController: a handler may always
+// read the request body while it writes the response.
+func (x *exchange) EnableFullDuplex() error { return nil }
+
+// emit writes body as the response's next frame — TypeResponse with the
+// status and headers first, TypeResponseBody after — and empties the
+// buffer; end marks the last frame.
+func (x *exchange) emit(body []byte, end bool) {
+	b := x.bufs
+	var flags uint8
+	if end {
+		flags = ipc.FlagEnd
+	}
+	data := body
+	if x.head || x.gone.Load() {
+		data = nil
+	}
+	var err error
+	if !x.sent {
+		x.sent = true
+		b.extra = b.extra[:0]
+		if x.sniff && len(body) > 0 {
+			b.extra = append(b.extra, "Content-Type", http.DetectContentType(body))
+		}
+		if x.head && end && len(body) > 0 && x.declared < 0 && bodyAllowed(x.status) {
+			b.extra = append(b.extra, "Content-Length", strconv.Itoa(len(body)))
+		}
+		b.enc = appendResponse(b.enc[:0], x.status, b.pairs, b.extra, data)
+		err = x.s.ch.w.WriteFrame(ipc.TypeResponse, flags, x.conn, b.enc)
+	} else if len(data) > 0 || end {
+		err = x.s.ch.w.WriteFrame(ipc.TypeResponseBody, flags, x.conn, data)
+	}
+	if err != nil && x.werr == nil {
+		x.werr = fmt.Errorf("worker: response to conn %d: %w", x.conn, err)
+	}
+	b.out = b.out[:0]
+}
