@@ -11,7 +11,7 @@ build:
 	@for e in $(EXAMPLES); do $(GO) build -o bin/$$e ./examples/$$e || exit 1; done
 
 run: build
-	bin/drover start -c examples/echo.yaml
+	bin/drover start -c examples/hello.yaml
 
 test: build
 	$(GO) vet ./...
@@ -22,6 +22,7 @@ test-short:
 
 bench: build
 	scripts/bench/echo.sh
+	scripts/bench/http.sh
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)

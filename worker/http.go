@@ -57,7 +57,7 @@ func RunHTTP(h http.Handler, opts ...Option) {
 // the order received; Host moved to Request.Host), ContentLength (-1 and
 // TransferEncoding ["chunked"] for a chunked body), Close, RemoteAddr, and
 // Body (http.NoBody when there is none). Its context is cancelled when the
-// client goes away (the master's TypeCancel) and when the handler returns.
+// client's side ends (the master's TypeCancel) and when the handler returns.
 // Bodies longer than ipc.MaxInlineBody arrive in pieces while the handler
 // runs; pieces the handler has not read yet are held up to
 // WithRequestBodyBuffer bytes.
@@ -442,7 +442,12 @@ func (s *Server) requestFrame(h ipc.Header, payload []byte) {
 		return
 	}
 	if h.Type == ipc.TypeCancel {
-		x.clientGone(errClientGone)
+		// Like net/http when the client's side of the connection ends: the
+		// context is cancelled and an unfinished body fails, but what the
+		// handler still writes goes out — a client that only half-closed
+		// reads it, and the master drops it if the connection is gone.
+		x.cancel()
+		x.failBody(errClientGone)
 		return
 	}
 	x.push(payload, h.Flags&ipc.FlagEnd != 0)
