@@ -16,7 +16,6 @@ tmp=$(mktemp -d /tmp/drhttp.XXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$tmp"
 }
