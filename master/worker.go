@@ -299,23 +299,9 @@ func (m *Master) hello(w *worker, h *ipc.Hello) error {
 }
 
 // toConn runs fn on connection id's loop: directly when that is l, else by
-// posting a task that carries a copy of data.
+// posting a task that carries a copy of data (and arg).
 func (m *Master) toConn(l *reactor.Loop, id uint64, fn func(c *reactor.Conn), data []byte, task func(*reactor.Loop, *reactor.Task)) {
-	target := m.rx.LoopOf(id)
-	if target == nil {
-		return
-	}
-	if target == l {
-		if c := l.Conn(id); c != nil {
-			fn(c)
-		}
-		return
-	}
-	var cp []byte
-	if data != nil {
-		cp = append([]byte(nil), data...)
-	}
-	target.Post(reactor.Task{Fn: task, ID: id, Data: cp})
+	m.toConnArg(l, id, fn, data, 0, task)
 }
 
 // toConnArg is toConn with an integer for the task (frame flags).
@@ -330,7 +316,11 @@ func (m *Master) toConnArg(l *reactor.Loop, id uint64, fn func(c *reactor.Conn),
 		}
 		return
 	}
-	target.Post(reactor.Task{Fn: task, ID: id, Data: append([]byte(nil), data...), Arg: arg})
+	var cp []byte
+	if data != nil {
+		cp = append([]byte(nil), data...)
+	}
+	target.Post(reactor.Task{Fn: task, ID: id, Data: cp, Arg: arg})
 }
 
 func responseTask(l *reactor.Loop, t *reactor.Task) {
