@@ -179,3 +179,74 @@ func TestMaxConn(t *testing.T) {
 		t.Fatal("third connection was served despite max_conn 2")
 	}
 }
+
+// lineHandler is a StreamHandler that answers every complete line and,
+// while hold is set, leaves input unconsumed (as HTTP does behind a request
+// in progress).
+type lineHandler struct {
+	echoHandler
+	hold  bool
+	conns chan *Conn
+}
+
+func (h *lineHandler) OnOpen(c *Conn) { h.conns <- c }
+
+func (h *lineHandler) OnStream(c *Conn, data []byte) int {
+	used := 0
+	for !h.hold {
+		i := bytes.IndexByte(data[used:], '\n')
+		if i < 0 {
+			break
+		}
+		c.Write(data[used : used+i+1])
+		used += i + 1
+	}
+	return used
+}
+
+func TestStreamHandlerKeepsUnconsumedInputForKick(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	rc, _ := ln.(*net.TCPListener).SyscallConn()
+	var fd int
+	rc.Control(func(f uintptr) { fd = int(f) })
+	h := &lineHandler{hold: true, conns: make(chan *Conn, 1)}
+	r, err := New(Options{Loops: 1}, []*Listener{{Name: "lines", FD: fd}}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	t.Cleanup(r.Stop)
+	if err := r.StartAccepting(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn := <-h.conns
+	c.Write([]byte("one\ntwo\nthr"))
+	// Wait until the loop has read the bytes: a task posted after them runs
+	// after the read (tasks and events run on one goroutine, in order).
+	pending := make(chan int)
+	for n := 0; n < 11; {
+		r.Loops()[0].Post(Task{Fn: func(l *Loop, _ *Task) { pending <- conn.Pending() }})
+		n = <-pending
+	}
+	// Released and kicked, the held lines are answered; the partial one waits.
+	r.Loops()[0].Post(Task{Fn: func(l *Loop, _ *Task) { h.hold = false; conn.Kick() }})
+	got := make([]byte, 8)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "one\ntwo\n" {
+		t.Fatalf("after Kick: %q, %v", got, err)
+	}
+	c.Write([]byte("ee\n"))
+	got = make([]byte, 6)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "three\n" {
+		t.Fatalf("the partial line completed: %q, %v", got, err)
+	}
+}
