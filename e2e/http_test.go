@@ -326,3 +326,52 @@ func TestHTTPUnderConcurrency(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestHelloExample serves examples/hello as `make run` does (its own
+// binary, plugin launch) and checks the routes the README shows.
+func TestHelloExample(t *testing.T) {
+	s := startServer(t, `
+worker_num: 2
+worker:
+  cmd: [{{bin}}/hello]
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(httpURL(s, "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "Hello, World!" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Fatalf("GET /: %d %q %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	}
+	resp, err = client.Post(httpURL(s, "/echo"), "text/plain", strings.NewReader("ping"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "ping" {
+		t.Fatalf("POST /echo: %q", body)
+	}
+	resp, err = client.Get(httpURL(s, "/stream?n=2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "data:") || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("GET /stream: %q %q", body, resp.Header.Get("Content-Type"))
+	}
+	resp, err = client.Get(httpURL(s, "/missing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("GET /missing: %d", resp.StatusCode)
+	}
+}
