@@ -36,10 +36,12 @@ type connState struct {
 
 // loopState is the master's state per reactor loop, touched only on it.
 type loopState struct {
-	pending []pendingEvent // events waiting for any worker to be ready
-	waiting []uint64       // HTTP connections whose request waits for a worker slot
-	scratch []byte         // HTTP response heads are built here
-	date    []byte         // the Date header's value, formatted once a second
+	pending []pendingEvent   // events waiting for any worker to be ready
+	waiting []uint64         // HTTP connections whose request waits for a worker slot
+	scratch []byte           // HTTP response heads are built here
+	reqBuf  []byte           // HTTP Request payloads are encoded here
+	resp    ipc.ResponseView // the TypeResponse being written, aliasing its payload
+	date    []byte           // the Date header's value, formatted once a second
 	dateSec int64
 	swept   time.Time // last sweep for HTTP header and idle timeouts
 }

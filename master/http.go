@@ -152,18 +152,17 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 		r.BodyFollows = true
 		h.phase = phBody
 	}
-	payload, err := ipc.Marshal(&r)
-	if err != nil {
-		m.httpReject(c, h, err)
-		return len(rest)
-	}
+	// The payload is built in a per-loop buffer: dispatching copies it into
+	// the worker's output, and a queued request keeps its own copy.
+	ls := &m.loops[c.Loop().Index()]
+	ls.reqBuf = ipc.AppendRequest(ls.reqBuf[:0], &r)
+	payload := ls.reqBuf
 	h.bodyFollows, h.expect100 = r.BodyFollows, req.Expect100
 	if !m.sendRequest(c, st, payload) {
 		// No worker with a free slot: wait, body unread, up to dispatch_timeout.
-		h.pending = payload
+		h.pending = append([]byte(nil), payload...)
 		h.phase = phQueued
 		h.queuedAt = c.Loop().Now()
-		ls := &m.loops[c.Loop().Index()]
 		ls.waiting = append(ls.waiting, c.ID())
 		m.httpWaiting.Add(1)
 		return used
@@ -327,8 +326,10 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 	if h == nil || h.started || h.phase < phBody {
 		return // nothing asked for it (a late answer after a 503, or garbage)
 	}
-	var resp ipc.Response
-	if err := ipc.Unmarshal(payload, &resp); err != nil {
+	// Decoded in place: header names, values and the body alias payload.
+	ls := &m.loops[c.Loop().Index()]
+	resp := &ls.resp
+	if err := resp.Decode(payload); err != nil {
 		m.log.WithFields(logrus.Fields{"conn": c.ID(), "error": err.Error()}).Warn("undecodable response from a worker; answering 502")
 		m.httpError(c, h, http.StatusBadGateway, "the worker sent an undecodable response", "")
 		return
@@ -348,7 +349,6 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		status = http.StatusOK
 	}
 	noBody := h.head || status == http.StatusNoContent || status == http.StatusNotModified
-	ls := &m.loops[c.Loop().Index()]
 	b := ls.scratch[:0]
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
@@ -372,7 +372,7 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		case asciiEqualFold(name, "Keep-Alive"), asciiEqualFold(name, "Transfer-Encoding"):
 			continue // hop-by-hop: the master manages them
 		case asciiEqualFold(name, "Content-Length"):
-			if n, err := strconv.ParseInt(value, 10, 64); err == nil && n >= 0 {
+			if n, err := strconv.ParseInt(string(value), 10, 64); err == nil && n >= 0 {
 				contentLength = n
 			}
 			continue
@@ -492,8 +492,8 @@ func appendDate(b []byte, t time.Time) []byte {
 
 // validHeader refuses what would split a response: CR, LF or NUL, and
 // names that are not tokens.
-func validHeader(name, value string) bool {
-	if name == "" {
+func validHeader[S ~string | ~[]byte](name, value S) bool {
+	if len(name) == 0 {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
@@ -510,7 +510,8 @@ func validHeader(name, value string) bool {
 	return true
 }
 
-func asciiEqualFold(a, b string) bool {
+// asciiEqualFold reports whether a and b are equal ignoring ASCII case.
+func asciiEqualFold[S ~string | ~[]byte](a S, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}
