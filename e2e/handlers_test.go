@@ -76,6 +76,7 @@ func frame(body string) []byte {
 //	/stream?n=N   N server-sent events, flushed one by one
 //	/exit         the process exits mid-request
 //	/wait-cancel  holds the request until the client goes away
+//	/hang         never answers, whatever happens
 func serveHTTPHandler() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -98,6 +99,9 @@ func serveHTTPHandler() {
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		os.Exit(3)
+	})
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		select {} // ignores its context: only replacing the worker ends it
 	})
 	mux.HandleFunc("/wait-cancel", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(os.Stderr, "waiting for cancel")

@@ -375,3 +375,37 @@ listeners:
 		t.Fatalf("GET /missing: %d", resp.StatusCode)
 	}
 }
+
+func TestHTTPRequestTimeoutAnswers504AndReplacesTheWorker(t *testing.T) {
+	s := startServer(t, `
+worker_num: 1
+worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: http}
+  request_timeout: 1
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`)
+	hung := pidsOf(s.status(), "worker")[0]
+	logs := s.subscribe()
+	start := time.Now()
+	out := rawHTTP(t, s, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n", false)
+	if !strings.HasPrefix(out, "HTTP/1.1 504 ") {
+		t.Fatalf("hung handler: %q", firstLine(out))
+	}
+	if d := time.Since(start); d < time.Second || d > 4*time.Second {
+		t.Errorf("504 after %s with request_timeout 1s", d)
+	}
+	e := s.waitLog(logs, 5*time.Second, "the 504 line", func(e logEntry) bool { return strings.Contains(e.msg(), "504") })
+	if e.str("worker_id") != "0" || e.str("pid") != fmt.Sprint(hung) || e.str("target") != "/hang" {
+		t.Errorf("504 line names worker %s pid %s target %s; want 0, %d, /hang", e.str("worker_id"), e.str("pid"), e.str("target"), hung)
+	}
+	s.waitLog(logs, 5*time.Second, "the successor", func(e logEntry) bool {
+		return e.msg() == "worker ready" && e.str("pid") != fmt.Sprint(hung)
+	})
+	waitGone(t, []int{hung}, 5*time.Second)
+	if out := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(out, "Hello, World!") {
+		t.Fatalf("after the replacement: %q", out)
+	}
+}

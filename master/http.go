@@ -46,8 +46,9 @@ type httpState struct {
 	// client waits for 100 Continue before it sends the body.
 	bodyFollows bool
 	expect100   bool
-	cancelled   bool // TypeCancel sent for the current request
-	keep        bool // the connection stays open after this response
+	cancelled   bool      // TypeCancel sent for the current request
+	sentAt      time.Time // when the current request went to its worker
+	keep        bool      // the connection stays open after this response
 	http10      bool
 	// pending is the encoded Request while it waits for a worker.
 	pending []byte
@@ -175,6 +176,7 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 // after a 100 Continue when the client waits for one.
 func (m *Master) requestSent(c *reactor.Conn, h *httpState) {
 	h.pending = nil
+	h.sentAt = c.Loop().Now()
 	if !h.bodyFollows {
 		h.phase = phWait
 		return
@@ -270,6 +272,9 @@ func (m *Master) OnTick(l *reactor.Loop) {
 			m.httpError(c, h, http.StatusRequestTimeout, "request headers took too long", "")
 		case h.phase == phHead && h.headSince.IsZero() && c.Pending() == 0 && now.Sub(h.idleSince) > m.cfg.HTTPIdleTimeout.D():
 			c.Close(nil)
+		case (h.phase == phBody || h.phase == phWait) && h.w != nil && m.cfg.Worker.RequestTimeout > 0 &&
+			now.Sub(h.sentAt) > m.cfg.Worker.RequestTimeout.D():
+			m.requestTimedOut(c, h)
 		}
 	})
 }
@@ -563,4 +568,22 @@ func (m *Master) cancelHTTP(c *reactor.Conn, h *httpState) {
 	}
 	h.cancelled = true
 	h.w.writeFlags(c.Loop(), ipc.TypeCancel, 0, c.ID(), nil)
+}
+
+// requestTimedOut answers 504 to a request its worker has held longer than
+// worker.request_timeout, and replaces the worker: a handler that hangs
+// would hold its slot (and maybe others) for ever. Runs on c's loop.
+func (m *Master) requestTimedOut(c *reactor.Conn, h *httpState) {
+	w := h.w
+	timeout := m.cfg.Worker.RequestTimeout.D()
+	m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
+		"worker_id": w.slot, "pid": w.pid, "request_timeout": timeout.String()}).
+		Error("request answered 504: worker.request_timeout exceeded; replacing the worker")
+	// This request is answered here, not failed with the worker's others.
+	m.disp.done(c.Loop(), w, c.ID())
+	h.w = nil
+	h.close = true
+	m.httpError(c, h, http.StatusGatewayTimeout, "the handler did not answer within worker.request_timeout", "")
+	m.takeOut(w, fmt.Sprintf("request_timeout (%s) exceeded by %s %s", timeout, h.method, h.target), true,
+		"worker killed: a request exceeded worker.request_timeout; starting a successor")
 }

@@ -428,13 +428,18 @@ func (m *Master) addWorker(ev ipc.WorkerEvent, f *os.File) {
 // that had events there, and (kill) asks the manager to kill it. Safe from
 // any goroutine; idempotent.
 func (m *Master) workerGone(w *worker, reason string, kill bool) {
+	m.takeOut(w, reason, kill, "worker broke the frame protocol; killing it and starting a successor")
+}
+
+// takeOut is workerGone with the log message of a kill.
+func (m *Master) takeOut(w *worker, reason string, kill bool, killMsg string) {
 	ids, ok := m.disp.remove(w)
 	if !ok {
 		return
 	}
 	fields := logrus.Fields{"reason": reason, "connections_failed": len(ids)}
 	if kill {
-		w.log.WithFields(fields).Error("worker broke the frame protocol; killing it and starting a successor")
+		w.log.WithFields(fields).Error(killMsg)
 		m.notifyManager(ipc.CtlKill, w, reason)
 	} else if !m.stopping.Load() {
 		w.log.WithFields(fields).Warn("worker left")
@@ -659,7 +664,7 @@ func notEnforced(cfg *config.Config) []string {
 	add(cfg.MaxRequest > 0, "max_request")
 	add(cfg.TaskMaxRequest > 0, "task_max_request")
 	add(cfg.Worker.MaxMemory > 0, "worker.max_memory")
-	add(cfg.Worker.RequestTimeout > 0, "worker.request_timeout")
+	add(cfg.Worker.RequestTimeout > 0 && hasStream(cfg), "worker.request_timeout (on stream listeners; HTTP enforces it)")
 	add(cfg.TaskWorker.MaxMemory > 0, "task_worker.max_memory")
 	add(cfg.TaskWorker.RequestTimeout > 0, "task_worker.request_timeout")
 	add(len(cfg.Watch) > 0, "watch")
@@ -676,4 +681,14 @@ func tickFor(cfg *config.Config) time.Duration {
 		}
 	}
 	return 0
+}
+
+// hasStream reports whether cfg has a listener other than HTTP.
+func hasStream(cfg *config.Config) bool {
+	for _, l := range cfg.Listeners {
+		if l.Protocol != "http" {
+			return true
+		}
+	}
+	return false
 }
