@@ -824,24 +824,37 @@ func (p *HTTPParser) Body(buf []byte) (n int, data []byte, done bool, err error)
 	}
 }
 
+// crlfLine finds the next line of buf that ends within limit bytes,
+// resuming the scan where the previous call stopped. It returns the index
+// of the line's LF (the line is buf[:lf-1]), or -1 with a nil error when
+// more bytes are needed, or -1 with tooLong when limit bytes hold no LF, or
+// with errHTTPBareLF when the LF is not preceded by CR.
+func (p *HTTPParser) crlfLine(buf []byte, limit int, tooLong *HTTPError) (int, *HTTPError) {
+	end := min(len(buf), limit)
+	i := bytes.IndexByte(buf[min(p.scan, end):end], '\n')
+	if i < 0 {
+		if end == limit {
+			return -1, tooLong
+		}
+		p.scan = end
+		return -1, nil
+	}
+	lf := min(p.scan, end) + i
+	p.scan = 0
+	if lf == 0 || buf[lf-1] != '\r' {
+		return -1, errHTTPBareLF
+	}
+	return lf, nil
+}
+
 // chunkSize consumes a chunk-size line: chunk-size [ chunk-ext ] CRLF. As
 // net/http it ignores extensions (anything up to the CRLF but a CR) and
 // trailing whitespace, bounds the line to 4096 bytes and refuses a body whose
 // extensions outweigh its data. It returns 0 when the line is incomplete.
 func (p *HTTPParser) chunkSize(buf []byte) (int, *HTTPError) {
-	limit := min(len(buf), httpMaxChunkLine)
-	i := bytes.IndexByte(buf[min(p.scan, limit):limit], '\n')
-	if i < 0 {
-		if limit == httpMaxChunkLine {
-			return 0, errHTTPChunkLine
-		}
-		p.scan = limit
-		return 0, nil
-	}
-	lf := min(p.scan, limit) + i
-	p.scan = 0
-	if lf == 0 || buf[lf-1] != '\r' {
-		return 0, errHTTPBareLF
+	lf, err := p.crlfLine(buf, httpMaxChunkLine, errHTTPChunkLine)
+	if lf < 0 {
+		return 0, err
 	}
 	line := buf[:lf-1]
 	if bytes.IndexByte(line, '\r') >= 0 {
@@ -888,20 +901,9 @@ func (p *HTTPParser) chunkSize(buf []byte) (int, *HTTPError) {
 // checked as in the head, or the empty line that ends the body. It returns
 // 0 when the line is incomplete.
 func (p *HTTPParser) trailerLine(buf []byte) (int, *HTTPError) {
-	room := p.lim.MaxHeaderBytes - p.trailer
-	limit := min(len(buf), room)
-	i := bytes.IndexByte(buf[min(p.scan, limit):limit], '\n')
-	if i < 0 {
-		if limit == room {
-			return 0, errHTTPTrailerLarge
-		}
-		p.scan = limit
-		return 0, nil
-	}
-	lf := min(p.scan, limit) + i
-	p.scan = 0
-	if lf == 0 || buf[lf-1] != '\r' {
-		return 0, errHTTPBareLF
+	lf, err := p.crlfLine(buf, p.lim.MaxHeaderBytes-p.trailer, errHTTPTrailerLarge)
+	if lf < 0 {
+		return 0, err
 	}
 	p.trailer += lf + 1
 	if lf == 1 {
