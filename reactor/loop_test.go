@@ -33,14 +33,7 @@ func (h *echoHandler) OnClose(c *Conn, err error) {
 
 func startEcho(t *testing.T, opts Options, max int) (*Reactor, string, *echoHandler) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var fd int
-	rc, _ := ln.(*net.TCPListener).SyscallConn()
-	rc.Control(func(f uintptr) { fd = int(f) })
+	ln, fd := listenRaw(t)
 	spec := LengthSpec{Type: 'N', Offset: 0, BodyOffset: 4, Max: max}
 	h := &echoHandler{done: make(chan error, 100)}
 	r, err := New(opts, []*Listener{{Name: "test", FD: fd, Splitter: func() Splitter { return NewLengthSplitter(spec) }}}, h)
@@ -53,6 +46,21 @@ func startEcho(t *testing.T, opts Options, max int) (*Reactor, string, *echoHand
 		t.Fatal(err)
 	}
 	return r, ln.Addr().String(), h
+}
+
+// listenRaw opens a TCP listener on 127.0.0.1 and returns it with its
+// descriptor; the listener stays referenced until the test ends.
+func listenRaw(t *testing.T) (net.Listener, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var fd int
+	rc, _ := ln.(*net.TCPListener).SyscallConn()
+	rc.Control(func(f uintptr) { fd = int(f) })
+	return ln, fd
 }
 
 func packet(body []byte) []byte {
@@ -205,14 +213,7 @@ func (h *lineHandler) OnStream(c *Conn, data []byte) int {
 }
 
 func TestStreamHandlerKeepsUnconsumedInputForKick(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	rc, _ := ln.(*net.TCPListener).SyscallConn()
-	var fd int
-	rc.Control(func(f uintptr) { fd = int(f) })
+	ln, fd := listenRaw(t)
 	h := &lineHandler{hold: true, conns: make(chan *Conn, 1)}
 	r, err := New(Options{Loops: 1}, []*Listener{{Name: "lines", FD: fd}}, h)
 	if err != nil {
