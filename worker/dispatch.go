@@ -2,21 +2,69 @@ package worker
 
 import (
 	"sync"
+	"time"
 
 	"github.com/drover-dev/drover/ipc"
 )
 
-// Concurrency > 1 uses a leader/follower scheme. One goroutine at a time,
-// the leader, reads fd 3. An event for a connection that is already busy
-// joins that connection's queue and the leader reads on. An event for an
-// idle connection makes the leader start a new leader and become that
-// connection's drainer: it handles the event at once, on the goroutine that
-// read it, then the events queued behind it, and exits when the queue is
-// empty. So each connection has at most one goroutine, events of a
-// connection run in order, no goroutine exists for an idle connection, and
-// the cost of waking a goroutine is paid by the next read rather than by
-// the request that was just read. The master bounds events in flight by
-// the declared concurrency, which bounds drainers and queue lengths too.
+// Concurrency > 1 uses a leader/follower scheme with a lazy hand-over of
+// the reading. One goroutine at a time, the leader, reads fd 3. An event
+// for a connection that is already busy joins that connection's queue and
+// the leader reads on. An event for an idle connection, or an HTTP request,
+// makes the leader that connection's drainer: it handles the event at once,
+// on the goroutine that read it, then the events queued behind it. It does
+// so without starting another reader first — it lends the reading role
+// (lend) — and when it is done it takes the role back (reclaim) and reads
+// on, so a request that is answered quickly costs no goroutine start and no
+// cross-thread wake-up. A new leader is started (wakeReader) only when the
+// role is still lent and: the handler has run longer than lendThreshold
+// (one Server-wide timer, armed per lend), or a handler waits for frames
+// (a request body piece not yet read). The drainer whose role was taken
+// exits once its queue is empty. So each connection has at most one
+// goroutine, events of a connection run in order (one reader at a time, on
+// one ipc.Reader), and no goroutine exists for an idle connection. The
+// master bounds events in flight by the declared concurrency, which bounds
+// drainers and queue lengths too.
+
+// lendThreshold is how long the goroutine that read an event may run it
+// while nobody reads fd 3. A handler that blocks (on a lock, a database, a
+// request of another connection) gets a reader after this long; the Go
+// runtime's own hand-off of a P stuck in a system call waits 20 µs. (Timers
+// this short may fire up to about 1 ms late when every P is idle: the
+// netpoller sleeps in whole milliseconds.)
+const lendThreshold = 50 * time.Microsecond
+
+// Reading role states (Server.role).
+const (
+	roleReading int32 = iota // a goroutine reads fd 3, or is about to
+	roleLent                 // the last reader runs a handler; nobody reads
+)
+
+// lend hands the reading role to the handler that is about to run on the
+// calling goroutine, which was the leader.
+func (s *Server) lend() {
+	s.role.Store(roleLent)
+	s.lendTimer.Reset(s.opt.lendThreshold)
+}
+
+// reclaim takes the reading role back after the handler of lend returned;
+// false means another goroutine reads now and the caller must exit.
+func (s *Server) reclaim() bool {
+	if s.role.CompareAndSwap(roleLent, roleReading) {
+		s.lendTimer.Stop() // armed by our lend: nobody lent since
+		return true
+	}
+	return false
+}
+
+// wakeReader starts a leader if the role is lent: the handler holding it
+// ran too long or waits for a frame. Safe from any goroutine; a late call
+// (the role was lent again since) only starts a reader early.
+func (s *Server) wakeReader() {
+	if s.role.CompareAndSwap(roleLent, roleReading) {
+		go s.leadFn()
+	}
+}
 
 // event is one Connect, Data or Close whose payload was copied out of the
 // read buffer.
@@ -74,7 +122,7 @@ func (q *connQueue) pop() (event, bool) {
 	return e, true
 }
 
-// lead reads frames until it hands the reading over or reading ends; in the
+// lead reads frames until it lost the reading role or reading ends; in the
 // latter case it reports Serve's verdict on s.result.
 // After the stop frame it goes on reading only for the body and cancel
 // frames of HTTP requests in flight (draining), until the last of them
@@ -104,9 +152,12 @@ func (s *Server) lead() {
 			if x == nil {
 				continue
 			}
-			go s.leadFn()
+			s.lend()
 			x.serve()
-			return
+			if !s.reclaim() {
+				return
+			}
+			continue
 		case ipc.TypeRequestBody, ipc.TypeCancel:
 			s.requestFrame(h, payload)
 			continue
@@ -122,9 +173,12 @@ func (s *Server) lead() {
 			s.busy[h.ID] = q
 			s.active.Add(1)
 			s.mu.Unlock()
-			go s.leadFn()
+			s.lend()
 			s.drain(h.ID, q, ev)
-			return
+			if !s.reclaim() {
+				return
+			}
+			continue
 		}
 		// Other types are newer than this SDK: ignored, without Done.
 	}

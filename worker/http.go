@@ -25,10 +25,11 @@ import (
 // TypeRequest to the worker's FlagEnd; it gets no Done. See ipc/http.go.
 //
 // On the worker's side a request runs like an event of a stream
-// connection: the goroutine that read the TypeRequest serves it after
-// handing the reading to a new goroutine (dispatch.go), so the request's
-// path has no goroutine hand-off. The reading goroutine never waits for a
-// handler: request body frames are queued for the handler that reads them.
+// connection: the goroutine that read the TypeRequest serves it and only
+// then reads on, unless the handler runs long or waits for a body piece,
+// which starts a new reader (dispatch.go); so the request's path has no
+// goroutine hand-off. The reading goroutine never waits for a handler:
+// request body frames are queued for the handler that reads them.
 
 // RunHTTP is the usual main of an HTTP worker: it calls ServeHTTP and exits
 // as Run does — 0 after a graceful stop, 1 when run by hand or when the
@@ -570,6 +571,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
+		// The next piece needs a reader: when the goroutine waiting here
+		// holds the reading role (it read this request), hand it over now.
+		x.s.wakeReader()
 		x.bcond.Wait()
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/drover-dev/drover/internal/plugin"
 	"github.com/drover-dev/drover/ipc"
@@ -50,6 +51,8 @@ type options struct {
 	onServer    func(*Server)
 	onStopFrame func()
 	http        httpOptions // ServeHTTP's
+	// lendThreshold is lendThreshold (dispatch.go); tests change it.
+	lendThreshold time.Duration
 }
 
 // DefaultConcurrency returns the concurrency a worker declares without
@@ -79,7 +82,7 @@ func WithErrorLog(l *log.Logger) Option {
 }
 
 func newOptions(opts []Option) options {
-	o := options{concurrency: DefaultConcurrency()}
+	o := options{concurrency: DefaultConcurrency(), lendThreshold: lendThreshold}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -164,7 +167,10 @@ type Server struct {
 	active sync.WaitGroup // one per busy connection
 	result chan error     // the reading goroutines' verdict, sent once
 	leadFn func()         // s.lead, bound once: go s.leadFn() does not allocate
-	http   httpState      // HTTP requests in flight (http.go)
+	role   atomic.Int32   // roleReading or roleLent (dispatch.go)
+	// lendTimer calls wakeReader lendThreshold after a lend.
+	lendTimer *time.Timer
+	http      httpState // HTTP requests in flight (http.go)
 }
 
 // WorkerID returns the worker's slot number, 0..worker_num-1 (DROVER_WORKER_ID).
@@ -248,6 +254,9 @@ func serve(ch channel, id int, ev Events, o options) error {
 		s.http.reqs = make(map[uint64]*exchange)
 		s.result = make(chan error, 1)
 		s.leadFn = s.lead
+		s.lendTimer = time.AfterFunc(time.Hour, s.wakeReader)
+		s.lendTimer.Stop()
+		defer s.lendTimer.Stop()
 		go s.leadFn()
 		if err = <-s.result; err == nil {
 			s.active.Wait()
