@@ -19,6 +19,28 @@
 //		})
 //	}
 //
+// HTTP listeners deliver requests instead of stream events; any net/http
+// handler or router serves them unchanged:
+//
+//	func main() {
+//		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+//			io.WriteString(w, "Hello, World!")
+//		})
+//		worker.RunHTTP(http.DefaultServeMux)
+//	}
+//
+// ServeHTTP builds each *http.Request from the master's request frame
+// (streaming a long body from the body frames), cancels its context when
+// the client goes away, and sends the response as one frame when it fits in
+// 64 KiB and the handler did not flush, or as a stream of frames otherwise
+// (http.Flusher and http.ResponseController work).
+//
+// The goroutine that reads a request or event from fd 3 runs the handler
+// itself; a new reader starts only when the handler waits for body frames or
+// has run for 50µs. No goroutine is started per request, at the price that
+// frames queued behind a handler that parks wait for that timer (which the
+// Go runtime rounds up to about 1ms when the process is otherwise idle).
+//
 // # Life of a worker
 //
 // Run (or Serve) checks that drover started the process (DROVER_ROLE set,
