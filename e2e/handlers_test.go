@@ -77,6 +77,7 @@ func frame(body string) []byte {
 //	/exit         the process exits mid-request
 //	/wait-cancel  holds the request until the client goes away
 //	/hang         never answers, whatever happens
+//	/cut          sends part of a streamed answer, then panics
 func serveHTTPHandler() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -99,6 +100,11 @@ func serveHTTPHandler() {
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		os.Exit(3)
+	})
+	mux.HandleFunc("/cut", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		panic("handler bug after the first flush")
 	})
 	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
 		select {} // ignores its context: only replacing the worker ends it

@@ -409,3 +409,19 @@ listeners:
 		t.Fatalf("after the replacement: %q", out)
 	}
 }
+
+func TestHTTPCutResponseIsNotPassedOffAsWhole(t *testing.T) {
+	s := startServer(t, httpConfig)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(httpURL(s, "/cut"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatalf("a response cut by a panic read as complete: %q", body)
+	}
+	if string(body) != "partial" {
+		t.Errorf("the part sent before the panic: %q", body)
+	}
+}

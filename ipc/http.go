@@ -30,6 +30,13 @@ const (
 // FlagEnd marks the last frame of a request body or a response.
 const FlagEnd uint8 = 0x01
 
+// FlagAbort, with FlagEnd on a response frame, says the response is
+// incomplete (the handler panicked or wrote less than its Content-Length
+// after part of it was sent): the master closes the connection without
+// completing the framing, so the client sees the cut instead of a response
+// that looks whole.
+const FlagAbort uint8 = 0x02
+
 // MaxInlineBody is the largest body the master puts inside a Request (and
 // a worker should put inside a Response); longer bodies travel in body
 // frames of at most this size.

@@ -422,6 +422,9 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 	ls.scratch = b
 	c.Write(b)
 	if end {
+		if flags&ipc.FlagAbort != 0 {
+			m.abortResponse(c, h)
+		}
 		m.endResponse(c, h)
 	}
 }
@@ -438,7 +441,9 @@ func (m *Master) httpResponseBody(c *reactor.Conn, flags uint8, payload []byte) 
 		b = m.appendBody(b, h, payload)
 	}
 	end := flags&ipc.FlagEnd != 0
-	if end && h.chunked {
+	if end && flags&ipc.FlagAbort != 0 {
+		m.abortResponse(c, h)
+	} else if end && h.chunked {
 		b = append(b, "0\r\n\r\n"...)
 	}
 	ls.scratch = b
@@ -448,6 +453,15 @@ func (m *Master) httpResponseBody(c *reactor.Conn, flags uint8, payload []byte) 
 	if end {
 		m.endResponse(c, h)
 	}
+}
+
+// abortResponse makes an incomplete response end with the connection, not
+// with framing that would make it look whole.
+func (m *Master) abortResponse(c *reactor.Conn, h *httpState) {
+	h.chunked = false
+	h.close = true
+	m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target}).
+		Warn("response aborted by the handler; closing the connection so the client sees it incomplete")
 }
 
 func (m *Master) appendBody(b []byte, h *httpState, body []byte) []byte {

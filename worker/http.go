@@ -166,6 +166,7 @@ type exchange struct {
 	written     int64 // body bytes the handler wrote
 	sniff       bool  // add a sniffed Content-Type to the first frame
 	werr        error // the write to the master failed
+	aborted     bool  // the response is incomplete: its last frame says so
 }
 
 // requestBody is the request's io.ReadCloser.
@@ -408,6 +409,9 @@ func (x *exchange) finish() {
 	s.mu.Unlock()
 	x.failBody(errHandlerDone)
 	x.cancel() // before the last frame: once the response ended, so has the context
+	if x.declared >= 0 && x.written < x.declared && (x.sent || len(x.bufs.out) > 0) && bodyAllowed(x.status) && !x.head {
+		x.aborted = true // shorter than its Content-Length: net/http closes too
+	}
 	x.emit(x.bufs.out, true)
 	x.bufs.release()
 	x.bufs = nil
@@ -425,7 +429,8 @@ func (x *exchange) panicked(p any) {
 	b := x.bufs
 	b.out = b.out[:0]
 	if x.sent {
-		return // the response ends where it was
+		x.aborted = true // part of it went out: the client must see the cut
+		return
 	}
 	x.wroteHeader, x.status, x.sniff, x.declared = true, http.StatusInternalServerError, false, -1
 	b.pairs = append(b.pairs[:0], "Content-Type", "text/plain; charset=utf-8", "X-Content-Type-Options", "nosniff")
@@ -765,6 +770,9 @@ func (x *exchange) emit(body []byte, end bool) {
 	var flags uint8
 	if end {
 		flags = ipc.FlagEnd
+		if x.aborted {
+			flags |= ipc.FlagAbort
+		}
 	}
 	data := body
 	if x.head || x.gone.Load() {

@@ -470,8 +470,13 @@ func TestHTTPPanic(t *testing.T) {
 			}
 		}
 		m.get(1, "/late")
-		if r := m.response(1); r.Status != 200 || string(r.body) != "sent" {
+		r := m.response(1)
+		if r.Status != 200 || string(r.body) != "sent" {
 			t.Fatalf("/late: %d %q", r.Status, r.body)
+		}
+		// Part of it went out: the last frame says the response is cut.
+		if last := r.frames[len(r.frames)-1]; last.flags != ipc.FlagEnd|ipc.FlagAbort {
+			t.Fatalf("/late: last frame flags %#x, want FlagEnd|FlagAbort", last.flags)
 		}
 		m.get(1, "/")
 		if r := m.response(1); string(r.body) != "Hello, World!" {
