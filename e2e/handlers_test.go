@@ -79,6 +79,13 @@ func frame(body string) []byte {
 //	/hang         never answers, whatever happens
 //	/cut          sends part of a streamed answer, then panics
 func serveHTTPHandler() {
+	// A slow start-up, once the test asks for one (simulates an application
+	// that loads for a while before it serves).
+	if f := os.Getenv("E2E_SLOW_START_IF"); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

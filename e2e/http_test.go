@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -423,5 +425,35 @@ func TestHTTPCutResponseIsNotPassedOffAsWhole(t *testing.T) {
 	}
 	if string(body) != "partial" {
 		t.Errorf("the part sent before the panic: %q", body)
+	}
+}
+
+func TestHTTPRequestWaitsForRestartedWorkers(t *testing.T) {
+	marker := t.TempDir() + "/slow"
+	s := startServer(t, `
+worker_num: 1
+worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: http, E2E_SLOW_START_IF: `+marker+`}
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`)
+	// From now on workers take 500ms to start.
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := s.subscribe()
+	syscall.Kill(pidsOf(s.status(), "manager")[0], syscall.SIGKILL)
+	s.waitLog(logs, 5*time.Second, "the worker leaving", func(e logEntry) bool { return e.msg() == "worker left" })
+	// No worker now: the request waits (dispatch_timeout 5s) and goes to the
+	// successor as soon as it says hello.
+	start := time.Now()
+	out := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false)
+	if !strings.HasSuffix(out, "Hello, World!") {
+		t.Fatalf("request while the workers restarted: %q", firstLine(out))
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("answered %s later: it waited for a finished response instead of the new worker's hello", d)
 	}
 }

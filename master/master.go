@@ -388,9 +388,12 @@ func (m *Master) handle(ev any) error {
 		}
 		m.workerExited(e.ev)
 	case evWorkerReady:
-		// Events that waited for a worker go out now.
+		// Events and HTTP requests that waited for a worker go out now.
 		for _, l := range m.rx.Loops() {
 			l.Post(reactor.Task{Fn: m.retryPending})
+			if m.httpWaiting.Load() > 0 {
+				l.Post(reactor.Task{Fn: m.retryHTTP})
+			}
 		}
 	case evManagerExited:
 		if e.mgr != m.mgr || m.stopping.Load() {
