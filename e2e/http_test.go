@@ -11,7 +11,6 @@ import (
 	"net/http/httptrace"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -300,33 +299,21 @@ listeners:
 func TestHTTPUnderConcurrency(t *testing.T) {
 	s := startServer(t, httpConfig)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for i := 0; i < 64; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			for j := 0; j < 50; j++ {
-				body := fmt.Sprintf("client %d request %d", i, j)
-				resp, err := client.Post(httpURL(s, "/echo"), "text/plain", strings.NewReader(body))
-				if err != nil {
-					errs <- err
-					return
-				}
-				got, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if string(got) != body {
-					errs <- fmt.Errorf("%q came back as %q", body, got)
-					return
-				}
+	parallel(t, 64, func(i int) error {
+		for j := 0; j < 50; j++ {
+			body := fmt.Sprintf("client %d request %d", i, j)
+			resp, err := client.Post(httpURL(s, "/echo"), "text/plain", strings.NewReader(body))
+			if err != nil {
+				return err
 			}
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(got) != body {
+				return fmt.Errorf("%q came back as %q", body, got)
+			}
+		}
+		return nil
+	})
 }
 
 // TestHelloExample serves examples/hello as `make run` does (its own

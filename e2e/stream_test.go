@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -82,52 +81,39 @@ func (c *client) read() (string, error) {
 func TestEchoRandomPacketsOver50Connections(t *testing.T) {
 	s := startServer(t, echoConfig)
 	const conns, packets = 50, 1000
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	for i := 0; i < conns; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			c, err := net.Dial("tcp", tcpAddr(s.addrs[0]))
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer c.Close()
-			rng := rand.New(rand.NewSource(int64(i)))
-			// 20 packets a connection, written while answers are read back.
-			var sent [][]byte
-			for j := 0; j < packets/conns; j++ {
-				body := make([]byte, 1+rng.Intn(64<<10))
-				rng.Read(body)
-				sent = append(sent, append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...))
-			}
-			go func() {
-				for _, p := range sent {
-					if _, err := c.Write(p); err != nil {
-						return
-					}
-				}
-			}()
-			c.SetReadDeadline(time.Now().Add(60 * time.Second))
-			for j, p := range sent {
-				got := make([]byte, len(p))
-				if _, err := io.ReadFull(c, got); err != nil {
-					errs <- fmt.Errorf("conn %d packet %d: %v", i, j, err)
-					return
-				}
-				if !bytes.Equal(got, p) {
-					errs <- fmt.Errorf("conn %d packet %d: answer differs from what was sent", i, j)
+	parallel(t, conns, func(i int) error {
+		c, err := net.Dial("tcp", tcpAddr(s.addrs[0]))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		rng := rand.New(rand.NewSource(int64(i)))
+		// 20 packets a connection, written while answers are read back.
+		var sent [][]byte
+		for j := 0; j < packets/conns; j++ {
+			body := make([]byte, 1+rng.Intn(64<<10))
+			rng.Read(body)
+			sent = append(sent, append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...))
+		}
+		go func() {
+			for _, p := range sent {
+				if _, err := c.Write(p); err != nil {
 					return
 				}
 			}
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+		}()
+		c.SetReadDeadline(time.Now().Add(60 * time.Second))
+		for j, p := range sent {
+			got := make([]byte, len(p))
+			if _, err := io.ReadFull(c, got); err != nil {
+				return fmt.Errorf("conn %d packet %d: %v", i, j, err)
+			}
+			if !bytes.Equal(got, p) {
+				return fmt.Errorf("conn %d packet %d: answer differs from what was sent", i, j)
+			}
+		}
+		return nil
+	})
 	rows := s.status()
 	var served uint64
 	for _, r := range rows {
@@ -519,33 +505,21 @@ func TestSeveralReactorLoops(t *testing.T) {
 	// Three loops: connections and workers land on different loops, so
 	// answers, closes and done frames cross loops.
 	s := startServer(t, commandsConfig+"\nreactor_num: 3\n")
-	var wg sync.WaitGroup
-	errs := make(chan error, 30)
-	for i := 0; i < 30; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
-			if err != nil {
-				errs <- err
-				return
+	parallel(t, 30, func(i int) error {
+		c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		cl := &client{t: t, c: c}
+		for j := 0; j < 50; j++ {
+			want := fmt.Sprintf("conn %d packet %d", i, j)
+			if got, err := cl.roundTrip(want); err != nil || got != want {
+				return fmt.Errorf("%q: got %q, %v", want, got, err)
 			}
-			defer c.Close()
-			cl := &client{t: t, c: c}
-			for j := 0; j < 50; j++ {
-				want := fmt.Sprintf("conn %d packet %d", i, j)
-				if got, err := cl.roundTrip(want); err != nil || got != want {
-					errs <- fmt.Errorf("%q: got %q, %v", want, got, err)
-					return
-				}
-			}
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+		}
+		return nil
+	})
 	// A worker killed with events in flight fails them on whichever loop
 	// owns their connections.
 	a := dial(t, s.addrs[0])

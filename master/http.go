@@ -305,12 +305,8 @@ func (m *Master) httpError(c *reactor.Conn, h *httpState, status int, msg, extra
 	h.started = true
 	body := strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg + "\n"
 	ls := &m.loops[c.Loop().Index()]
-	b := ls.scratch[:0]
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	b := appendStatusLine(ls.scratch[:0], status)
+	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\nConnection: close\r\n"...)
 	b = append(b, extra...)
@@ -354,12 +350,7 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		status = http.StatusOK
 	}
 	noBody := h.head || status == http.StatusNoContent || status == http.StatusNotModified
-	b := ls.scratch[:0]
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\n"...)
+	b := appendStatusLine(ls.scratch[:0], status)
 	contentLength := int64(-1)
 	hasDate := false
 	for i := 0; i+1 < len(resp.Headers); i += 2 {
@@ -600,4 +591,14 @@ func (m *Master) requestTimedOut(c *reactor.Conn, h *httpState) {
 	m.httpError(c, h, http.StatusGatewayTimeout, "the handler did not answer within worker.request_timeout", "")
 	m.takeOut(w, fmt.Sprintf("request_timeout (%s) exceeded by %s %s", timeout, h.method, h.target), true,
 		"worker killed: a request exceeded worker.request_timeout; starting a successor")
+}
+
+// appendStatusLine appends "HTTP/1.1 <status> <reason>\r\n". Responses are
+// HTTP/1.1 whatever the request's version, as RFC 9110 allows.
+func appendStatusLine(b []byte, status int) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	return append(b, "\r\n"...)
 }
