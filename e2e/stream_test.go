@@ -619,3 +619,28 @@ func TestMaxConnRefusesOverflow(t *testing.T) {
 		t.Fatalf("admitted connection after the refusal: %q, %v", got, err)
 	}
 }
+
+func TestChecksumMismatchRefusesTheHandler(t *testing.T) {
+	for _, launch := range []string{"exec", "plugin"} {
+		t.Run(launch, func(t *testing.T) {
+			s := newServer(t, `
+worker_num: 1
+worker:
+  cmd: [{{bin}}/echo]
+  launch: `+launch+`
+  checksum: "`+strings.Repeat("ab", 32)+`"
+  start_timeout: 5s
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: raw
+`)
+			out, err := s.drover("start", "-c", s.config)
+			if err == nil {
+				t.Fatalf("a handler with the wrong checksum started:\n%s", out)
+			}
+			if !strings.Contains(out, "checksum") || !strings.Contains(out, strings.Repeat("ab", 32)) {
+				t.Errorf("the refusal does not name the checksum:\n%s", out)
+			}
+		})
+	}
+}
