@@ -77,12 +77,6 @@ func (d *dispatcher) ready(w *worker, h *ipc.Hello) bool {
 	return true
 }
 
-func (d *dispatcher) isReady(w *worker) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return w.state == stateReady
-}
-
 // readyCount returns how many workers and task workers take events.
 func (d *dispatcher) readyCount() (workers, tasks int) {
 	d.mu.Lock()

@@ -240,7 +240,7 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 		}
 		return m.hello(w, &hello)
 	}
-	if w.readyAt.IsZero() && !m.disp.isReady(w) {
+	if w.readyAt.IsZero() { // set by hello, on this same loop
 		return fmt.Errorf("%w: %s frame before hello", errProtocol, h.Type)
 	}
 	switch h.Type {
