@@ -1,0 +1,87 @@
+package manager
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/ipc"
+)
+
+func TestBackoffFor(t *testing.T) {
+	cases := []struct {
+		failures, code int
+		want           time.Duration
+	}{
+		{0, 1, 0},                   // ran well: restart at once
+		{0, ipc.ExitBootFailure, 0}, // even after a clean boot failure code, a good run resets
+		{1, 1, 100 * time.Millisecond},
+		{2, 1, 200 * time.Millisecond},
+		{5, 1, 1600 * time.Millisecond},
+		{9, 1, 25600 * time.Millisecond},
+		{10, 1, 30 * time.Second}, // capped
+		{100, 1, 30 * time.Second},
+		{1, ipc.ExitBootFailure, time.Second}, // boot failure: at least 1s
+		{6, ipc.ExitBootFailure, 3200 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		if got := backoffFor(tc.failures, tc.code); got != tc.want {
+			t.Errorf("backoffFor(%d, %d) = %s, want %s", tc.failures, tc.code, got, tc.want)
+		}
+	}
+}
+
+func TestWorkerEnv(t *testing.T) {
+	t.Setenv("DROVER_LOG_FORMAT", "json")         // the manager's own: not passed on
+	t.Setenv("TABLEFLIP_HAS_PARENT_7DIU3", "yes") // tableflip's: not passed on
+	t.Setenv("APP_KEEP", "1")
+	h := &config.Handler{Env: map[string]string{"APP_ENV": "prod"}}
+	env := workerEnv(ipc.RoleWorker, 3, 8, launchExec, h)
+	for _, want := range []string{"DROVER_ROLE=worker", "DROVER_WORKER_ID=3", "DROVER_WORKER_NUM=8",
+		"DROVER_FD=3", "DROVER_LAUNCH=exec", "APP_ENV=prod", "APP_KEEP=1"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("worker env lacks %s", want)
+		}
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "TABLEFLIP_") || kv == "DROVER_LOG_FORMAT=json" {
+			t.Errorf("worker env leaks %s", kv)
+		}
+	}
+}
+
+func TestLaunchModeAuto(t *testing.T) {
+	dir := t.TempDir()
+	// A Go program built with this module (the SDK) is launched as a plugin.
+	sdk := filepath.Join(dir, "sdk-handler")
+	build := exec.Command("go", "build", "-o", sdk, "../examples/echo")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build examples/echo: %v\n%s", err, out)
+	}
+	// A script (or any non-Go executable) is exec-launched.
+	script := filepath.Join(dir, "handler.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mg := &Manager{launches: map[string]string{}, log: logrus.NewEntry(logrus.New())}
+	for _, tc := range []struct {
+		path, launch, want string
+	}{
+		{sdk, "auto", launchPlugin},
+		{script, "auto", launchExec},
+		{sdk, "exec", launchExec},
+		{script, "plugin", launchPlugin},
+	} {
+		got, err := mg.launchMode(&config.Handler{Path: tc.path, Launch: tc.launch})
+		if err != nil || got != tc.want {
+			t.Errorf("launch %s of %s: %q, %v; want %q", tc.launch, filepath.Base(tc.path), got, err, tc.want)
+		}
+	}
+}
