@@ -58,7 +58,7 @@ func (m *Master) OnOpen(c *reactor.Conn) {
 	c.Ctx = st
 	m.accepted.Add(1)
 	if m.cfg.Listeners[c.Listener().Index].Protocol == "http" {
-		st.http = m.newHTTPState(c.Loop())
+		st.http = m.newHTTPState(c)
 		return
 	}
 	if m.disp.bound() {

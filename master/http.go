@@ -57,14 +57,17 @@ type httpState struct {
 	headSince time.Time
 	idleSince time.Time
 	queuedAt  time.Time
+	remote    string // the client's address, formatted once per connection
 	// Response state.
 	started bool // status line written
 	chunked bool
 	close   bool // close once the response is written
 }
 
-func (m *Master) newHTTPState(l *reactor.Loop) *httpState {
+func (m *Master) newHTTPState(c *reactor.Conn) *httpState {
+	l := c.Loop()
 	return &httpState{
+		remote: c.RemoteAddr(),
 		p: reactor.NewHTTPParser(reactor.HTTPLimits{MaxHeaderBytes: int(m.cfg.HTTPMaxHeaderSize),
 			MaxBodyBytes: int64(m.cfg.PackageMaxLength)}),
 		keep:      true,
@@ -135,7 +138,7 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 	h.http10 = req.Proto == "HTTP/1.0"
 	h.started, h.chunked, h.close, h.cancelled = false, false, !h.keep, false
 	r := ipc.Request{Method: req.Method, Target: req.Target, Proto: req.Proto, Headers: req.Headers,
-		ContentLength: req.ContentLength, Remote: c.RemoteAddr(), Listener: c.Listener().Index}
+		ContentLength: req.ContentLength, Remote: h.remote, Listener: c.Listener().Index}
 	used := 0
 	switch {
 	case req.ContentLength == 0 && !req.Chunked:
