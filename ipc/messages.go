@@ -96,6 +96,10 @@ const (
 	EnvWorkerNum = "DROVER_WORKER_NUM"
 	// EnvLaunch is "exec" or "plugin": how the manager started the process.
 	EnvLaunch = "DROVER_LAUNCH"
+	// EnvPluginDir (manager only) names a directory the master makes and
+	// removes, under which go-plugin puts plugin workers' sockets: killing
+	// the manager then leaves nothing behind.
+	EnvPluginDir = "DROVER_PLUGIN_DIR"
 )
 
 // WorkerFD is the descriptor number of the socket pair in a worker.

@@ -381,7 +381,8 @@ func (c *child) startExec(cmd *exec.Cmd, h *config.Handler) error {
 // startPlugin starts the child through hashicorp/go-plugin, which verifies
 // the checksum, runs the handshake and captures the output.
 func (c *child) startPlugin(cmd *exec.Cmd, h *config.Handler) error {
-	p, err := plugin.Start(cmd, plugin.Options{Checksum: h.Checksum, StartTimeout: h.StartTimeout.D(), Log: c.log})
+	p, err := plugin.Start(cmd, plugin.Options{Checksum: h.Checksum, StartTimeout: h.StartTimeout.D(), Log: c.log,
+		TempDir: os.Getenv(ipc.EnvPluginDir)})
 	if err != nil {
 		var se *plugin.StartError
 		if errors.As(err, &se) {

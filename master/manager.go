@@ -20,10 +20,11 @@ import (
 
 // managerProc is the master's handle on one manager process.
 type managerProc struct {
-	pid     int
-	started time.Time
-	ctl     *ipc.Control
-	exited  chan struct{} // closed when the process has been reaped
+	pid       int
+	started   time.Time
+	ctl       *ipc.Control
+	exited    chan struct{} // closed when the process has been reaped
+	pluginDir string        // go-plugin's socket directories; removed after the exit
 }
 
 // startManager re-executes this binary as the manager, hands it the config
@@ -49,10 +50,15 @@ func (m *Master) startManager() error {
 	if err != nil {
 		exe = "/proc/self/exe"
 	}
+	// go-plugin's socket directories go in here; removed with the manager.
+	pluginDir := ""
+	if dir, err := RunDir(); err == nil {
+		pluginDir, _ = os.MkdirTemp(dir, instanceKey(m.cfg.File)+".mgr")
+	}
 	cmd := &exec.Cmd{
 		Path:       exe,
 		Args:       []string{"drover: manager"},
-		Env:        managerEnv(m.cfg.LogFormat, m.cfg.LogLevel),
+		Env:        append(managerEnv(m.cfg.LogFormat, m.cfg.LogLevel), ipc.EnvPluginDir+"="+pluginDir),
 		ExtraFiles: []*os.File{theirs},
 		Stdout:     stderrW,
 		Stderr:     stderrW,
@@ -65,7 +71,7 @@ func (m *Master) startManager() error {
 			Setpgid: true,
 		},
 	}
-	mp := &managerProc{ctl: ctl, exited: make(chan struct{})}
+	mp := &managerProc{ctl: ctl, exited: make(chan struct{}), pluginDir: pluginDir}
 	startErr := make(chan error, 1)
 	go func() {
 		// Pdeathsig fires when the thread that forked the child exits: keep
@@ -78,10 +84,14 @@ func (m *Master) startManager() error {
 		}
 		startErr <- nil
 		err := cmd.Wait()
+		if mp.pluginDir != "" {
+			os.RemoveAll(mp.pluginDir) // sockets of plugin workers the manager can no longer remove
+		}
 		close(mp.exited)
 		m.post(evManagerExited{mgr: mp, err: err})
 	}()
 	if err := <-startErr; err != nil {
+		os.RemoveAll(pluginDir)
 		ctl.Close()
 		stderrR.Close()
 		stderrW.Close()

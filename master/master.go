@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -157,6 +158,7 @@ func Run(cfg *config.Config, opts Options) error {
 	if err := checkNotRunning(m.ctlPath); err != nil {
 		return err
 	}
+	removeStalePluginDirs(cfg.File)
 	m.upg, err = tableflip.New(tableflip.Options{PIDFile: m.pidPath, UpgradeTimeout: cfg.UpgradeTimeout.D()})
 	if err != nil {
 		return fmt.Errorf("upgrader: %w", err)
@@ -694,4 +696,17 @@ func hasStream(cfg *config.Config) bool {
 		}
 	}
 	return false
+}
+
+// removeStalePluginDirs removes the go-plugin socket directories a killed
+// master of this instance left in the runtime directory.
+func removeStalePluginDirs(configFile string) {
+	dir, err := RunDir()
+	if err != nil {
+		return
+	}
+	stale, _ := filepath.Glob(filepath.Join(dir, instanceKey(configFile)+".mgr*"))
+	for _, d := range stale {
+		os.RemoveAll(d)
+	}
 }

@@ -63,6 +63,11 @@ type Options struct {
 	// TailLines is the number of output lines Process.Tail keeps. Zero means
 	// DefaultTailLines; negative keeps none.
 	TailLines int
+	// TempDir is where go-plugin makes the directory of the handler's gRPC
+	// socket (removed when the handler exits). Empty means os.TempDir();
+	// the manager passes a directory its master removes even when the
+	// manager is killed, so nothing is left in /tmp.
+	TempDir string
 }
 
 // StartError is returned by Start when the process was started but did not
@@ -179,9 +184,10 @@ func Start(cmd *exec.Cmd, opts Options) (*Process, error) {
 		// Only go-plugin's variables in pcmd.Env: the caller's Env (or
 		// os.Environ) comes first in prepare, so the caller's values win
 		// over the host's — go-plugin would append os.Environ() after them.
-		SkipHostEnv:  true,
-		StartTimeout: opts.StartTimeout,
-		Logger:       hclogger(opts.Log),
+		SkipHostEnv:      true,
+		UnixSocketConfig: &goplugin.UnixSocketConfig{TempDir: opts.TempDir},
+		StartTimeout:     opts.StartTimeout,
+		Logger:           hclogger(opts.Log),
 		// What the handler writes to os.Stdout/os.Stderr between the
 		// handshake and the attach arrives through go-plugin's stdio
 		// stream; after the attach, Serve points them back at fd 1 and 2.
