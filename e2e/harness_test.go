@@ -300,30 +300,40 @@ func alive(pid int) bool {
 	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
 
-// waitGone waits until none of pids is alive, failing after timeout. A
-// pidfd becomes readable when its process exits: an event, not a poll.
+// waitGone waits until none of pids is alive, failing after timeout.
 func waitGone(t *testing.T, pids []int, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
+	if left := waitExited(pids, timeout); len(left) > 0 {
+		t.Fatalf("processes %v still alive %s later", left, timeout)
+	}
+	return time.Since(start)
+}
+
+// waitExited waits up to timeout for every process of pids to exit and
+// returns those still alive. A pidfd becomes readable when its process
+// exits: an event, not a poll.
+func waitExited(pids []int, timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	var left []int
 	for _, p := range pids {
 		fd, err := unix.PidfdOpen(p, 0)
 		if err != nil {
 			continue // already reaped
 		}
-		ms := int((timeout - time.Since(start)).Milliseconds())
-		var n int
 		for {
-			n, err = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, max(ms, 0))
+			ms := max(int(time.Until(deadline).Milliseconds()), 0)
+			_, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
 			if err != unix.EINTR {
 				break
 			}
 		}
 		unix.Close(fd)
-		if n == 0 && alive(p) {
-			t.Fatalf("process %d still alive %s later", p, timeout)
+		if alive(p) {
+			left = append(left, p)
 		}
 	}
-	return time.Since(start)
+	return left
 }
 
 func (s *server) cleanup() {
@@ -335,8 +345,13 @@ func (s *server) cleanup() {
 		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.exited
-		for _, p := range allPIDs(rows) {
+		pids := allPIDs(rows)
+		for _, p := range pids {
 			syscall.Kill(p, syscall.SIGKILL)
+		}
+		// Children die with the master (Pdeathsig): wait until they have.
+		if left := waitExited(pids, 5*time.Second); len(left) > 0 {
+			s.t.Errorf("processes %v outlived the test's clean-up", left)
 		}
 	}
 	if text := s.logText(); strings.Contains(text, "DATA RACE") {
