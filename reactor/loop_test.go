@@ -36,7 +36,14 @@ func startEcho(t *testing.T, opts Options, max int) (*Reactor, string, *echoHand
 	ln, fd := listenRaw(t)
 	spec := LengthSpec{Type: 'N', Offset: 0, BodyOffset: 4, Max: max}
 	h := &echoHandler{done: make(chan error, 100)}
-	r, err := New(opts, []*Listener{{Name: "test", FD: fd, Splitter: func() Splitter { return NewLengthSplitter(spec) }}}, h)
+	r := serve(t, opts, &Listener{Name: "test", FD: fd, Splitter: func() Splitter { return NewLengthSplitter(spec) }}, h)
+	return r, ln.Addr().String(), h
+}
+
+// serve runs a reactor on ln with h, accepting, until the test ends.
+func serve(t *testing.T, opts Options, ln *Listener, h Handler) *Reactor {
+	t.Helper()
+	r, err := New(opts, []*Listener{ln}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +52,7 @@ func startEcho(t *testing.T, opts Options, max int) (*Reactor, string, *echoHand
 	if err := r.StartAccepting(); err != nil {
 		t.Fatal(err)
 	}
-	return r, ln.Addr().String(), h
+	return r
 }
 
 // listenRaw opens a TCP listener on 127.0.0.1 and returns it with its
@@ -215,15 +222,7 @@ func (h *lineHandler) OnStream(c *Conn, data []byte) int {
 func TestStreamHandlerKeepsUnconsumedInputForKick(t *testing.T) {
 	ln, fd := listenRaw(t)
 	h := &lineHandler{hold: true, conns: make(chan *Conn, 1)}
-	r, err := New(Options{Loops: 1}, []*Listener{{Name: "lines", FD: fd}}, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
-	t.Cleanup(r.Stop)
-	if err := r.StartAccepting(); err != nil {
-		t.Fatal(err)
-	}
+	r := serve(t, Options{Loops: 1}, &Listener{Name: "lines", FD: fd}, h)
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
