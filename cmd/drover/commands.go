@@ -288,6 +288,9 @@ func dialInstance(c *cli.Context) (*master.Client, error) {
 	for _, s := range socks {
 		cl, err := master.Dial(s)
 		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				os.Remove(s) // left by a killed master: nobody listens on it
+			}
 			continue
 		}
 		resp, err := cl.Do(master.Request{Cmd: "status"}, 5*time.Second)
