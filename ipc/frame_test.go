@@ -307,3 +307,63 @@ func FuzzNext(f *testing.F) {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+func TestWriterHold(t *testing.T) {
+	cw := &countingWriter{gate: make(chan struct{}), entered: make(chan struct{})}
+	close(cw.gate)
+	w := NewWriter(cw, 1<<20)
+	w.Hold(true)
+	for i := range 10 {
+		if err := w.WriteFrame(TypeSend, 0, uint64(i), []byte("held")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cw.calls != 0 {
+		t.Fatalf("%d writes while held, want 0", cw.calls)
+	}
+	w.Hold(false)
+	if cw.calls != 1 {
+		t.Fatalf("%d writes after Hold(false), want 1 for the batch", cw.calls)
+	}
+	// Held, the queue still goes out once it passes holdMax, and on Flush.
+	w.Hold(true)
+	big := make([]byte, holdMax)
+	if err := w.WriteFrame(TypeSend, 0, 1, big); err != nil {
+		t.Fatal(err)
+	}
+	if cw.calls != 2 {
+		t.Fatalf("a frame over holdMax was held (%d writes)", cw.calls)
+	}
+	_ = w.WriteFrame(TypeSend, 0, 2, []byte("x"))
+	if err := w.Flush(); err != nil || cw.calls != 3 {
+		t.Fatalf("Flush while held: err %v, %d writes, want 3", err, cw.calls)
+	}
+	r := NewReader(&cw.buf, 1<<20)
+	for i := range 12 {
+		if _, _, err := r.ReadFrame(); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+}
+
+func TestReaderReady(t *testing.T) {
+	stream := AppendFrame(nil, TypeSend, 0, 1, []byte("one"))
+	stream = AppendFrame(stream, TypeSend, 0, 2, []byte("two"))
+	r := NewReader(&chunkReader{b: stream, n: len(stream) - 2}, DefaultMaxPayload)
+	if r.Ready() {
+		t.Fatal("Ready before any read")
+	}
+	if _, _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Ready() {
+		t.Fatal("Ready with a partial frame buffered")
+	}
+	if h, _, err := r.ReadFrame(); err != nil || h.ID != 2 {
+		t.Fatalf("second frame: %v %v", h, err)
+	}
+	r = NewReader(bytes.NewReader(stream), DefaultMaxPayload)
+	if _, _, err := r.ReadFrame(); err != nil || !r.Ready() {
+		t.Fatalf("a whole second frame is buffered but Ready is false (err %v)", err)
+	}
+}

@@ -54,6 +54,16 @@ func (r *Reader) ReadFrame() (Header, []byte, error) {
 	}
 }
 
+// Ready reports whether a whole frame is buffered, so that the next
+// ReadFrame returns without a system call.
+func (r *Reader) Ready() bool {
+	if r.end-r.beg < HeaderSize {
+		return false
+	}
+	h, err := ParseHeader(r.buf[r.beg:r.end], r.max)
+	return err != nil || r.end-r.beg >= HeaderSize+int(h.Length)
+}
+
 // makeRoom compacts or grows buf so that a frame of need bytes fits from beg.
 func (r *Reader) makeRoom(need int) {
 	if r.beg == r.end {
@@ -88,9 +98,13 @@ type Writer struct {
 	buf     []byte    // frames waiting for the next write
 	spare   []byte
 	writing bool
+	held    bool // Hold(true): frames wait for Hold(false) or Flush
 	err     error
 	limit   int
 }
+
+// holdMax bounds what a held Writer keeps before it writes anyway.
+const holdMax = 32 << 10
 
 // NewWriter returns a Writer on w whose backlog blocks callers beyond limit bytes.
 func NewWriter(w io.Writer, limit int) *Writer {
@@ -114,7 +128,7 @@ func (w *Writer) WriteFrame(t Type, flags uint8, id uint64, payload []byte) erro
 		return err
 	}
 	w.buf = AppendFrame(w.buf, t, flags, id, payload)
-	if w.writing {
+	if w.writing || w.held && len(w.buf) < holdMax {
 		w.mu.Unlock()
 		return nil
 	}
@@ -141,6 +155,25 @@ func (w *Writer) flushLocked() error {
 	w.room.Broadcast()
 	w.mu.Unlock()
 	return err
+}
+
+// Hold(true) makes later frames wait in the queue, as TCP_CORK does, until
+// Hold(false), Flush or the queue passing 32 KiB writes them together. The
+// goroutine that reads the peer's frames holds while it has more of them
+// buffered, so that the answers to one read go out in one write; it must
+// call Hold(false) before it blocks.
+func (w *Writer) Hold(on bool) {
+	w.mu.Lock()
+	if w.held == on {
+		w.mu.Unlock()
+		return
+	}
+	w.held = on
+	if on || w.writing || len(w.buf) == 0 || w.err != nil {
+		w.mu.Unlock()
+		return
+	}
+	_ = w.flushLocked() // a failure stays in w.err for the next WriteFrame
 }
 
 // Flush waits until every queued frame has been written.

@@ -131,6 +131,8 @@ func (s *Server) lead() {
 	draining := false
 	for {
 		h, payload, err := s.ch.r.ReadFrame()
+		// Answers wait while more frames are buffered: one write for a batch.
+		s.ch.w.Hold(err == nil && s.ch.r.Ready())
 		if err != nil || s.stopping.Load() && !draining {
 			s.httpReadEnded()
 			s.result <- s.readEnded(err)

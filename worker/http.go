@@ -755,6 +755,9 @@ func (x *exchange) FlushError() error {
 	if !x.sent || len(x.bufs.out) > 0 {
 		x.emit(x.bufs.out, false)
 	}
+	if err := x.s.ch.w.Flush(); err != nil && x.werr == nil { // out now, even in a held batch
+		x.werr = fmt.Errorf("worker: response to conn %d: %w", x.conn, err)
+	}
 	return x.werr
 }
 
