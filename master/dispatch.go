@@ -215,10 +215,14 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 		}
 	}
 	if pick == nil {
-		// Idle worker first (mode 3, and the fallback of the others).
+		// Idle worker first (mode 3, and the fallback of the others): the
+		// first in slot order with a free slot. Concurrent workers fill up
+		// before the next one gets requests, so requests arriving together
+		// share one worker's reads and writes (docs/configuration.md).
 		for _, w := range d.workers {
-			if free(w) && (pick == nil || w.inflight-w.concurrency < pick.inflight-pick.concurrency) {
+			if free(w) {
 				pick = w
+				break
 			}
 		}
 	}
