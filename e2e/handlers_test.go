@@ -68,6 +68,16 @@ func frame(body string) []byte {
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 }
 
+// bigPiece is what /big repeats: 32 KiB of a 251-byte cycle, so a piece
+// lost or repeated shows in the content.
+var bigPiece = func() []byte {
+	b := make([]byte, 32<<10)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
+}()
+
 // serveHTTPHandler is the HTTP handler of the end-to-end tests:
 //
 //	/             Hello, World!
@@ -78,6 +88,7 @@ func frame(body string) []byte {
 //	/wait-cancel  holds the request until the client goes away
 //	/hang         never answers, whatever happens
 //	/cut          sends part of a streamed answer, then panics
+//	/big?n=N      N bytes of bigPiece, repeated
 func serveHTTPHandler() {
 	// A slow start-up, once the test asks for one (simulates an application
 	// that loads for a while before it serves).
@@ -103,6 +114,16 @@ func serveHTTPHandler() {
 		for i := 0; i < n; i++ {
 			fmt.Fprintf(w, "data: %d\n\n", i)
 			w.(http.Flusher).Flush()
+		}
+	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		for i := 0; i < n; i += len(bigPiece) {
+			if _, err := w.Write(bigPiece[:min(len(bigPiece), n-i)]); err != nil {
+				fmt.Fprintf(os.Stderr, "/big: write after %d bytes: %v\n", i, err)
+				return
+			}
 		}
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {

@@ -254,6 +254,33 @@ func TestHTTPSlowlorisIsClosed(t *testing.T) {
 	}
 }
 
+// A client that stalls in the middle of its body is closed with 408 after
+// http_header_timeout, and the handler waiting for the body is released.
+func TestHTTPStalledBodyIsClosed(t *testing.T) {
+	s := startServer(t, httpConfig+"\nhttp_header_timeout: 1\n")
+	logs := s.subscribe()
+	c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nonly this"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	out, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(out), "HTTP/1.1 408 ") {
+		t.Fatalf("stalled upload got %q, want 408 and a close", firstLine(string(out)))
+	}
+	s.waitLog(logs, 5*time.Second, "the stalled-body line", func(e logEntry) bool {
+		return strings.Contains(e.msg(), "request body stalled")
+	})
+	// The worker's slot came back: the next requests are served.
+	for i := 0; i < 3; i++ {
+		if out := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(out, "Hello, World!") {
+			t.Fatalf("%q", out)
+		}
+	}
+}
+
 func TestHTTPWorkerErrors(t *testing.T) {
 	s := startServer(t, `
 worker_num: 1
@@ -442,5 +469,66 @@ listeners:
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("answered %s later: it waited for a finished response instead of the new worker's hello", d)
+	}
+}
+
+// A response far bigger than the master's output buffer reaches a client
+// that reads slowly, whole: the handler is held back by flow control
+// instead of the master buffering (and, past buffer_output_size, closing).
+// An upload bigger than the SDK's body buffer is echoed whole the same way.
+func TestHTTPFlowControlBigBodies(t *testing.T) {
+	s := startServer(t, httpConfig+"buffer_output_size: 512K\npackage_max_length: 64M\n")
+	const size = 32 << 20
+	conn, err := net.Dial("tcp", tcpAddr(s.addrs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /big?n=%d HTTP/1.1\r\nHost: t\r\n\r\n", size)
+	br := bufio.NewReaderSize(conn, 64<<10)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.ContentLength != size {
+		t.Fatalf("status %d, Content-Length %d", resp.StatusCode, resp.ContentLength)
+	}
+	// A slow client: it stops reading for a while after each 4 MiB (far
+	// more than the master's buffer and the socket buffers hold), so an
+	// unthrottled handler would overflow the master meanwhile.
+	got, want := make([]byte, 64<<10), make([]byte, 64<<10)
+	for off := 0; off < size; {
+		n, err := io.ReadFull(resp.Body, got[:min(len(got), size-off)])
+		for i := 0; i < n; i++ {
+			want[i] = byte((off + i) % (32 << 10) % 251)
+		}
+		if !bytes.Equal(got[:n], want[:n]) {
+			t.Fatalf("content differs in the 64 KiB from offset %d", off)
+		}
+		off += n
+		if err != nil {
+			t.Fatalf("after %d of %d bytes: %v\n%s", off, size, err, s.logText())
+		}
+		if off%(4<<20) == 0 {
+			time.Sleep(200 * time.Millisecond) // load shaping, not synchronisation
+		}
+	}
+	resp.Body.Close()
+
+	// Upload: 32 MiB to /echo, read back while it is sent.
+	body := make([]byte, size)
+	rand.Read(body)
+	req, _ := http.NewRequest(http.MethodPost, httpURL(s, "/echo"), bytes.NewReader(body))
+	r2, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoed, err := io.ReadAll(r2.Body)
+	r2.Body.Close()
+	if err != nil || r2.StatusCode != 200 || !bytes.Equal(echoed, body) {
+		t.Fatalf("echo of 32 MiB: status %d, %d bytes back, err %v\n%s", r2.StatusCode, len(echoed), err, s.logText())
+	}
+	if s.hasLog(func(e logEntry) bool { return e.str("level") == "warning" || e.str("level") == "error" }) {
+		t.Fatalf("warnings or errors logged:\n%s", s.logText())
 	}
 }

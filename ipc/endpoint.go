@@ -103,14 +103,13 @@ func WorkerID() int {
 	return n
 }
 
-// WriteHello writes the hello, the first frame a worker sends, announcing
-// this process's pid, ProtocolVersion and how many events it accepts in
-// flight (at least 1).
-func WriteHello(w *Writer, role, sdk string, concurrency int) error {
-	if concurrency < 1 {
-		concurrency = 1
-	}
-	b, err := Marshal(Hello{Version: ProtocolVersion, PID: os.Getpid(), Concurrency: concurrency, Role: role, SDK: sdk})
+// WriteHello writes the hello, the first frame a worker sends: h with this
+// process's pid and ProtocolVersion filled in, and a Concurrency of at
+// least 1.
+func WriteHello(w *Writer, h Hello) error {
+	h.Version, h.PID = ProtocolVersion, os.Getpid()
+	h.Concurrency = max(h.Concurrency, 1)
+	b, err := Marshal(h)
 	if err != nil {
 		return err
 	}

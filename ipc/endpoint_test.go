@@ -90,7 +90,7 @@ func TestOpenWorkerEndAndHello(t *testing.T) {
 	if flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
 		t.Fatalf("fd flags %#x (%v): the channel must be close-on-exec", flags, err)
 	}
-	if err := WriteHello(NewWriter(f, WriterBacklog), RoleTaskWorker, "go", 0); err != nil {
+	if err := WriteHello(NewWriter(f, WriterBacklog), Hello{Role: RoleTaskWorker, SDK: "go"}); err != nil {
 		t.Fatal(err)
 	}
 	h, p, err := NewReader(mf, 1<<10).ReadFrame()

@@ -109,6 +109,8 @@ func (t Type) String() string {
 		return "response_body"
 	case TypeCancel:
 		return "cancel"
+	case TypeWindow:
+		return "window"
 	case CtlInit:
 		return "ctl_init"
 	case CtlWorkerStarted:

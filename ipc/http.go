@@ -1,5 +1,10 @@
 package ipc
 
+import (
+	"encoding/binary"
+	"fmt"
+)
+
 // HTTP frames. An HTTP listener's master parses requests in its reactor and
 // sends each to a worker as one event that lasts from TypeRequest until the
 // worker ends its response (a frame with FlagEnd): no Done is written for
@@ -23,9 +28,43 @@ const (
 	TypeResponseBody Type = 19
 	// TypeCancel (M→W, no payload): the client of connection id's current
 	// request went away. The worker should stop working on it; it must
-	// still end the response (FlagEnd), which the master then drops.
+	// still end the response (FlagEnd). Without FlagEnd the client only
+	// shut down its side and may still read what the worker sends; with
+	// FlagEnd the connection is closed and the master drops the rest (a
+	// worker waiting for TypeWindow credit stops waiting). A FlagEnd
+	// cancel may follow a plain one.
 	TypeCancel Type = 20
+	// TypeWindow (both ways, 4-byte big-endian count) grants flow-control
+	// credit for connection id's current request, between peers that
+	// both use it (Hello.Flow): M→W for response body bytes the master has
+	// written to the client, W→M for request body bytes the handler has
+	// read. See FlowWindow.
+	TypeWindow Type = 21
 )
+
+// FlowWindow is the flow-control window of one request's body in each
+// direction, when the worker's hello sets Flow. A worker stops sending
+// response body frames while FlowWindow bytes or more of the response's
+// body (counted from its first frame) are not yet credited by TypeWindow
+// frames; the master credits them as it writes them to the client, so a
+// slow client slows the handler down instead of filling memory. Likewise
+// the master stops forwarding a request's body while FlowWindow bytes or
+// more of it are not yet credited by the worker, which credits them as the
+// handler reads them. Either side may overshoot by the one frame it was
+// sending. Credits travel in batches (each side may hold back less than
+// half a window), and a credit for a request that has ended is ignored.
+const FlowWindow = 256 << 10
+
+// AppendWindow appends a TypeWindow payload granting n bytes.
+func AppendWindow(dst []byte, n uint32) []byte { return binary.BigEndian.AppendUint32(dst, n) }
+
+// ParseWindow decodes a TypeWindow payload.
+func ParseWindow(p []byte) (uint32, error) {
+	if len(p) != 4 {
+		return 0, fmt.Errorf("window frame with a %d-byte payload (want 4)", len(p))
+	}
+	return binary.BigEndian.Uint32(p), nil
+}
 
 // FlagEnd marks the last frame of a request body or a response.
 const FlagEnd uint8 = 0x01

@@ -20,6 +20,10 @@ type Hello struct {
 	Role string `msgpack:"role"`
 	// SDK names the library that wrote the hello ("go", "php", …) for status.
 	SDK string `msgpack:"sdk,omitempty"`
+	// Flow says the worker honours and grants TypeWindow credits for HTTP
+	// bodies (FlowWindow). Without it the master forwards request bodies
+	// at once and buffers response bodies up to buffer_output_size.
+	Flow bool `msgpack:"flow,omitempty"`
 }
 
 // ConnInfo is the payload of TypeConnect.

@@ -87,7 +87,7 @@ func (m *Master) OnReadEOF(c *reactor.Conn) {
 			// it still answers goes out (a half-closed client reads it), then
 			// the connection closes.
 			h.keep, h.close = false, true
-			m.cancelHTTP(c, h)
+			m.cancelHTTP(c, h, false)
 		}
 		return
 	}
@@ -100,7 +100,7 @@ func (m *Master) OnReadEOF(c *reactor.Conn) {
 func (m *Master) OnClose(c *reactor.Conn, err error) {
 	st := c.Ctx.(*connState)
 	if h := st.http; h != nil {
-		m.cancelHTTP(c, h)
+		m.cancelHTTP(c, h, true)
 	} else if m.disp.bound() && !m.stopping.Load() {
 		var reason string
 		switch {

@@ -67,6 +67,7 @@ func (d *dispatcher) ready(w *worker, h *ipc.Hello) bool {
 	w.state = stateReady
 	w.concurrency = h.Concurrency
 	w.sdk = h.SDK
+	w.flow = h.Flow
 	table := d.workers
 	if w.role == ipc.RoleTaskWorker {
 		table = d.tasks

@@ -47,6 +47,7 @@ type httpState struct {
 	bodyFollows bool
 	expect100   bool
 	cancelled   bool      // TypeCancel sent for the current request
+	closedSent  bool      // … with FlagEnd: the connection is closed
 	sentAt      time.Time // when the current request went to its worker
 	keep        bool      // the connection stays open after this response
 	http10      bool
@@ -62,6 +63,14 @@ type httpState struct {
 	started bool // status line written
 	chunked bool
 	close   bool // close once the response is written
+	// Flow control (ipc.FlowWindow) with a worker whose hello set Flow:
+	// request body bytes forwarded and credited, response body bytes
+	// received and credited.
+	reqSent, reqCredit   int64
+	respBody, respCredit int64
+	windowWait           bool      // reading paused until the worker credits the body
+	bodyAt               time.Time // when the client last sent body bytes
+	lastFrom             time.Time // when the worker last sent a response frame
 }
 
 func (m *Master) newHTTPState(c *reactor.Conn) *httpState {
@@ -101,12 +110,23 @@ func (m *Master) OnStream(c *reactor.Conn, data []byte) int {
 			h.headSince = time.Time{}
 			used += m.startRequest(c, st, req, data[used:])
 		case phBody:
+			if h.w.flow && h.reqSent-h.reqCredit >= ipc.FlowWindow {
+				// The handler has not read what it got: the rest waits
+				// in the client's socket until it credits more.
+				h.windowWait = true
+				c.PauseRead()
+				return used
+			}
 			n, piece, done, err := h.p.Body(data[used:])
 			if err != nil {
 				m.httpReject(c, h, err)
 				return len(data)
 			}
 			used += n
+			if n > 0 {
+				h.bodyAt = c.Loop().Now()
+			}
+			h.reqSent += int64(len(piece))
 			if len(piece) > 0 || done {
 				var flags uint8
 				if done {
@@ -136,7 +156,8 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 	h.head = req.Method == http.MethodHead
 	h.keep = req.KeepAlive && !m.stopping.Load()
 	h.http10 = req.Proto == "HTTP/1.0"
-	h.started, h.chunked, h.close, h.cancelled = false, false, !h.keep, false
+	h.started, h.chunked, h.close, h.cancelled, h.closedSent = false, false, !h.keep, false, false
+	h.reqSent, h.reqCredit, h.respBody, h.respCredit, h.windowWait = 0, 0, 0, 0, false
 	r := ipc.Request{Method: req.Method, Target: req.Target, Proto: req.Proto, Headers: req.Headers,
 		ContentLength: req.ContentLength, Remote: h.remote, Listener: c.Listener().Index}
 	used := 0
@@ -180,6 +201,7 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 func (m *Master) requestSent(c *reactor.Conn, h *httpState) {
 	h.pending = nil
 	h.sentAt = c.Loop().Now()
+	h.bodyAt = h.sentAt
 	if !h.bodyFollows {
 		h.phase = phWait
 		return
@@ -275,11 +297,35 @@ func (m *Master) OnTick(l *reactor.Loop) {
 			m.httpError(c, h, http.StatusRequestTimeout, "request headers took too long", "")
 		case h.phase == phHead && h.headSince.IsZero() && c.Pending() == 0 && now.Sub(h.idleSince) > m.cfg.HTTPIdleTimeout.D():
 			c.Close(nil)
-		case (h.phase == phBody || h.phase == phWait) && h.w != nil && m.cfg.Worker.RequestTimeout > 0 &&
-			now.Sub(h.sentAt) > m.cfg.Worker.RequestTimeout.D():
+		case h.phase == phBody && !h.windowWait && now.Sub(h.bodyAt) > m.cfg.HTTPHeaderTimeout.D():
+			m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
+				"http_header_timeout": m.cfg.HTTPHeaderTimeout.D().String()}).
+				Info("connection closed: the request body stalled for longer than http_header_timeout; the handler's context is cancelled")
+			m.cancelHTTP(c, h, true)
+			m.httpError(c, h, http.StatusRequestTimeout, "the request body stalled", "")
+		case h.w != nil && m.cfg.Worker.RequestTimeout > 0 && m.workerLate(c, h, now) > m.cfg.Worker.RequestTimeout.D():
 			m.requestTimedOut(c, h)
 		}
 	})
+}
+
+// workerLate is how long the worker serving c's request has kept the client
+// waiting through no fault of the client: since it had the whole request
+// (or, while its body window is full, since it last got a piece), or,
+// once the response started, since its last frame — unless it waits for
+// the client to take what it sent (flow control). Like nginx's
+// proxy_read_timeout, a streamed response may last as long as it keeps
+// sending.
+func (m *Master) workerLate(c *reactor.Conn, h *httpState, now time.Time) time.Duration {
+	switch {
+	case h.phase == phBody && !h.windowWait:
+		return 0 // the worker waits for the client's body
+	case !h.started:
+		return now.Sub(h.bodyAt)
+	case h.w.flow && h.respBody-h.respCredit >= ipc.FlowWindow || c.Buffered() > 0 && !h.w.flow:
+		return 0 // the client is slow to read
+	}
+	return now.Sub(h.lastFrom)
 }
 
 // httpReject answers a request the parser refused and closes.
@@ -348,6 +394,7 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		h.close = true
 	}
 	h.started = true
+	h.lastFrom = c.Loop().Now()
 	status := resp.Status
 	if status < 200 || status > 999 {
 		status = http.StatusOK
@@ -420,6 +467,49 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 			m.abortResponse(c, h)
 		}
 		m.endResponse(c, h)
+		return
+	}
+	if h.w != nil && h.w.flow {
+		h.respBody = int64(len(resp.Body))
+		c.NotifyWritten(m.responseWritten) // a method value per streamed response: rare enough
+	}
+}
+
+// responseWritten credits the worker streaming c's response with the body
+// bytes that left the master's buffer since the last credit, once they
+// reach half a window (ipc.FlowWindow): a client that reads slowly holds
+// the handler back instead of filling the master's memory. Runs on c's
+// loop after each flush of c that wrote.
+func (m *Master) responseWritten(c *reactor.Conn) {
+	h := c.Ctx.(*connState).http
+	if h == nil || h.w == nil || !h.started {
+		c.NotifyWritten(nil)
+		return
+	}
+	// Head and chunk framing still buffered count as body: the estimate
+	// errs on the side of crediting late.
+	out := h.respBody - int64(c.Buffered())
+	if out-h.respCredit < ipc.FlowWindow/2 {
+		return
+	}
+	var b [4]byte
+	h.w.writeFlags(c.Loop(), ipc.TypeWindow, 0, c.ID(), ipc.AppendWindow(b[:0], uint32(out-h.respCredit)))
+	h.respCredit = out
+}
+
+// requestCredit takes the worker's credit for c's request body and
+// resumes reading it when it was waiting for that. Runs on c's loop.
+func (m *Master) requestCredit(c *reactor.Conn, w *worker, n int) {
+	h := c.Ctx.(*connState).http
+	if h == nil || h.w != w || h.phase != phBody {
+		return // late: the request has moved on
+	}
+	h.reqCredit += int64(n)
+	if h.windowWait && h.reqSent-h.reqCredit < ipc.FlowWindow {
+		h.windowWait = false
+		h.bodyAt = c.Loop().Now()
+		c.ResumeRead()
+		c.Kick()
 	}
 }
 
@@ -430,6 +520,8 @@ func (m *Master) httpResponseBody(c *reactor.Conn, flags uint8, payload []byte) 
 		return
 	}
 	ls := &m.loops[c.Loop().Index()]
+	h.lastFrom = c.Loop().Now()
+	h.respBody += int64(len(payload))
 	b := ls.scratch[:0]
 	if !h.head {
 		b = m.appendBody(b, h, payload)
@@ -475,6 +567,7 @@ func (m *Master) appendBody(b []byte, h *httpState, body []byte) []byte {
 // next pipelined request is read.
 func (m *Master) endResponse(c *reactor.Conn, h *httpState) {
 	h.w = nil
+	c.NotifyWritten(nil)
 	if h.close {
 		c.CloseWhenFlushed()
 		return
@@ -569,13 +662,20 @@ func (m *Master) failHTTP(c *reactor.Conn, err error) bool {
 }
 
 // cancelHTTP tells the worker handling c's request that the client went
-// away, once per request.
-func (m *Master) cancelHTTP(c *reactor.Conn, h *httpState) {
-	if h.w == nil || h.cancelled || (h.phase != phBody && h.phase != phWait) {
+// away: it shut down its side (once per request), or the connection is
+// closed (closed; FlagEnd says so, and that anything more is dropped,
+// which releases a handler waiting for flow-control credit).
+func (m *Master) cancelHTTP(c *reactor.Conn, h *httpState, closed bool) {
+	if h.w == nil || h.phase != phBody && h.phase != phWait || h.cancelled && !closed || h.closedSent {
 		return
 	}
+	var flags uint8
+	if closed {
+		flags = ipc.FlagEnd
+		h.closedSent = true
+	}
 	h.cancelled = true
-	h.w.writeFlags(c.Loop(), ipc.TypeCancel, 0, c.ID(), nil)
+	h.w.writeFlags(c.Loop(), ipc.TypeCancel, flags, c.ID(), nil)
 }
 
 // requestTimedOut answers 504 to a request its worker has held longer than

@@ -66,6 +66,7 @@ type worker struct {
 	queue       []queued         // events waiting for a free concurrency slot
 	served      uint64
 	sdk         string
+	flow        bool // the worker grants and honours TypeWindow credit (set before it gets requests)
 	readyAt     time.Time
 }
 
@@ -266,6 +267,12 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 		} else {
 			m.toConnArg(l, h.ID, func(c *reactor.Conn) { m.httpResponseBody(c, flags, payload) }, payload, int(flags), responseBodyTask)
 		}
+	case ipc.TypeWindow:
+		n, err := ipc.ParseWindow(payload)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errProtocol, err)
+		}
+		m.toConnArg(l, h.ID, func(c *reactor.Conn) { m.requestCredit(c, w, int(n)) }, nil, int(n), windowTask)
 	case ipc.TypeDone:
 		if !m.disp.done(l, w, h.ID) {
 			return fmt.Errorf("%w: done for connection %d with no event in flight", errProtocol, h.ID)
@@ -332,6 +339,15 @@ func responseTask(l *reactor.Loop, t *reactor.Task) {
 func responseBodyTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
 		c.Ctx.(*connState).m.httpResponseBody(c, uint8(t.Arg), t.Data)
+	}
+}
+
+func windowTask(l *reactor.Loop, t *reactor.Task) {
+	if c := l.Conn(t.ID); c != nil {
+		st := c.Ctx.(*connState)
+		if st.http != nil && st.http.w != nil {
+			st.m.requestCredit(c, st.http.w, t.Arg)
+		}
 	}
 }
 

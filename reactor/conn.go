@@ -32,6 +32,8 @@ type Conn struct {
 	eof        bool // the peer shut down its side
 	closeAfter bool // close once out is written
 
+	written func(*Conn) // NotifyWritten's hook
+
 	// Ctx is the Handler's per-connection state.
 	Ctx any
 }
@@ -283,7 +285,14 @@ func (c *Conn) readFailed(err error) {
 	c.l.h.OnReadEOF(c)
 }
 
+// NotifyWritten makes each flush of c that writes output call fn, on c's
+// loop, once it has written what the socket took; nil stops the calls. The
+// master grants flow-control credit this way as a response leaves its
+// buffer. fn may write to c and to other descriptors.
+func (c *Conn) NotifyWritten(fn func(*Conn)) { c.written = fn }
+
 func (c *Conn) flush() {
+	start := c.outOff
 	for c.outOff < len(c.out) {
 		n, err := unix.Write(c.fd, c.out[c.outOff:])
 		if n > 0 {
@@ -298,11 +307,15 @@ func (c *Conn) flush() {
 				c.writeArmed = true
 				c.updateEvents()
 			}
+			if c.written != nil && c.outOff > start {
+				c.written(c)
+			}
 			return
 		}
 		c.Close(err)
 		return
 	}
+	wrote := c.outOff > start
 	if cap(c.out) > readBufSize {
 		c.out = nil
 	} else {
@@ -315,6 +328,10 @@ func (c *Conn) flush() {
 	}
 	if c.closeAfter {
 		c.Close(nil)
+		return
+	}
+	if c.written != nil && wrote {
+		c.written(c)
 	}
 }
 

@@ -420,22 +420,25 @@ func (l *Loop) runInbox() {
 }
 
 // flush writes what the iteration buffered: deferred flushers first (they
-// may buffer connection output), then connections.
+// may buffer connection output), then connections, again until both are
+// done (a connection's NotifyWritten hook may defer a flusher).
 func (l *Loop) flush() {
-	for i := 0; i < len(l.flushers); i++ {
-		l.flushers[i].Flush(l)
-		l.flushers[i] = nil
-	}
-	l.flushers = l.flushers[:0]
-	for i := 0; i < len(l.dirty); i++ {
-		c := l.dirty[i]
-		l.dirty[i] = nil
-		c.dirty = false
-		if !c.closed {
-			c.flush()
+	for len(l.flushers) > 0 || len(l.dirty) > 0 {
+		for i := 0; i < len(l.flushers); i++ {
+			l.flushers[i].Flush(l)
+			l.flushers[i] = nil
 		}
+		l.flushers = l.flushers[:0]
+		for i := 0; i < len(l.dirty); i++ {
+			c := l.dirty[i]
+			l.dirty[i] = nil
+			c.dirty = false
+			if !c.closed {
+				c.flush()
+			}
+		}
+		l.dirty = l.dirty[:0]
 	}
-	l.dirty = l.dirty[:0]
 }
 
 func (l *Loop) stopAccepting() {

@@ -68,7 +68,7 @@ func serve(r *ipc.Reader, w *ipc.Writer, id int, h Handler) error {
 	}
 	// One task at a time, as Swoole's task workers; concurrency becomes an
 	// option when tasks exist.
-	if err := ipc.WriteHello(w, ipc.RoleTaskWorker, SDK, 1); err != nil {
+	if err := ipc.WriteHello(w, ipc.Hello{Role: ipc.RoleTaskWorker, SDK: SDK, Concurrency: 1}); err != nil {
 		return fmt.Errorf("task worker %d: %w", id, err)
 	}
 	for {

@@ -138,7 +138,7 @@ func (s *Server) lead() {
 			s.result <- s.readEnded(err)
 			return
 		}
-		if draining && h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel {
+		if draining && h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel && h.Type != ipc.TypeWindow {
 			continue
 		}
 		switch h.Type {
@@ -160,7 +160,7 @@ func (s *Server) lead() {
 				return
 			}
 			continue
-		case ipc.TypeRequestBody, ipc.TypeCancel:
+		case ipc.TypeRequestBody, ipc.TypeCancel, ipc.TypeWindow:
 			s.requestFrame(h, payload)
 			continue
 		case ipc.TypeConnect, ipc.TypeData, ipc.TypeClose:

@@ -156,6 +156,12 @@ type exchange struct {
 	ended    bool      // the last piece arrived
 	follows  bool      // pieces arrive in TypeRequestBody frames
 	berr     error     // Read's error once the queue is empty; set on cancel, close, overflow
+	// Flow control (ipc.FlowWindow), also under bmu: body bytes read and
+	// not yet credited to the master; response body bytes the handler may
+	// still send before it waits for the master's credit.
+	uncredited int
+	window     int64
+	wcond      sync.Cond // signalled by a credit, or when the client is gone
 
 	// Response, touched only by the handler's goroutine.
 	head        bool
@@ -167,6 +173,7 @@ type exchange struct {
 	sniff       bool  // add a sniffed Content-Type to the first frame
 	werr        error // the write to the master failed
 	aborted     bool  // the response is incomplete: its last frame says so
+	prepaid     bool  // finish spent the window for the last frame
 }
 
 // requestBody is the request's io.ReadCloser.
@@ -218,7 +225,7 @@ func (s *Server) startRequest(conn uint64, payload []byte) *exchange {
 		return nil
 	}
 	b := bufsPool.Get().(*httpBufs)
-	x := &exchange{s: s, conn: conn, bufs: b, declared: -1}
+	x := &exchange{s: s, conn: conn, bufs: b, declared: -1, window: ipc.FlowWindow}
 	if err := b.dec.decode(payload, &b.wire); err != nil {
 		s.opt.errorLog.Printf("worker %d: conn %d: undecodable HTTP request frame: %v", s.id, conn, err)
 		x.abort(http.StatusInternalServerError)
@@ -256,7 +263,7 @@ func (s *Server) refuseHTTP(conn uint64) {
 	if !s.http.refused.Swap(true) {
 		s.opt.errorLog.Printf("worker %d: an HTTP request arrived but this worker has no HTTP handler (start it with worker.ServeHTTP); answering 501", s.id)
 	}
-	x := &exchange{s: s, conn: conn, bufs: bufsPool.Get().(*httpBufs), declared: -1}
+	x := &exchange{s: s, conn: conn, bufs: bufsPool.Get().(*httpBufs), declared: -1, window: ipc.FlowWindow}
 	x.abort(http.StatusNotImplemented)
 }
 
@@ -398,6 +405,12 @@ func (x *exchange) finish() {
 	if !x.wroteHeader {
 		x.WriteHeader(http.StatusOK)
 	}
+	if len(x.bufs.out) > 0 && !x.head && !x.gone.Load() {
+		// The credit for the last piece arrives while the exchange can
+		// still be found by its connection.
+		x.spend(len(x.bufs.out))
+		x.prepaid = true
+	}
 	s := x.s
 	s.mu.Lock()
 	if s.http.reqs[x.conn] == x {
@@ -437,7 +450,7 @@ func (x *exchange) panicked(p any) {
 	b.out = append(b.out, internalErrorBody...)
 }
 
-// requestFrame routes a TypeRequestBody or TypeCancel frame to the
+// requestFrame routes a TypeRequestBody, TypeCancel or TypeWindow frame to the
 // connection's request; frames for a connection without one are late
 // (the handler has returned) and ignored. It never blocks on a handler.
 func (s *Server) requestFrame(h ipc.Header, payload []byte) {
@@ -447,11 +460,22 @@ func (s *Server) requestFrame(h ipc.Header, payload []byte) {
 	if x == nil {
 		return
 	}
+	if h.Type == ipc.TypeWindow {
+		if n, err := ipc.ParseWindow(payload); err == nil {
+			x.credit(int64(n))
+		}
+		return
+	}
 	if h.Type == ipc.TypeCancel {
 		// Like net/http when the client's side of the connection ends: the
 		// context is cancelled and an unfinished body fails, but what the
 		// handler still writes goes out — a client that only half-closed
-		// reads it, and the master drops it if the connection is gone.
+		// reads it. FlagEnd says the connection is closed: what the
+		// handler writes from now on fails, and nothing waits for credit.
+		if h.Flags&ipc.FlagEnd != 0 {
+			x.clientGone(errClientGone)
+			return
+		}
 		x.cancel()
 		x.failBody(errClientGone)
 		return
@@ -528,6 +552,41 @@ func (x *exchange) failBody(err error) {
 	if x.bcond.L != nil {
 		x.bcond.Signal()
 	}
+	if x.wcond.L != nil {
+		x.wcond.Broadcast() // a writer waiting for credit sees the client gone
+	}
+}
+
+// credit takes the master's credit for n more response body bytes.
+// Called by the reading goroutine.
+func (x *exchange) credit(n int64) {
+	x.bmu.Lock()
+	x.window += n
+	if x.wcond.L != nil {
+		x.wcond.Broadcast()
+	}
+	x.bmu.Unlock()
+}
+
+// spend waits until the response may send n more body bytes (the client
+// has taken enough of what was sent), and counts them. It reports false
+// when the client went away meanwhile.
+func (x *exchange) spend(n int) bool {
+	x.bmu.Lock()
+	defer x.bmu.Unlock()
+	for x.window <= 0 && !x.gone.Load() && x.bufs != nil {
+		if x.wcond.L == nil {
+			x.wcond.L = &x.bmu
+		}
+		// The credit comes in a frame: someone must be reading.
+		x.s.wakeReader()
+		if x.s.opt.onWindowWait != nil {
+			x.s.opt.onWindowWait()
+		}
+		x.wcond.Wait()
+	}
+	x.window -= int64(n)
+	return !x.gone.Load()
 }
 
 // dropChunks frees the queued pieces; called with bmu held.
@@ -543,13 +602,26 @@ func (x *exchange) dropChunks() {
 }
 
 // Read reads the request body. Pieces not yet received are waited for.
+// Every half window read is credited to the master, which forwards the
+// body only that far ahead of the handler.
 func (b *requestBody) Read(p []byte) (int, error) {
 	x := (*exchange)(b)
+	n, grant, err := x.readBody(p)
+	if grant > 0 {
+		var w [4]byte
+		// A failure means the channel is gone; the reader sees that too.
+		_ = x.s.ch.w.WriteFrame(ipc.TypeWindow, 0, x.conn, ipc.AppendWindow(w[:0], uint32(grant)))
+	}
+	return n, err
+}
+
+// readBody is Read under bmu; grant is the credit to send after it.
+func (x *exchange) readBody(p []byte) (n, grant int, err error) {
 	x.bmu.Lock()
 	defer x.bmu.Unlock()
 	for {
 		if x.berr != nil {
-			return 0, x.berr
+			return 0, 0, x.berr
 		}
 		if x.cur != nil {
 			n := copy(p, (*x.cur)[x.off:])
@@ -559,7 +631,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 				x.cur, x.off = nil, 0
 			}
 			x.read += int64(n)
-			return n, nil
+			if x.follows {
+				if x.uncredited += n; x.uncredited >= ipc.FlowWindow/2 {
+					grant, x.uncredited = x.uncredited, 0
+				}
+			}
+			return n, grant, nil
 		}
 		if len(x.chunks) > 0 {
 			x.cur = x.chunks[0]
@@ -569,12 +646,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		}
 		if x.ended {
 			if cl := x.req.ContentLength; cl > 0 && x.read < cl {
-				return 0, io.ErrUnexpectedEOF
+				return 0, 0, io.ErrUnexpectedEOF
 			}
-			return 0, io.EOF
+			return 0, 0, io.EOF
 		}
 		if len(p) == 0 {
-			return 0, nil
+			return 0, 0, nil
 		}
 		// The next piece needs a reader: when the goroutine waiting here
 		// holds the reading role (it read this request), hand it over now.
@@ -778,8 +855,8 @@ func (x *exchange) emit(body []byte, end bool) {
 		}
 	}
 	data := body
-	if x.head || x.gone.Load() {
-		data = nil
+	if x.head || x.gone.Load() || len(data) > 0 && !x.prepaid && !x.spend(len(data)) {
+		data = nil // nobody will read it
 	}
 	var err error
 	if !x.sent {

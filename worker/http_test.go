@@ -59,13 +59,41 @@ func (m *fakeMaster) get(id uint64, target string) {
 	m.request(id, ipc.Request{Method: "GET", Target: target, Headers: []string{"Host", "example.com"}})
 }
 
+// readH returns the next frame other than a window credit. Like the real
+// master with a fast client, it credits every response body frame but
+// the last at once,
+// unless holdCredit is set; the worker's credits add up in m.credited.
 func (m *fakeMaster) readH() hframe {
 	m.t.Helper()
-	h, p, err := m.r.ReadFrame()
-	if err != nil {
-		m.t.Fatalf("master: read: %v", err)
+	for {
+		h, p, err := m.r.ReadFrame()
+		if err != nil {
+			m.t.Fatalf("master: read: %v", err)
+		}
+		if h.Type == ipc.TypeWindow {
+			n, err := ipc.ParseWindow(p)
+			if err != nil {
+				m.t.Fatal(err)
+			}
+			if m.credited == nil {
+				m.credited = map[uint64]int64{}
+			}
+			m.credited[h.ID] += int64(n)
+			continue
+		}
+		f := hframe{typ: h.Type, flags: h.Flags, id: h.ID, payload: bytes.Clone(p)}
+		body := len(p)
+		if h.Type == ipc.TypeResponse {
+			var r ipc.Response
+			if err := ipc.Unmarshal(p, &r); err == nil {
+				body = len(r.Body)
+			}
+		}
+		if !m.holdCredit && body > 0 && h.Flags&ipc.FlagEnd == 0 && (h.Type == ipc.TypeResponse || h.Type == ipc.TypeResponseBody) {
+			m.sendFlags(ipc.TypeWindow, 0, h.ID, ipc.AppendWindow(nil, uint32(body)))
+		}
+		return f
 	}
-	return hframe{typ: h.Type, flags: h.Flags, id: h.ID, payload: bytes.Clone(p)}
 }
 
 // response is a whole response as the master received it.

@@ -25,6 +25,10 @@ type fakeMaster struct {
 	served chan struct{} // closed when Serve returned
 	err    error         // Serve's result, set before served is closed
 	logs   *syncBuffer
+	// HTTP flow control: credits received from the worker by connection,
+	// and whether readH holds back the credit for response bodies.
+	credited   map[uint64]int64
+	holdCredit bool
 }
 
 // frame is a frame read by the fake master, payload copied.

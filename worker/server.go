@@ -50,7 +50,9 @@ type options struct {
 	// onServer receives the Server once it exists (plugin stop requests).
 	onServer    func(*Server)
 	onStopFrame func()
-	http        httpOptions // ServeHTTP's
+	// onWindowWait, for tests, runs when a response waits for credit.
+	onWindowWait func()
+	http         httpOptions // ServeHTTP's
 	// lendThreshold is lendThreshold (dispatch.go); tests change it.
 	lendThreshold time.Duration
 }
@@ -241,7 +243,7 @@ func serve(ch channel, id int, ev Events, o options) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	if err := ipc.WriteHello(ch.w, ipc.RoleWorker, SDK, o.concurrency); err != nil {
+	if err := ipc.WriteHello(ch.w, ipc.Hello{Role: ipc.RoleWorker, SDK: SDK, Concurrency: o.concurrency, Flow: true}); err != nil {
 		return fmt.Errorf("worker %d: %w", id, err)
 	}
 	var err error

@@ -26,7 +26,7 @@ func modes(t *testing.T, f func(t *testing.T, conc int)) {
 
 func TestHello(t *testing.T) {
 	m := startWorker(t, echo, nil, WithConcurrency(5))
-	want := ipc.Hello{Version: ipc.ProtocolVersion, PID: os.Getpid(), Concurrency: 5, Role: "worker", SDK: "go"}
+	want := ipc.Hello{Version: ipc.ProtocolVersion, PID: os.Getpid(), Concurrency: 5, Role: "worker", SDK: "go", Flow: true}
 	if m.hello != want {
 		t.Fatalf("hello = %+v, want %+v", m.hello, want)
 	}
