@@ -4,10 +4,11 @@
 # (2 static children), each measured with wrk at 8, 64 and 256 connections.
 # Prints requests/s, p50 and p99 and the ratio of each to net/http.
 # Needs: wrk nginx php-fpm (Debian: apt-get install wrk nginx-light php-fpm).
-# Usage: scripts/bench/http.sh [duration per row, default 10s]
+# Usage: [ROUNDS=3] scripts/bench/http.sh [duration per run, default 10s]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dur=${1:-10s}
+rounds=${ROUNDS:-3}
 for bin in wrk nginx; do command -v $bin >/dev/null || { echo "$bin not installed (apt-get install wrk nginx-light php-fpm)"; exit 1; }; done
 fpm=$(command -v php-fpm || ls /usr/sbin/php-fpm* 2>/dev/null | head -1 || true)
 make build >/dev/null
@@ -78,22 +79,38 @@ for t in $targets; do
   for i in $(seq 100); do curl -sf "http://127.0.0.1:${t#*:}/" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
-echo "# $(date -u +%FT%TZ) $(nproc) cores, $(go env GOVERSION), wrk -t1 -d$dur, GET / -> 'Hello, World!'"
-printf "%-16s %6s %12s %10s %10s %14s\n" server conns "req/s" p50 p99 "req/s ratio"
+# Each cell is measured $rounds times, the servers taking turns within a
+# round, and reported by its median: on a shared 2-core VM one 10 s run of
+# the same server varies by ±10 %, more than the effects measured.
+echo "# $(date -u +%FT%TZ) $(nproc) cores, $(go env GOVERSION), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!'"
+printf "%-16s %6s %12s %10s %10s %12s   %s\n" server conns "req/s" p50 p99 "req/s ratio" "ratio per round"
 for c in 8 64 256; do
-  declare -A rps=()
-  for t in $targets; do
-    name=${t%%:*} port=${t#*:}
-    out=$(wrk -t1 -c$c -d"$dur" --latency "http://127.0.0.1:$port/")
-    r=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
-    p50=$(awk '$1=="50%"{print $2}' <<<"$out")
-    p99=$(awk '$1=="99%"{print $2}' <<<"$out")
-    errs=$(awk '/Non-2xx|Socket errors/{printf "%s ", $0}' <<<"$out")
-    rps[$name]=$r
-    base=${rps["net/http"]:-}
-    ratio="-"
-    [ -n "$base" ] && ratio=$(awk -v a="$r" -v b="$base" 'BEGIN{printf "%.2f", a/b}')
-    printf "%-16s %6d %12s %10s %10s %14s %s\n" "$name" "$c" "$r" "$p50" "$p99" "$ratio" "$errs"
+  declare -A runs=()
+  for round in $(seq "$rounds"); do
+    for t in $targets; do
+      name=${t%%:*} port=${t#*:}
+      out=$(wrk -t1 -c$c -d"$dur" --latency "http://127.0.0.1:$port/")
+      r=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
+      p50=$(awk '$1=="50%"{print $2}' <<<"$out")
+      p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+      errs=$(awk '/Non-2xx|Socket errors/{printf "%s; ", $0}' <<<"$out")
+      runs[$name]+="$r $p50 $p99 $round ${errs// /_}"$'\n'
+    done
   done
-  unset rps
+  base_med=""
+  declare -A base_round=()
+  while read -r r _ _ round _; do [ -n "$round" ] && base_round[$round]=$r; done <<<"${runs["net/http"]}"
+  for t in $targets; do
+    name=${t%%:*}
+    # The median run by req/s (rounds is odd; with an even count, the upper one).
+    read -r r p50 p99 _ errs < <(sort -n -k1,1 <<<"${runs[$name]}" | sed '/^$/d' | sed -n "$(( (rounds + 2) / 2 ))p")
+    [ "$name" = net/http ] && base_med=$r
+    ratio=$(awk -v a="$r" -v b="$base_med" 'BEGIN{printf "%.2f", a/b}')
+    per=""
+    while read -r rr _ _ round _; do
+      [ -n "$rr" ] && per+="$(awk -v a="$rr" -v b="${base_round[$round]}" 'BEGIN{printf "%.2f", a/b}') "
+    done <<<"${runs[$name]}"
+    printf "%-16s %6d %12s %10s %10s %12s   %s%s\n" "$name" "$c" "$r" "$p50" "$p99" "$ratio" "$per" "${errs//_/ }"
+  done
+  unset runs base_round
 done
