@@ -4,6 +4,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"sync"
+	"time"
 
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/reactor"
@@ -32,6 +33,8 @@ type dispatcher struct {
 	tasks    []*worker // task workers by slot
 	all      map[uint64]*worker
 	rr       int
+	lead     int           // HTTP mode 3: the worker requests go to first
+	leadAt   time.Time     // … since when
 	total    int           // events in flight or queued at workers
 	idle     chan struct{} // closed when total drops to 0, while someone waits
 }
@@ -193,6 +196,10 @@ func (d *dispatcher) send(l *reactor.Loop, w *worker, t ipc.Type, id uint64, pay
 	return nil
 }
 
+// packRotate is how long one worker leads HTTP dispatch (mode 3) before the
+// next takes the lead.
+const packRotate = 100 * time.Millisecond
+
 // dispatchHTTP sends an HTTP request to a ready worker with a free slot
 // (never queued at a worker: its body frames must follow it directly) and
 // returns that worker, or nil when none has a free slot. Runs on c's loop.
@@ -216,15 +223,18 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 		}
 	}
 	if pick == nil {
-		// Idle worker first (mode 3, and the fallback of the others): the
-		// first in slot order with a free slot. Concurrent workers fill up
-		// before the next one gets requests, so requests arriving together
-		// share one worker's reads and writes (docs/configuration.md).
-		for _, w := range d.workers {
-			if free(w) {
+		// Idle worker first (mode 3, and the fallback of the others),
+		// packed: the first worker with a free slot from the lead one, so
+		// that requests arriving together share one worker's reads and
+		// writes; the lead moves on every packRotate, so that every worker
+		// serves (and recycles) too.
+		for i := 0; i < n && pick == nil; i++ {
+			if w := d.workers[(d.lead+i)%n]; free(w) {
 				pick = w
-				break
 			}
+		}
+		if now := c.Loop().Now(); now.Sub(d.leadAt) >= packRotate {
+			d.lead, d.leadAt = (d.lead+1)%n, now
 		}
 	}
 	if pick == nil {
