@@ -78,6 +78,12 @@ const (
 	// CtlStatsReply (manager→master, msgpack map of gen to RuntimeStats,
 	// id = the request's id).
 	CtlStatsReply
+	// CtlReplace (master→manager, msgpack WorkerEvent with Role, Slot and
+	// Cause): start a successor for the slot next to its running worker
+	// (reload, recycling). The master retires the predecessor once the
+	// successor said hello; a successor that exits before its hello is
+	// reported as exited and not restarted while its predecessor serves.
+	CtlReplace
 )
 
 // String names t for logs.
@@ -129,6 +135,8 @@ func (t Type) String() string {
 		return "ctl_stats"
 	case CtlStatsReply:
 		return "ctl_stats_reply"
+	case CtlReplace:
+		return "ctl_replace"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

@@ -135,63 +135,153 @@ func (c *child) exitEvent() ipc.WorkerEvent {
 	return ev
 }
 
-// supervise runs a slot: start an incarnation, wait for it to end, report,
-// back off if it failed early, start the next, until the manager stops.
-func (mg *Manager) supervise(role string, slot int, h *config.Handler, num int) {
+// slot supervises one worker slot: it keeps an incarnation running,
+// restarting it with back-off when it exits, and starts a successor next to
+// the running one when the master asks (CtlReplace: reload, recycling). The
+// master retires the predecessor once the successor said hello; a
+// predecessor's exit then starts nothing, and neither does the exit of a
+// successor that failed while its predecessor still serves.
+type slot struct {
+	mg      *Manager
+	role    string
+	id      int
+	h       *config.Handler
+	num     int
+	replace chan string // causes of successor starts asked for
+}
+
+// supervise starts the supervisor of a slot.
+func (mg *Manager) supervise(role string, id int, h *config.Handler, num int) {
+	s := &slot{mg: mg, role: role, id: id, h: h, num: num, replace: make(chan string, 8)}
+	mg.mu.Lock()
+	mg.slots[slotKey{role, id}] = s
+	mg.mu.Unlock()
 	mg.wg.Add(1)
 	go func() {
 		defer mg.wg.Done()
-		failures := 0
-		for {
-			select {
-			case <-mg.stop:
-				return
-			default:
-			}
-			c, err := mg.spawn(role, slot, h, num)
+		s.run()
+	}()
+}
+
+func (s *slot) run() {
+	mg := s.mg
+	exited := make(chan *child)
+	var live []*child // oldest first; the last is the one taking new work
+	failures := 0
+	var retry <-chan time.Time
+	wantStart := true
+	// start spawns an incarnation; false when it could not be started, which
+	// has been reported as an exit.
+	start := func(cause string) bool {
+		c, err := mg.spawn(s.role, s.id, s.h, s.num)
+		if err != nil {
 			var ev ipc.WorkerEvent
-			switch {
-			case err != nil && c == nil:
-				ev = ipc.WorkerEvent{Role: role, Slot: slot, Gen: mg.gen.Add(1), ExitCode: -1, Cause: err.Error()}
-				failures++
-			case err != nil:
-				// Started but never became a worker (go-plugin handshake): report
-				// its exit status and output like any early exit.
+			if c == nil {
+				ev = ipc.WorkerEvent{Role: s.role, Slot: s.id, Gen: mg.gen.Add(1), ExitCode: -1, Cause: err.Error()}
+			} else {
+				// Started but never became a worker (go-plugin handshake):
+				// its exit status and output, like any early exit.
 				ev = c.exitEvent()
 				ev.Cause = "go-plugin handshake failed"
 				c.log.WithError(err).Debug("plugin launch failed")
-				failures++
+			}
+			s.exitedEarly(ev, &failures, len(live) > 0, &retry)
+			return false
+		}
+		if cause != "" {
+			c.log.WithField("cause", cause).Info("successor started")
+		}
+		live = append(live, c)
+		go func() {
+			mg.watch(c, s.h.StartTimeout.D())
+			select {
+			case exited <- c:
+			case <-mg.stop:
+			}
+		}()
+		return true
+	}
+	for {
+		if wantStart && retry == nil {
+			wantStart = !start("")
+		}
+		select {
+		case <-mg.stop:
+			return
+		case <-retry:
+			retry = nil
+		case cause := <-s.replace:
+			if len(live) == 0 {
+				continue // a start is due anyway (back-off): it will be the new one
+			}
+			start(cause)
+		case c := <-exited:
+			newest := live[len(live)-1] == c
+			for i, l := range live {
+				if l == c {
+					live = append(live[:i], live[i+1:]...)
+					break
+				}
+			}
+			mg.mu.Lock()
+			delete(mg.children, c.gen)
+			mg.mu.Unlock()
+			ev := c.exitEvent()
+			switch {
+			case !newest:
+				// A predecessor leaving after its successor took over.
+				mg.logExit(ev, 0, "worker replaced")
+				mg.report(ipc.CtlWorkerExited, ev)
+			case len(live) > 0 && !c.wasReady():
+				// A successor that failed before its hello, while its
+				// predecessor still serves: that one goes on; the master
+				// reports the failure.
+				s.exitedEarly(ev, &failures, true, &retry)
 			default:
-				mg.watch(c, h.StartTimeout.D())
-				ev = c.exitEvent()
-				mg.mu.Lock()
-				delete(mg.children, c.gen)
-				mg.mu.Unlock()
-				ranWell := c.wasReady() && time.Since(c.started) >= time.Second
-				if ranWell {
+				if c.wasReady() && time.Since(c.started) >= time.Second {
 					failures = 0
 				} else {
 					failures++
 				}
-			}
-			backoff := backoffFor(failures, ev.ExitCode)
-			select {
-			case <-mg.stop:
-				backoff = 0
-			default:
-			}
-			ev.BackoffMS = backoff.Milliseconds()
-			mg.logExit(ev, failures)
-			mg.report(ipc.CtlWorkerExited, ev)
-			if backoff > 0 {
-				select {
-				case <-mg.stop:
-					return
-				case <-time.After(backoff):
-				}
+				s.report(ev, failures, &retry)
+				wantStart = true
 			}
 		}
-	}()
+	}
+}
+
+// exitedEarly reports an incarnation that never served; with a
+// predecessor still serving (covered), nothing restarts.
+func (s *slot) exitedEarly(ev ipc.WorkerEvent, failures *int, covered bool, retry *<-chan time.Time) {
+	if covered {
+		s.mg.logExit(ev, 0, "successor failed; its predecessor keeps serving")
+		s.mg.report(ipc.CtlWorkerExited, ev)
+		return
+	}
+	*failures++
+	s.report(ev, *failures, retry)
+}
+
+// report logs and reports an exit after which the slot restarts, and arms
+// the back-off.
+func (s *slot) report(ev ipc.WorkerEvent, failures int, retry *<-chan time.Time) {
+	mg := s.mg
+	backoff := backoffFor(failures, ev.ExitCode)
+	select {
+	case <-mg.stop:
+		backoff = 0
+	default:
+	}
+	ev.BackoffMS = backoff.Milliseconds()
+	msg := "worker exited; restarting"
+	if backoff > 0 {
+		msg = "worker failed; restarting after back-off"
+	}
+	mg.logExit(ev, failures, msg)
+	mg.report(ipc.CtlWorkerExited, ev)
+	if backoff > 0 {
+		*retry = time.After(backoff)
+	}
 }
 
 // backoffFor is the wait before restarting a slot after failures early
@@ -208,7 +298,7 @@ func backoffFor(failures, code int) time.Duration {
 	return d
 }
 
-func (mg *Manager) logExit(ev ipc.WorkerEvent, failures int) {
+func (mg *Manager) logExit(ev ipc.WorkerEvent, failures int, msg string) {
 	fields := logrus.Fields{"role": ev.Role, "worker_id": ev.Slot, "pid": ev.PID, "gen": ev.Gen, "exit_code": ev.ExitCode}
 	if ev.Signal != "" {
 		fields["signal"] = ev.Signal
@@ -225,12 +315,15 @@ func (mg *Manager) logExit(ev ipc.WorkerEvent, failures int) {
 		return
 	default:
 	}
-	if ev.BackoffMS > 0 {
+	switch {
+	case ev.BackoffMS > 0:
 		fields["backoff_ms"], fields["failures"] = ev.BackoffMS, failures
-		mg.log.WithFields(fields).Error("worker failed; restarting after back-off")
-		return
+		mg.log.WithFields(fields).Error(msg)
+	case msg == "worker replaced":
+		mg.log.WithFields(fields).Info(msg)
+	default:
+		mg.log.WithFields(fields).Warn(msg)
 	}
-	mg.log.WithFields(fields).Warn("worker exited; restarting")
 }
 
 // watch waits for c to exit, killing it if it does not say hello within

@@ -31,6 +31,7 @@ type Manager struct {
 
 	mu       sync.Mutex
 	children map[uint64]*child // live incarnations by gen
+	slots    map[slotKey]*slot
 	launches map[string]string // resolved launch mode by handler path
 	wg       sync.WaitGroup    // slot supervisors
 }
@@ -58,7 +59,7 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 	}
 	mg := &Manager{cfg: &cfg, base: log, log: log.WithFields(logrus.Fields{"role": ipc.RoleManager, "pid": os.Getpid()}),
 		ctl: ctl, stop: make(chan struct{}),
-		children: make(map[uint64]*child), launches: make(map[string]string)}
+		children: make(map[uint64]*child), launches: make(map[string]string), slots: make(map[slotKey]*slot)}
 	mg.gen.Store(init.GenBase)
 	return mg.run()
 }
@@ -103,12 +104,25 @@ func (mg *Manager) run() error {
 			}
 		case ipc.CtlStats:
 			go mg.stats(h.ID)
+		case ipc.CtlReplace:
+			mg.mu.Lock()
+			s := mg.slots[slotKey{ev.Role, ev.Slot}]
+			mg.mu.Unlock()
+			if s != nil {
+				s.replace <- ev.Cause
+			}
 		case ipc.CtlRetire:
 			if c := mg.child(ev.Gen); c != nil {
 				c.retire(mg.cfg.MaxWaitTime.D())
 			}
 		}
 	}
+}
+
+// slotKey names a worker slot.
+type slotKey struct {
+	role string
+	id   int
 }
 
 func (mg *Manager) child(gen uint64) *child {
