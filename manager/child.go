@@ -89,8 +89,11 @@ func (c *child) kill(cause string) {
 }
 
 // retire waits for a child that was sent a stop frame, then escalates.
-func (c *child) retire(wait time.Duration) {
-	c.setCause("retired")
+func (c *child) retire(wait time.Duration, cause string) {
+	if cause == "" {
+		cause = "retired"
+	}
+	c.setCause("replaced: " + cause)
 	go func() {
 		select {
 		case <-c.done:

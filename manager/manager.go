@@ -113,7 +113,7 @@ func (mg *Manager) run() error {
 			}
 		case ipc.CtlRetire:
 			if c := mg.child(ev.Gen); c != nil {
-				c.retire(mg.cfg.MaxWaitTime.D())
+				c.retire(mg.cfg.MaxWaitTime.D(), ev.Cause)
 			}
 		}
 	}

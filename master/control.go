@@ -22,13 +22,16 @@ import (
 
 // Request is a control command.
 type Request struct {
-	Cmd   string `json:"cmd"` // "status" or "stop"
+	Cmd   string `json:"cmd"` // "status", "stop" or "reload"
 	Force bool   `json:"force,omitempty"`
+	Tasks bool   `json:"tasks,omitempty"` // reload: task workers only
 }
 
 // Response answers a Request.
 type Response struct {
-	OK        bool      `json:"ok"`
+	OK bool `json:"ok"`
+	// Progress marks a line that more lines follow (reload).
+	Progress  bool      `json:"progress,omitempty"`
 	Error     string    `json:"error,omitempty"`
 	Message   string    `json:"message,omitempty"`
 	Processes []Process `json:"processes,omitempty"`
@@ -119,6 +122,9 @@ func (m *Master) controlConn(c net.Conn) {
 	}
 	resp := <-reply
 	writeResponse(c, resp)
+	if resp.Progress {
+		return // the command's goroutine writes the rest and closes c
+	}
 	if req.Cmd == "stop" && resp.OK {
 		// Held open until the process exits: its EOF tells the CLI the tree is gone.
 		m.holdMu.Lock()
@@ -183,6 +189,21 @@ func (c *Client) Do(req Request, timeout time.Duration) (Response, error) {
 	line, err := c.r.ReadBytes('\n')
 	if err != nil {
 		return resp, fmt.Errorf("no answer from the master: %w", err)
+	}
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return resp, fmt.Errorf("bad answer from the master: %w", err)
+	}
+	return resp, nil
+}
+
+// Next reads the next line of a command that answers with several (a
+// Response with Progress set is followed by more).
+func (c *Client) Next(timeout time.Duration) (Response, error) {
+	var resp Response
+	c.conn.SetDeadline(time.Now().Add(timeout))
+	line, err := c.r.ReadBytes('\n')
+	if err != nil {
+		return resp, fmt.Errorf("the master stopped answering: %w", err)
 	}
 	if err := json.Unmarshal(line, &resp); err != nil {
 		return resp, fmt.Errorf("bad answer from the master: %w", err)

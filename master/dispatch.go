@@ -2,6 +2,7 @@ package master
 
 import (
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -61,7 +62,7 @@ func (d *dispatcher) byGen(gen uint64) *worker {
 }
 
 // ready records a worker's hello; false if it had already said hello.
-func (d *dispatcher) ready(w *worker, h *ipc.Hello) bool {
+func (d *dispatcher) ready(w *worker, h *ipc.Hello, recycleAt uint64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if w.state != stateStarting {
@@ -70,6 +71,7 @@ func (d *dispatcher) ready(w *worker, h *ipc.Hello) bool {
 	w.state = stateReady
 	w.concurrency = h.Concurrency
 	w.sdk = h.SDK
+	w.recycleAt = recycleAt
 	w.flow = h.Flow
 	table := d.workers
 	if w.role == ipc.RoleTaskWorker {
@@ -270,6 +272,10 @@ func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
 	w.inflight--
 	w.served++
 	d.total--
+	if w.recycleAt > 0 && w.served >= w.recycleAt && !w.recycling && w.state == stateReady {
+		w.recycling = true
+		w.m.post(evRecycle{w: w, cause: fmt.Sprintf("max_request reached (%d requests served)", w.served)})
+	}
 	if n := w.owed[id]; n > 1 {
 		w.owed[id] = n - 1
 	} else {
@@ -289,13 +295,49 @@ func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
 	return true
 }
 
-// remove takes a dead incarnation out of service and returns the
-// connections that had events in flight or queued there. Idempotent.
-func (d *dispatcher) remove(w *worker) (ids []uint64, ok bool) {
+// retire stops sending new events to w, whose successor has taken its
+// slot, and returns how many it still has in flight or queued.
+func (d *dispatcher) retire(w *worker) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if w.state == stateDead {
-		return nil, false
+	if w.state == stateReady {
+		w.state = stateRetiring
+	}
+	return w.inflight + len(w.queue)
+}
+
+// claim marks the ready workers that want accepts as being replaced and
+// returns them in slot order (workers, then task workers).
+func (d *dispatcher) claim(want func(*worker) bool) []*worker {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*worker
+	for _, table := range [][]*worker{d.workers, d.tasks} {
+		for _, w := range table {
+			if w != nil && w.state == stateReady && !w.recycling && want(w) {
+				w.recycling = true
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+// unmarkRecycling lets w be recycled again (its replacement failed).
+func (d *dispatcher) unmarkRecycling(w *worker) {
+	d.mu.Lock()
+	w.recycling = false
+	d.mu.Unlock()
+}
+
+// remove takes a dead incarnation out of service and returns the
+// connections that had events in flight or queued there, and the state it
+// was in (stateDead: it was removed before). Idempotent.
+func (d *dispatcher) remove(w *worker) (ids []uint64, was workerState) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if was = w.state; was == stateDead {
+		return nil, was
 	}
 	w.state = stateDead
 	delete(d.all, w.gen)
@@ -310,7 +352,7 @@ func (d *dispatcher) remove(w *worker) (ids []uint64, ok bool) {
 	}
 	w.owed, w.queue, w.inflight = nil, nil, 0
 	d.signalIdle()
-	return ids, true
+	return ids, was
 }
 
 // outstanding returns the events in flight or queued at workers.

@@ -43,7 +43,7 @@ func newBareWorker(t *testing.T, d *dispatcher, slot int, gen uint64, concurrenc
 	w := &worker{m: &Master{}, role: ipc.RoleWorker, slot: slot, gen: gen, pid: 20000 + slot, file: ours, fd: fd,
 		started: time.Now(), owed: make(map[uint64]int32), marked: make([]bool, 1)}
 	d.add(w)
-	if concurrency > 0 && !d.ready(w, &ipc.Hello{Version: ipc.ProtocolVersion, Concurrency: concurrency}) {
+	if concurrency > 0 && !d.ready(w, &ipc.Hello{Version: ipc.ProtocolVersion, Concurrency: concurrency}, 0) {
 		t.Fatalf("worker %d: first hello refused", slot)
 	}
 	return &bareWorker{t: t, w: w, peer: peer}
@@ -272,10 +272,10 @@ func TestRemove(t *testing.T) {
 	if err := send(d, other.w, 12<<8, "x"); err != nil {
 		t.Fatal(err)
 	}
-	ids, ok := d.remove(b.w)
+	ids, was := d.remove(b.w)
 	slices.Sort(ids)
-	if !ok || !slices.Equal(ids, []uint64{10 << 8, 11 << 8}) {
-		t.Fatalf("remove = %v, %v; want [%d %d], true", ids, ok, 10<<8, 11<<8)
+	if was != stateReady || !slices.Equal(ids, []uint64{10 << 8, 11 << 8}) {
+		t.Fatalf("remove = %v, state %v; want [%d %d], ready", ids, was, 10<<8, 11<<8)
 	}
 	if d.byGen(b.w.gen) != nil {
 		t.Fatal("removed worker still found by gen")
@@ -294,8 +294,8 @@ func TestRemove(t *testing.T) {
 			t.Fatalf("picked worker %d after removal, want 1", slotOf(w))
 		}
 	}
-	if ids, ok := d.remove(b.w); ok || ids != nil {
-		t.Fatalf("second remove = %v, %v; want nil, false", ids, ok)
+	if ids, was := d.remove(b.w); was != stateDead || ids != nil {
+		t.Fatalf("second remove = %v, state %v; want nil, dead", ids, was)
 	}
 	if d.done(nil, b.w, 10<<8) {
 		t.Fatal("done from a removed worker accepted")

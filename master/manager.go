@@ -99,7 +99,7 @@ func (m *Master) startManager() error {
 	}
 	stderrW.Close()
 	mp.pid, mp.started = cmd.Process.Pid, time.Now()
-	m.mgr = mp
+	m.mgrp.Store(mp)
 	go m.copyManagerLog(stderrR)
 
 	cfgJSON, err := json.Marshal(m.cfg)
@@ -173,7 +173,7 @@ func (m *Master) readManager(mp *managerProc) {
 
 // notifyManager sends a control message about w; safe from any goroutine.
 func (m *Master) notifyManager(t ipc.Type, w *worker, cause string) {
-	mp := m.mgr
+	mp := m.curMgr()
 	if mp == nil {
 		return
 	}
@@ -187,7 +187,7 @@ func (m *Master) notifyManager(t ipc.Type, w *worker, cause string) {
 // manager's workers die with it (Pdeathsig); their connections are failed
 // as their socket pairs close.
 func (m *Master) managerLost(e evManagerExited) error {
-	old := m.mgr
+	old := m.curMgr()
 	old.ctl.Close()
 	m.log.WithFields(logrus.Fields{"manager_pid": old.pid, "error": fmt.Sprint(e.err)}).
 		Error("manager exited; starting a new one")
@@ -246,7 +246,7 @@ type statsReply struct {
 // runtimeStats asks the manager for the Go runtime figures of its
 // plugin-launched workers; nil if it does not answer within a second.
 func (m *Master) runtimeStats() map[uint64]ipc.RuntimeStats {
-	mp := m.mgr
+	mp := m.curMgr()
 	if mp == nil {
 		return nil
 	}
@@ -266,3 +266,6 @@ func (m *Master) runtimeStats() map[uint64]ipc.RuntimeStats {
 		}
 	}
 }
+
+// curMgr is the current manager process, nil before the first start.
+func (m *Master) curMgr() *managerProc { return m.mgrp.Load() }

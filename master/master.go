@@ -63,10 +63,12 @@ type Master struct {
 	httpWaiting atomic.Int64
 	ipc         ipcCounters
 
-	mgr      *managerProc
-	mgrSeq   uint64
-	mgrFails int
-	slots    map[slotKey]*slotInfo
+	mgrp      atomic.Pointer[managerProc] // the current manager; read from any goroutine
+	reloading atomic.Bool                 // a reload runs
+	life      lifeSubs                    // worker lifecycle events for replacements in progress
+	mgrSeq    uint64
+	mgrFails  int
+	slots     map[slotKey]*slotInfo
 
 	holdMu sync.Mutex
 	held   []net.Conn
@@ -323,7 +325,7 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 			if err := m.handle(ev); err != nil {
 				return err
 			}
-			if x, ok := ev.(evWorkerExited); ok && x.mgr == m.mgr {
+			if x, ok := ev.(evWorkerExited); ok && x.mgr == m.curMgr() {
 				return fmt.Errorf("%s %d failed to start: %s", x.ev.Role, x.ev.Slot, describeExit(x.ev))
 			}
 		case s := <-sigs:
@@ -340,10 +342,18 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 	for {
 		select {
 		case s := <-sigs:
-			if s == syscall.SIGHUP || s == syscall.SIGUSR1 || s == syscall.SIGUSR2 {
-				// Reload (USR1/USR2) and upgrade (HUP) are not built yet; their
-				// default action would kill the whole tree.
-				m.log.WithField("signal", s.String()).Warn("signal ignored: reload and upgrade are not supported by this build yet")
+			switch s {
+			case syscall.SIGHUP:
+				// Upgrade is not built yet; the default action would kill the tree.
+				m.log.WithField("signal", s.String()).Warn("signal ignored: binary upgrade is not supported by this build yet")
+				continue
+			case syscall.SIGUSR1, syscall.SIGUSR2:
+				tasks := s == syscall.SIGUSR2
+				go func() {
+					if _, err := m.reload(tasks, func(string) {}); err != nil {
+						m.log.WithField("signal", s.String()).Error(err.Error())
+					}
+				}()
 				continue
 			}
 			m.log.WithField("signal", s.String()).Info("stopping")
@@ -355,6 +365,11 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 				m.log.WithField("force", req.Force).Info("stopping (control socket)")
 				m.shutdownWith(sigs, req.Force)
 				return nil
+			}
+			if req.Cmd == "reload" {
+				req.reply <- Response{OK: true, Progress: true, Message: "reload started"}
+				go m.reloadFor(req)
+				continue
 			}
 			req.reply <- m.answer(req.Request)
 		case ev := <-m.events:
@@ -379,17 +394,21 @@ func (m *Master) answer(req Request) Response {
 func (m *Master) handle(ev any) error {
 	switch e := ev.(type) {
 	case evWorkerStarted:
-		if e.mgr != m.mgr || m.stopping.Load() {
+		if e.mgr != m.curMgr() || m.stopping.Load() {
 			e.file.Close()
 			return nil
 		}
 		m.addWorker(e.ev, e.file)
 	case evWorkerExited:
-		if e.mgr != m.mgr {
+		if e.mgr != m.curMgr() {
 			return nil
 		}
 		m.workerExited(e.ev)
+		m.life.publish(e)
+	case evRecycle:
+		m.recycle(e.w, e.cause)
 	case evWorkerReady:
+		m.life.publish(e)
 		// Events and HTTP requests that waited for a worker go out now.
 		for _, l := range m.rx.Loops() {
 			l.Post(reactor.Task{Fn: m.retryPending})
@@ -398,7 +417,7 @@ func (m *Master) handle(ev any) error {
 			}
 		}
 	case evManagerExited:
-		if e.mgr != m.mgr || m.stopping.Load() {
+		if e.mgr != m.curMgr() || m.stopping.Load() {
 			return nil
 		}
 		return m.managerLost(e)
@@ -438,15 +457,20 @@ func (m *Master) workerGone(w *worker, reason string, kill bool) {
 
 // takeOut is workerGone with the log message of a kill.
 func (m *Master) takeOut(w *worker, reason string, kill bool, killMsg string) {
-	ids, ok := m.disp.remove(w)
-	if !ok {
+	ids, was := m.disp.remove(w)
+	if was == stateDead {
 		return
 	}
 	fields := logrus.Fields{"reason": reason, "connections_failed": len(ids)}
-	if kill {
+	switch {
+	case kill:
 		w.log.WithFields(fields).Error(killMsg)
 		m.notifyManager(ipc.CtlKill, w, reason)
-	} else if !m.stopping.Load() {
+	case was == stateRetiring && len(ids) == 0:
+		w.log.WithFields(fields).Info("replaced worker left")
+	case was == stateRetiring:
+		w.log.WithFields(fields).Warn("replaced worker left with requests unanswered (max_wait_time reached?); their connections are closed")
+	case !m.stopping.Load():
 		w.log.WithFields(fields).Warn("worker left")
 	}
 	w.owner.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) {
@@ -476,6 +500,13 @@ func (m *Master) workerExited(ev ipc.WorkerEvent) {
 	si.lastExit = describeExit(ev)
 	si.backoffUntil = time.Now().Add(time.Duration(ev.BackoffMS) * time.Millisecond)
 	if w := m.disp.byGen(ev.Gen); w != nil {
+		if w.state == stateRetiring {
+			// Its last answers may still be unread in the socket pair,
+			// whose end of stream takes it out; this only covers a pair
+			// kept open by a process the worker left behind.
+			time.AfterFunc(time.Second, func() { m.workerGone(w, si.lastExit, false) })
+			return
+		}
 		m.workerGone(w, si.lastExit, false)
 	}
 }
@@ -568,8 +599,8 @@ func (m *Master) shutdown(force bool) {
 			wi.w.write(nil, ipc.TypeStop, 0, nil)
 		}
 	}
-	if m.mgr != nil {
-		m.mgr.stop(force, m.cfg.MaxWaitTime.D()+2*time.Second)
+	if m.curMgr() != nil {
+		m.curMgr().stop(force, m.cfg.MaxWaitTime.D()+2*time.Second)
 	}
 	if m.rx != nil {
 		m.rx.Stop()
@@ -600,14 +631,14 @@ func (m *Master) status() []Process {
 		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load(),
 		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
 			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()}}}
-	if m.mgr != nil {
+	if m.curMgr() != nil {
 		state := "running"
 		select {
-		case <-m.mgr.exited:
+		case <-m.curMgr().exited:
 			state = "restarting"
 		default:
 		}
-		out = append(out, Process{Role: ipc.RoleManager, PID: m.mgr.pid, State: state, Started: m.mgr.started,
+		out = append(out, Process{Role: ipc.RoleManager, PID: m.curMgr().pid, State: state, Started: m.curMgr().started,
 			Restarts: int(m.mgrSeq) - 1})
 	}
 	seen := map[slotKey]bool{}

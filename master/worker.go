@@ -66,7 +66,9 @@ type worker struct {
 	queue       []queued         // events waiting for a free concurrency slot
 	served      uint64
 	sdk         string
-	flow        bool // the worker grants and honours TypeWindow credit (set before it gets requests)
+	flow        bool   // the worker grants and honours TypeWindow credit (set before it gets requests)
+	recycleAt   uint64 // served count that triggers max_request recycling; 0 never
+	recycling   bool   // a replacement for max_request was asked for
 	readyAt     time.Time
 }
 
@@ -294,7 +296,7 @@ func (m *Master) hello(w *worker, h *ipc.Hello) error {
 	if h.Role != "" && h.Role != w.role {
 		return fmt.Errorf("%w: hello as %q from a %s slot (check worker.cmd and task_worker.cmd)", errProtocol, h.Role, w.role)
 	}
-	if !m.disp.ready(w, h) {
+	if !m.disp.ready(w, h, m.recycleLimit(w.role)) {
 		return fmt.Errorf("%w: second hello", errProtocol)
 	}
 	w.readyAt = time.Now()

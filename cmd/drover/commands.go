@@ -189,6 +189,41 @@ func stopCommand() *cli.Command {
 	}
 }
 
+func reloadCommand() *cli.Command {
+	return &cli.Command{
+		Name: "reload",
+		Usage: "replace every worker and task worker, one at a time, without losing a request " +
+			"(each successor is ready before its predecessor leaves); waits and prints progress",
+		Flags: []cli.Flag{configFlag,
+			&cli.BoolFlag{Name: "tasks", Usage: "replace only the task workers (as SIGUSR2)"}},
+		Action: func(c *cli.Context) error {
+			cl, err := dialInstance(c)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			start := time.Now()
+			resp, err := cl.Do(master.Request{Cmd: "reload", Tasks: c.Bool("tasks")}, 10*time.Second)
+			for err == nil && resp.OK && resp.Progress {
+				if resp.Message != "reload started" {
+					fmt.Println(resp.Message)
+				}
+				// A replacement waits up to start_timeout for the successor
+				// and max_wait_time for its predecessor.
+				resp, err = cl.Next(30 * time.Minute)
+			}
+			if err != nil {
+				return err
+			}
+			if !resp.OK {
+				return errors.New(resp.Error)
+			}
+			fmt.Printf("%s in %.1fs\n", resp.Message, time.Since(start).Seconds())
+			return nil
+		},
+	}
+}
+
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",

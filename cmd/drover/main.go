@@ -39,6 +39,7 @@ func main() {
 		Commands: []*cli.Command{
 			startCommand(),
 			stopCommand(),
+			reloadCommand(),
 			statusCommand(),
 			{
 				Name:  "version",

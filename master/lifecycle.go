@@ -1,0 +1,211 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drover-dev/drover/ipc"
+)
+
+// Replacing workers without losing a request: rolling reload (SIGUSR1,
+// SIGUSR2, drover reload) and recycling (max_request). A slot is replaced
+// by starting a successor next to the running worker (CtlReplace); once the
+// successor said hello it takes the slot's new work, the predecessor gets
+// its stop frame, finishes what it has in flight and exits (the manager
+// escalates to signals after max_wait_time). A successor that fails to
+// start leaves the predecessor in service.
+
+// lifeSubs fans worker lifecycle events out to replacements in progress.
+type lifeSubs struct {
+	mu   sync.Mutex
+	subs map[chan any]struct{}
+}
+
+func (ls *lifeSubs) subscribe() chan any {
+	ch := make(chan any, 64)
+	ls.mu.Lock()
+	if ls.subs == nil {
+		ls.subs = make(map[chan any]struct{})
+	}
+	ls.subs[ch] = struct{}{}
+	ls.mu.Unlock()
+	return ch
+}
+
+func (ls *lifeSubs) unsubscribe(ch chan any) {
+	ls.mu.Lock()
+	delete(ls.subs, ch)
+	ls.mu.Unlock()
+}
+
+// publish hands ev to every subscriber; a full subscriber misses it (it
+// then times out with a clear message rather than blocking the master).
+func (ls *lifeSubs) publish(ev any) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for ch := range ls.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// evRecycle asks the master's loop to replace w (max_request).
+type evRecycle struct {
+	w     *worker
+	cause string
+}
+
+// errReloadBusy refuses a reload while another replacement runs.
+var errReloadBusy = errors.New("a reload is already in progress; wait for it to finish")
+
+// recycleLimit is the number of requests after which a worker of role is
+// replaced: max_request plus a random 0..max_request_grace, or 0 (never).
+func (m *Master) recycleLimit(role string) uint64 {
+	if role != ipc.RoleWorker || m.cfg.MaxRequest <= 0 {
+		return 0
+	}
+	return uint64(m.cfg.MaxRequest + rand.IntN(m.cfg.MaxRequestGrace+1))
+}
+
+// successorTimeout bounds the wait for a successor's hello.
+func (m *Master) successorTimeout(role string) time.Duration {
+	h := &m.cfg.Worker
+	if role == ipc.RoleTaskWorker {
+		h = &m.cfg.TaskWorker
+	}
+	if d := h.StartTimeout.D(); d > 0 {
+		return d + 2*time.Second
+	}
+	return time.Minute
+}
+
+// replace replaces the worker old with a successor and returns once the
+// successor serves and old has exited, or with an error when the successor
+// could not start (old then keeps serving). Runs outside the master's loop.
+func (m *Master) replace(old *worker, cause string) error {
+	sub := m.life.subscribe()
+	defer m.life.unsubscribe(sub)
+	log := old.log.WithField("cause", cause)
+	log.Info("replacing worker: starting its successor")
+	m.notifyManager(ipc.CtlReplace, old, cause)
+	timeout := time.NewTimer(m.successorTimeout(old.role))
+	defer timeout.Stop()
+	var succ *worker
+	for succ == nil {
+		select {
+		case ev := <-sub:
+			switch e := ev.(type) {
+			case evWorkerReady:
+				if e.w.role == old.role && e.w.slot == old.slot && e.w.gen > old.gen {
+					succ = e.w
+				}
+			case evWorkerExited:
+				if e.ev.Role == old.role && e.ev.Slot == old.slot && e.ev.Gen > old.gen {
+					err := fmt.Errorf("worker %d: its successor failed to start: %s; the old worker (pid %d) keeps serving",
+						old.slot, describeExit(e.ev), old.pid)
+					log.WithError(err).Error("replacement failed")
+					return err
+				}
+			}
+		case <-timeout.C:
+			err := fmt.Errorf("worker %d: its successor did not say hello within %s; the old worker (pid %d) keeps serving",
+				old.slot, m.successorTimeout(old.role), old.pid)
+			log.WithError(err).Error("replacement failed")
+			return err
+		case <-m.done:
+			return errors.New("drover is stopping")
+		}
+	}
+	// The successor took the slot at its hello; the predecessor now only
+	// finishes what it has.
+	inflight := m.disp.retire(old)
+	log.WithFields(logrus.Fields{"successor_pid": succ.pid, "in_flight": inflight}).
+		Info("successor ready; old worker finishes its requests and leaves")
+	old.write(nil, ipc.TypeStop, 0, nil)
+	m.notifyManager(ipc.CtlRetire, old, cause)
+	wait := time.NewTimer(m.cfg.MaxWaitTime.D() + 3*time.Second)
+	defer wait.Stop()
+	for {
+		select {
+		case ev := <-sub:
+			if e, ok := ev.(evWorkerExited); ok && e.ev.Gen == old.gen {
+				return nil
+			}
+		case <-wait.C:
+			log.Warn("old worker still running after max_wait_time; the manager is killing it")
+			return nil
+		case <-m.done:
+			return nil
+		}
+	}
+}
+
+// reload replaces every worker (and task worker), or only the task
+// workers, one at a time, reporting progress. It stops at the first
+// successor that fails to start.
+func (m *Master) reload(tasksOnly bool, progress func(string)) (int, error) {
+	if !m.reloading.CompareAndSwap(false, true) {
+		return 0, errReloadBusy
+	}
+	defer m.reloading.Store(false)
+	// Claimed like a recycling, so that max_request does not replace them
+	// meanwhile; one being recycled already is left to that.
+	targets := m.disp.claim(func(w *worker) bool { return !tasksOnly || w.role == ipc.RoleTaskWorker })
+	what := "workers"
+	if tasksOnly {
+		what = "task workers"
+	}
+	start := time.Now()
+	m.log.WithField("count", len(targets)).Info("reload: replacing " + what + " one at a time")
+	for i, w := range targets {
+		if err := m.replace(w, "reload"); err != nil {
+			for _, left := range targets[i:] {
+				m.disp.unmarkRecycling(left)
+			}
+			m.log.WithFields(logrus.Fields{"replaced": i, "of": len(targets)}).Error("reload stopped: " + err.Error())
+			return i, fmt.Errorf("reload stopped after %d/%d %s: %w", i, len(targets), what, err)
+		}
+		progress(fmt.Sprintf("reloaded %d/%d %s", i+1, len(targets), what))
+	}
+	m.log.WithFields(logrus.Fields{"count": len(targets), "took_ms": time.Since(start).Milliseconds()}).Info("reload done")
+	return len(targets), nil
+}
+
+// recycle replaces w after its max_request, unless a reload runs (which
+// replaces it anyway) or it is already being replaced.
+func (m *Master) recycle(w *worker, cause string) {
+	if m.reloading.Load() || m.stopping.Load() {
+		m.disp.unmarkRecycling(w)
+		return
+	}
+	go func() {
+		if err := m.replace(w, cause); err != nil {
+			m.disp.unmarkRecycling(w) // tried again after its next request
+		}
+	}()
+}
+
+// reloadFor runs a reload asked for on the control socket, writing its
+// progress and result to the client's connection, then closing it.
+func (m *Master) reloadFor(req controlReq) {
+	defer req.conn.Close()
+	n, err := m.reload(req.Tasks, func(msg string) {
+		writeResponse(req.conn, Response{OK: true, Progress: true, Message: msg})
+	})
+	if err != nil {
+		writeResponse(req.conn, Response{Error: err.Error()})
+		return
+	}
+	what := "workers"
+	if req.Tasks {
+		what = "task workers"
+	}
+	writeResponse(req.conn, Response{OK: true, Message: fmt.Sprintf("reloaded %d %s", n, what)})
+}
