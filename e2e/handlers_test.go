@@ -92,6 +92,12 @@ var bigPiece = func() []byte {
 func serveHTTPHandler() {
 	// A slow start-up, once the test asks for one (simulates an application
 	// that loads for a while before it serves).
+	if f := os.Getenv("E2E_FAIL_START_IF"); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			fmt.Fprintln(os.Stderr, "cannot start: the test's failure switch is on")
+			os.Exit(1)
+		}
+	}
 	if f := os.Getenv("E2E_SLOW_START_IF"); f != "" {
 		if _, err := os.Stat(f); err == nil {
 			time.Sleep(500 * time.Millisecond)

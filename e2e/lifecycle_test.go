@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// loadResult counts what a load client saw.
+type loadResult struct {
+	ok, non2xx, errs atomic.Int64
+	mu               sync.Mutex
+	firstErrs        []string
+}
+
+func (r *loadResult) fail(msg string) {
+	r.errs.Add(1)
+	r.mu.Lock()
+	if len(r.firstErrs) < 5 {
+		r.firstErrs = append(r.firstErrs, msg)
+	}
+	r.mu.Unlock()
+}
+
+func (r *loadResult) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprintf("%d ok, %d non-2xx, %d errors %q", r.ok.Load(), r.non2xx.Load(), r.errs.Load(), r.firstErrs)
+}
+
+// load runs conns keep-alive clients sending GET url until stop is called;
+// res counts what they saw (every answer must be "Hello, World!").
+func load(t *testing.T, url string, conns int) (res *loadResult, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	res = new(loadResult)
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				resp, err := client.Get(url)
+				if err != nil {
+					res.fail(err.Error())
+					continue
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case err != nil:
+					res.fail("body: " + err.Error())
+				case resp.StatusCode/100 != 2:
+					res.non2xx.Add(1)
+					res.fail(fmt.Sprintf("%d %s", resp.StatusCode, body))
+				case string(body) != "Hello, World!":
+					res.fail(fmt.Sprintf("body %q", body))
+				default:
+					res.ok.Add(1)
+				}
+			}
+		}()
+	}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { cancel(); wg.Wait() }) })
+	return res, func() { once.Do(func() { cancel(); wg.Wait(); tr.CloseIdleConnections() }) }
+}
+
+// waitServed waits until the load client has had n more good answers.
+func waitServed(t *testing.T, r *loadResult, n int64) {
+	t.Helper()
+	want := r.ok.Load() + n
+	deadline := time.Now().Add(30 * time.Second)
+	for r.ok.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("load stalled: %s", r)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a counter, not waiting for an event to happen by itself
+	}
+}
+
+// Under load from 64 connections, five reloads in a row replace every
+// worker each time and no client sees an error.
+func TestReloadUnderLoadLosesNothing(t *testing.T) {
+	s := startServer(t, httpConfig)
+	pids := pidsOf(s.status(), "worker")
+	if len(pids) != 2 {
+		t.Fatalf("worker pids %v", pids)
+	}
+	res, stop := load(t, httpURL(s, "/"), 64)
+	waitServed(t, res, 500)
+	seen := slices.Clone(pids)
+	for i := 1; i <= 5; i++ {
+		out, err := s.drover("reload", "-c", s.config)
+		if err != nil {
+			t.Fatalf("reload %d: %v\n%s", i, err, out)
+		}
+		if !strings.Contains(out, "reloaded 2/2 workers") {
+			t.Fatalf("reload %d printed %q", i, out)
+		}
+		now := pidsOf(s.status(), "worker")
+		if len(now) != 2 {
+			t.Fatalf("after reload %d: worker pids %v", i, now)
+		}
+		for _, p := range now {
+			if slices.Contains(seen, p) {
+				t.Fatalf("after reload %d: worker pid %d was there before (pids so far %v)", i, p, seen)
+			}
+		}
+		seen = append(seen, now...)
+		waitServed(t, res, 500) // the new workers serve before the next reload
+	}
+	stop()
+	if res.errs.Load() != 0 || res.non2xx.Load() != 0 {
+		t.Fatalf("load during reloads: %s", res)
+	}
+	t.Logf("5 reloads under 64 connections: %s; worker pids %v", res, seen)
+}
+
+// A reload whose successor cannot start stops there, says why, exits
+// non-zero, and leaves the old workers serving.
+func TestReloadWithBrokenSuccessorKeepsServing(t *testing.T) {
+	sw := t.TempDir() + "/fail"
+	s := startServer(t, strings.Replace(httpConfig, "env: {E2E_HANDLER: http}",
+		"env: {E2E_HANDLER: http, E2E_FAIL_START_IF: "+sw+"}", 1))
+	before := pidsOf(s.status(), "worker")
+	if err := os.WriteFile(sw, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, stop := load(t, httpURL(s, "/"), 8)
+	waitServed(t, res, 100)
+	out, err := s.drover("reload", "-c", s.config)
+	if err == nil {
+		t.Fatalf("reload with a broken handler succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "successor failed to start") || !strings.Contains(out, "exited with code 1") ||
+		!strings.Contains(out, "keeps serving") {
+		t.Fatalf("reload failure says %q; want the cause and that the old worker keeps serving", out)
+	}
+	waitServed(t, res, 100)
+	stop()
+	if res.errs.Load() != 0 {
+		t.Fatalf("load during the failed reload: %s", res)
+	}
+	if now := pidsOf(s.status(), "worker"); !slices.Equal(now, before) {
+		t.Fatalf("worker pids %v after a failed reload, want the old ones %v", now, before)
+	}
+	// Fixed, the next reload goes through.
+	os.Remove(sw)
+	if out, err := s.drover("reload", "-c", s.config); err != nil || !strings.Contains(out, "reloaded 2 workers") {
+		t.Fatalf("reload after the fix: %v\n%s", err, out)
+	}
+}
+
+// With max_request, workers are replaced continuously under load and no
+// client notices.
+func TestMaxRequestRecyclesUnderLoad(t *testing.T) {
+	s := startServer(t, httpConfig+"max_request: 300\nmax_request_grace: 100\n")
+	res, stop := load(t, httpURL(s, "/"), 32)
+	logs := s.subscribe()
+	recycled := 0
+	for recycled < 6 {
+		s.waitLog(logs, 30*time.Second, "a max_request replacement", func(e logEntry) bool {
+			return strings.HasPrefix(e.msg(), "successor ready") && strings.Contains(e.str("cause"), "max_request")
+		})
+		recycled++
+	}
+	stop()
+	if res.errs.Load() != 0 || res.non2xx.Load() != 0 {
+		t.Fatalf("load during recycling: %s", res)
+	}
+	t.Logf("%d recycles under 32 connections: %s", recycled, res)
+}
