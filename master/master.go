@@ -697,7 +697,6 @@ func notEnforced(cfg *config.Config) []string {
 			keys = append(keys, key)
 		}
 	}
-	add(cfg.MaxRequest > 0, "max_request")
 	add(cfg.TaskMaxRequest > 0, "task_max_request")
 	add(cfg.Worker.MaxMemory > 0, "worker.max_memory")
 	add(cfg.Worker.RequestTimeout > 0 && hasStream(cfg), "worker.request_timeout (on stream listeners; HTTP enforces it)")
