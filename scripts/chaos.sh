@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Chaos under load: wrk against examples/hello (2 workers) while drover's
+# workers are reloaded, killed with SIGKILL and recycled by max_request.
+# Prints, per phase: requests served, non-2xx answers, socket errors, p99.
+# Then checks that every worker drover status lists has served requests.
+# Needs: wrk (apt-get install wrk). Usage: scripts/chaos.sh [seconds per phase, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+command -v wrk >/dev/null || { echo "wrk not installed (apt-get install wrk)"; exit 1; }
+make build >/dev/null
+tmp=$(mktemp -d /tmp/drchaos.XXXX)
+export XDG_RUNTIME_DIR=$tmp
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# start NAME EXTRA_YAML: an instance of examples/hello on port 18100.
+start() {
+  cat > "$tmp/$1.yaml" <<YAML
+worker_num: 2
+worker:
+  cmd: [$PWD/bin/hello]
+listeners:
+  - address: tcp://127.0.0.1:18100
+    protocol: http
+$2
+YAML
+  bin/drover start -c "$tmp/$1.yaml" 2>"$tmp/$1.log" & pids+=($!)
+  for _ in $(seq 100); do curl -sf http://127.0.0.1:18100/ >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "drover did not start:"; cat "$tmp/$1.log"; exit 1
+}
+stop() { bin/drover stop -c "$tmp/$1.yaml" >/dev/null; }
+
+# phase NAME ACTION: wrk for $secs seconds while ACTION runs in the
+# background; one table row.
+phase() {
+  local name=$1 action=$2
+  wrk -t1 -c64 -d"${secs}s" --latency http://127.0.0.1:18100/ >"$tmp/wrk.out" &
+  local wrk_pid=$!
+  sleep 1
+  bash -c "$action" >>"$tmp/actions.log" 2>&1 || echo "phase $name: action failed (see below)" >&2
+  wait $wrk_pid
+  awk -v name="$name" '
+    /requests in/ {req=$1}
+    /Non-2xx/ {non2xx=$NF}
+    /Socket errors/ {gsub(",", ""); sock=$4+$6+$8+$10}
+    $1=="99%" {p99=$2}
+    END {printf "%-22s %10s %8d %14d %10s\n", name, req, non2xx, sock, p99}' "$tmp/wrk.out"
+}
+
+D="bin/drover"
+printf "%-22s %10s %8s %14s %10s\n" phase requests non-2xx socket-errors p99
+start plain ""
+phase "steady" "true"
+phase "3 reloads" "for i in 1 2 3; do $D reload -c $tmp/plain.yaml; sleep $((secs / 4)); done"
+phase "SIGKILL a worker x3" "for i in 1 2 3; do p=\$($D status -c $tmp/plain.yaml --json | python3 -c 'import json,sys; print([r[\"pid\"] for r in json.load(sys.stdin) if r[\"role\"]==\"worker\" and r[\"pid\"]][0])'); kill -9 \$p; sleep $((secs / 4)); done"
+phase "after the kills" "true"
+$D status -c "$tmp/plain.yaml" --json > "$tmp/status.json"
+stop plain
+start recycle "max_request: 2000
+max_request_grace: 1000"
+phase "max_request 2000" "true"
+recycled=$(grep -c '"successor ready' "$tmp/recycle.log" || grep -c 'successor ready' "$tmp/recycle.log" || true)
+stop recycle
+echo "max_request replacements during that phase: $recycled"
+echo "(worker.max_memory recycling is not enforced by this build yet: no memory phase)"
+
+# Every worker listed after the chaos has served requests since it started.
+python3 - "$tmp/status.json" <<'PY'
+import json, sys
+rows = [r for r in json.load(open(sys.argv[1])) if r["role"] == "worker"]
+idle = [r for r in rows if r.get("requests", 0) == 0]
+for r in rows:
+    print(f"worker {r['id']} pid {r['pid']}: {r.get('requests', 0)} requests, restarts {r.get('restarts', 0)}, last exit: {r.get('last_exit', '')}")
+if idle:
+    print("FAIL: workers that served nothing:", [r["pid"] for r in idle]); sys.exit(1)
+print("every worker served requests")
+PY
