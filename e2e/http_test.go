@@ -231,52 +231,36 @@ func TestHTTPExpectContinueHeadAndHalfClose(t *testing.T) {
 	}
 }
 
-func TestHTTPSlowlorisIsClosed(t *testing.T) {
+// Slow clients are closed with 408 after http_header_timeout without
+// holding anyone else up: one that never finishes its headers (slowloris),
+// and one that stalls in the middle of its body, whose handler is released.
+func TestHTTPSlowClientsAreClosed(t *testing.T) {
 	s := startServer(t, httpConfig+"\nhttp_header_timeout: 1\n")
-	logs := s.subscribe()
-	c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "))
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	out, _ := io.ReadAll(c)
-	if !strings.HasPrefix(string(out), "HTTP/1.1 408 ") {
-		t.Fatalf("slow client got %q, want 408 and a close", firstLine(string(out)))
-	}
-	s.waitLog(logs, 5*time.Second, "the slowloris line", func(e logEntry) bool {
-		return strings.Contains(e.msg(), "http_header_timeout")
-	})
-	// Meanwhile nobody else waited.
-	if out := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(out, "Hello, World!") {
-		t.Fatalf("%q", out)
-	}
-}
-
-// A client that stalls in the middle of its body is closed with 408 after
-// http_header_timeout, and the handler waiting for the body is released.
-func TestHTTPStalledBodyIsClosed(t *testing.T) {
-	s := startServer(t, httpConfig+"\nhttp_header_timeout: 1\n")
-	logs := s.subscribe()
-	c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nonly this"))
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	out, _ := io.ReadAll(c)
-	if !strings.HasPrefix(string(out), "HTTP/1.1 408 ") {
-		t.Fatalf("stalled upload got %q, want 408 and a close", firstLine(string(out)))
-	}
-	s.waitLog(logs, 5*time.Second, "the stalled-body line", func(e logEntry) bool {
-		return strings.Contains(e.msg(), "request body stalled")
-	})
-	// The worker's slot came back: the next requests are served.
-	for i := 0; i < 3; i++ {
-		if out := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(out, "Hello, World!") {
-			t.Fatalf("%q", out)
+	for _, tc := range []struct{ name, sent, logged string }{
+		{"slowloris", "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ", "http_header_timeout"},
+		{"stalled body", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nonly this", "request body stalled"},
+	} {
+		logs := s.subscribe()
+		c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte(tc.sent))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		out, _ := io.ReadAll(c)
+		c.Close()
+		if !strings.HasPrefix(string(out), "HTTP/1.1 408 ") {
+			t.Fatalf("%s: got %q, want 408 and a close", tc.name, firstLine(string(out)))
+		}
+		s.waitLog(logs, 5*time.Second, "the "+tc.name+" line", func(e logEntry) bool {
+			return strings.Contains(e.msg(), tc.logged)
+		})
+		s.unsubscribe(logs)
+		// Nobody else waited, and the stalled request's slot came back.
+		for range 3 {
+			if out := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(out, "Hello, World!") {
+				t.Fatalf("after the %s: %q", tc.name, out)
+			}
 		}
 	}
 }
