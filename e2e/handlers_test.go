@@ -68,6 +68,9 @@ func frame(body string) []byte {
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 }
 
+// hoard is what /grow leaks.
+var hoard [][]byte
+
 // bigPiece is what /big repeats: 32 KiB of a 251-byte cycle, so a piece
 // lost or repeated shows in the content.
 var bigPiece = func() []byte {
@@ -89,6 +92,7 @@ var bigPiece = func() []byte {
 //	/hang         never answers, whatever happens
 //	/cut          sends part of a streamed answer, then panics
 //	/big?n=N      N bytes of bigPiece, repeated
+//	/grow?mb=N    keeps N more MiB resident (a leak)
 func serveHTTPHandler() {
 	// A slow start-up, once the test asks for one (simulates an application
 	// that loads for a while before it serves).
@@ -131,6 +135,15 @@ func serveHTTPHandler() {
 				return
 			}
 		}
+	})
+	mux.HandleFunc("/grow", func(w http.ResponseWriter, r *http.Request) {
+		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+		b := make([]byte, mb<<20)
+		for i := range b {
+			b[i] = byte(i) // touched: resident
+		}
+		hoard = append(hoard, b)
+		io.WriteString(w, "grown")
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		os.Exit(3)

@@ -180,3 +180,30 @@ func TestMaxRequestRecyclesUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d recycles under 32 connections: %s", recycled, res)
 }
+
+// A worker whose memory grows past worker.max_memory is replaced the
+// graceful way, and the log says why.
+func TestMaxMemoryRecycles(t *testing.T) {
+	s := startServer(t, strings.Replace(httpConfig, "  env: {E2E_HANDLER: http}",
+		"  env: {E2E_HANDLER: http}\n  max_memory: 96M", 1))
+	before := pidsOf(s.status(), "worker")
+	logs := s.subscribe()
+	res, stop := load(t, httpURL(s, "/"), 8)
+	resp, err := http.Get(httpURL(s, "/grow?mb=128"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	e := s.waitLog(logs, 30*time.Second, "a max_memory replacement", func(e logEntry) bool {
+		return strings.HasPrefix(e.msg(), "successor ready") && strings.Contains(e.str("cause"), "max_memory exceeded")
+	})
+	waitServed(t, res, 200)
+	stop()
+	if res.errs.Load() != 0 {
+		t.Fatalf("load during the memory recycle: %s", res)
+	}
+	gone := e.str("pid")
+	if !slices.ContainsFunc(before, func(p int) bool { return fmt.Sprint(p) == gone }) {
+		t.Fatalf("replaced pid %s was not one of the workers %v", gone, before)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shirou/gopsutil/v3/process"
 	"github.com/sirupsen/logrus"
 
 	"github.com/drover-dev/drover/ipc"
@@ -178,8 +179,8 @@ func (m *Master) reload(tasksOnly bool, progress func(string)) (int, error) {
 	return len(targets), nil
 }
 
-// recycle replaces w after its max_request, unless a reload runs (which
-// replaces it anyway) or it is already being replaced.
+// recycle replaces w (max_request, max_memory), unless a reload runs
+// (which replaces it anyway) or drover stops; w was claimed (recycling).
 func (m *Master) recycle(w *worker, cause string) {
 	if m.reloading.Load() || m.stopping.Load() {
 		m.disp.unmarkRecycling(w)
@@ -187,7 +188,7 @@ func (m *Master) recycle(w *worker, cause string) {
 	}
 	go func() {
 		if err := m.replace(w, cause); err != nil {
-			m.disp.unmarkRecycling(w) // tried again after its next request
+			m.disp.unmarkRecycling(w) // tried again later
 		}
 	}()
 }
@@ -209,3 +210,39 @@ func (m *Master) reloadFor(req controlReq) {
 	}
 	writeResponse(req.conn, Response{OK: true, Message: fmt.Sprintf("reloaded %d %s", n, what)})
 }
+
+// memoryCheckEvery is how often worker.max_memory is checked.
+const memoryCheckEvery = time.Second
+
+// checkMemory recycles the workers whose RSS exceeds worker.max_memory, the
+// graceful way (the successor first). Runs on the master's loop.
+func (m *Master) checkMemory() {
+	limit := uint64(m.cfg.Worker.MaxMemory)
+	over := map[*worker]uint64{}
+	for _, wi := range m.disp.snapshot() {
+		if wi.w.role == ipc.RoleWorker && wi.state == stateReady {
+			if rss := rssOf(wi.w.pid); rss > limit {
+				over[wi.w] = rss
+			}
+		}
+	}
+	if len(over) == 0 {
+		return
+	}
+	for _, w := range m.disp.claim(func(w *worker) bool { _, ok := over[w]; return ok }) {
+		m.recycle(w, fmt.Sprintf("max_memory exceeded (RSS %s > %s)", humanSize(over[w]), humanSize(limit)))
+	}
+}
+
+// rssOf is the resident set size of pid, 0 if unknown.
+func rssOf(pid int) uint64 {
+	if p, err := process.NewProcess(int32(pid)); err == nil {
+		if mi, err := p.MemoryInfo(); err == nil {
+			return mi.RSS
+		}
+	}
+	return 0
+}
+
+// humanSize formats n bytes as MiB with one decimal.
+func humanSize(n uint64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }

@@ -339,8 +339,16 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 
 // loop is the master's main loop: every change to its tables happens here.
 func (m *Master) loop(sigs <-chan os.Signal) error {
+	var memTick <-chan time.Time
+	if m.cfg.Worker.MaxMemory > 0 {
+		t := time.NewTicker(memoryCheckEvery)
+		defer t.Stop()
+		memTick = t.C
+	}
 	for {
 		select {
+		case <-memTick:
+			m.checkMemory()
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
@@ -698,7 +706,6 @@ func notEnforced(cfg *config.Config) []string {
 		}
 	}
 	add(cfg.TaskMaxRequest > 0, "task_max_request")
-	add(cfg.Worker.MaxMemory > 0, "worker.max_memory")
 	add(cfg.Worker.RequestTimeout > 0 && hasStream(cfg), "worker.request_timeout (on stream listeners; HTTP enforces it)")
 	add(cfg.TaskWorker.MaxMemory > 0, "task_worker.max_memory")
 	add(cfg.TaskWorker.RequestTimeout > 0, "task_worker.request_timeout")

@@ -19,12 +19,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME EXTRA_YAML: an instance of examples/hello on port 18100.
+# start NAME TOP_YAML [WORKER_YAML]: an instance of examples/hello on
+# port 18100, with extra top-level and worker-level settings.
 start() {
   cat > "$tmp/$1.yaml" <<YAML
 worker_num: 2
 worker:
   cmd: [$PWD/bin/hello]
+${3:-}
 listeners:
   - address: tcp://127.0.0.1:18100
     protocol: http
@@ -68,7 +70,13 @@ phase "max_request 2000" "true"
 recycled=$(grep -c '"successor ready' "$tmp/recycle.log" || grep -c 'successor ready' "$tmp/recycle.log" || true)
 stop recycle
 echo "max_request replacements during that phase: $recycled"
-echo "(worker.max_memory recycling is not enforced by this build yet: no memory phase)"
+# A limit below hello's own RSS (about 15 MiB): every worker exceeds it, so
+# the master replaces one each check, under load.
+start memory "" "  max_memory: 10M"
+phase "max_memory 10M" "true"
+mem=$(grep 'successor ready' "$tmp/memory.log" | grep -c 'max_memory exceeded' || true)
+stop memory
+echo "max_memory replacements during that phase: $mem"
 
 # Every worker listed after the chaos has served requests since it started.
 python3 - "$tmp/status.json" <<'PY'
