@@ -207,3 +207,25 @@ func TestMaxMemoryRecycles(t *testing.T) {
 		t.Fatalf("replaced pid %s was not one of the workers %v", gone, before)
 	}
 }
+
+// A file saved under a watch path reloads the workers (the development
+// loop: edit, save, refresh).
+func TestWatchReloadsOnChange(t *testing.T) {
+	src := t.TempDir()
+	s := startServer(t, httpConfig+"watch: ["+src+"]\n")
+	before := pidsOf(s.status(), "worker")
+	logs := s.subscribe()
+	if err := os.WriteFile(src+"/app.go", []byte("package app\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.waitLog(logs, 30*time.Second, "the watch line", func(e logEntry) bool {
+		return strings.HasPrefix(e.msg(), "watch: files changed") && strings.Contains(e.str("change"), "app.go")
+	})
+	s.waitLog(logs, 30*time.Second, "the reload", func(e logEntry) bool { return e.msg() == "reload done" })
+	after := pidsOf(s.status(), "worker")
+	for _, p := range after {
+		if slices.Contains(before, p) {
+			t.Fatalf("worker pid %d survived the watch reload (before %v, after %v)", p, before, after)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 	"github.com/sirupsen/logrus"
 
+	"github.com/drover-dev/drover/internal/watch"
 	"github.com/drover-dev/drover/ipc"
 )
 
@@ -246,3 +247,68 @@ func rssOf(pid int) uint64 {
 
 // humanSize formats n bytes as MiB with one decimal.
 func humanSize(n uint64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
+
+// evWatch reports files changed under the watch paths.
+type evWatch struct{ change watch.Change }
+
+// startWatch watches the config's watch paths, if any, for changes that
+// reload the workers. A watcher that cannot start is logged, and drover
+// serves on without it.
+func (m *Master) startWatch() *watch.Watcher {
+	if len(m.cfg.Watch) == 0 {
+		return nil
+	}
+	w, err := watch.New(m.cfg.Watch, watch.Options{
+		OnChange: func(c watch.Change) { m.post(evWatch{c}) },
+		OnError: func(err error) {
+			m.log.WithError(err).Error("watch: a problem with the watched paths; watching goes on for the rest")
+		},
+	})
+	if err != nil {
+		m.log.WithError(err).Error("watch: cannot watch the watch paths; changes will not reload the workers (fix the watch list and restart)")
+		return nil
+	}
+	m.watchDue = make(chan struct{}, 1)
+	go m.watchReloads()
+	m.log.WithField("paths", m.cfg.Watch).Info("watching for changes: a change reloads the workers")
+	return w
+}
+
+// watchReload asks for a reload after a change under the watch paths.
+// Changes during a reload make one more reload after it, so that the
+// workers always end up running what is on disk.
+func (m *Master) watchReload(c watch.Change) {
+	if m.stopping.Load() {
+		return
+	}
+	m.log.WithField("change", c.String()).Info("watch: files changed; reloading the workers")
+	select {
+	case m.watchDue <- struct{}{}:
+	default: // one is due already; it will take this change too
+	}
+}
+
+// watchReloads runs the reloads watchReload asks for until drover stops.
+func (m *Master) watchReloads() {
+	for {
+		select {
+		case <-m.done:
+			return
+		case <-m.watchDue:
+		}
+		for {
+			_, err := m.reload(false, func(string) {})
+			if !errors.Is(err, errReloadBusy) {
+				if err != nil {
+					m.log.WithError(err).Error("watch: reload failed; the workers not replaced keep serving, and the next change tries again")
+				}
+				break
+			}
+			select { // another reload runs: ours follows it
+			case <-m.done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}

@@ -65,6 +65,7 @@ type Master struct {
 
 	mgrp      atomic.Pointer[managerProc] // the current manager; read from any goroutine
 	reloading atomic.Bool                 // a reload runs
+	watchDue  chan struct{}               // a change under the watch paths waits for its reload
 	life      lifeSubs                    // worker lifecycle events for replacements in progress
 	mgrSeq    uint64
 	mgrFails  int
@@ -215,6 +216,9 @@ func Run(cfg *config.Config, opts Options) error {
 		"task_workers": cfg.TaskWorkerNum, "pid_file": m.pidPath, "control": m.ctlPath}).Info("drover ready")
 	if opts.Ready != nil {
 		opts.Ready()
+	}
+	if w := m.startWatch(); w != nil {
+		defer w.Close()
 	}
 	return m.loop(sigs)
 }
@@ -415,6 +419,8 @@ func (m *Master) handle(ev any) error {
 		m.life.publish(e)
 	case evRecycle:
 		m.recycle(e.w, e.cause)
+	case evWatch:
+		m.watchReload(e.change)
 	case evWorkerReady:
 		m.life.publish(e)
 		// Events and HTTP requests that waited for a worker go out now.
@@ -709,7 +715,6 @@ func notEnforced(cfg *config.Config) []string {
 	add(cfg.Worker.RequestTimeout > 0 && hasStream(cfg), "worker.request_timeout (on stream listeners; HTTP enforces it)")
 	add(cfg.TaskWorker.MaxMemory > 0, "task_worker.max_memory")
 	add(cfg.TaskWorker.RequestTimeout > 0, "task_worker.request_timeout")
-	add(len(cfg.Watch) > 0, "watch")
 	add(cfg.User != "", "user")
 	add(cfg.Group != "", "group")
 	return keys
