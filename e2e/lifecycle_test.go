@@ -229,3 +229,38 @@ func TestWatchReloadsOnChange(t *testing.T) {
 		}
 	}
 }
+
+// On a stream listener, an event held past worker.request_timeout closes
+// its connection with a logged reason, and the hung worker is replaced.
+func TestStreamRequestTimeoutReplacesTheWorker(t *testing.T) {
+	s := startServer(t, strings.Replace(commandsConfig, "  env: {E2E_HANDLER: commands}",
+		"  env: {E2E_HANDLER: commands}\n  request_timeout: 1s", 1))
+	a := dial(t, s.addrs[0])
+	who, err := a.roundTrip("whoami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := pidFrom(t, who)
+	logs := s.subscribe()
+	if got, err := a.roundTrip("sleep"); err != nil || got != "sleeping" {
+		t.Fatalf("sleep: %q, %v", got, err)
+	}
+	a.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := a.read(); err == nil {
+		t.Fatal("the connection whose event hung got an answer")
+	}
+	s.waitLog(logs, 10*time.Second, "the timeout line", func(e logEntry) bool {
+		return strings.Contains(e.msg(), "exceeded worker.request_timeout") && e.str("pid") == fmt.Sprint(victim)
+	})
+	s.waitLog(logs, 10*time.Second, "the successor", func(e logEntry) bool {
+		return e.msg() == "worker ready" && e.str("pid") != fmt.Sprint(victim)
+	})
+	// Others are served, by live workers.
+	b := dial(t, s.addrs[0])
+	if got, err := b.roundTrip("hello"); err != nil || got != "hello" {
+		t.Fatalf("after the timeout: %q, %v", got, err)
+	}
+	if alive(victim) {
+		t.Fatalf("the hung worker %d is still alive", victim)
+	}
+}

@@ -32,6 +32,10 @@ type connState struct {
 	eof         bool    // the client shut down its side
 	byWorker    bool    // a worker asked to close it (CloseConn)
 	http        *httpState
+	// busySince is when the connection's oldest unanswered event went to a
+	// worker, or the worker last answered one of several (stream
+	// listeners, for worker.request_timeout); zero when none is in flight.
+	busySince time.Time
 }
 
 // loopState is the master's state per reactor loop, touched only on it.
@@ -147,6 +151,8 @@ func (m *Master) event(c *reactor.Conn, st *connState, t ipc.Type, payload []byt
 		return
 	case !ok:
 		m.pend(c, st, t, payload)
+	case st.busySince.IsZero():
+		st.busySince = c.Loop().Now()
 	}
 	if st.outstanding >= pauseAt {
 		c.PauseRead()
@@ -193,6 +199,9 @@ func (m *Master) retryPending(l *reactor.Loop, _ *reactor.Task) {
 		}
 		st.pending--
 		st.outstanding-- // dispatch counted it again
+		if st.busySince.IsZero() {
+			st.busySince = l.Now()
+		}
 	}
 }
 
@@ -201,6 +210,11 @@ func (m *Master) connDone(c *reactor.Conn) {
 	st := c.Ctx.(*connState)
 	if st.outstanding > 0 {
 		st.outstanding--
+	}
+	if st.outstanding > st.pending {
+		st.busySince = c.Loop().Now()
+	} else {
+		st.busySince = time.Time{}
 	}
 	if st.outstanding <= resumeAt && !m.stopping.Load() {
 		c.ResumeRead()

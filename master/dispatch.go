@@ -323,6 +323,19 @@ func (d *dispatcher) claim(want func(*worker) bool) []*worker {
 	return out
 }
 
+// owing returns a worker with an event of connection id in flight or
+// queued, or nil.
+func (d *dispatcher) owing(id uint64) *worker {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, w := range d.all {
+		if w.owed[id] > 0 {
+			return w
+		}
+	}
+	return nil
+}
+
 // unmarkRecycling lets w be recycled again (its replacement failed).
 func (d *dispatcher) unmarkRecycling(w *worker) {
 	d.mu.Lock()

@@ -286,7 +286,13 @@ func (m *Master) OnTick(l *reactor.Loop) {
 	ls.swept = now
 	l.EachConn(func(c *reactor.Conn) {
 		st, ok := c.Ctx.(*connState)
-		if !ok || st.http == nil {
+		if !ok {
+			return
+		}
+		if st.http == nil {
+			if rt := m.cfg.Worker.RequestTimeout.D(); rt > 0 && !st.busySince.IsZero() && now.Sub(st.busySince) > rt {
+				m.streamTimedOut(c, st)
+			}
 			return
 		}
 		h := st.http

@@ -12,6 +12,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/watch"
 	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/reactor"
 )
 
 // Replacing workers without losing a request: rolling reload (SIGUSR1,
@@ -310,5 +311,23 @@ func (m *Master) watchReloads() {
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
+	}
+}
+
+// streamTimedOut closes a stream connection whose worker has held an event
+// longer than worker.request_timeout, and replaces that worker: a handler
+// that hangs would hold its slot for ever. Runs on c's loop.
+func (m *Master) streamTimedOut(c *reactor.Conn, st *connState) {
+	timeout := m.cfg.Worker.RequestTimeout.D()
+	w := m.disp.owing(c.ID())
+	fields := logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "request_timeout": timeout.String()}
+	if w != nil {
+		fields["worker_id"], fields["pid"] = w.slot, w.pid
+	}
+	m.log.WithFields(fields).Error("connection closed: its event exceeded worker.request_timeout; replacing the worker")
+	c.Close(fmt.Errorf("worker.request_timeout (%s) exceeded", timeout))
+	if w != nil {
+		m.takeOut(w, fmt.Sprintf("request_timeout (%s) exceeded by an event of conn %d", timeout, c.ID()), true,
+			"worker killed: an event exceeded worker.request_timeout; starting a successor")
 	}
 }

@@ -712,7 +712,6 @@ func notEnforced(cfg *config.Config) []string {
 		}
 	}
 	add(cfg.TaskMaxRequest > 0, "task_max_request")
-	add(cfg.Worker.RequestTimeout > 0 && hasStream(cfg), "worker.request_timeout (on stream listeners; HTTP enforces it)")
 	add(cfg.TaskWorker.MaxMemory > 0, "task_worker.max_memory")
 	add(cfg.TaskWorker.RequestTimeout > 0, "task_worker.request_timeout")
 	add(cfg.User != "", "user")
@@ -726,6 +725,9 @@ func tickFor(cfg *config.Config) time.Duration {
 		if l.Protocol == "http" {
 			return 100 * time.Millisecond
 		}
+	}
+	if cfg.Worker.RequestTimeout > 0 {
+		return time.Second // worker.request_timeout on stream listeners
 	}
 	return 0
 }
