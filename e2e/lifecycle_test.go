@@ -264,3 +264,24 @@ func TestStreamRequestTimeoutReplacesTheWorker(t *testing.T) {
 		t.Fatalf("the hung worker %d is still alive", victim)
 	}
 }
+
+// reload_batch replaces that many workers at once, still losing nothing.
+func TestReloadBatch(t *testing.T) {
+	s := startServer(t, strings.Replace(httpConfig, "worker_num: 2", "worker_num: 4", 1)+"reload_batch: 2\n")
+	before := pidsOf(s.status(), "worker")
+	res, stop := load(t, httpURL(s, "/"), 32)
+	waitServed(t, res, 300)
+	out, err := s.drover("reload", "-c", s.config)
+	if err != nil || !strings.Contains(out, "reloaded 2/4 workers\nreloaded 4/4 workers\n") {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	waitServed(t, res, 300)
+	stop()
+	if res.errs.Load() != 0 {
+		t.Fatalf("load during the batched reload: %s", res)
+	}
+	after := pidsOf(s.status(), "worker")
+	if len(after) != 4 || slices.ContainsFunc(after, func(p int) bool { return slices.Contains(before, p) }) {
+		t.Fatalf("worker pids %v after the reload, before %v", after, before)
+	}
+}

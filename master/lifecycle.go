@@ -151,8 +151,8 @@ func (m *Master) replace(old *worker, cause string) error {
 }
 
 // reload replaces every worker (and task worker), or only the task
-// workers, one at a time, reporting progress. It stops at the first
-// successor that fails to start.
+// workers, reload_batch at a time (default 1), reporting progress. It stops
+// after the batch in which a successor failed to start.
 func (m *Master) reload(tasksOnly bool, progress func(string)) (int, error) {
 	if !m.reloading.CompareAndSwap(false, true) {
 		return 0, errReloadBusy
@@ -166,16 +166,34 @@ func (m *Master) reload(tasksOnly bool, progress func(string)) (int, error) {
 		what = "task workers"
 	}
 	start := time.Now()
-	m.log.WithField("count", len(targets)).Info("reload: replacing " + what + " one at a time")
-	for i, w := range targets {
-		if err := m.replace(w, "reload"); err != nil {
-			for _, left := range targets[i:] {
+	batch := max(m.cfg.ReloadBatch, 1)
+	m.log.WithFields(logrus.Fields{"count": len(targets), "reload_batch": batch}).Info("reload: replacing " + what)
+	done := 0
+	for b := 0; b < len(targets); b += batch {
+		group := targets[b:min(b+batch, len(targets))]
+		errs := make([]error, len(group))
+		var wg sync.WaitGroup
+		for i, w := range group {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = m.replace(w, "reload")
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err == nil {
+				done++
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			for _, left := range targets[b:] {
 				m.disp.unmarkRecycling(left)
 			}
-			m.log.WithFields(logrus.Fields{"replaced": i, "of": len(targets)}).Error("reload stopped: " + err.Error())
-			return i, fmt.Errorf("reload stopped after %d/%d %s: %w", i, len(targets), what, err)
+			m.log.WithFields(logrus.Fields{"replaced": done, "of": len(targets)}).Error("reload stopped: " + err.Error())
+			return done, fmt.Errorf("reload stopped after %d/%d %s: %w", done, len(targets), what, err)
 		}
-		progress(fmt.Sprintf("reloaded %d/%d %s", i+1, len(targets), what))
+		progress(fmt.Sprintf("reloaded %d/%d %s", done, len(targets), what))
 	}
 	m.log.WithFields(logrus.Fields{"count": len(targets), "took_ms": time.Since(start).Milliseconds()}).Info("reload done")
 	return len(targets), nil

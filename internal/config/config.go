@@ -47,6 +47,9 @@ type Config struct {
 	// MaxWaitTime bounds how long a stopping worker may finish in-flight
 	// requests. Default 3s.
 	MaxWaitTime Duration `yaml:"max_wait_time" json:"max_wait_time"`
+	// ReloadBatch is how many workers a rolling reload replaces at once;
+	// default 1.
+	ReloadBatch int `yaml:"reload_batch" json:"reload_batch"`
 	// PackageMaxLength is the largest request packet accepted; a longer one
 	// closes its connection. Default 2 MiB; >= 64.
 	PackageMaxLength Size `yaml:"package_max_length" json:"package_max_length"`

@@ -41,6 +41,7 @@ func TestParseValid(t *testing.T) {
 					ReactorNum:       1,
 					DispatchQueueMax: 1024,
 					MaxWaitTime:      Duration(3 * time.Second),
+					ReloadBatch:      1,
 					PackageMaxLength: 2 << 20,
 					BufferOutputSize: 2 << 20,
 					MaxConn:          10000,

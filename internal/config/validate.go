@@ -144,6 +144,9 @@ func (v *validator) defaults(c *Config) {
 	if unset("max_wait_time") {
 		c.MaxWaitTime = DefaultMaxWaitTime
 	}
+	if unset("reload_batch") {
+		c.ReloadBatch = 1
+	}
 	if unset("package_max_length") {
 		c.PackageMaxLength = DefaultPackageMaxLength
 	}
@@ -213,6 +216,7 @@ func (v *validator) validate(c *Config) {
 	}
 	v.atLeast("dispatch_queue_max", c.DispatchQueueMax, 1, -1)
 	v.duration("max_wait_time", c.MaxWaitTime, false)
+	v.atLeast("reload_batch", c.ReloadBatch, 1, -1)
 	v.minSize("package_max_length", c.PackageMaxLength, 64)
 	v.minSize("buffer_output_size", c.BufferOutputSize, 64)
 	v.duration("heartbeat_idle_time", c.HeartbeatIdleTime, false)
