@@ -93,6 +93,7 @@ var bigPiece = func() []byte {
 //	/cut          sends part of a streamed answer, then panics
 //	/big?n=N      N bytes of bigPiece, repeated
 //	/grow?mb=N    keeps N more MiB resident (a leak)
+//	/slow?ms=N    answers "slept" after N milliseconds
 func serveHTTPHandler() {
 	// A slow start-up, once the test asks for one (simulates an application
 	// that loads for a while before it serves).
@@ -135,6 +136,11 @@ func serveHTTPHandler() {
 				return
 			}
 		}
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		io.WriteString(w, "slept")
 	})
 	mux.HandleFunc("/grow", func(w http.ResponseWriter, r *http.Request) {
 		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))

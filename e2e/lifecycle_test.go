@@ -285,3 +285,69 @@ func TestReloadBatch(t *testing.T) {
 		t.Fatalf("worker pids %v after the reload, before %v", after, before)
 	}
 }
+
+// drover stop under load: the request in flight completes, clients see no
+// error answer (only refused connections once the listeners closed), and
+// every process is gone with the pid file.
+func TestStopUnderLoad(t *testing.T) {
+	s := startServer(t, httpConfig+"pid_file: {{dir}}/drover.pid\n")
+	pidFile := s.dir + "/drover.pid"
+	if _, err := os.Stat(pidFile); err != nil {
+		t.Fatalf("pid file: %v", err)
+	}
+	pids := allPIDs(s.status())
+	res, stop := load(t, httpURL(s, "/"), 16)
+	waitServed(t, res, 300)
+	slow := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(httpURL(s, "/slow?ms=700"))
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	// The slow request is in flight once a worker holds it.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		inFlight := 0
+		for _, r := range s.status() {
+			if r.Role == "worker" {
+				inFlight += r.InFlight
+			}
+		}
+		if inFlight > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request never showed as in flight")
+		}
+	}
+	out, err := s.drover("stop", "-c", s.config)
+	if err != nil || !strings.Contains(out, "drover stopped") {
+		t.Fatalf("drover stop: %v\n%s", err, out)
+	}
+	if got := <-slow; got != "200 slept" {
+		t.Fatalf("the request in flight during the stop got %q, want 200 slept", got)
+	}
+	stop()
+	if res.non2xx.Load() != 0 {
+		t.Fatalf("error answers during the stop: %s", res)
+	}
+	res.mu.Lock()
+	for _, e := range res.firstErrs {
+		if !strings.Contains(e, "connection refused") && !strings.Contains(e, "EOF") && !strings.Contains(e, "connection reset") {
+			t.Errorf("unexpected client error during the stop: %s", e)
+		}
+	}
+	res.mu.Unlock()
+	for _, p := range pids {
+		if alive(p) {
+			t.Errorf("pid %d still alive after drover stop", p)
+		}
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file still there after the stop (%v)", err)
+	}
+}
