@@ -98,7 +98,11 @@ func serveHTTPHandler() {
 	// A slow start-up, once the test asks for one (simulates an application
 	// that loads for a while before it serves).
 	if f := os.Getenv("E2E_FAIL_START_IF"); f != "" {
-		if _, err := os.Stat(f); err == nil {
+		slot := os.Getenv("E2E_FAIL_SLOT")
+		if _, err := os.Stat(f); err == nil && (slot == "" || slot == os.Getenv("DROVER_WORKER_ID")) {
+			if os.Getenv("E2E_FAIL_MODE") == "hang" {
+				select {} // never says hello
+			}
 			fmt.Fprintln(os.Stderr, "cannot start: the test's failure switch is on")
 			os.Exit(1)
 		}

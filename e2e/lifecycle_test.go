@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -349,5 +351,58 @@ func TestStopUnderLoad(t *testing.T) {
 	}
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
 		t.Errorf("pid file still there after the stop (%v)", err)
+	}
+}
+
+// A worker that crashes at start-up is retried with growing back-off, the
+// reason shows in drover status, and the other slot keeps serving; one that
+// never says hello is killed after worker.start_timeout, as a failed start.
+func TestCrashingSlotBacksOffOthersServe(t *testing.T) {
+	for _, mode := range []string{"exit", "hang"} {
+		t.Run(mode, func(t *testing.T) {
+			sw := t.TempDir() + "/fail"
+			s := startServer(t, strings.Replace(httpConfig, "  env: {E2E_HANDLER: http}",
+				"  env: {E2E_HANDLER: http, E2E_FAIL_START_IF: "+sw+", E2E_FAIL_SLOT: \"1\", E2E_FAIL_MODE: "+mode+"}\n  start_timeout: 1s", 1))
+			var victim int
+			for _, r := range s.status() {
+				if r.Role == "worker" && r.ID == 1 {
+					victim = r.PID
+				}
+			}
+			if err := os.WriteFile(sw, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			logs := s.subscribe()
+			syscall.Kill(victim, syscall.SIGKILL)
+			var backoffs []int
+			for len(backoffs) < 3 {
+				e := s.waitLog(logs, 30*time.Second, "a failed restart", func(e logEntry) bool {
+					return e.msg() == "worker failed; restarting after back-off" && e.str("worker_id") == "1"
+				})
+				ms, _ := strconv.Atoi(e.str("backoff_ms"))
+				backoffs = append(backoffs, ms)
+			}
+			if !(backoffs[0] < backoffs[1] && backoffs[1] < backoffs[2]) {
+				t.Fatalf("back-offs %v ms, want growing", backoffs)
+			}
+			want := "exited with code 1; last stderr: cannot start: the test's failure switch is on"
+			if mode == "hang" {
+				want = "no hello within start_timeout (1s)"
+			}
+			var why string
+			for _, r := range s.status() {
+				if r.Role == "worker" && r.ID == 1 {
+					why = r.LastExit
+				}
+			}
+			if !strings.Contains(why, want) {
+				t.Fatalf("drover status shows %q for the failing slot, want it to say %q", why, want)
+			}
+			for range 20 {
+				if out := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(out, "Hello, World!") {
+					t.Fatalf("while slot 1 fails: %q", out)
+				}
+			}
+		})
 	}
 }

@@ -185,7 +185,7 @@ func (s *slot) run() {
 				// Started but never became a worker (go-plugin handshake):
 				// its exit status and output, like any early exit.
 				ev = c.exitEvent()
-				ev.Cause = "go-plugin handshake failed"
+				ev.Cause = s.launchFailure(ev, err)
 				c.log.WithError(err).Debug("plugin launch failed")
 			}
 			s.exitedEarly(ev, &failures, len(live) > 0, &retry)
@@ -251,6 +251,24 @@ func (s *slot) run() {
 			}
 		}
 	}
+}
+
+// launchFailure is the cause of a plugin launch that failed after the
+// process started: none beyond its exit when it exited by itself (its
+// code and output say why), the start timeout when drover killed it for
+// being slow, else go-plugin's complaint.
+func (s *slot) launchFailure(ev ipc.WorkerEvent, err error) string {
+	switch {
+	case ev.Signal == "" && ev.ExitCode >= 0:
+		return ""
+	case strings.Contains(err.Error(), "timeout"):
+		return fmt.Sprintf("no hello within start_timeout (%s)", s.h.StartTimeout.D())
+	}
+	var se *plugin.StartError
+	if errors.As(err, &se) {
+		err = se.Err
+	}
+	return "go-plugin handshake failed: " + err.Error()
 }
 
 // exitedEarly reports an incarnation that never served; with a
