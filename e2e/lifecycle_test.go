@@ -406,3 +406,54 @@ func TestCrashingSlotBacksOffOthersServe(t *testing.T) {
 		})
 	}
 }
+
+// With user: and group:, the workers run as that user (the master and the
+// manager keep root, as nginx's and php-fpm's masters do), plugin launch
+// included.
+func TestWorkersRunAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("switching users needs root; this test runs as uid", os.Geteuid())
+	}
+	// The test binary lives in a private build directory: give nobody a copy.
+	dir, err := os.MkdirTemp("", "drover-user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	b, err := os.ReadFile(helperPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := dir + "/handler"
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(httpConfig, "cmd: [{{helper}}]", "cmd: ["+bin+"]\n  dir: "+dir, 1)
+	s := startServer(t, cfg+"user: nobody\ngroup: nogroup\n")
+	if out := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(out, "Hello, World!") {
+		t.Fatalf("%q", out)
+	}
+	for _, r := range s.status() {
+		if r.PID <= 0 {
+			continue
+		}
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid := ""
+		for _, line := range strings.Split(string(st), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+				uid = f[1]
+			}
+		}
+		want := "0"
+		if r.Role == "worker" {
+			want = "65534"
+		}
+		if uid != want {
+			t.Errorf("%s pid %d runs as uid %s, want %s", r.Role, r.PID, uid, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"runtime"
@@ -388,8 +389,9 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 		Env:        workerEnv(role, slot, num, launch, h),
 		ExtraFiles: []*os.File{theirs},
 		SysProcAttr: &syscall.SysProcAttr{
-			Pdeathsig: syscall.SIGKILL,
-			Setpgid:   true,
+			Pdeathsig:  syscall.SIGKILL,
+			Setpgid:    true,
+			Credential: mg.cred, // user:, group:
 		},
 	}
 	c := &child{role: role, slot: slot, gen: gen, launch: launch, done: make(chan struct{}), ready: make(chan struct{}),
@@ -414,6 +416,10 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 	if err := <-started; err != nil {
 		if c.state != nil {
 			return c, err // it ran: its exit status and output tell why it failed
+		}
+		if mg.cred != nil && errors.Is(err, fs.ErrPermission) {
+			err = fmt.Errorf("%w (workers run as uid %d gid %d, see user: and group:: that user needs to read and execute %s and to enter %s)",
+				err, mg.cred.Uid, mg.cred.Gid, h.Path, h.Dir)
 		}
 		return nil, err
 	}
@@ -495,8 +501,12 @@ func (c *child) startExec(cmd *exec.Cmd, h *config.Handler) error {
 // startPlugin starts the child through hashicorp/go-plugin, which verifies
 // the checksum, runs the handshake and captures the output.
 func (c *child) startPlugin(cmd *exec.Cmd, h *config.Handler) error {
+	group := ""
+	if cred := cmd.SysProcAttr.Credential; cred != nil {
+		group = strconv.Itoa(int(cred.Gid))
+	}
 	p, err := plugin.Start(cmd, plugin.Options{Checksum: h.Checksum, StartTimeout: h.StartTimeout.D(), Log: c.log,
-		TempDir: os.Getenv(ipc.EnvPluginDir)})
+		TempDir: os.Getenv(ipc.EnvPluginDir), SocketGroup: group})
 	if err != nil {
 		var se *plugin.StartError
 		if errors.As(err, &se) {

@@ -32,8 +32,9 @@ type Manager struct {
 	mu       sync.Mutex
 	children map[uint64]*child // live incarnations by gen
 	slots    map[slotKey]*slot
-	launches map[string]string // resolved launch mode by handler path
-	wg       sync.WaitGroup    // slot supervisors
+	cred     *syscall.Credential // workers' user and group; nil: the manager's
+	launches map[string]string   // resolved launch mode by handler path
+	wg       sync.WaitGroup      // slot supervisors
 }
 
 // Run serves as the manager until the master asks it to stop or goes
@@ -61,6 +62,9 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 		ctl: ctl, stop: make(chan struct{}),
 		children: make(map[uint64]*child), launches: make(map[string]string), slots: make(map[slotKey]*slot)}
 	mg.gen.Store(init.GenBase)
+	if mg.cred, err = cfg.WorkerCredential(); err != nil {
+		return fmt.Errorf("manager: %w", err) // the master checked it before starting us
+	}
 	return mg.run()
 }
 

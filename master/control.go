@@ -22,7 +22,7 @@ import (
 
 // Request is a control command.
 type Request struct {
-	Cmd   string `json:"cmd"` // "status", "stop" or "reload"
+	Cmd   string `json:"cmd"` // "status", "stop", "reload" or "reopen-logs"
 	Force bool   `json:"force,omitempty"`
 	Tasks bool   `json:"tasks,omitempty"` // reload: task workers only
 }
@@ -113,6 +113,13 @@ func (m *Master) controlConn(c net.Conn) {
 		c.Close()
 		return
 	}
+	if req.Cmd == "reopen-logs" {
+		// Touches no table of the loop's: answered here, even while the
+		// loop is busy with a reload.
+		writeResponse(c, m.reopenLogs())
+		c.Close()
+		return
+	}
 	reply := make(chan Response, 1)
 	select {
 	case m.control <- controlReq{Request: req, reply: reply, conn: c}:
@@ -133,6 +140,21 @@ func (m *Master) controlConn(c net.Conn) {
 		return
 	}
 	c.Close()
+}
+
+// reopenLogs reopens log_file (after logrotate renamed it) through
+// Options.ReopenLogs and logs the outcome: a success to the new file, a
+// failure to the old one, which keeps receiving the logs.
+func (m *Master) reopenLogs() Response {
+	if m.opts.ReopenLogs == nil || m.cfg.LogFile == "" {
+		return Response{OK: true, Message: "no log file to reopen: drover logs to stderr (set log_file to log to a file)"}
+	}
+	if err := m.opts.ReopenLogs(); err != nil {
+		m.log.WithError(err).WithField("log_file", m.cfg.LogFile).Warn("log file not reopened; logging to the old file")
+		return Response{Error: err.Error()}
+	}
+	m.log.WithField("log_file", m.cfg.LogFile).Info("log file reopened")
+	return Response{OK: true, Message: "logs reopened: " + m.cfg.LogFile}
 }
 
 func writeResponse(w io.Writer, r Response) {

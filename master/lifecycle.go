@@ -3,6 +3,7 @@ package master
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 	"github.com/sirupsen/logrus"
 
-	"github.com/drover-dev/drover/internal/watch"
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/reactor"
 )
@@ -268,20 +268,21 @@ func rssOf(pid int) uint64 {
 func humanSize(n uint64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }
 
 // evWatch reports files changed under the watch paths.
-type evWatch struct{ change watch.Change }
+type evWatch struct{ change string }
 
 // startWatch watches the config's watch paths, if any, for changes that
 // reload the workers. A watcher that cannot start is logged, and drover
 // serves on without it.
-func (m *Master) startWatch() *watch.Watcher {
+func (m *Master) startWatch() io.Closer {
 	if len(m.cfg.Watch) == 0 {
 		return nil
 	}
-	w, err := watch.New(m.cfg.Watch, watch.Options{
-		OnChange: func(c watch.Change) { m.post(evWatch{c}) },
-		OnError: func(err error) {
-			m.log.WithError(err).Error("watch: a problem with the watched paths; watching goes on for the rest")
-		},
+	if m.opts.Watch == nil {
+		m.log.WithField("paths", m.cfg.Watch).Warn("watch: this build cannot watch paths; changes will not reload the workers")
+		return nil
+	}
+	w, err := m.opts.Watch(m.cfg.Watch, func(change string) { m.post(evWatch{change}) }, func(err error) {
+		m.log.WithError(err).Error("watch: a problem with the watched paths; watching goes on for the rest")
 	})
 	if err != nil {
 		m.log.WithError(err).Error("watch: cannot watch the watch paths; changes will not reload the workers (fix the watch list and restart)")
@@ -296,11 +297,11 @@ func (m *Master) startWatch() *watch.Watcher {
 // watchReload asks for a reload after a change under the watch paths.
 // Changes during a reload make one more reload after it, so that the
 // workers always end up running what is on disk.
-func (m *Master) watchReload(c watch.Change) {
+func (m *Master) watchReload(change string) {
 	if m.stopping.Load() {
 		return
 	}
-	m.log.WithField("change", c.String()).Info("watch: files changed; reloading the workers")
+	m.log.WithField("change", change).Info("watch: files changed; reloading the workers")
 	select {
 	case m.watchDue <- struct{}{}:
 	default: // one is due already; it will take this change too

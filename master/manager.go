@@ -55,6 +55,15 @@ func (m *Master) startManager() error {
 	if dir, err := RunDir(); err == nil {
 		pluginDir, _ = os.MkdirTemp(dir, instanceKey(m.cfg.File)+".mgr")
 	}
+	if cred, _ := m.cfg.WorkerCredential(); cred != nil {
+		// Workers of another user cannot reach the private runtime
+		// directory: theirs is a directory of their own in the temp dir.
+		if dir, err := os.MkdirTemp("", "drover-"+instanceKey(m.cfg.File)+".mgr"); err == nil {
+			os.Chown(dir, int(cred.Uid), int(cred.Gid))
+			os.Remove(pluginDir)
+			pluginDir = dir
+		}
+	}
 	cmd := &exec.Cmd{
 		Path:       exe,
 		Args:       []string{"drover: manager"},

@@ -33,6 +33,16 @@ type Options struct {
 	// Ready, if set, is called once the master serves (the daemonizing
 	// parent waits for it).
 	Ready func()
+	// ReopenLogs, if set, reopens log_file (after logrotate renamed it);
+	// the control command reopen-logs calls it, from the connection's
+	// goroutine. On error the logs keep going to the old file. Nil when
+	// the logs go to stderr.
+	ReopenLogs func() error
+	// Watch, if set, watches paths (the config's watch list) and calls
+	// onChange with a summary of each settled burst of changes, onError
+	// with each problem; the master reloads its workers on a change. Nil
+	// leaves watch: unenforced (the master says so at start).
+	Watch func(paths []string, onChange func(summary string), onError func(error)) (io.Closer, error)
 }
 
 // Master is the master process: listeners, reactor, dispatcher, the
@@ -134,6 +144,9 @@ func Run(cfg *config.Config, opts Options) error {
 	// A worker's frame carries at most a packet's worth of stream data, or
 	// an HTTP response head with up to MaxInlineBody of body.
 	m.maxFrame = max(int(cfg.PackageMaxLength), ipc.MaxInlineBody) + 64<<10
+	if _, err := cfg.WorkerCredential(); err != nil {
+		return err
+	}
 	if cfg.DispatchMode == 5 {
 		return errors.New("dispatch_mode 5 (by bound uid) is not supported yet: use 2 (fixed by connection) or 4 (by client IP)")
 	}
@@ -158,7 +171,7 @@ func Run(cfg *config.Config, opts Options) error {
 	if m.pidPath, err = PIDPath(cfg); err != nil {
 		return err
 	}
-	if err := checkNotRunning(m.ctlPath); err != nil {
+	if err := checkNotRunning(m.ctlPath, cfg.File); err != nil {
 		return err
 	}
 	removeStalePluginDirs(cfg.File)
@@ -225,7 +238,7 @@ func Run(cfg *config.Config, opts Options) error {
 
 // checkNotRunning refuses to start a second master for one config, and
 // clears a control socket left behind by a master that was killed.
-func checkNotRunning(path string) error {
+func checkNotRunning(path, configFile string) error {
 	c, err := Dial(path)
 	if err == nil {
 		resp, _ := c.Do(Request{Cmd: "status"}, 5*time.Second)
@@ -234,7 +247,7 @@ func checkNotRunning(path string) error {
 		if len(resp.Processes) > 0 {
 			pid = resp.Processes[0].PID
 		}
-		return fmt.Errorf("drover is already running with this config (master pid %d): stop it first with `drover stop -c FILE`", pid)
+		return fmt.Errorf("drover is already running with this config (master pid %d): stop it first with `drover stop -c %s`", pid, configFile)
 	}
 	if _, serr := os.Stat(path); serr == nil {
 		os.Remove(path) // stale: nothing accepts on it
@@ -714,8 +727,6 @@ func notEnforced(cfg *config.Config) []string {
 	add(cfg.TaskMaxRequest > 0, "task_max_request")
 	add(cfg.TaskWorker.MaxMemory > 0, "task_worker.max_memory")
 	add(cfg.TaskWorker.RequestTimeout > 0, "task_worker.request_timeout")
-	add(cfg.User != "", "user")
-	add(cfg.Group != "", "group")
 	return keys
 }
 

@@ -19,6 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/internal/logfile"
+	"github.com/drover-dev/drover/internal/watch"
+	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/master"
 )
 
@@ -57,34 +60,58 @@ func startCommand() *cli.Command {
 }
 
 // runMaster runs the master in this process, logging to log_file or stderr.
+// A daemon without log_file logs to the file its parent chose (daemonLogFile).
 func runMaster(cfg *config.Config) error {
-	var out io.Writer = os.Stderr
-	if cfg.LogFile != "" {
-		f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	daemon := os.Getenv(readyFDEnv) != ""
+	if daemon && cfg.LogFile == "" {
+		path, err := daemonLogFile(cfg)
 		if err != nil {
-			return fmt.Errorf("log_file: %w", err)
+			return err
 		}
-		defer f.Close()
-		out = f
+		cfg.LogFile = path
+	}
+	var out io.Writer = os.Stderr
+	var lf *logfile.Writer
+	var reopen func() error
+	if cfg.LogFile != "" {
+		var err error
+		if lf, err = logfile.Open(cfg.LogFile); err != nil {
+			return fmt.Errorf("log_file: %w (create its directory or fix its permissions)", err)
+		}
+		defer lf.Close()
+		out, reopen = lf, lf.Reopen
 	}
 	log := newLogger(out, cfg.LogFormat, cfg.LogLevel)
+	if daemon && lf != nil {
+		// stdout and stderr are the log file the parent opened: keep them
+		// on the current file after a rotation, so that a crash report
+		// lands where the logs are.
+		if err := lf.CaptureStdio(); err != nil {
+			log.WithError(err).Warn("stderr not moved to log_file; a crash report would go to the file drover started with")
+		}
+	}
 	var notify *os.File
-	if fd := os.Getenv(readyFDEnv); fd != "" {
+	if daemon {
 		notify = os.NewFile(3, "ready")
 		unix.CloseOnExec(3)
 		os.Unsetenv(readyFDEnv)
 	}
-	err := master.Run(cfg, master.Options{
-		Log:       logrus.NewEntry(log),
-		LogOutput: out,
-		Ready: func() {
-			if notify != nil {
-				notify.WriteString("ready\n")
-				notify.Close()
-				notify = nil
-			}
-		},
-	})
+	err := checkPIDFile(cfg, logrus.NewEntry(log).WithField("role", ipc.RoleMaster))
+	if err == nil {
+		err = master.Run(cfg, master.Options{
+			Log:        logrus.NewEntry(log),
+			LogOutput:  out,
+			ReopenLogs: reopen,
+			Watch:      watchPaths,
+			Ready: func() {
+				if notify != nil {
+					notify.WriteString("ready\n")
+					notify.Close()
+					notify = nil
+				}
+			},
+		})
+	}
 	if err != nil {
 		if notify != nil {
 			notify.WriteString(err.Error() + "\n")
@@ -95,16 +122,25 @@ func runMaster(cfg *config.Config) error {
 	return nil
 }
 
+// daemonLogFile is where a daemon logs: log_file, or
+// <runtime dir>/<config name>.log when none is set.
+func daemonLogFile(cfg *config.Config) (string, error) {
+	if cfg.LogFile != "" {
+		return cfg.LogFile, nil
+	}
+	dir, err := master.RunDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, strings.TrimSuffix(filepath.Base(cfg.File), filepath.Ext(cfg.File))+".log"), nil
+}
+
 // daemonize starts this command again in a new session, detached from the
 // terminal, and waits until it serves or fails.
 func daemonize(cfg *config.Config) error {
-	logFile := cfg.LogFile
-	if logFile == "" {
-		dir, err := master.RunDir()
-		if err != nil {
-			return err
-		}
-		logFile = filepath.Join(dir, strings.TrimSuffix(filepath.Base(cfg.File), filepath.Ext(cfg.File))+".log")
+	logFile, err := daemonLogFile(cfg)
+	if err != nil {
+		return err
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -219,6 +255,31 @@ func reloadCommand() *cli.Command {
 				return errors.New(resp.Error)
 			}
 			fmt.Printf("%s in %.1fs\n", resp.Message, time.Since(start).Seconds())
+			return nil
+		},
+	}
+}
+
+func reopenLogsCommand() *cli.Command {
+	return &cli.Command{
+		Name: "reopen-logs",
+		Usage: "make the master reopen log_file, e.g. after logrotate renamed it " +
+			"(the manager's and workers' lines follow: they go through the master)",
+		Flags: []cli.Flag{configFlag},
+		Action: func(c *cli.Context) error {
+			cl, err := dialInstance(c)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			resp, err := cl.Do(master.Request{Cmd: "reopen-logs"}, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			if !resp.OK {
+				return errors.New(resp.Error)
+			}
+			fmt.Println(resp.Message)
 			return nil
 		},
 	}
@@ -391,4 +452,12 @@ func humanBytes(n uint64) string {
 		i++
 	}
 	return fmt.Sprintf("%.1f%ciB", v, "KMGT"[i])
+}
+
+// watchPaths is master.Options.Watch on internal/watch.
+func watchPaths(paths []string, onChange func(string), onError func(error)) (io.Closer, error) {
+	return watch.New(paths, watch.Options{
+		OnChange: func(c watch.Change) { onChange(c.String()) },
+		OnError:  onError,
+	})
 }

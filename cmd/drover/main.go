@@ -41,6 +41,7 @@ func main() {
 			stopCommand(),
 			reloadCommand(),
 			statusCommand(),
+			reopenLogsCommand(),
 			{
 				Name:  "version",
 				Usage: "print drover's version",

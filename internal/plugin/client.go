@@ -68,6 +68,10 @@ type Options struct {
 	// the manager passes a directory its master removes even when the
 	// manager is killed, so nothing is left in /tmp.
 	TempDir string
+	// SocketGroup, when the handler runs as another user, is the group
+	// (name or gid) go-plugin gives its socket directory, group-writable,
+	// so that the handler can create its socket there.
+	SocketGroup string
 }
 
 // StartError is returned by Start when the process was started but did not
@@ -185,7 +189,7 @@ func Start(cmd *exec.Cmd, opts Options) (*Process, error) {
 		// os.Environ) comes first in prepare, so the caller's values win
 		// over the host's — go-plugin would append os.Environ() after them.
 		SkipHostEnv:      true,
-		UnixSocketConfig: &goplugin.UnixSocketConfig{TempDir: opts.TempDir},
+		UnixSocketConfig: &goplugin.UnixSocketConfig{TempDir: opts.TempDir, Group: opts.SocketGroup},
 		StartTimeout:     opts.StartTimeout,
 		Logger:           hclogger(opts.Log),
 		// What the handler writes to os.Stdout/os.Stderr between the
