@@ -38,11 +38,11 @@ YAML
 }
 stop() { bin/drover stop -c "$tmp/$1.yaml" >/dev/null; }
 
-# phase NAME ACTION: wrk for $secs seconds while ACTION runs in the
-# background; one table row.
+# phase NAME ACTION [SECONDS]: wrk for SECONDS (default $secs) while
+# ACTION runs; one table row.
 phase() {
-  local name=$1 action=$2
-  wrk -t1 -c64 -d"${secs}s" --latency http://127.0.0.1:18100/ >"$tmp/wrk.out" &
+  local name=$1 action=$2 dur=${3:-$secs}
+  wrk -t1 -c64 -d"${dur}s" --latency http://127.0.0.1:18100/ >"$tmp/wrk.out" &
   local wrk_pid=$!
   sleep 1
   bash -c "$action" >>"$tmp/actions.log" 2>&1 || echo "phase $name: action failed (see below)" >&2
@@ -59,14 +59,13 @@ D="bin/drover"
 printf "%-22s %10s %8s %14s %10s\n" phase requests non-2xx socket-errors p99
 start plain ""
 phase "steady" "true"
-phase "3 reloads" "for i in 1 2 3; do $D reload -c $tmp/plain.yaml; sleep $((secs / 4)); done"
+phase "5 reloads" "for i in 1 2 3 4 5; do $D reload -c $tmp/plain.yaml; sleep $((secs / 6)); done"
 phase "SIGKILL a worker x3" "for i in 1 2 3; do p=\$($D status -c $tmp/plain.yaml --json | python3 -c 'import json,sys; print([r[\"pid\"] for r in json.load(sys.stdin) if r[\"role\"]==\"worker\" and r[\"pid\"]][0])'); kill -9 \$p; sleep $((secs / 4)); done"
 phase "after the kills" "true"
 $D status -c "$tmp/plain.yaml" --json > "$tmp/status.json"
 stop plain
-start recycle "max_request: 2000
-max_request_grace: 1000"
-phase "max_request 2000" "true"
+start recycle "max_request: 1000"
+phase "max_request 1000, 2x" "true" $((2 * secs))
 recycled=$(grep -c '"successor ready' "$tmp/recycle.log" || grep -c 'successor ready' "$tmp/recycle.log" || true)
 stop recycle
 echo "max_request replacements during that phase: $recycled"
