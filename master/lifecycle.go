@@ -68,13 +68,17 @@ type evRecycle struct {
 // errReloadBusy refuses a reload while another replacement runs.
 var errReloadBusy = errors.New("a reload is already in progress; wait for it to finish")
 
-// recycleLimit is the number of requests after which a worker of role is
-// replaced: max_request plus a random 0..max_request_grace, or 0 (never).
+// recycleLimit is the number of events after which a worker of role is
+// replaced: max_request plus a random 0..max_request_grace for workers,
+// task_max_request for task workers, or 0 (never).
 func (m *Master) recycleLimit(role string) uint64 {
-	if role != ipc.RoleWorker || m.cfg.MaxRequest <= 0 {
-		return 0
+	switch {
+	case role == ipc.RoleWorker && m.cfg.MaxRequest > 0:
+		return uint64(m.cfg.MaxRequest + rand.IntN(m.cfg.MaxRequestGrace+1))
+	case role == ipc.RoleTaskWorker && m.cfg.TaskMaxRequest > 0:
+		return uint64(m.cfg.TaskMaxRequest)
 	}
-	return uint64(m.cfg.MaxRequest + rand.IntN(m.cfg.MaxRequestGrace+1))
+	return 0
 }
 
 // successorTimeout bounds the wait for a successor's hello.
