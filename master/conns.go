@@ -104,6 +104,7 @@ func (m *Master) OnReadEOF(c *reactor.Conn) {
 func (m *Master) OnClose(c *reactor.Conn, err error) {
 	st := c.Ctx.(*connState)
 	if h := st.http; h != nil {
+		m.httpConns.Add(-1)
 		m.cancelHTTP(c, h, true)
 	} else if m.disp.bound() && !m.stopping.Load() {
 		var reason string
@@ -224,6 +225,12 @@ func (m *Master) connDone(c *reactor.Conn) {
 	}
 }
 
-func pauseAllTask(l *reactor.Loop, _ *reactor.Task) {
-	l.EachConn(func(c *reactor.Conn) { c.PauseRead() })
+// pauseStreamsTask stops reading the stream connections of l for a
+// drain; HTTP connections go on to the end of their next response.
+func pauseStreamsTask(l *reactor.Loop, _ *reactor.Task) {
+	l.EachConn(func(c *reactor.Conn) {
+		if st, ok := c.Ctx.(*connState); !ok || st.http == nil {
+			c.PauseRead()
+		}
+	})
 }

@@ -22,7 +22,7 @@ import (
 
 // Request is a control command.
 type Request struct {
-	Cmd   string `json:"cmd"` // "status", "stop", "reload" or "reopen-logs"
+	Cmd   string `json:"cmd"` // "status", "stop", "reload", "upgrade" or "reopen-logs"
 	Force bool   `json:"force,omitempty"`
 	Tasks bool   `json:"tasks,omitempty"` // reload: task workers only
 }
@@ -58,6 +58,7 @@ type Process struct {
 	// Runtime holds Go runtime figures of plugin-launched workers.
 	Runtime *ipc.RuntimeStats `json:"go_runtime,omitempty"`
 	// Master only.
+	Generation  int       `json:"generation,omitempty"` // 1, then +1 per upgrade
 	Config      string    `json:"config,omitempty"`
 	Listeners   []string  `json:"listeners,omitempty"`
 	Connections int64     `json:"connections,omitempty"`

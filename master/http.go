@@ -30,6 +30,10 @@ const (
 	phWait                    // at a worker, body done, waiting for the response to end
 )
 
+// drainIdleGrace is how long a draining master keeps an idle keep-alive
+// connection open, in case a request is already on its way.
+const drainIdleGrace = 200 * time.Millisecond
+
 // pipelineMax bounds the unread bytes of requests pipelined behind the one
 // in progress before the connection stops being read.
 const pipelineMax = 256 << 10
@@ -74,6 +78,7 @@ type httpState struct {
 }
 
 func (m *Master) newHTTPState(c *reactor.Conn) *httpState {
+	m.httpConns.Add(1)
 	l := c.Loop()
 	return &httpState{
 		remote: c.RemoteAddr(),
@@ -280,7 +285,7 @@ func (m *Master) OnTick(l *reactor.Loop) {
 		}
 		ls.waiting = keep
 	}
-	if now.Sub(ls.swept) < time.Second {
+	if now.Sub(ls.swept) < time.Second && !m.stopping.Load() {
 		return
 	}
 	ls.swept = now
@@ -302,6 +307,10 @@ func (m *Master) OnTick(l *reactor.Loop) {
 				Info("connection closed: request headers not complete within http_header_timeout")
 			m.httpError(c, h, http.StatusRequestTimeout, "request headers took too long", "")
 		case h.phase == phHead && h.headSince.IsZero() && c.Pending() == 0 && now.Sub(h.idleSince) > m.cfg.HTTPIdleTimeout.D():
+			c.Close(nil)
+		case m.stopping.Load() && h.phase == phHead && h.headSince.IsZero() && c.Pending() == 0 && now.Sub(h.idleSince) > drainIdleGrace:
+			// Draining: an idle keep-alive connection had its chance to
+			// send one more request (answered with Connection: close).
 			c.Close(nil)
 		case h.phase == phBody && !h.windowWait && now.Sub(h.bodyAt) > m.cfg.HTTPHeaderTimeout.D():
 			m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,

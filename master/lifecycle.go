@@ -158,6 +158,9 @@ func (m *Master) replace(old *worker, cause string) error {
 // workers, reload_batch at a time (default 1), reporting progress. It stops
 // after the batch in which a successor failed to start.
 func (m *Master) reload(tasksOnly bool, progress func(string)) (int, error) {
+	if m.upgrading.Load() {
+		return 0, errors.New("an upgrade is in progress; reload the new master once it is over")
+	}
 	if !m.reloading.CompareAndSwap(false, true) {
 		return 0, errReloadBusy
 	}

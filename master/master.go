@@ -75,6 +75,10 @@ type Master struct {
 
 	mgrp      atomic.Pointer[managerProc] // the current manager; read from any goroutine
 	reloading atomic.Bool                 // a reload runs
+	upgrading atomic.Bool                 // an upgrade runs
+	upgraded  atomic.Bool                 // a new master took over: leave its paths alone
+	ready     atomic.Bool                 // serving (tableflip ready)
+	httpConns atomic.Int64                // open HTTP connections (a drain waits for them)
 	watchDue  chan struct{}               // a change under the watch paths waits for its reload
 	life      lifeSubs                    // worker lifecycle events for replacements in progress
 	mgrSeq    uint64
@@ -137,7 +141,7 @@ func (m *Master) post(ev any) {
 
 // Run starts the master and serves until a stop signal or command; it
 // returns nil after a graceful stop.
-func Run(cfg *config.Config, opts Options) error {
+func Run(cfg *config.Config, opts Options) (err error) {
 	m := &Master{cfg: cfg, opts: opts, log: opts.Log.WithField("role", ipc.RoleMaster),
 		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),
 		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsReplies: make(chan statsReply, 1)}
@@ -163,23 +167,32 @@ func Run(cfg *config.Config, opts Options) error {
 		m.log.WithField("key", key).Warn("setting not enforced by this build yet (see docs/configuration.md)")
 	}
 	defer close(m.done)
+	defer func() {
+		if err != nil {
+			m.reportUpgradeFailure(err)
+		}
+	}()
 
-	var err error
 	if m.ctlPath, err = ControlPath(cfg.File); err != nil {
 		return err
 	}
 	if m.pidPath, err = PIDPath(cfg); err != nil {
 		return err
 	}
-	if err := checkNotRunning(m.ctlPath, cfg.File); err != nil {
-		return err
-	}
-	removeStalePluginDirs(cfg.File)
 	m.upg, err = tableflip.New(tableflip.Options{PIDFile: m.pidPath, UpgradeTimeout: cfg.UpgradeTimeout.D()})
 	if err != nil {
 		return fmt.Errorf("upgrader: %w", err)
 	}
 	defer m.upg.Stop()
+	// Started by an upgrade, the old master still runs: its control
+	// socket, pid file and plugin directories are its own until we are
+	// ready.
+	if !m.upg.HasParent() {
+		if err := checkNotRunning(m.ctlPath, cfg.File); err != nil {
+			return err
+		}
+		removeStalePluginDirs(cfg.File)
+	}
 
 	lns, err := m.listen()
 	if err != nil {
@@ -188,11 +201,19 @@ func Run(cfg *config.Config, opts Options) error {
 	// The control socket is the master's own, not handed over by tableflip:
 	// stopping the upgrader (which unlinks its unix sockets) must leave the
 	// CLI a way in while the stop drains.
-	ctlLn, err := net.Listen("unix", m.ctlPath)
-	if err != nil {
-		return fmt.Errorf("control socket %s: %w", m.ctlPath, err)
+	// Started by an upgrade, ours takes the path once we are ready.
+	ctlAt := m.ctlPath
+	if m.upg.HasParent() {
+		ctlAt = m.ctlPath + ".next"
+		os.Remove(ctlAt)
 	}
-	os.Chmod(m.ctlPath, 0o600)
+	ctlLn, err := net.Listen("unix", ctlAt)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", ctlAt, err)
+	}
+	os.Chmod(ctlAt, 0o600)
+	// Removed by shutdown when it is still ours (an upgrade hands it on).
+	ctlLn.(*net.UnixListener).SetUnlinkOnClose(false)
 	defer ctlLn.Close()
 
 	m.rx, err = reactor.New(reactor.Options{Loops: cfg.ReactorNum, MaxConn: cfg.MaxConn,
@@ -225,8 +246,15 @@ func Run(cfg *config.Config, opts Options) error {
 		m.shutdown(true)
 		return fmt.Errorf("upgrader ready: %w", err)
 	}
+	if ctlAt != m.ctlPath {
+		// The old master drains from here on; the CLI now reaches us.
+		if err := os.Rename(ctlAt, m.ctlPath); err != nil {
+			m.log.WithError(err).Error("control socket not moved into place; drover status/stop/reload cannot reach this master")
+		}
+	}
+	m.ready.Store(true)
 	m.log.WithFields(logrus.Fields{"pid": os.Getpid(), "listeners": m.bound, "workers": cfg.WorkerNum,
-		"task_workers": cfg.TaskWorkerNum, "pid_file": m.pidPath, "control": m.ctlPath}).Info("drover ready")
+		"task_workers": cfg.TaskWorkerNum, "pid_file": m.pidPath, "control": m.ctlPath, "generation": generation()}).Info("drover ready")
 	if opts.Ready != nil {
 		opts.Ready()
 	}
@@ -369,8 +397,11 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
-				// Upgrade is not built yet; the default action would kill the tree.
-				m.log.WithField("signal", s.String()).Warn("signal ignored: binary upgrade is not supported by this build yet")
+				go func() {
+					if _, err := m.upgrade(); err == nil {
+						m.post(evUpgraded{})
+					}
+				}()
 				continue
 			case syscall.SIGUSR1, syscall.SIGUSR2:
 				tasks := s == syscall.SIGUSR2
@@ -391,6 +422,11 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 				m.shutdownWith(sigs, req.Force)
 				return nil
 			}
+			if req.Cmd == "upgrade" {
+				req.reply <- Response{OK: true, Progress: true, Message: "upgrade started"}
+				go m.upgradeFor(req)
+				continue
+			}
 			if req.Cmd == "reload" {
 				req.reply <- Response{OK: true, Progress: true, Message: "reload started"}
 				go m.reloadFor(req)
@@ -398,6 +434,17 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 			}
 			req.reply <- m.answer(req.Request)
 		case ev := <-m.events:
+			if up, ok := ev.(evUpgraded); ok {
+				if up.req != nil {
+					// Held open until this process exits: drover upgrade
+					// learns from its EOF that the drain is over.
+					m.holdMu.Lock()
+					m.held = append(m.held, up.req.conn)
+					m.holdMu.Unlock()
+				}
+				m.shutdownWith(sigs, false)
+				return nil
+			}
 			if err := m.handle(ev); err != nil {
 				m.log.WithError(err).Error("master failed; stopping")
 				m.shutdown(true)
@@ -599,7 +646,7 @@ func (m *Master) drain(hurry <-chan struct{}) {
 		ln.Close()
 	}
 	for _, l := range m.rx.Loops() {
-		l.Post(reactor.Task{Fn: pauseAllTask})
+		l.Post(reactor.Task{Fn: pauseStreamsTask})
 	}
 	m.log.WithFields(logrus.Fields{"events_in_flight": m.disp.outstanding(), "max_wait_time": m.cfg.MaxWaitTime.D().String()}).
 		Info("listeners closed; draining in-flight events")
@@ -614,7 +661,23 @@ func (m *Master) drain(hurry <-chan struct{}) {
 	case <-m.disp.idleCh():
 	case <-t.C:
 		m.log.WithField("events_cut", m.disp.outstanding()).Warn("max_wait_time reached with events still in flight; stopping anyway")
+		return
 	case <-hurry:
+		return
+	}
+	// HTTP connections end with the response to their current or next
+	// request (Connection: close); idle ones are closed after a moment.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for m.httpConns.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-t.C:
+			m.log.WithField("connections", m.httpConns.Load()).Info("max_wait_time reached with HTTP connections open; closing them")
+			return
+		case <-hurry:
+			return
+		}
 	}
 }
 
@@ -635,13 +698,23 @@ func (m *Master) shutdown(force bool) {
 	for _, ln := range m.netLns {
 		ln.Close()
 	}
-	for _, l := range m.cfg.Listeners {
-		if l.Network == "unix" {
-			os.Remove(l.Addr)
+	if m.ownsPaths() {
+		for _, l := range m.cfg.Listeners {
+			if l.Network == "unix" {
+				os.Remove(l.Addr)
+			}
 		}
+		os.Remove(m.ctlPath)
 	}
 	removeOwnPIDFile(m.pidPath)
 	m.log.Info("drover stopped")
+}
+
+// ownsPaths reports whether the unix socket paths (listeners, control) are
+// this master's to remove: not once a new master took over, nor while a
+// master started by an upgrade is not ready (the old one still uses them).
+func (m *Master) ownsPaths() bool {
+	return !m.upgraded.Load() && (m.upg == nil || !m.upg.HasParent() || m.ready.Load())
 }
 
 func removeOwnPIDFile(path string) {
@@ -654,7 +727,7 @@ func removeOwnPIDFile(path string) {
 // status builds the drover status table.
 func (m *Master) status() []Process {
 	now := time.Now()
-	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: "running", Started: m.started,
+	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: "running", Started: m.started, Generation: generation(),
 		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load(),
 		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
 			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()}}}

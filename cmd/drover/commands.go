@@ -285,6 +285,42 @@ func reopenLogsCommand() *cli.Command {
 	}
 }
 
+func upgradeCommand() *cli.Command {
+	return &cli.Command{
+		Name: "upgrade",
+		Usage: "replace the master by the binary now at its path, with the config file re-read, without dropping a " +
+			"connection; returns once the new master serves and the old one has exited",
+		Flags: []cli.Flag{configFlag},
+		Action: func(c *cli.Context) error {
+			cl, err := dialInstance(c)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			start := time.Now()
+			resp, err := cl.Do(master.Request{Cmd: "upgrade"}, 10*time.Second)
+			for err == nil && resp.OK && resp.Progress {
+				// The new master has upgrade_timeout to become ready.
+				resp, err = cl.Next(30 * time.Minute)
+			}
+			if err != nil {
+				return err
+			}
+			if !resp.OK {
+				return errors.New(resp.Error)
+			}
+			fmt.Println(resp.Message)
+			ready := time.Now()
+			if err := cl.WaitClosed(30 * time.Minute); err != nil {
+				return fmt.Errorf("waiting for the old master to exit: %w", err)
+			}
+			fmt.Printf("upgraded in %.1fs: new master ready after %.1fs, old master drained in %.1fs\n",
+				time.Since(start).Seconds(), ready.Sub(start).Seconds(), time.Since(ready).Seconds())
+			return nil
+		},
+	}
+}
+
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",

@@ -40,6 +40,7 @@ func main() {
 			startCommand(),
 			stopCommand(),
 			reloadCommand(),
+			upgradeCommand(),
 			statusCommand(),
 			reopenLogsCommand(),
 			{

@@ -24,6 +24,9 @@ import (
 // master of another config (or another runtime directory) that shares
 // the pid file.
 func checkPIDFile(cfg *config.Config, log *logrus.Entry) error {
+	if master.StartedByUpgrade() {
+		return nil // the pid file names the old master, which hands over to us
+	}
 	path, err := master.PIDPath(cfg)
 	if err != nil {
 		return err

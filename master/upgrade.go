@@ -1,0 +1,122 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Binary upgrade (SIGHUP, drover upgrade). tableflip starts a new master
+// — the binary now at our path, the config file re-read — handing it every
+// listening socket; it starts its own manager and workers and signals
+// ready once they said hello. Then this master stops accepting, finishes
+// what it has (HTTP connections get Connection: close on their next
+// response), stops its tree and exits. A new master that fails before it
+// is ready is abandoned; this one serves on.
+
+// EnvGeneration counts masters across upgrades: 1 for the first.
+const EnvGeneration = "DROVER_GENERATION"
+
+// errUpgradeBusy refuses an upgrade while another one, or a reload, runs.
+var errUpgradeBusy = errors.New("an upgrade is already in progress; wait for it to finish")
+
+// evUpgraded tells the master's loop that a new master took over: it
+// drains and exits. reply, if any, is the control connection of the
+// drover upgrade that asked, held open until this process exits.
+type evUpgraded struct {
+	req *controlReq
+}
+
+// generation is this master's generation (EnvGeneration, default 1).
+func generation() int {
+	if n, err := strconv.Atoi(os.Getenv(EnvGeneration)); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
+// upgradeErrorPath is where a new master that fails before it is ready
+// leaves its reason for the old one to report.
+func (m *Master) upgradeErrorPath() string { return m.ctlPath + ".upgrade-error" }
+
+// upgrade starts a new master and waits until it is ready (then this
+// master must drain and exit) or has failed (this one serves on). It
+// returns the new master's pid.
+func (m *Master) upgrade() (int, error) {
+	if m.reloading.Load() {
+		return 0, errors.New("a reload is in progress; upgrade once it is over")
+	}
+	if !m.upgrading.CompareAndSwap(false, true) {
+		return 0, errUpgradeBusy
+	}
+	start := time.Now()
+	if m.upg.HasParent() {
+		// Back to back: the master we replaced may still be finishing its
+		// drain (tableflip allows one upgrade at a time).
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.MaxWaitTime.D()+10*time.Second)
+		err := m.upg.WaitForParent(ctx)
+		cancel()
+		if err != nil {
+			m.upgrading.Store(false)
+			return 0, fmt.Errorf("upgrade refused: the previous master has not exited yet (%v); try again once it has", err)
+		}
+	}
+	m.log.WithField("upgrade_timeout", m.cfg.UpgradeTimeout.D().String()).Info("upgrade: starting a new master")
+	os.Remove(m.upgradeErrorPath())
+	os.Setenv(EnvGeneration, strconv.Itoa(generation()+1)) // inherited by the new master
+	err := m.upg.Upgrade()
+	os.Setenv(EnvGeneration, strconv.Itoa(generation()-1))
+	if err != nil {
+		m.upgrading.Store(false)
+		reason := err.Error()
+		if b, rerr := os.ReadFile(m.upgradeErrorPath()); rerr == nil && len(b) > 0 {
+			reason = strings.TrimSpace(string(b))
+			os.Remove(m.upgradeErrorPath())
+		}
+		err = fmt.Errorf("upgrade failed, this master (pid %d) keeps serving: the new master %s", os.Getpid(), reason)
+		m.log.Error(err.Error())
+		return 0, err
+	}
+	pid := 0
+	if b, err := os.ReadFile(m.pidPath); err == nil {
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	m.upgraded.Store(true)
+	m.log.WithFields(logrus.Fields{"new_master_pid": pid, "took_ms": time.Since(start).Milliseconds()}).
+		Info("upgrade: the new master is ready; this one drains and exits")
+	return pid, nil
+}
+
+// upgradeFor runs an upgrade asked for on the control socket. On success
+// the connection stays open until this process exits, so that drover
+// upgrade learns when the drain is over.
+func (m *Master) upgradeFor(req controlReq) {
+	pid, err := m.upgrade()
+	if err != nil {
+		writeResponse(req.conn, Response{Error: err.Error()})
+		req.conn.Close()
+		return
+	}
+	writeResponse(req.conn, Response{OK: true, Message: fmt.Sprintf("new master pid %d ready; old master pid %d draining", pid, os.Getpid())})
+	m.post(evUpgraded{req: &req})
+}
+
+// reportUpgradeFailure leaves err for the old master when this one was
+// started by an upgrade and fails before it is ready.
+func (m *Master) reportUpgradeFailure(err error) {
+	if m.upg == nil || !m.upg.HasParent() || m.ready.Load() || m.ctlPath == "" {
+		return
+	}
+	os.WriteFile(m.upgradeErrorPath(), []byte(err.Error()), 0o600)
+}
+
+// StartedByUpgrade reports whether this process is a new master started
+// by an upgrade (tableflip marks its child's environment), whose old
+// master still runs and owns the pid file until the new one is ready.
+func StartedByUpgrade() bool { return os.Getenv("TABLEFLIP_HAS_PARENT_7DIU3") != "" }
