@@ -233,26 +233,14 @@ func reloadCommand() *cli.Command {
 		Flags: []cli.Flag{configFlag,
 			&cli.BoolFlag{Name: "tasks", Usage: "replace only the task workers (as SIGUSR2)"}},
 		Action: func(c *cli.Context) error {
-			cl, err := dialInstance(c)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
 			start := time.Now()
-			resp, err := cl.Do(master.Request{Cmd: "reload", Tasks: c.Bool("tasks")}, 10*time.Second)
-			for err == nil && resp.OK && resp.Progress {
-				if resp.Message != "reload started" {
-					fmt.Println(resp.Message)
+			resp, err := command(c, master.Request{Cmd: "reload", Tasks: c.Bool("tasks")}, func(msg string) {
+				if msg != "reload started" {
+					fmt.Println(msg)
 				}
-				// A replacement waits up to start_timeout for the successor
-				// and max_wait_time for its predecessor.
-				resp, err = cl.Next(30 * time.Minute)
-			}
+			})
 			if err != nil {
 				return err
-			}
-			if !resp.OK {
-				return errors.New(resp.Error)
 			}
 			fmt.Printf("%s in %.1fs\n", resp.Message, time.Since(start).Seconds())
 			return nil
@@ -267,17 +255,9 @@ func reopenLogsCommand() *cli.Command {
 			"(the manager's and workers' lines follow: they go through the master)",
 		Flags: []cli.Flag{configFlag},
 		Action: func(c *cli.Context) error {
-			cl, err := dialInstance(c)
+			resp, err := command(c, master.Request{Cmd: "reopen-logs"}, func(string) {})
 			if err != nil {
 				return err
-			}
-			defer cl.Close()
-			resp, err := cl.Do(master.Request{Cmd: "reopen-logs"}, 10*time.Second)
-			if err != nil {
-				return err
-			}
-			if !resp.OK {
-				return errors.New(resp.Error)
 			}
 			fmt.Println(resp.Message)
 			return nil
@@ -292,23 +272,13 @@ func upgradeCommand() *cli.Command {
 			"connection; returns once the new master serves and the old one has exited",
 		Flags: []cli.Flag{configFlag},
 		Action: func(c *cli.Context) error {
-			cl, err := dialInstance(c)
+			start := time.Now()
+			var cl *master.Client
+			resp, err := commandOn(c, &cl, master.Request{Cmd: "upgrade"}, func(string) {})
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			start := time.Now()
-			resp, err := cl.Do(master.Request{Cmd: "upgrade"}, 10*time.Second)
-			for err == nil && resp.OK && resp.Progress {
-				// The new master has upgrade_timeout to become ready.
-				resp, err = cl.Next(30 * time.Minute)
-			}
-			if err != nil {
-				return err
-			}
-			if !resp.OK {
-				return errors.New(resp.Error)
-			}
 			fmt.Println(resp.Message)
 			ready := time.Now()
 			if err := cl.WaitClosed(30 * time.Minute); err != nil {
@@ -496,4 +466,37 @@ func watchPaths(paths []string, onChange func(string), onError func(error)) (io.
 		OnChange: func(c watch.Change) { onChange(c.String()) },
 		OnError:  onError,
 	})
+}
+
+// command sends req to the instance c addresses and follows its progress
+// lines (passed to progress) to the final answer, which it returns; an
+// answer that is not OK is returned as an error.
+func command(c *cli.Context, req master.Request, progress func(string)) (master.Response, error) {
+	var cl *master.Client
+	resp, err := commandOn(c, &cl, req, progress)
+	if cl != nil {
+		cl.Close()
+	}
+	return resp, err
+}
+
+// commandOn is command that leaves the connection open in *clp (nil on a
+// dial error) for what the command does after its answer.
+func commandOn(c *cli.Context, clp **master.Client, req master.Request, progress func(string)) (master.Response, error) {
+	cl, err := dialInstance(c)
+	if err != nil {
+		return master.Response{}, err
+	}
+	*clp = cl
+	resp, err := cl.Do(req, 10*time.Second)
+	for err == nil && resp.OK && resp.Progress {
+		progress(resp.Message)
+		// A reload waits for successors (start_timeout) and predecessors
+		// (max_wait_time), an upgrade for the new master (upgrade_timeout).
+		resp, err = cl.Next(30 * time.Minute)
+	}
+	if err == nil && !resp.OK {
+		err = errors.New(resp.Error)
+	}
+	return resp, err
 }
