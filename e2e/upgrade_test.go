@@ -73,6 +73,17 @@ func TestUpgradeToBrokenConfigKeepsServing(t *testing.T) {
 	if got := rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false); !strings.HasSuffix(got, "Hello, World!") {
 		t.Fatalf("after the failed upgrade: %q", got)
 	}
+	// A config that no longer loads: the reason names the file and line.
+	if err := os.WriteFile(s.config, []byte("worker_nun: 2\n"+string(good)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = s.drover("upgrade", "-c", s.config)
+	if err == nil || !strings.Contains(out, s.config+`:1: unknown key "worker_nun" (did you mean "worker_num"?)`) {
+		t.Fatalf("upgrade to an invalid config: %v\n%s", err, out)
+	}
+	if pid := masterPID(t, s); pid != before {
+		t.Fatalf("master pid %d after a failed upgrade, want the old %d", pid, before)
+	}
 	// Fixed, the next upgrade goes through.
 	os.WriteFile(s.config, good, 0o644)
 	if out, err := s.drover("upgrade", "-c", s.config); err != nil {

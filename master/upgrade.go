@@ -116,6 +116,18 @@ func (m *Master) reportUpgradeFailure(err error) {
 	os.WriteFile(m.upgradeErrorPath(), []byte(err.Error()), 0o600)
 }
 
+// ReportUpgradeFailure leaves err for the old master when this process was
+// started by an upgrade and fails before master.Run (a config file that no
+// longer loads), so that drover upgrade can say why.
+func ReportUpgradeFailure(configFile string, err error) {
+	if !StartedByUpgrade() {
+		return
+	}
+	if p, perr := ControlPath(configFile); perr == nil {
+		os.WriteFile(p+".upgrade-error", []byte(err.Error()), 0o600)
+	}
+}
+
 // StartedByUpgrade reports whether this process is a new master started
 // by an upgrade (tableflip marks its child's environment), whose old
 // master still runs and owns the pid file until the new one is ready.

@@ -46,6 +46,7 @@ func startCommand() *cli.Command {
 			}
 			cfg, err := config.Load(path)
 			if err != nil {
+				master.ReportUpgradeFailure(path, err) // to the master we would replace
 				return cli.Exit(err.Error(), 2)
 			}
 			if c.Bool("daemonize") {
