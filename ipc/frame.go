@@ -117,6 +117,10 @@ func (t Type) String() string {
 		return "cancel"
 	case TypeWindow:
 		return "window"
+	case TypeTask:
+		return "task"
+	case TypeTaskResult:
+		return "task_result"
 	case CtlInit:
 		return "ctl_init"
 	case CtlWorkerStarted:

@@ -270,12 +270,8 @@ func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
 		return false
 	}
 	w.inflight--
-	w.served++
 	d.total--
-	if w.recycleAt > 0 && w.served >= w.recycleAt && !w.recycling && w.state == stateReady {
-		w.recycling = true
-		w.m.post(evRecycle{w: w, cause: fmt.Sprintf("max_request reached (%d requests served)", w.served)})
-	}
+	d.servedOne(w)
 	if n := w.owed[id]; n > 1 {
 		w.owed[id] = n - 1
 	} else {
@@ -293,6 +289,27 @@ func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
 	}
 	d.signalIdle()
 	return true
+}
+
+// servedOne counts an event or task w finished, and asks for its
+// replacement at its max_request (task_max_request). Called with mu held.
+func (d *dispatcher) servedOne(w *worker) {
+	w.served++
+	if w.recycleAt > 0 && w.served >= w.recycleAt && !w.recycling && w.state == stateReady {
+		w.recycling = true
+		key := "max_request"
+		if w.role == ipc.RoleTaskWorker {
+			key = "task_max_request"
+		}
+		w.m.post(evRecycle{w: w, cause: fmt.Sprintf("%s reached (%d served)", key, w.served)})
+	}
+}
+
+// taskDone counts a task w finished.
+func (d *dispatcher) taskDone(w *worker) {
+	d.mu.Lock()
+	d.servedOne(w)
+	d.mu.Unlock()
 }
 
 // retire stops sending new events to w, whose successor has taken its
@@ -414,4 +431,24 @@ func (d *dispatcher) snapshot() []workerInfo {
 			served: w.served, concurrency: w.concurrency, sdk: w.sdk})
 	}
 	return out
+}
+
+// snapshotTasks is snapshot for the task workers taking new tasks, by slot.
+func (d *dispatcher) snapshotTasks() []workerInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]workerInfo, 0, len(d.tasks))
+	for _, w := range d.tasks {
+		if w != nil {
+			out = append(out, workerInfo{w: w, state: w.state, concurrency: w.concurrency})
+		}
+	}
+	return out
+}
+
+// alive reports whether w has not left.
+func (d *dispatcher) alive(w *worker) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return w.state != stateDead
 }

@@ -81,6 +81,7 @@ type Master struct {
 	httpConns atomic.Int64                // open HTTP connections (a drain waits for them)
 	watchDue  chan struct{}               // a change under the watch paths waits for its reload
 	life      lifeSubs                    // worker lifecycle events for replacements in progress
+	tasks     *taskRouter
 	mgrSeq    uint64
 	mgrFails  int
 	slots     map[slotKey]*slotInfo
@@ -159,6 +160,7 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		mode = modeFixed
 	}
 	m.disp = newDispatcher(mode, cfg.WorkerNum, cfg.TaskWorkerNum, cfg.DispatchQueueMax)
+	m.tasks = newTaskRouter(m)
 	m.disp.httpMode = cfg.DispatchMode
 	if m.disp.httpMode == 0 {
 		m.disp.httpMode = modeIdle
@@ -483,6 +485,9 @@ func (m *Master) handle(ev any) error {
 		m.watchReload(e.change)
 	case evWorkerReady:
 		m.life.publish(e)
+		if e.w.role == ipc.RoleTaskWorker && m.tasks != nil {
+			m.tasks.kick()
+		}
 		// Events and HTTP requests that waited for a worker go out now.
 		for _, l := range m.rx.Loops() {
 			l.Post(reactor.Task{Fn: m.retryPending})
@@ -534,6 +539,9 @@ func (m *Master) takeOut(w *worker, reason string, kill bool, killMsg string) {
 	ids, was := m.disp.remove(w)
 	if was == stateDead {
 		return
+	}
+	if m.tasks != nil {
+		m.tasks.gone(w, reason)
 	}
 	fields := logrus.Fields{"reason": reason, "connections_failed": len(ids)}
 	switch {
@@ -749,6 +757,9 @@ func (m *Master) status() []Process {
 		seen[k] = true
 		p := Process{Role: wi.w.role, ID: wi.w.slot, PID: wi.w.pid, State: wi.state.String(), Started: wi.w.started,
 			Requests: wi.served, InFlight: wi.inflight, Queued: wi.queued, Concurrency: wi.concurrency, Launch: wi.w.launch}
+		if wi.w.role == ipc.RoleTaskWorker && m.tasks != nil {
+			p.InFlight = m.tasks.inFlight(wi.w)
+		}
 		if si := m.slots[k]; si != nil {
 			p.Restarts, p.LastExit = si.restarts, si.lastExit
 		}

@@ -269,6 +269,16 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 		} else {
 			m.toConnArg(l, h.ID, func(c *reactor.Conn) { m.httpResponseBody(c, flags, payload) }, payload, int(flags), responseBodyTask)
 		}
+	case ipc.TypeTask:
+		if w.role != ipc.RoleWorker || m.tasks == nil {
+			return fmt.Errorf("%w: a task from a %s (only workers send tasks)", errProtocol, w.role)
+		}
+		m.tasks.submit(l, w, h.ID, payload)
+	case ipc.TypeTaskResult:
+		if w.role != ipc.RoleTaskWorker || m.tasks == nil {
+			return fmt.Errorf("%w: a task result from a %s", errProtocol, w.role)
+		}
+		return m.tasks.finish(l, w, h.ID, h.Flags, payload)
 	case ipc.TypeWindow:
 		n, err := ipc.ParseWindow(payload)
 		if err != nil {

@@ -24,7 +24,6 @@ type Handler struct {
 	// OnTask, required, runs one task and returns its result, which goes
 	// back to the worker that asked. task is valid only during the call.
 	// ctx is cancelled when the task is abandoned (the master went away).
-	// Not called yet: no task frame exists in protocol version 1.
 	OnTask func(ctx context.Context, task []byte) ([]byte, error)
 }
 
@@ -66,13 +65,15 @@ func serve(r *ipc.Reader, w *ipc.Writer, id int, h Handler) error {
 	if err := start(id, h.OnStart); err != nil {
 		return err
 	}
-	// One task at a time, as Swoole's task workers; concurrency becomes an
-	// option when tasks exist.
+	// One task at a time, as Swoole's task workers. ctx ends when the
+	// master goes away (the task's result could not be delivered).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	if err := ipc.WriteHello(w, ipc.Hello{Role: ipc.RoleTaskWorker, SDK: SDK, Concurrency: 1}); err != nil {
 		return fmt.Errorf("task worker %d: %w", id, err)
 	}
 	for {
-		fh, _, err := r.ReadFrame()
+		fh, payload, err := r.ReadFrame()
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("task worker %d: master closed the channel (fd %d), exiting: %w", id, ipc.WorkerFD, err)
 		}
@@ -86,14 +87,34 @@ func serve(r *ipc.Reader, w *ipc.Writer, id int, h Handler) error {
 				return fmt.Errorf("task worker %d: flush before exit: %w", id, err)
 			}
 			return nil
+		case ipc.TypeTask:
+			// One task at a time, on this goroutine (concurrency 1).
+			result, terr := runTask(ctx, id, h.OnTask, payload)
+			var werr error
+			if terr != nil {
+				werr = w.WriteFrame(ipc.TypeTaskResult, ipc.FlagAbort, fh.ID, []byte(terr.Error()))
+			} else {
+				werr = w.WriteFrame(ipc.TypeTaskResult, 0, fh.ID, result)
+			}
+			if werr != nil {
+				return fmt.Errorf("task worker %d: send a task result: %w", id, werr)
+			}
 		}
-		// TODO(tasks): when the protocol gains task frames, run OnTask for
-		// each here with a context cancelled on EOF, send its result or
-		// error to the asking worker, and answer with Done.
-		//
-		// Other types are newer than this SDK (or meant for workers):
-		// ignored, without Done.
+		// Other types are newer than this SDK (or meant for workers): ignored.
 	}
+}
+
+// runTask runs OnTask for one task and recovers its panic as the task's
+// error.
+func runTask(ctx context.Context, id int, onTask func(context.Context, []byte) ([]byte, error), task []byte) (result []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			buf := make([]byte, 64<<10)
+			fmt.Fprintf(os.Stderr, "task worker %d: OnTask panicked: %v\n%s\n", id, r, buf[:runtime.Stack(buf, false)])
+			result, err = nil, fmt.Errorf("the task panicked: %v", r)
+		}
+	}()
+	return onTask(ctx, task)
 }
 
 // start runs OnStart; a failure or panic is a boot failure.

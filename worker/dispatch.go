@@ -138,7 +138,7 @@ func (s *Server) lead() {
 			s.result <- s.readEnded(err)
 			return
 		}
-		if draining && h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel && h.Type != ipc.TypeWindow {
+		if draining && h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel && h.Type != ipc.TypeWindow && h.Type != ipc.TypeTaskResult {
 			continue
 		}
 		switch h.Type {
@@ -159,6 +159,9 @@ func (s *Server) lead() {
 			if !s.reclaim() {
 				return
 			}
+			continue
+		case ipc.TypeTaskResult:
+			s.taskResultFrame(h, payload)
 			continue
 		case ipc.TypeRequestBody, ipc.TypeCancel, ipc.TypeWindow:
 			s.requestFrame(h, payload)

@@ -173,6 +173,7 @@ type Server struct {
 	// lendTimer calls wakeReader lendThreshold after a lend.
 	lendTimer *time.Timer
 	http      httpState // HTTP requests in flight (http.go)
+	tasks     taskTable // tasks waited for (tasks.go)
 }
 
 // WorkerID returns the worker's slot number, 0..worker_num-1 (DROVER_WORKER_ID).
@@ -240,6 +241,8 @@ func serve(ch channel, id int, ev Events, o options) error {
 	if o.onServer != nil {
 		o.onServer(s)
 	}
+	current.Store(s)
+	defer current.CompareAndSwap(s, nil)
 	if err := s.start(); err != nil {
 		return err
 	}

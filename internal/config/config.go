@@ -44,6 +44,9 @@ type Config struct {
 	// is at its concurrency; beyond it the master answers 503 or closes.
 	// Default 1024; >= 1.
 	DispatchQueueMax int `yaml:"dispatch_queue_max" json:"dispatch_queue_max"`
+	// TaskQueueMax bounds the tasks waiting for a free task worker; a task
+	// beyond it fails at once. Default 1024.
+	TaskQueueMax int `yaml:"task_queue_max" json:"task_queue_max"`
 	// MaxWaitTime bounds how long a stopping worker may finish in-flight
 	// requests. Default 3s.
 	MaxWaitTime Duration `yaml:"max_wait_time" json:"max_wait_time"`

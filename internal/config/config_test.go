@@ -42,6 +42,7 @@ func TestParseValid(t *testing.T) {
 					DispatchQueueMax: 1024,
 					MaxWaitTime:      Duration(3 * time.Second),
 					ReloadBatch:      1,
+					TaskQueueMax:     1024,
 					PackageMaxLength: 2 << 20,
 					BufferOutputSize: 2 << 20,
 					MaxConn:          10000,

@@ -141,6 +141,9 @@ func (v *validator) defaults(c *Config) {
 	if unset("dispatch_queue_max") {
 		c.DispatchQueueMax = DefaultDispatchQueueMax
 	}
+	if unset("task_queue_max") {
+		c.TaskQueueMax = 1024
+	}
 	if unset("max_wait_time") {
 		c.MaxWaitTime = DefaultMaxWaitTime
 	}
@@ -215,6 +218,7 @@ func (v *validator) validate(c *Config) {
 			"1 round-robin, 2 fixed by connection, 3 idle worker first, 4 by client IP or 5 by bound uid)", c.DispatchMode)
 	}
 	v.atLeast("dispatch_queue_max", c.DispatchQueueMax, 1, -1)
+	v.atLeast("task_queue_max", c.TaskQueueMax, 1, -1)
 	v.duration("max_wait_time", c.MaxWaitTime, false)
 	v.atLeast("reload_batch", c.ReloadBatch, 1, -1)
 	v.minSize("package_max_length", c.PackageMaxLength, 64)

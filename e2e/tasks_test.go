@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const tasksConfig = `
+worker_num: 2
+task_worker_num: 2
+worker:
+  cmd: [{{bin}}/tasks]
+task_worker:
+  cmd: [{{bin}}/tasks]
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// K tasks on T task workers take about ceil(K/T) task times, not K, and
+// their results come back to the request that asked.
+func TestTasksFanout(t *testing.T) {
+	s := startServer(t, tasksConfig)
+	if code, body := get(t, httpURL(s, "/fanout?n=100&delay=1ms")); code != 200 || body != "338350" {
+		t.Fatalf("fanout n=100: %d %q, want 200 338350", code, body)
+	}
+	start := time.Now()
+	if code, body := get(t, httpURL(s, "/fanout?n=8&delay=200ms")); code != 200 || body != "204" {
+		t.Fatalf("fanout n=8: %d %q, want 200 204", code, body)
+	}
+	// 8 tasks of 200 ms on 2 task workers: 4 rounds, 0.8 s; one at a time
+	// would take 1.6 s.
+	if d := time.Since(start); d >= 1500*time.Millisecond {
+		t.Fatalf("8 tasks of 200ms on 2 task workers took %s: not run in parallel", d)
+	}
+	if code, body := get(t, httpURL(s, "/async")); code != 200 || !strings.HasPrefix(body, "task ") {
+		t.Fatalf("async: %d %q", code, body)
+	}
+}
+
+// Killing a task worker during TaskWaitMulti fails its task only; the
+// others return, and the task worker is replaced.
+func TestTaskWorkerKilledMidTask(t *testing.T) {
+	s := startServer(t, tasksConfig)
+	var victim int
+	for _, r := range s.status() {
+		if r.Role == "task_worker" && r.ID == 0 {
+			victim = r.PID
+		}
+	}
+	logs := s.subscribe()
+	type answer struct {
+		code int
+		body string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		code, body := get(t, httpURL(s, "/fanout?n=4&delay=1s"))
+		done <- answer{code, body}
+	}()
+	// Both task workers hold a task once both show one in flight.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		busy := 0
+		for _, r := range s.status() {
+			if r.Role == "task_worker" && r.InFlight > 0 {
+				busy++
+			}
+		}
+		if busy == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the task workers never both showed a task in flight")
+		}
+	}
+	syscall.Kill(victim, syscall.SIGKILL)
+	a := <-done
+	// The victim's task (and the one queued behind it, if it landed there
+	// next) failed; the rest succeeded.
+	if a.code != 502 || !strings.Contains(a.body, "of 4 tasks failed") || !strings.Contains(a.body, fmt.Sprintf("pid %d", victim)) {
+		t.Fatalf("fanout with a killed task worker: %d %q", a.code, a.body)
+	}
+	if strings.HasPrefix(a.body, "4 of 4") {
+		t.Fatalf("every task failed: %q; only the killed task worker's should", a.body)
+	}
+	s.waitLog(logs, 10*time.Second, "the replacement task worker", func(e logEntry) bool {
+		return e.msg() == "worker ready" && e.str("role") == "task_worker" && e.str("pid") != fmt.Sprint(victim)
+	})
+	if code, body := get(t, httpURL(s, "/fanout?n=4&delay=1ms")); code != 200 || body != "30" {
+		t.Fatalf("after the replacement: %d %q", code, body)
+	}
+}
+
+// Beyond task_queue_max, a task fails at once with a clear error.
+func TestTaskQueueOverflow(t *testing.T) {
+	s := startServer(t, tasksConfig+"task_queue_max: 4\n")
+	start := time.Now()
+	// 2 task workers take 2 tasks, 4 wait, 4 are refused at once.
+	code, body := get(t, httpURL(s, "/fanout?n=10&delay=300ms"))
+	if code != 502 || !strings.Contains(body, "4 of 10 tasks failed") || !strings.Contains(body, "task queue full") {
+		t.Fatalf("overflowing task_queue_max: %d %q", code, body)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("took %s", d)
+	}
+}

@@ -1,0 +1,17 @@
+package ipc
+
+// Task frames (Swoole's task / finish). A worker hands work to the task
+// worker pool and gets the result back; the master routes both ways.
+const (
+	// TypeTask carries a task's data (raw bytes). W→M: a worker asks, id =
+	// its own task id (unique among its tasks in flight). M→T: the master
+	// hands the task to a task worker, id = the master's task id.
+	TypeTask Type = 9
+	// TypeTaskResult carries a task's result (raw bytes), or with FlagAbort
+	// its error (UTF-8 text). T→M: id = the master's task id; exactly one
+	// per task. M→W: id = the asking worker's task id. The master also
+	// answers with FlagAbort itself when the task could not run: the task
+	// queue is full (task_queue_max), there are no task workers, or the
+	// task worker died while running it.
+	TypeTaskResult Type = 10
+)

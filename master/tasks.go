@@ -1,0 +1,172 @@
+package master
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/reactor"
+)
+
+// Tasks: a worker sends TypeTask (its own task id), the master hands it to
+// a task worker with a free slot under a master task id, or queues it (up
+// to task_queue_max), and routes the task worker's TypeTaskResult back to
+// the asking incarnation under the asker's id. A result for an incarnation
+// that has left is dropped with a log line: a successor never receives its
+// predecessor's results. Runs on reactor loops (the workers' frames) and
+// the master's loop (task workers ready or gone); one mutex guards it.
+
+// taskRec is a task in flight at a task worker.
+type taskRec struct {
+	asker   *worker // the incarnation that asked
+	askerID uint64  // its id for the task
+	at      *worker // the task worker running it
+}
+
+// queuedTask waits for a task worker with a free slot.
+type queuedTask struct {
+	asker   *worker
+	askerID uint64
+	data    []byte
+}
+
+type taskRouter struct {
+	m      *Master
+	mu     sync.Mutex
+	next   uint64
+	flight map[uint64]*taskRec
+	busy   map[*worker]int // tasks in flight per task worker
+	queue  []queuedTask
+}
+
+func newTaskRouter(m *Master) *taskRouter {
+	return &taskRouter{m: m, flight: make(map[uint64]*taskRec), busy: make(map[*worker]int)}
+}
+
+// fail answers a task with an error at once.
+func fail(l *reactor.Loop, asker *worker, id uint64, msg string) {
+	asker.writeFlags(l, ipc.TypeTaskResult, ipc.FlagAbort, id, []byte(msg))
+}
+
+// submit takes a worker's task: to a task worker with a free slot, or the
+// queue, or an immediate error. Runs on l.
+func (tr *taskRouter) submit(l *reactor.Loop, asker *worker, id uint64, data []byte) {
+	if tr.m.cfg.TaskWorkerNum == 0 {
+		fail(l, asker, id, "no task workers: set task_worker_num and task_worker.cmd in the config")
+		return
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tw := tr.idle(); tw != nil {
+		tr.start(l, tw, asker, id, data)
+		return
+	}
+	if max := tr.m.cfg.TaskQueueMax; len(tr.queue) >= max {
+		fail(l, asker, id, fmt.Sprintf("task queue full: %d tasks wait for a task worker (task_queue_max); retry later or add task workers", max))
+		return
+	}
+	tr.queue = append(tr.queue, queuedTask{asker: asker, askerID: id, data: append([]byte(nil), data...)})
+}
+
+// idle returns a ready task worker with a free slot, the least busy first.
+// Called with mu held.
+func (tr *taskRouter) idle() *worker {
+	var pick *worker
+	for _, wi := range tr.m.disp.snapshotTasks() {
+		if wi.state != stateReady || tr.busy[wi.w] >= wi.concurrency {
+			continue
+		}
+		if pick == nil || tr.busy[wi.w] < tr.busy[pick] {
+			pick = wi.w
+		}
+	}
+	return pick
+}
+
+// start sends a task to tw. Called with mu held.
+func (tr *taskRouter) start(l *reactor.Loop, tw, asker *worker, askerID uint64, data []byte) {
+	tr.next++
+	tr.flight[tr.next] = &taskRec{asker: asker, askerID: askerID, at: tw}
+	tr.busy[tw]++
+	tw.write(l, ipc.TypeTask, tr.next, data)
+}
+
+// finish routes a task worker's result to the worker that asked, then
+// starts queued tasks. Runs on l.
+func (tr *taskRouter) finish(l *reactor.Loop, tw *worker, id uint64, flags uint8, result []byte) error {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	rec := tr.flight[id]
+	if rec == nil || rec.at != tw {
+		return fmt.Errorf("%w: result for task %d, which is not in flight at this task worker", errProtocol, id)
+	}
+	delete(tr.flight, id)
+	tr.busy[tw]--
+	tr.m.disp.taskDone(tw)
+	if tr.m.disp.alive(rec.asker) {
+		rec.asker.writeFlags(l, ipc.TypeTaskResult, flags&ipc.FlagAbort, rec.askerID, result)
+	} else {
+		rec.asker.log.WithFields(logrus.Fields{"task_worker_id": tw.slot, "task_worker_pid": tw.pid}).
+			Info("task result dropped: the worker that asked for it has left")
+	}
+	tr.drain(l)
+	return nil
+}
+
+// drain starts queued tasks while task workers have free slots. Called
+// with mu held.
+func (tr *taskRouter) drain(l *reactor.Loop) {
+	for len(tr.queue) > 0 {
+		tw := tr.idle()
+		if tw == nil {
+			return
+		}
+		q := tr.queue[0]
+		tr.queue[0] = queuedTask{}
+		tr.queue = tr.queue[1:]
+		if !tr.m.disp.alive(q.asker) {
+			continue // nobody waits for it any more
+		}
+		tr.start(l, tw, q.asker, q.askerID, q.data)
+	}
+	if len(tr.queue) == 0 {
+		tr.queue = nil
+	}
+}
+
+// kick starts queued tasks after a task worker became ready. Safe from any
+// goroutine.
+func (tr *taskRouter) kick() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.drain(nil)
+}
+
+// gone fails the tasks in flight at a task worker that left, and forgets
+// the tasks of a worker that left (their results would be dropped).
+func (tr *taskRouter) gone(w *worker, reason string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	delete(tr.busy, w)
+	for id, rec := range tr.flight {
+		if rec.at != w {
+			continue
+		}
+		delete(tr.flight, id)
+		if tr.m.disp.alive(rec.asker) {
+			fail(nil, rec.asker, rec.askerID, fmt.Sprintf("task worker %d (pid %d) left while running this task: %s", w.slot, w.pid, reason))
+		}
+	}
+	if w.role == ipc.RoleTaskWorker {
+		tr.drain(nil)
+	}
+}
+
+// inFlight is how many tasks w runs, for drover status.
+func (tr *taskRouter) inFlight(w *worker) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.busy[w]
+}
