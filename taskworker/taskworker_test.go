@@ -197,3 +197,33 @@ func TestProcess(t *testing.T) {
 		exitCode(t, cmd, stderr, 1, "this program is a drover task worker: start it with `drover start -c drover.yaml` (task_worker.cmd), not by hand (DROVER_ROLE is not set)")
 	})
 }
+
+// Each task gets exactly one result with its id: the value, or FlagAbort
+// and the error text, a panic included.
+func TestTasksAnswered(t *testing.T) {
+	m := startTaskWorker(t, Handler{OnTask: func(_ context.Context, task []byte) ([]byte, error) {
+		switch string(task) {
+		case "fail":
+			return nil, errors.New("no such report")
+		case "panic":
+			panic("handler bug")
+		}
+		return append([]byte("done: "), task...), nil
+	}})
+	m.readHello(t)
+	for i, task := range []string{"a", "fail", "panic", "b"} {
+		if err := m.w.WriteFrame(ipc.TypeTask, 0, uint64(100+i), []byte(task)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []struct {
+		flags uint8
+		body  string
+	}{{0, "done: a"}, {ipc.FlagAbort, "no such report"}, {ipc.FlagAbort, "the task panicked: handler bug"}, {0, "done: b"}}
+	for i, w := range want {
+		fh, p, err := m.r.ReadFrame()
+		if err != nil || fh.Type != ipc.TypeTaskResult || fh.ID != uint64(100+i) || fh.Flags != w.flags || string(p) != w.body {
+			t.Fatalf("result %d: %v id %d flags %d %q (%v), want id %d flags %d %q", i, fh.Type, fh.ID, fh.Flags, p, err, 100+i, w.flags, w.body)
+		}
+	}
+}
