@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/drover-dev/drover/ipc"
@@ -68,6 +69,9 @@ func frame(body string) []byte {
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 }
 
+// pongs holds the /ping requests waiting for their answer, by nonce.
+var pongs sync.Map
+
 // hoard is what /grow leaks.
 var hoard [][]byte
 
@@ -94,6 +98,7 @@ var bigPiece = func() []byte {
 //	/big?n=N      N bytes of bigPiece, repeated
 //	/grow?mb=N    keeps N more MiB resident (a leak)
 //	/slow?ms=N    answers "slept" after N milliseconds
+//	/ping?to=N    messages worker N, which messages back: "pong … from N to …"
 func serveHTTPHandler() {
 	// A slow start-up, once the test asks for one (simulates an application
 	// that loads for a while before it serves).
@@ -141,6 +146,23 @@ func serveHTTPHandler() {
 			}
 		}
 	})
+	mux.HandleFunc("/ping", func(w http.ResponseWriter, r *http.Request) {
+		to, _ := strconv.Atoi(r.URL.Query().Get("to"))
+		nonce := strconv.FormatInt(time.Now().UnixNano(), 10)
+		ch := make(chan string, 1)
+		pongs.Store(nonce, ch)
+		defer pongs.Delete(nonce)
+		if err := worker.SendMessage(to, []byte("ping "+nonce)); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		select {
+		case msg := <-ch:
+			io.WriteString(w, msg)
+		case <-time.After(3 * time.Second):
+			http.Error(w, "no pong", http.StatusGatewayTimeout)
+		}
+	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		time.Sleep(time.Duration(ms) * time.Millisecond)
@@ -171,7 +193,17 @@ func serveHTTPHandler() {
 		<-r.Context().Done()
 		fmt.Fprintln(os.Stderr, "request context cancelled")
 	})
-	var opts []worker.Option
+	opts := []worker.Option{worker.WithOnMessage(func(s *worker.Server, from int, data []byte) {
+		f := strings.Fields(string(data))
+		switch {
+		case len(f) == 2 && f[0] == "ping":
+			s.SendMessage(from, fmt.Appendf(nil, "pong %s from %d to %d", f[1], s.WorkerID(), from))
+		case len(f) > 1 && f[0] == "pong":
+			if ch, ok := pongs.Load(f[1]); ok {
+				ch.(chan string) <- string(data)
+			}
+		}
+	})}
 	if n, err := strconv.Atoi(os.Getenv("E2E_CONCURRENCY")); err == nil {
 		opts = append(opts, worker.WithConcurrency(n))
 	}

@@ -120,3 +120,22 @@ func TestTaskQueueOverflow(t *testing.T) {
 		t.Fatalf("took %s", d)
 	}
 }
+
+// Workers message each other by worker id; a message to an id with no
+// worker is dropped with a log line.
+func TestSendMessage(t *testing.T) {
+	s := startServer(t, httpConfig)
+	for _, to := range []int{0, 1} {
+		code, body := get(t, httpURL(s, fmt.Sprintf("/ping?to=%d", to)))
+		if code != 200 || !strings.Contains(body, fmt.Sprintf(" from %d to ", to)) {
+			t.Fatalf("ping worker %d: %d %q", to, code, body)
+		}
+	}
+	logs := s.subscribe()
+	if code, _ := get(t, httpURL(s, "/ping?to=7")); code != 504 {
+		t.Fatalf("ping to a worker id nobody has: %d, want 504 (no answer)", code)
+	}
+	s.waitLog(logs, 5*time.Second, "the dropped message", func(e logEntry) bool {
+		return strings.HasPrefix(e.msg(), "message dropped") && e.str("to") == "7"
+	})
+}

@@ -121,6 +121,8 @@ func (t Type) String() string {
 		return "task"
 	case TypeTaskResult:
 		return "task_result"
+	case TypeMessage:
+		return "message"
 	case CtlInit:
 		return "ctl_init"
 	case CtlWorkerStarted:

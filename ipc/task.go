@@ -15,3 +15,10 @@ const (
 	// task worker died while running it.
 	TypeTaskResult Type = 10
 )
+
+// TypeMessage carries a message between workers (Swoole's sendMessage,
+// raw bytes). W→M: id = the receiver's worker id; M→W: id = the sender's.
+// Worker ids are 0..worker_num-1 for workers, then worker_num..
+// worker_num+task_worker_num-1 for task workers. The master drops (and
+// logs) a message for an id with no worker running.
+const TypeMessage Type = 11

@@ -452,3 +452,21 @@ func (d *dispatcher) alive(w *worker) bool {
 	defer d.mu.Unlock()
 	return w.state != stateDead
 }
+
+// byID returns the incarnation running as worker id (workers first, then
+// task workers), or nil.
+func (d *dispatcher) byID(id, workerNum int) *worker {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var w *worker
+	switch {
+	case id >= 0 && id < len(d.workers):
+		w = d.workers[id]
+	case id >= workerNum && id-workerNum < len(d.tasks):
+		w = d.tasks[id-workerNum]
+	}
+	if w == nil || w.state == stateDead {
+		return nil
+	}
+	return w
+}

@@ -170,3 +170,23 @@ func (tr *taskRouter) inFlight(w *worker) int {
 	defer tr.mu.Unlock()
 	return tr.busy[w]
 }
+
+// globalID is w's worker id for messages: workers first, then task workers.
+func (m *Master) globalID(w *worker) int {
+	if w.role == ipc.RoleTaskWorker {
+		return m.cfg.WorkerNum + w.slot
+	}
+	return w.slot
+}
+
+// routeMessage passes a message from w to the worker running as id, or
+// drops it with a log line. Runs on l.
+func (m *Master) routeMessage(l *reactor.Loop, from *worker, id int, data []byte) {
+	to := m.disp.byID(id, m.cfg.WorkerNum)
+	if to == nil {
+		from.log.WithFields(logrus.Fields{"to": id, "workers": m.cfg.WorkerNum, "task_workers": m.cfg.TaskWorkerNum}).
+			Warn("message dropped: no worker runs under that id (workers are 0..worker_num-1, then task workers)")
+		return
+	}
+	to.write(l, ipc.TypeMessage, uint64(m.globalID(from)), data)
+}

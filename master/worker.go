@@ -279,6 +279,8 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 			return fmt.Errorf("%w: a task result from a %s", errProtocol, w.role)
 		}
 		return m.tasks.finish(l, w, h.ID, h.Flags, payload)
+	case ipc.TypeMessage:
+		m.routeMessage(l, w, int(h.ID), payload)
 	case ipc.TypeWindow:
 		n, err := ipc.ParseWindow(payload)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/drover-dev/drover/internal/plugin"
 	"github.com/drover-dev/drover/ipc"
@@ -25,6 +26,28 @@ type Handler struct {
 	// back to the worker that asked. task is valid only during the call.
 	// ctx is cancelled when the task is abandoned (the master went away).
 	OnTask func(ctx context.Context, task []byte) ([]byte, error)
+	// OnMessage, optional, gets a message a worker sent with SendMessage
+	// (from is its worker id), between tasks. data is valid only during
+	// the call.
+	OnMessage func(from int, data []byte)
+}
+
+// out is the channel's writer of the task worker running in this process,
+// for SendMessage.
+var out atomic.Pointer[ipc.Writer]
+
+// SendMessage sends data to the worker (or task worker) running as
+// workerID: workers are 0..worker_num-1, task workers follow. It fails
+// outside a running task worker.
+func SendMessage(workerID int, data []byte) error {
+	w := out.Load()
+	if w == nil {
+		return errors.New("taskworker: no task worker runs in this process (call Serve first)")
+	}
+	if err := w.WriteFrame(ipc.TypeMessage, 0, uint64(workerID), data); err != nil {
+		return fmt.Errorf("taskworker: send message to worker %d: %w", workerID, err)
+	}
+	return nil
 }
 
 // Run is the usual main of a task worker: it calls Serve and exits with 0
@@ -72,6 +95,8 @@ func serve(r *ipc.Reader, w *ipc.Writer, id int, h Handler) error {
 	if err := ipc.WriteHello(w, ipc.Hello{Role: ipc.RoleTaskWorker, SDK: SDK, Concurrency: 1}); err != nil {
 		return fmt.Errorf("task worker %d: %w", id, err)
 	}
+	out.Store(w)
+	defer out.CompareAndSwap(w, nil)
 	for {
 		fh, payload, err := r.ReadFrame()
 		if errors.Is(err, io.EOF) {
@@ -87,6 +112,10 @@ func serve(r *ipc.Reader, w *ipc.Writer, id int, h Handler) error {
 				return fmt.Errorf("task worker %d: flush before exit: %w", id, err)
 			}
 			return nil
+		case ipc.TypeMessage:
+			if h.OnMessage != nil {
+				onMessage(id, h.OnMessage, int(fh.ID), payload)
+			}
 		case ipc.TypeTask:
 			// One task at a time, on this goroutine (concurrency 1).
 			result, terr := runTask(ctx, id, h.OnTask, payload)
@@ -115,6 +144,17 @@ func runTask(ctx context.Context, id int, onTask func(context.Context, []byte) (
 		}
 	}()
 	return onTask(ctx, task)
+}
+
+// onMessage runs OnMessage and recovers its panic.
+func onMessage(id int, fn func(int, []byte), from int, data []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			buf := make([]byte, 64<<10)
+			fmt.Fprintf(os.Stderr, "task worker %d: OnMessage panicked (message from worker %d): %v\n%s\n", id, from, r, buf[:runtime.Stack(buf, false)])
+		}
+	}()
+	fn(from, data)
 }
 
 // start runs OnStart; a failure or panic is a boot failure.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -225,5 +226,27 @@ func TestTasksAnswered(t *testing.T) {
 		if err != nil || fh.Type != ipc.TypeTaskResult || fh.ID != uint64(100+i) || fh.Flags != w.flags || string(p) != w.body {
 			t.Fatalf("result %d: %v id %d flags %d %q (%v), want id %d flags %d %q", i, fh.Type, fh.ID, fh.Flags, p, err, 100+i, w.flags, w.body)
 		}
+	}
+}
+
+// Messages reach OnMessage with the sender's id; SendMessage writes one.
+func TestMessages(t *testing.T) {
+	got := make(chan string, 1)
+	m := startTaskWorker(t, Handler{OnTask: echoTask, OnMessage: func(from int, data []byte) {
+		got <- fmt.Sprintf("%d:%s", from, data)
+		if err := SendMessage(from, []byte("ack")); err != nil {
+			t.Error(err)
+		}
+	}})
+	m.readHello(t)
+	if err := m.w.WriteFrame(ipc.TypeMessage, 0, 1, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if g := <-got; g != "1:hi" {
+		t.Fatalf("OnMessage got %q", g)
+	}
+	fh, p, err := m.r.ReadFrame()
+	if err != nil || fh.Type != ipc.TypeMessage || fh.ID != 1 || string(p) != "ack" {
+		t.Fatalf("answer %v %d %q (%v)", fh.Type, fh.ID, p, err)
 	}
 }

@@ -163,6 +163,16 @@ func (s *Server) lead() {
 		case ipc.TypeTaskResult:
 			s.taskResultFrame(h, payload)
 			continue
+		case ipc.TypeMessage:
+			// On this goroutine, as a request: in order per sender. The
+			// payload is copied: a new reader may reuse the buffer.
+			data := append([]byte(nil), payload...)
+			s.lend()
+			s.message(int(h.ID), data)
+			if !s.reclaim() {
+				return
+			}
+			continue
 		case ipc.TypeRequestBody, ipc.TypeCancel, ipc.TypeWindow:
 			s.requestFrame(h, payload)
 			continue

@@ -38,6 +38,15 @@ type Events struct {
 	// OnClose is the last event of a connection; sending to it no longer
 	// reaches anyone.
 	OnClose func(s *Server, conn uint64)
+	// OnMessage gets a message another worker sent with SendMessage (from
+	// is its worker id). data is valid only during the call. Messages from
+	// one sender arrive in order.
+	OnMessage func(s *Server, from int, data []byte)
+}
+
+// WithOnMessage sets Events.OnMessage, for ServeHTTP and RunHTTP.
+func WithOnMessage(fn func(s *Server, from int, data []byte)) Option {
+	return func(o *options) { o.onMessage = fn }
 }
 
 // Option configures Serve and Run.
@@ -52,6 +61,7 @@ type options struct {
 	onStopFrame func()
 	// onWindowWait, for tests, runs when a response waits for credit.
 	onWindowWait func()
+	onMessage    func(s *Server, from int, data []byte) // WithOnMessage
 	http         httpOptions // ServeHTTP's
 	// lendThreshold is lendThreshold (dispatch.go); tests change it.
 	lendThreshold time.Duration
@@ -237,6 +247,9 @@ func (s *Server) Stop() {
 
 // serve runs a worker on ch: OnStart, hello, then the event loop.
 func serve(ch channel, id int, ev Events, o options) error {
+	if ev.OnMessage == nil {
+		ev.OnMessage = o.onMessage
+	}
 	s := &Server{id: id, ch: ch, ev: ev, opt: o}
 	if o.onServer != nil {
 		o.onServer(s)

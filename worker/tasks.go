@@ -200,3 +200,40 @@ func TaskWaitMulti(ctx context.Context, datas [][]byte) ([][]byte, []error) {
 	}
 	return s.TaskWaitMulti(ctx, datas)
 }
+
+// SendMessage sends data to the worker or task worker running as
+// workerID (workers are 0..worker_num-1, task workers follow), whose
+// OnMessage receives it with this worker's id (Swoole's sendMessage). It
+// does not wait for the receiver; a message to an id with no worker
+// running is dropped by the master, which logs it.
+func (s *Server) SendMessage(workerID int, data []byte) error {
+	if workerID < 0 {
+		return fmt.Errorf("worker: send message: worker id %d is negative", workerID)
+	}
+	if err := s.ch.w.WriteFrame(ipc.TypeMessage, 0, uint64(workerID), data); err != nil {
+		return fmt.Errorf("worker: send message to worker %d: %w", workerID, err)
+	}
+	return s.ch.w.Flush()
+}
+
+// SendMessage is Server.SendMessage on the worker running in this process.
+func SendMessage(workerID int, data []byte) error {
+	s, err := running()
+	if err != nil {
+		return err
+	}
+	return s.SendMessage(workerID, data)
+}
+
+// message runs OnMessage and recovers its panic.
+func (s *Server) message(from int, data []byte) {
+	if s.ev.OnMessage == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.opt.errorLog.Printf("worker %d: panic in OnMessage (from worker %d): %v\n%s", s.id, from, r, stack())
+		}
+	}()
+	s.ev.OnMessage(s, from, data)
+}
