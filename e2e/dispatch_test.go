@@ -90,3 +90,24 @@ func TestDispatchMode3IdleFirst(t *testing.T) {
 		}
 	}
 }
+
+// Mode 5: once bound to a uid, a connection's events go to worker
+// uid % worker_num, for every connection of that uid.
+func TestDispatchMode5ByUID(t *testing.T) {
+	s := startServer(t, withMode(5))
+	for _, uid := range []int{4, 5, 6, 4} {
+		c := dial(t, s.addrs[0])
+		if got, err := c.roundTrip(fmt.Sprintf("bind %d", uid)); err != nil || got != "bound" {
+			t.Fatalf("bind: %q, %v", got, err)
+		}
+		for i := 0; i < 5; i++ {
+			who, err := c.roundTrip("whoami")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("worker %d ", uid%3); !strings.HasPrefix(who, want) {
+				t.Fatalf("uid %d answered by %q, want worker %d", uid, who, uid%3)
+			}
+		}
+	}
+}

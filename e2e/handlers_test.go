@@ -23,6 +23,7 @@ import (
 //	sleep       answers "sleeping", then holds the event until killed
 //	garbage     writes a corrupt frame on the socket pair
 //	slow <ms>   echoes after that many milliseconds
+//	bind <uid>  binds the connection to uid (dispatch_mode 5)
 func runHandler(role string) {
 	switch role {
 	case "boot-failure":
@@ -48,6 +49,10 @@ func runHandler(role string) {
 					ms, _ := strconv.Atoi(body[5:])
 					time.Sleep(time.Duration(ms) * time.Millisecond)
 					s.Send(conn, data)
+				case strings.HasPrefix(body, "bind "):
+					uid, _ := strconv.ParseUint(body[5:], 10, 64)
+					s.Bind(conn, uid)
+					s.Send(conn, frame("bound"))
 				case strings.HasPrefix(body, "exit "):
 					code, _ := strconv.Atoi(body[5:])
 					os.Exit(code)

@@ -123,6 +123,8 @@ func (t Type) String() string {
 		return "task_result"
 	case TypeMessage:
 		return "message"
+	case TypeBind:
+		return "bind"
 	case CtlInit:
 		return "ctl_init"
 	case CtlWorkerStarted:

@@ -22,3 +22,9 @@ const (
 // worker_num+task_worker_num-1 for task workers. The master drops (and
 // logs) a message for an id with no worker running.
 const TypeMessage Type = 11
+
+// TypeBind (W→M, 8-byte big-endian uid) binds connection id to a user id
+// for dispatch_mode 5: from then on the connection's events go to worker
+// uid % worker_num (Swoole's bind). Before it, the connection is fixed to
+// one worker as in mode 2.
+const TypeBind Type = 12

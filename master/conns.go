@@ -36,6 +36,9 @@ type connState struct {
 	// worker, or the worker last answered one of several (stream
 	// listeners, for worker.request_timeout); zero when none is in flight.
 	busySince time.Time
+	// uid, once uidBound, places the connection's events (dispatch_mode 5).
+	uid      uint64
+	uidBound bool
 }
 
 // loopState is the master's state per reactor loop, touched only on it.

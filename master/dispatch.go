@@ -17,6 +17,7 @@ const (
 	modeFixed      = 2
 	modeIdle       = 3
 	modeIP         = 4
+	modeUID        = 5
 )
 
 // errQueueFull closes a connection whose event found every queue full.
@@ -47,7 +48,9 @@ func newDispatcher(mode, workers, tasks, queueMax int) *dispatcher {
 
 // bound reports whether the mode ties a connection to one worker, which
 // then sees its connect and close events.
-func (d *dispatcher) bound() bool { return d.mode == modeFixed || d.mode == modeIP }
+func (d *dispatcher) bound() bool {
+	return d.mode == modeFixed || d.mode == modeIP || d.mode == modeUID
+}
 
 func (d *dispatcher) add(w *worker) {
 	d.mu.Lock()
@@ -134,6 +137,11 @@ func (d *dispatcher) target(c *reactor.Conn, st *connState) *worker {
 		}
 		return best
 	}
+	if d.mode == modeUID && st.uidBound {
+		if w := d.workers[int(st.uid%uint64(n))]; w != nil && w.state == stateReady {
+			return w
+		}
+	}
 	if st.w != nil && st.w.state == stateReady {
 		return st.w
 	}
@@ -219,7 +227,7 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 				pick = w
 			}
 		}
-	case modeFixed, modeIP:
+	case modeFixed, modeIP, modeUID:
 		if free(st.w) {
 			pick = st.w
 		}

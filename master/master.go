@@ -1,7 +1,6 @@
 package master
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -151,9 +150,6 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	m.maxFrame = max(int(cfg.PackageMaxLength), ipc.MaxInlineBody) + 64<<10
 	if _, err := cfg.WorkerCredential(); err != nil {
 		return err
-	}
-	if cfg.DispatchMode == 5 {
-		return errors.New("dispatch_mode 5 (by bound uid) is not supported yet: use 2 (fixed by connection) or 4 (by client IP)")
 	}
 	mode := cfg.DispatchMode
 	if mode == 0 {

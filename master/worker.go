@@ -1,6 +1,7 @@
 package master
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -279,6 +280,11 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 			return fmt.Errorf("%w: a task result from a %s", errProtocol, w.role)
 		}
 		return m.tasks.finish(l, w, h.ID, h.Flags, payload)
+	case ipc.TypeBind:
+		if len(payload) != 8 {
+			return fmt.Errorf("%w: bind with a %d-byte payload (want an 8-byte uid)", errProtocol, len(payload))
+		}
+		m.toConnArg(l, h.ID, func(c *reactor.Conn) { bindConn(c, binary.BigEndian.Uint64(payload)) }, payload, 0, bindTask)
 	case ipc.TypeMessage:
 		m.routeMessage(l, w, int(h.ID), payload)
 	case ipc.TypeWindow:
@@ -369,6 +375,19 @@ func sendTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
 		c.Write(t.Data)
 	}
+}
+
+func bindTask(l *reactor.Loop, t *reactor.Task) {
+	if c := l.Conn(t.ID); c != nil {
+		bindConn(c, binary.BigEndian.Uint64(t.Data))
+	}
+}
+
+// bindConn binds c to a uid (dispatch_mode 5): its next events go to the
+// uid's worker.
+func bindConn(c *reactor.Conn, uid uint64) {
+	st := c.Ctx.(*connState)
+	st.uid, st.uidBound = uid, true
 }
 
 func closeConnTask(l *reactor.Loop, t *reactor.Task) {

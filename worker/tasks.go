@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -236,4 +237,15 @@ func (s *Server) message(from int, data []byte) {
 		}
 	}()
 	s.ev.OnMessage(s, from, data)
+}
+
+// Bind binds connection conn to uid for dispatch_mode 5 (Swoole's bind):
+// from then on its events go to worker uid % worker_num, whichever
+// connection the user comes back on. Before it, the connection stays with
+// one worker as in mode 2.
+func (s *Server) Bind(conn, uid uint64) error {
+	if err := s.ch.w.WriteFrame(ipc.TypeBind, 0, conn, binary.BigEndian.AppendUint64(nil, uid)); err != nil {
+		return fmt.Errorf("worker: bind conn %d to uid %d: %w", conn, uid, err)
+	}
+	return nil
 }
