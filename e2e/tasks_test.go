@@ -139,3 +139,20 @@ func TestSendMessage(t *testing.T) {
 		return strings.HasPrefix(e.msg(), "message dropped") && e.str("to") == "7"
 	})
 }
+
+// A task past task_timeout fails for its caller with the reason, and the
+// task worker running it is replaced.
+func TestTaskTimeout(t *testing.T) {
+	s := startServer(t, tasksConfig+"task_timeout: 300ms\n")
+	logs := s.subscribe()
+	code, body := get(t, httpURL(s, "/fanout?n=1&delay=5s"))
+	if code != 502 || !strings.Contains(body, "task_timeout (300ms) exceeded") {
+		t.Fatalf("a task past task_timeout: %d %q", code, body)
+	}
+	s.waitLog(logs, 10*time.Second, "the replacement task worker", func(e logEntry) bool {
+		return e.msg() == "worker ready" && e.str("role") == "task_worker"
+	})
+	if code, body := get(t, httpURL(s, "/fanout?n=2&delay=1ms")); code != 200 || body != "5" {
+		t.Fatalf("after the timeout: %d %q", code, body)
+	}
+}

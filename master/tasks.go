@@ -3,6 +3,7 @@ package master
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -20,9 +21,10 @@ import (
 
 // taskRec is a task in flight at a task worker.
 type taskRec struct {
-	asker   *worker // the incarnation that asked
-	askerID uint64  // its id for the task
-	at      *worker // the task worker running it
+	asker   *worker     // the incarnation that asked
+	askerID uint64      // its id for the task
+	at      *worker     // the task worker running it
+	timer   *time.Timer // task_timeout, if set
 }
 
 // queuedTask waits for a task worker with a free slot.
@@ -88,7 +90,12 @@ func (tr *taskRouter) idle() *worker {
 // start sends a task to tw. Called with mu held.
 func (tr *taskRouter) start(l *reactor.Loop, tw, asker *worker, askerID uint64, data []byte) {
 	tr.next++
-	tr.flight[tr.next] = &taskRec{asker: asker, askerID: askerID, at: tw}
+	rec := &taskRec{asker: asker, askerID: askerID, at: tw}
+	if d := tr.m.cfg.TaskTimeout.D(); d > 0 {
+		id := tr.next
+		rec.timer = time.AfterFunc(d, func() { tr.timedOut(id) })
+	}
+	tr.flight[tr.next] = rec
 	tr.busy[tw]++
 	tw.write(l, ipc.TypeTask, tr.next, data)
 }
@@ -103,6 +110,9 @@ func (tr *taskRouter) finish(l *reactor.Loop, tw *worker, id uint64, flags uint8
 		return fmt.Errorf("%w: result for task %d, which is not in flight at this task worker", errProtocol, id)
 	}
 	delete(tr.flight, id)
+	if rec.timer != nil {
+		rec.timer.Stop()
+	}
 	tr.busy[tw]--
 	tr.m.disp.taskDone(tw)
 	if tr.m.disp.alive(rec.asker) {
@@ -189,4 +199,24 @@ func (m *Master) routeMessage(l *reactor.Loop, from *worker, id int, data []byte
 		return
 	}
 	to.write(l, ipc.TypeMessage, uint64(m.globalID(from)), data)
+}
+
+// timedOut fails a task that ran past task_timeout and replaces its task
+// worker, which is stuck (or too slow for the limit).
+func (tr *taskRouter) timedOut(id uint64) {
+	tr.mu.Lock()
+	rec := tr.flight[id]
+	if rec == nil {
+		tr.mu.Unlock()
+		return // answered meanwhile
+	}
+	delete(tr.flight, id)
+	tr.busy[rec.at]--
+	tr.mu.Unlock()
+	d := tr.m.cfg.TaskTimeout.D()
+	if tr.m.disp.alive(rec.asker) {
+		fail(nil, rec.asker, rec.askerID, fmt.Sprintf("task_timeout (%s) exceeded at task worker %d (pid %d), which is replaced", d, rec.at.slot, rec.at.pid))
+	}
+	tr.m.takeOut(rec.at, fmt.Sprintf("task_timeout (%s) exceeded by a task", d), true,
+		"task worker killed: a task exceeded task_timeout; starting a successor")
 }

@@ -47,6 +47,10 @@ type Config struct {
 	// TaskQueueMax bounds the tasks waiting for a free task worker; a task
 	// beyond it fails at once. Default 1024.
 	TaskQueueMax int `yaml:"task_queue_max" json:"task_queue_max"`
+	// TaskTimeout bounds how long a task may run at a task worker: past it
+	// the caller gets an error and the task worker is replaced. 0 (default)
+	// is no limit.
+	TaskTimeout Duration `yaml:"task_timeout" json:"task_timeout"`
 	// MaxWaitTime bounds how long a stopping worker may finish in-flight
 	// requests. Default 3s.
 	MaxWaitTime Duration `yaml:"max_wait_time" json:"max_wait_time"`

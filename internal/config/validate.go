@@ -219,6 +219,7 @@ func (v *validator) validate(c *Config) {
 	}
 	v.atLeast("dispatch_queue_max", c.DispatchQueueMax, 1, -1)
 	v.atLeast("task_queue_max", c.TaskQueueMax, 1, -1)
+	v.duration("task_timeout", c.TaskTimeout, false)
 	v.duration("max_wait_time", c.MaxWaitTime, false)
 	v.atLeast("reload_batch", c.ReloadBatch, 1, -1)
 	v.minSize("package_max_length", c.PackageMaxLength, 64)
