@@ -12,6 +12,19 @@ import (
 	"github.com/drover-dev/drover/ipc"
 )
 
+// notifyWindowWait signals ch (without blocking) when a response waits for
+// credit.
+func notifyWindowWait(ch chan struct{}) Option {
+	return func(o *options) {
+		o.onWindowWait = func() {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // A response streams no further than the window ahead of the master's
 // credit: the handler's Write blocks until the client has taken the rest.
 func TestHTTPResponseWaitsForCredit(t *testing.T) {
@@ -27,14 +40,7 @@ func TestHTTPResponseWaitsForCredit(t *testing.T) {
 			}
 			written.Add(int64(len(piece)))
 		}
-	}), func(o *options) {
-		o.onWindowWait = func() {
-			select {
-			case waiting <- struct{}{}:
-			default:
-			}
-		}
-	})
+	}), notifyWindowWait(waiting))
 	m.holdCredit = true
 	m.get(1, "/big")
 	select {
@@ -80,14 +86,7 @@ func TestHTTPCancelReleasesCreditWait(t *testing.T) {
 				return
 			}
 		}
-	}), func(o *options) {
-		o.onWindowWait = func() {
-			select {
-			case waiting <- struct{}{}:
-			default:
-			}
-		}
-	})
+	}), notifyWindowWait(waiting))
 	m.holdCredit = true
 	m.get(1, "/forever")
 	<-waiting
