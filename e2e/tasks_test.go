@@ -156,3 +156,64 @@ func TestTaskTimeout(t *testing.T) {
 		t.Fatalf("after the timeout: %d %q", code, body)
 	}
 }
+
+// A user process runs once per server: its counter reaches the workers
+// (GET /counter), it survives drover reload, is restarted after kill -9,
+// and drover stop stops it.
+func TestUserProcess(t *testing.T) {
+	s := startServer(t, tasksConfig+`processes:
+  - name: counter
+    cmd: [{{bin}}/tasks]
+    env: {COUNTER_EVERY: 20ms}
+`)
+	procPID := func() int {
+		for _, r := range s.status() {
+			if r.Role == "process" {
+				return r.PID
+			}
+		}
+		return 0
+	}
+	waitCounter := func(from int) {
+		t.Helper()
+		want := fmt.Sprintf("from pid %d", from)
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, body := get(t, httpURL(s, "/counter")); strings.HasPrefix(body, "counter ") && strings.HasSuffix(body, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no counter %s reached the workers", want)
+			}
+			time.Sleep(20 * time.Millisecond) // polling an HTTP answer
+		}
+	}
+	first := procPID()
+	if first == 0 {
+		t.Fatal("drover status lists no user process")
+	}
+	waitCounter(first)
+	if out, err := s.drover("reload", "-c", s.config); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	if pid := procPID(); pid != first {
+		t.Fatalf("the user process was replaced by a reload (%d → %d)", first, pid)
+	}
+	waitCounter(first) // the new workers hear from it too
+	logs := s.subscribe()
+	syscall.Kill(first, syscall.SIGKILL)
+	e := s.waitLog(logs, 10*time.Second, "the restarted user process", func(e logEntry) bool {
+		return e.msg() == "worker ready" && e.str("role") == "process"
+	})
+	second := 0
+	fmt.Sscan(e.str("pid"), &second)
+	if second == first || second == 0 {
+		t.Fatalf("restarted user process pid %q", e.str("pid"))
+	}
+	waitCounter(second)
+	if out, err := s.drover("stop", "-c", s.config); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+	if alive(second) {
+		t.Fatalf("the user process %d outlived drover stop", second)
+	}
+}

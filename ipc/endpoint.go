@@ -38,8 +38,11 @@ func (e *notStartedError) Unwrap() error { return ErrNotStarted }
 
 // roleHelp names a role and the config key that starts it, for messages.
 func roleHelp(role string) (name, key string) {
-	if role == RoleTaskWorker {
+	switch role {
+	case RoleTaskWorker:
 		return "task worker", "task_worker.cmd"
+	case RoleProcess:
+		return "user process", "processes[].cmd"
 	}
 	return "worker", "worker.cmd"
 }

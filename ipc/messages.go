@@ -43,6 +43,7 @@ const (
 	RoleManager    = "manager"
 	RoleWorker     = "worker"
 	RoleTaskWorker = "task_worker"
+	RoleProcess    = "process" // a user process (config processes:)
 )
 
 // WorkerEvent is the payload of the control messages about one worker
@@ -104,6 +105,11 @@ const (
 	// removes, under which go-plugin puts plugin workers' sockets: killing
 	// the manager then leaves nothing behind.
 	EnvPluginDir = "DROVER_PLUGIN_DIR"
+	// EnvWorkers and EnvTaskWorkers (user processes only) are worker_num
+	// and task_worker_num: the worker ids to message are 0..EnvWorkers-1,
+	// then the task workers.
+	EnvWorkers     = "DROVER_WORKERS"
+	EnvTaskWorkers = "DROVER_TASK_WORKERS"
 )
 
 // WorkerFD is the descriptor number of the socket pair in a worker.

@@ -386,7 +386,7 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 		Path:       h.Path,
 		Args:       append([]string(nil), h.Cmd...),
 		Dir:        h.Dir,
-		Env:        workerEnv(role, slot, num, launch, h),
+		Env:        mg.roleEnv(workerEnv(role, slot, num, launch, h), role),
 		ExtraFiles: []*os.File{theirs},
 		SysProcAttr: &syscall.SysProcAttr{
 			Pdeathsig:  syscall.SIGKILL,
@@ -591,6 +591,14 @@ func workerEnv(role string, slot, num int, launch string, h *config.Handler) []s
 		ipc.EnvFD+"="+strconv.Itoa(ipc.WorkerFD),
 		ipc.EnvLaunch+"="+launch,
 	)
+}
+
+// roleEnv adds what a user process needs to address the workers.
+func (mg *Manager) roleEnv(env []string, role string) []string {
+	if role != ipc.RoleProcess {
+		return env
+	}
+	return append(env, ipc.EnvWorkers+"="+strconv.Itoa(mg.cfg.WorkerNum), ipc.EnvTaskWorkers+"="+strconv.Itoa(mg.cfg.TaskWorkerNum))
 }
 
 // healthEvery is how often the manager probes a plugin worker's control

@@ -75,6 +75,9 @@ func (mg *Manager) run() error {
 	for i := 0; i < mg.cfg.TaskWorkerNum; i++ {
 		mg.supervise(ipc.RoleTaskWorker, i, &mg.cfg.TaskWorker, mg.cfg.TaskWorkerNum)
 	}
+	for i := range mg.cfg.Processes {
+		mg.supervise(ipc.RoleProcess, i, &mg.cfg.Processes[i].Handler, len(mg.cfg.Processes))
+	}
 	mg.log.WithFields(logrus.Fields{"workers": mg.cfg.WorkerNum, "task_workers": mg.cfg.TaskWorkerNum}).Info("manager running")
 	for {
 		h, payload, files, err := mg.ctl.Recv()

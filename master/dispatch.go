@@ -33,6 +33,7 @@ type dispatcher struct {
 	queueMax int
 	workers  []*worker // by slot: the incarnation taking new events, nil if none
 	tasks    []*worker // task workers by slot
+	procs    []*worker // user processes by slot
 	all      map[uint64]*worker
 	rr       int
 	lead     int           // HTTP mode 3: the worker requests go to first
@@ -77,8 +78,11 @@ func (d *dispatcher) ready(w *worker, h *ipc.Hello, recycleAt uint64) bool {
 	w.recycleAt = recycleAt
 	w.flow = h.Flow
 	table := d.workers
-	if w.role == ipc.RoleTaskWorker {
+	switch w.role {
+	case ipc.RoleTaskWorker:
 		table = d.tasks
+	case ipc.RoleProcess:
+		table = d.procs
 	}
 	if w.slot < len(table) {
 		table[w.slot] = w
@@ -337,7 +341,7 @@ func (d *dispatcher) claim(want func(*worker) bool) []*worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []*worker
-	for _, table := range [][]*worker{d.workers, d.tasks} {
+	for _, table := range [][]*worker{d.workers, d.tasks, d.procs} {
 		for _, w := range table {
 			if w != nil && w.state == stateReady && !w.recycling && want(w) {
 				w.recycling = true
@@ -379,7 +383,7 @@ func (d *dispatcher) remove(w *worker) (ids []uint64, was workerState) {
 	}
 	w.state = stateDead
 	delete(d.all, w.gen)
-	for _, table := range [][]*worker{d.workers, d.tasks} {
+	for _, table := range [][]*worker{d.workers, d.tasks, d.procs} {
 		if w.slot < len(table) && table[w.slot] == w {
 			table[w.slot] = nil
 		}
@@ -472,6 +476,8 @@ func (d *dispatcher) byID(id, workerNum int) *worker {
 		w = d.workers[id]
 	case id >= workerNum && id-workerNum < len(d.tasks):
 		w = d.tasks[id-workerNum]
+	case id >= workerNum+len(d.tasks) && id-workerNum-len(d.tasks) < len(d.procs):
+		w = d.procs[id-workerNum-len(d.tasks)]
 	}
 	if w == nil || w.state == stateDead {
 		return nil

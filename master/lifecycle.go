@@ -167,7 +167,16 @@ func (m *Master) reload(tasksOnly bool, progress func(string)) (int, error) {
 	defer m.reloading.Store(false)
 	// Claimed like a recycling, so that max_request does not replace them
 	// meanwhile; one being recycled already is left to that.
-	targets := m.disp.claim(func(w *worker) bool { return !tasksOnly || w.role == ipc.RoleTaskWorker })
+	targets := m.disp.claim(func(w *worker) bool {
+		switch {
+		case w.role == ipc.RoleProcess:
+			// User processes stay unless they opted in (processes[].reload).
+			return !tasksOnly && w.slot < len(m.cfg.Processes) && m.cfg.Processes[w.slot].Reload
+		case tasksOnly:
+			return w.role == ipc.RoleTaskWorker
+		}
+		return true
+	})
 	what := "workers"
 	if tasksOnly {
 		what = "task workers"

@@ -156,6 +156,7 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		mode = modeFixed
 	}
 	m.disp = newDispatcher(mode, cfg.WorkerNum, cfg.TaskWorkerNum, cfg.DispatchQueueMax)
+	m.disp.procs = make([]*worker, len(cfg.Processes))
 	m.tasks = newTaskRouter(m)
 	m.disp.httpMode = cfg.DispatchMode
 	if m.disp.httpMode == 0 {

@@ -181,10 +181,14 @@ func (tr *taskRouter) inFlight(w *worker) int {
 	return tr.busy[w]
 }
 
-// globalID is w's worker id for messages: workers first, then task workers.
+// globalID is w's worker id for messages: workers first, then task
+// workers, then user processes.
 func (m *Master) globalID(w *worker) int {
-	if w.role == ipc.RoleTaskWorker {
+	switch w.role {
+	case ipc.RoleTaskWorker:
 		return m.cfg.WorkerNum + w.slot
+	case ipc.RoleProcess:
+		return m.cfg.WorkerNum + m.cfg.TaskWorkerNum + w.slot
 	}
 	return w.slot
 }

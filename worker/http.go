@@ -88,13 +88,11 @@ func ServeHTTP(h http.Handler, opts ...Option) error {
 
 // WithRequestBodyBuffer bounds the request body bytes the worker holds for
 // one request whose handler reads slower than the client sends (default 4
-// MiB). The master streams a body as the client sends it, with no flow
-// control towards the worker, and the worker's reading goroutine must never
-// wait for one slow handler; so the pieces queue until the handler reads
-// them. Past the bound the worker drops the queued pieces and the rest of
-// the body, and the handler's next Read fails with ErrBodyBufferFull. A
-// worker's body memory is bounded by concurrency × this bound; the master's
-// package_max_length bounds each body too.
+// MiB). The master forwards a body at most ipc.FlowWindow ahead of what the
+// handler read (this SDK grants the credit), so the bound is a safety net
+// for masters without flow control: past it the worker drops the queued
+// pieces and the rest of the body, and the handler's next Read fails with
+// ErrBodyBufferFull. The master's package_max_length bounds each body too.
 func WithRequestBodyBuffer(n int) Option {
 	return func(o *options) { o.http.bodyBuffer = max(n, ipc.MaxInlineBody) }
 }

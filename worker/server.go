@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -62,7 +63,8 @@ type options struct {
 	// onWindowWait, for tests, runs when a response waits for credit.
 	onWindowWait func()
 	onMessage    func(s *Server, from int, data []byte) // WithOnMessage
-	http         httpOptions // ServeHTTP's
+	role         string                                 // ipc.RoleWorker unless a user process
+	http         httpOptions                            // ServeHTTP's
 	// lendThreshold is lendThreshold (dispatch.go); tests change it.
 	lendThreshold time.Duration
 }
@@ -128,8 +130,13 @@ func Run(ev Events, opts ...Option) {
 // running then keep running, and their Sends fail. Serve closes fd 3 before
 // it returns.
 func Serve(ev Events, opts ...Option) error {
-	o := newOptions(opts)
-	f, err := ipc.OpenWorkerEnd(ipc.RoleWorker)
+	return serveRole(ipc.RoleWorker, ev, newOptions(opts))
+}
+
+// serveRole is Serve for a worker or a user process (role).
+func serveRole(role string, ev Events, o options) error {
+	o.role = role
+	f, err := ipc.OpenWorkerEnd(role)
 	if err != nil {
 		return err
 	}
@@ -144,7 +151,13 @@ func Serve(ev Events, opts ...Option) error {
 	}); err != nil {
 		return fmt.Errorf("%w: plugin handshake: %v", ipc.ErrBootFailure, err)
 	}
-	o.onServer = running.Store
+	onServer := o.onServer
+	o.onServer = func(s *Server) {
+		running.Store(s)
+		if onServer != nil {
+			onServer(s)
+		}
+	}
 	ch := channel{
 		r:            ipc.NewReader(f, ipc.DefaultMaxPayload),
 		w:            ipc.NewWriter(f, ipc.WriterBacklog),
@@ -259,7 +272,7 @@ func serve(ch channel, id int, ev Events, o options) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	if err := ipc.WriteHello(ch.w, ipc.Hello{Role: ipc.RoleWorker, SDK: SDK, Concurrency: o.concurrency, Flow: true}); err != nil {
+	if err := ipc.WriteHello(ch.w, ipc.Hello{Role: cmp.Or(o.role, ipc.RoleWorker), SDK: SDK, Concurrency: o.concurrency, Flow: true}); err != nil {
 		return fmt.Errorf("worker %d: %w", id, err)
 	}
 	var err error

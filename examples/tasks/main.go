@@ -5,6 +5,7 @@
 //	GET /fanout?n=K[&delay=50ms]  K tasks in parallel (TaskWaitMulti); task i
 //	                              returns i*i after delay; answers the sum
 //	GET /async                    queues a task and answers at once
+//	GET /counter                  the count a user process pushes to every worker
 //
 // See examples/tasks.yaml; run it with
 //
@@ -19,6 +20,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/drover-dev/drover/ipc"
@@ -27,10 +29,18 @@ import (
 )
 
 func main() {
-	if os.Getenv(ipc.EnvRole) == ipc.RoleTaskWorker {
+	switch os.Getenv(ipc.EnvRole) {
+	case ipc.RoleTaskWorker:
 		taskworker.Run(taskworker.Handler{OnTask: square})
+	case ipc.RoleProcess:
+		worker.RunProcess(pushCounter)
 	}
+	var counter atomic.Value // the last "counter N" pushed by the user process
+	counter.Store("no counter yet")
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /counter", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, counter.Load())
+	})
 	mux.HandleFunc("GET /fanout", fanout)
 	mux.HandleFunc("GET /async", func(w http.ResponseWriter, r *http.Request) {
 		id, err := worker.Task([]byte("square 7 10ms"), func(result []byte, err error) {
@@ -44,7 +54,34 @@ func main() {
 		}
 		fmt.Fprintf(w, "task %d queued\n", id)
 	})
-	worker.RunHTTP(mux)
+	worker.RunHTTP(mux, worker.WithOnMessage(func(s *worker.Server, from int, data []byte) {
+		counter.Store(string(data))
+	}))
+}
+
+// pushCounter is the user process: once per server (not per worker), it
+// counts and pushes the count to every worker, every COUNTER_EVERY
+// (default 1s).
+func pushCounter(ctx context.Context, s *worker.Server) error {
+	every, err := time.ParseDuration(os.Getenv("COUNTER_EVERY"))
+	if err != nil {
+		every = time.Second
+	}
+	workers, _ := strconv.Atoi(os.Getenv(ipc.EnvWorkers))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-ctx.Done():
+			return nil // drover stops us
+		case <-t.C:
+		}
+		for id := 0; id < workers; id++ {
+			if err := s.SendMessage(id, fmt.Appendf(nil, "counter %d from pid %d", n, os.Getpid())); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // fanout sends n tasks at once and answers the sum of their results.

@@ -112,6 +112,25 @@ type Config struct {
 	Watch []string `yaml:"watch" json:"watch"`
 	// Listeners are the sockets the master accepts on. At least one.
 	Listeners []Listener `yaml:"listeners" json:"listeners"`
+	// Processes are user processes (Swoole's addProcess): commands the
+	// manager keeps running once per server, beside the workers.
+	Processes []Process `yaml:"processes" json:"processes"`
+}
+
+// Process is one user process.
+type Process struct {
+	// Name identifies it in logs and drover status; unique, required.
+	Name string `yaml:"name" json:"name"`
+	// Cmd, Launch, Dir and Env are as a handler's.
+	Cmd    []string          `yaml:"cmd" json:"cmd" split:"fields"`
+	Launch string            `yaml:"launch" json:"launch"`
+	Dir    string            `yaml:"dir" json:"dir"`
+	Env    map[string]string `yaml:"env" json:"env"`
+	// Reload, when true, replaces it on drover reload like a worker; by
+	// default a reload leaves it running.
+	Reload bool `yaml:"reload" json:"reload"`
+	// Handler is the above, resolved by validation.
+	Handler Handler `yaml:"-" json:"handler"`
 }
 
 // Handler describes the executable that a worker or task worker runs.

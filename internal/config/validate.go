@@ -267,6 +267,31 @@ func (v *validator) validate(c *Config) {
 		}
 	}
 
+	names := map[string]bool{}
+	for i := range c.Processes {
+		p := &c.Processes[i]
+		key := fmt.Sprintf("processes[%d]", i)
+		switch {
+		case p.Name == "":
+			v.fail(key+".name", "required (a name for logs and drover status, e.g. name: cache-refresher)")
+		case names[p.Name]:
+			v.fail(key+".name", "%s is used by another process (names must be unique)", show(p.Name))
+		}
+		names[p.Name] = true
+		p.Handler = Handler{Cmd: p.Cmd, Launch: p.Launch, Dir: p.Dir, Env: p.Env, StartTimeout: DefaultStartTimeout}
+		if p.Handler.Launch == "" {
+			p.Handler.Launch = DefaultLaunch
+		}
+		if p.Handler.Dir == "" {
+			p.Handler.Dir = v.base
+		}
+		if len(p.Cmd) == 0 {
+			v.fail(key+".cmd", "required (the process's argv, e.g. cmd: [../bin/refresher])")
+			continue
+		}
+		v.handler(key, &p.Handler)
+	}
+
 	for i, w := range c.Watch {
 		key := fmt.Sprintf("watch[%d]", i)
 		if w == "" {
