@@ -248,6 +248,7 @@ type statusRow struct {
 	State    string `json:"state"`
 	Requests uint64 `json:"requests"`
 	InFlight int    `json:"in_flight"`
+	Queued   int    `json:"queued"`
 	Restarts int    `json:"restarts"`
 	LastExit string `json:"last_exit"`
 	Launch   string `json:"launch"`

@@ -119,6 +119,65 @@ func TestTaskQueueOverflow(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("took %s", d)
 	}
+	// Memory stays bounded: a flood of 2000 tasks while the task workers
+	// are busy leaves at most task_queue_max waiting, the rest refused.
+	flood := make(chan string, 1)
+	go func() {
+		_, body := get(t, httpURL(s, "/fanout?n=2000&delay=500ms"))
+		flood <- body
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		q := -1
+		for _, r := range s.status() {
+			if r.Role == "master" {
+				q = r.Queued
+			}
+		}
+		if q > 4 {
+			t.Fatalf("%d tasks queued, over task_queue_max 4", q)
+		}
+		if q == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the queue never filled")
+		}
+	}
+	if body := <-flood; !strings.Contains(body, "1994 of 2000 tasks failed") {
+		t.Fatalf("flood: %q, want 2 running, 4 queued, 1994 refused", body)
+	}
+}
+
+// A result for a worker that has left is dropped with a log line, never
+// delivered to its successor.
+func TestTaskResultForGoneWorkerIsDropped(t *testing.T) {
+	s := startServer(t, strings.Replace(tasksConfig, "worker_num: 2", "worker_num: 1", 1))
+	var asker int
+	for _, r := range s.status() {
+		if r.Role == "worker" {
+			asker = r.PID
+		}
+	}
+	logs := s.subscribe()
+	go http.Get(httpURL(s, "/fanout?n=1&delay=700ms"))
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		busy := false
+		for _, r := range s.status() {
+			if r.Role == "task_worker" && r.InFlight > 0 {
+				busy = true
+			}
+		}
+		if busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the task never showed in flight")
+		}
+	}
+	syscall.Kill(asker, syscall.SIGKILL)
+	s.waitLog(logs, 10*time.Second, "the dropped result", func(e logEntry) bool {
+		return strings.HasPrefix(e.msg(), "task result dropped") && e.str("pid") == fmt.Sprint(asker)
+	})
 }
 
 // Workers message each other by worker id; a message to an id with no

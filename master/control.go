@@ -48,7 +48,7 @@ type Process struct {
 	UptimeSec   float64   `json:"uptime_s"`
 	Requests    uint64    `json:"requests"`
 	InFlight    int       `json:"in_flight"`
-	Queued      int       `json:"queued,omitempty"`
+	Queued      int       `json:"queued,omitempty"` // events at a worker; for the master, tasks waiting for a task worker
 	Concurrency int       `json:"concurrency,omitempty"`
 	RSS         uint64    `json:"rss_bytes"`
 	CPU         float64   `json:"cpu_percent"`

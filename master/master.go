@@ -732,7 +732,11 @@ func removeOwnPIDFile(path string) {
 // status builds the drover status table.
 func (m *Master) status() []Process {
 	now := time.Now()
-	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: "running", Started: m.started, Generation: generation(),
+	tasksQueued := 0
+	if m.tasks != nil {
+		tasksQueued = m.tasks.queued()
+	}
+	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: "running", Started: m.started, Generation: generation(), Queued: tasksQueued,
 		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load(),
 		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
 			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()}}}

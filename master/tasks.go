@@ -224,3 +224,10 @@ func (tr *taskRouter) timedOut(id uint64) {
 	tr.m.takeOut(rec.at, fmt.Sprintf("task_timeout (%s) exceeded by a task", d), true,
 		"task worker killed: a task exceeded task_timeout; starting a successor")
 }
+
+// queued is how many tasks wait for a task worker, for drover status.
+func (tr *taskRouter) queued() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return len(tr.queue)
+}
