@@ -80,9 +80,18 @@ func TestDispatchMode4ByClientIP(t *testing.T) {
 func TestDispatchMode3IdleFirst(t *testing.T) {
 	s := startServer(t, withMode(3))
 	busy := dial(t, s.addrs[0])
-	busyPID := whoamiOn(t, busy)
 	if got, err := busy.roundTrip("sleep"); err != nil || got != "sleeping" { // holds one event from now on
 		t.Fatalf("sleep: %q, %v", got, err)
+	}
+	// Mode 3 does not pin a connection: find the worker holding the event.
+	busyPID := 0
+	for _, r := range s.status() {
+		if r.Role == "worker" && r.InFlight > 0 {
+			busyPID = r.PID
+		}
+	}
+	if busyPID == 0 {
+		t.Fatal("no worker shows the sleeping event in flight")
 	}
 	for i := 0; i < 20; i++ {
 		if pid := whoamiOn(t, dial(t, s.addrs[0])); pid == busyPID {
