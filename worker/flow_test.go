@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -134,6 +135,24 @@ func TestHTTPRequestBodyCredit(t *testing.T) {
 	got := m.credited[1]
 	if got > total || got < total-ipc.FlowWindow/2 || got%(ipc.FlowWindow/2) != 0 {
 		t.Fatalf("credited %d bytes for a %d-byte body read whole, want batches of %d", got, total, ipc.FlowWindow/2)
+	}
+	m.stop()
+}
+
+// The request's context is cancelled when the client goes away, and so
+// are contexts derived from it (through AfterFunc, not a goroutine each).
+func TestRequestContextAndDerived(t *testing.T) {
+	m := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+		defer cancel()
+		<-ctx.Done()
+		io.WriteString(w, context.Cause(ctx).Error()+" / "+r.Context().Err().Error())
+	}), WithConcurrency(2))
+	m.get(1, "/wait")
+	m.send(ipc.TypeCancel, 1, nil)
+	r := m.response(1)
+	if string(r.body) != "context canceled / context canceled" {
+		t.Fatalf("handler saw %q", r.body)
 	}
 	m.stop()
 }

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -140,7 +139,12 @@ type exchange struct {
 	bufs *httpBufs // nil once the handler returned
 	gone atomic.Bool
 
-	cancel context.CancelFunc
+	// The request's context is the exchange itself (reqctx.go): no
+	// allocation unless a handler asks for Done or derives a context.
+	cmu   sync.Mutex
+	done  chan struct{} // made by the first Done
+	cerr  error         // context.Canceled once cancelled
+	after map[*afterFunc]struct{}
 
 	// Request body; the reading goroutine pushes, the handler reads.
 	bmu      sync.Mutex
@@ -344,9 +348,7 @@ func (x *exchange) build() bool {
 	}
 	x.head = r.Method == http.MethodHead
 
-	ctx, cancel := context.WithCancel(context.Background())
-	x.cancel = cancel
-	x.req = r.WithContext(ctx)
+	x.req = r.WithContext(x)
 	*r = http.Request{}
 	return true
 }
