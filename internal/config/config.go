@@ -86,8 +86,9 @@ type Config struct {
 	// UpgradeTimeout bounds how long a new master may take to become ready
 	// during a binary upgrade. Default 60s; > 0.
 	UpgradeTimeout Duration `yaml:"upgrade_timeout" json:"upgrade_timeout"`
-	// PidFile is the master's pid file; empty (default) writes none. Its
-	// directory must exist.
+	// PidFile is the master's pid file; empty (default) means one in the
+	// runtime directory, named after the config file. Its directory must
+	// exist.
 	PidFile string `yaml:"pid_file" json:"pid_file"`
 	// LogFile receives the logs; empty (default) logs to stderr. Its
 	// directory must exist.
