@@ -101,7 +101,7 @@ var bigPiece = func() []byte {
 //	/hang         never answers, whatever happens
 //	/cut          sends part of a streamed answer, then panics
 //	/big?n=N      N bytes of bigPiece, repeated
-//	/grow?mb=N    keeps N more MiB resident (a leak)
+//	/grow?mb=N    keeps N more MiB resident (a leak); answers "grown <pid>"
 //	/slow?ms=N    answers "slept" after N milliseconds
 //	/ping?to=N    messages worker N, which messages back: "pong … from N to …"
 func serveHTTPHandler() {
@@ -180,7 +180,7 @@ func serveHTTPHandler() {
 			b[i] = byte(i) // touched: resident
 		}
 		hoard = append(hoard, b)
-		io.WriteString(w, "grown")
+		fmt.Fprintf(w, "grown %d", os.Getpid())
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		os.Exit(3)

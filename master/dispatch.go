@@ -445,17 +445,22 @@ func (d *dispatcher) snapshot() []workerInfo {
 	return out
 }
 
-// snapshotTasks is snapshot for the task workers taking new tasks, by slot.
-func (d *dispatcher) snapshotTasks() []workerInfo {
+// pickTask returns the ready task worker with the fewest tasks (busy) below
+// its concurrency, or nil. No allocation: it runs for every task.
+func (d *dispatcher) pickTask(busy func(*worker) int) *worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]workerInfo, 0, len(d.tasks))
+	var pick *worker
+	pickBusy := 0
 	for _, w := range d.tasks {
-		if w != nil {
-			out = append(out, workerInfo{w: w, state: w.state, concurrency: w.concurrency})
+		if w == nil || w.state != stateReady {
+			continue
+		}
+		if b := busy(w); b < w.concurrency && (pick == nil || b < pickBusy) {
+			pick, pickBusy = w, b
 		}
 	}
-	return out
+	return pick
 }
 
 // alive reports whether w has not left.

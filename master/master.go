@@ -841,12 +841,13 @@ func hasStream(cfg *config.Config) bool {
 // removeStalePluginDirs removes the go-plugin socket directories a killed
 // master of this instance left in the runtime directory.
 func removeStalePluginDirs(configFile string) {
-	dir, err := RunDir()
-	if err != nil {
-		return
+	var stale []string
+	if dir, err := RunDir(); err == nil {
+		stale, _ = filepath.Glob(filepath.Join(dir, instanceKey(configFile)+".mgr*"))
 	}
-	stale, _ := filepath.Glob(filepath.Join(dir, instanceKey(configFile)+".mgr*"))
-	for _, d := range stale {
+	// With user:, they are in the temp directory (master/manager.go).
+	more, _ := filepath.Glob(filepath.Join(os.TempDir(), "drover-"+instanceKey(configFile)+".mgr*"))
+	for _, d := range append(stale, more...) {
 		os.RemoveAll(d)
 	}
 }

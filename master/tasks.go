@@ -75,16 +75,7 @@ func (tr *taskRouter) submit(l *reactor.Loop, asker *worker, id uint64, data []b
 // idle returns a ready task worker with a free slot, the least busy first.
 // Called with mu held.
 func (tr *taskRouter) idle() *worker {
-	var pick *worker
-	for _, wi := range tr.m.disp.snapshotTasks() {
-		if wi.state != stateReady || tr.busy[wi.w] >= wi.concurrency {
-			continue
-		}
-		if pick == nil || tr.busy[wi.w] < tr.busy[pick] {
-			pick = wi.w
-		}
-	}
-	return pick
+	return tr.m.disp.pickTask(func(w *worker) int { return tr.busy[w] })
 }
 
 // start sends a task to tw. Called with mu held.

@@ -69,9 +69,10 @@ func (m *Master) upgrade() (int, error) {
 	}
 	m.log.WithField("upgrade_timeout", m.cfg.UpgradeTimeout.D().String()).Info("upgrade: starting a new master")
 	os.Remove(m.upgradeErrorPath())
-	os.Setenv(EnvGeneration, strconv.Itoa(generation()+1)) // inherited by the new master
+	gen := generation()
+	os.Setenv(EnvGeneration, strconv.Itoa(gen+1)) // inherited by the new master
 	err := m.upg.Upgrade()
-	os.Setenv(EnvGeneration, strconv.Itoa(generation()-1))
+	os.Setenv(EnvGeneration, strconv.Itoa(gen))
 	if err != nil {
 		m.upgrading.Store(false)
 		reason := err.Error()

@@ -24,7 +24,9 @@ type Handler struct {
 	OnStart func() error
 	// OnTask, required, runs one task and returns its result, which goes
 	// back to the worker that asked. task is valid only during the call.
-	// ctx is cancelled when the task is abandoned (the master went away).
+	// ctx is not cancelled while the task runs (tasks run on the goroutine
+	// that reads the channel, so nothing notices the master going away
+	// meanwhile); bound long tasks yourself, and see task_timeout.
 	OnTask func(ctx context.Context, task []byte) ([]byte, error)
 	// OnMessage, optional, gets a message a worker sent with SendMessage
 	// (from is its worker id), between tasks. data is valid only during
@@ -88,8 +90,8 @@ func serve(r *ipc.Reader, w *ipc.Writer, id int, h Handler) error {
 	if err := start(id, h.OnStart); err != nil {
 		return err
 	}
-	// One task at a time, as Swoole's task workers. ctx ends when the
-	// master goes away (the task's result could not be delivered).
+	// One task at a time, as Swoole's task workers; ctx ends when Serve
+	// returns.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := ipc.WriteHello(w, ipc.Hello{Role: ipc.RoleTaskWorker, SDK: SDK, Concurrency: 1}); err != nil {

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 
@@ -53,10 +52,8 @@ func ServeProcess(run func(ctx context.Context, s *Server) error, opts ...Option
 		return fmt.Errorf("user process %d: %w", s.id, runErr)
 	}
 	if ctx.Err() != nil {
-		// Stopped: the stop frame's drain is over once serve returns.
-		if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
+		// Stopped (or the master went away): serve's verdict.
+		return <-served
 	}
 	return nil
 }
