@@ -125,6 +125,8 @@ func (t Type) String() string {
 		return "message"
 	case TypeBind:
 		return "bind"
+	case TypeRetire:
+		return "retire"
 	case CtlInit:
 		return "ctl_init"
 	case CtlWorkerStarted:

@@ -24,7 +24,16 @@ type Hello struct {
 	// bodies (FlowWindow). Without it the master forwards request bodies
 	// at once and buffers response bodies up to buffer_output_size.
 	Flow bool `msgpack:"flow,omitempty"`
+	// Prefetch is how many events beyond Concurrency the master may send
+	// ahead while every worker is busy, to wait in the worker's channel
+	// (0 to MaxPrefetch). A sequential worker (PHP) declares 1: it finds
+	// its next request waiting when it finishes one, instead of sleeping
+	// until the master hears of the answer and sends the next.
+	Prefetch int `msgpack:"prefetch,omitempty"`
 }
+
+// MaxPrefetch bounds Hello.Prefetch.
+const MaxPrefetch = 16
 
 // ConnInfo is the payload of TypeConnect.
 type ConnInfo struct {
@@ -105,11 +114,14 @@ const (
 	// removes, under which go-plugin puts plugin workers' sockets: killing
 	// the manager then leaves nothing behind.
 	EnvPluginDir = "DROVER_PLUGIN_DIR"
-	// EnvWorkers and EnvTaskWorkers (user processes only) are worker_num
-	// and task_worker_num: the worker ids to message are 0..EnvWorkers-1,
-	// then the task workers.
+	// EnvWorkers and EnvTaskWorkers are worker_num and task_worker_num:
+	// the worker ids to message are 0..EnvWorkers-1, then the task workers.
 	EnvWorkers     = "DROVER_WORKERS"
 	EnvTaskWorkers = "DROVER_TASK_WORKERS"
+	// EnvMaxMemory is the handler's max_memory in bytes, set only when it
+	// is (the master replaces a worker whose RSS exceeds it; an SDK may
+	// retire its worker earlier with TypeRetire).
+	EnvMaxMemory = "DROVER_MAX_MEMORY"
 )
 
 // WorkerFD is the descriptor number of the socket pair in a worker.

@@ -28,3 +28,10 @@ const TypeMessage Type = 11
 // uid % worker_num (Swoole's bind). Before it, the connection is fixed to
 // one worker as in mode 2.
 const TypeBind Type = 12
+
+// TypeRetire (W→M, raw UTF-8 reason, id 0) asks the master to replace the
+// worker the graceful way, as max_request does: the master stops giving it
+// new work at once, starts its successor, and sends it Stop once the
+// successor is ready. A worker that watches its own memory (the PHP SDK
+// against worker.max_memory) uses it to leave before it passes its limit.
+const TypeRetire Type = 13

@@ -386,7 +386,7 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 		Path:       h.Path,
 		Args:       append([]string(nil), h.Cmd...),
 		Dir:        h.Dir,
-		Env:        mg.roleEnv(workerEnv(role, slot, num, launch, h), role),
+		Env:        mg.roleEnv(workerEnv(role, slot, num, launch, h), role, h),
 		ExtraFiles: []*os.File{theirs},
 		SysProcAttr: &syscall.SysProcAttr{
 			Pdeathsig:  syscall.SIGKILL,
@@ -593,12 +593,15 @@ func workerEnv(role string, slot, num int, launch string, h *config.Handler) []s
 	)
 }
 
-// roleEnv adds what a user process needs to address the workers.
-func (mg *Manager) roleEnv(env []string, role string) []string {
-	if role != ipc.RoleProcess {
-		return env
+// roleEnv adds what every process needs to address the others (worker
+// ids for messages) and, for handlers with worker.max_memory, the limit, so
+// that an SDK can retire its worker before passing it (the PHP SDK does).
+func (mg *Manager) roleEnv(env []string, role string, h *config.Handler) []string {
+	env = append(env, ipc.EnvWorkers+"="+strconv.Itoa(mg.cfg.WorkerNum), ipc.EnvTaskWorkers+"="+strconv.Itoa(mg.cfg.TaskWorkerNum))
+	if h.MaxMemory > 0 && role != ipc.RoleProcess {
+		env = append(env, ipc.EnvMaxMemory+"="+strconv.FormatInt(int64(h.MaxMemory), 10))
 	}
-	return append(env, ipc.EnvWorkers+"="+strconv.Itoa(mg.cfg.WorkerNum), ipc.EnvTaskWorkers+"="+strconv.Itoa(mg.cfg.TaskWorkerNum))
+	return env
 }
 
 // healthEvery is how often the manager probes a plugin worker's control

@@ -51,6 +51,7 @@ type loopState struct {
 	date    []byte           // the Date header's value, formatted once a second
 	dateSec int64
 	swept   time.Time // last sweep for HTTP header and idle timeouts
+	retry   bool      // retryHTTP is deferred to the end of this iteration
 }
 
 type pendingEvent struct {

@@ -74,6 +74,7 @@ func (d *dispatcher) ready(w *worker, h *ipc.Hello, recycleAt uint64) bool {
 	}
 	w.state = stateReady
 	w.concurrency = h.Concurrency
+	w.prefetch = h.Prefetch
 	w.sdk = h.SDK
 	w.recycleAt = recycleAt
 	w.flow = h.Flow
@@ -196,7 +197,7 @@ func (d *dispatcher) dispatch(c *reactor.Conn, st *connState, t ipc.Type, payloa
 // send puts one event in flight at w, or in w's queue when w is at its
 // declared concurrency. Called with mu held.
 func (d *dispatcher) send(l *reactor.Loop, w *worker, t ipc.Type, id uint64, payload []byte) error {
-	if w.inflight < w.concurrency && len(w.queue) == 0 {
+	if w.inflight < w.concurrency+w.prefetch && len(w.queue) == 0 {
 		w.inflight++
 		w.write(l, t, id, payload)
 	} else {
@@ -252,6 +253,17 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 		}
 	}
 	if pick == nil {
+		// Every worker is busy: send ahead to one that prefetches, the
+		// least loaded, rather than wait here for an answer to come back.
+		for i := 0; i < n; i++ {
+			w := d.workers[(d.lead+i)%n]
+			if w != nil && w.state == stateReady && w.inflight < w.concurrency+w.prefetch &&
+				(pick == nil || w.inflight-w.concurrency < pick.inflight-pick.concurrency) {
+				pick = w
+			}
+		}
+	}
+	if pick == nil {
 		return nil
 	}
 	st.w = pick
@@ -284,6 +296,9 @@ func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
 	w.inflight--
 	d.total--
 	d.servedOne(w)
+	if w.prefetch > 0 {
+		w.lastEnd.Store(l.Now().UnixNano())
+	}
 	if n := w.owed[id]; n > 1 {
 		w.owed[id] = n - 1
 	} else {
@@ -333,6 +348,16 @@ func (d *dispatcher) retire(w *worker) int {
 		w.state = stateRetiring
 	}
 	return w.inflight + len(w.queue)
+}
+
+// resume undoes retire for a worker whose replacement failed: it takes
+// new work again.
+func (d *dispatcher) resume(w *worker) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if w.state == stateRetiring {
+		w.state = stateReady
+	}
 }
 
 // claim marks the ready workers that want accepts as being replaced and

@@ -231,6 +231,24 @@ func (m *Master) sendRequest(c *reactor.Conn, st *connState, payload []byte) boo
 	return true
 }
 
+// retrySoon runs retryHTTP on l at the end of its current iteration, once
+// however many slots freed up in it. Runs on l: unlike Post, it costs no
+// wake-up of the loop through its eventfd, which with workers of
+// concurrency 1 (PHP) would be three system calls per request.
+func (m *Master) retrySoon(l *reactor.Loop) {
+	if ls := &m.loops[l.Index()]; !ls.retry {
+		ls.retry = true
+		l.Defer(retryFlusher{m})
+	}
+}
+
+type retryFlusher struct{ m *Master }
+
+func (f retryFlusher) Flush(l *reactor.Loop) {
+	f.m.loops[l.Index()].retry = false
+	f.m.retryHTTP(l, nil)
+}
+
 // retryHTTP dispatches, in order, the requests of this loop that wait for
 // a worker. Runs on l.
 func (m *Master) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
@@ -336,7 +354,14 @@ func (m *Master) workerLate(c *reactor.Conn, h *httpState, now time.Time) time.D
 	case h.phase == phBody && !h.windowWait:
 		return 0 // the worker waits for the client's body
 	case !h.started:
-		return now.Sub(h.bodyAt)
+		start := h.bodyAt
+		if h.w.prefetch > 0 {
+			// Sent ahead, it waited for the event before it to end.
+			if end := time.Unix(0, h.w.lastEnd.Load()); end.After(start) {
+				start = end
+			}
+		}
+		return now.Sub(start)
 	case h.w.flow && h.respBody-h.respCredit >= ipc.FlowWindow || c.Buffered() > 0 && !h.w.flow:
 		return 0 // the client is slow to read
 	}

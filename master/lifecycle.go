@@ -229,6 +229,32 @@ func (m *Master) recycle(w *worker, cause string) {
 	}()
 }
 
+// retireAsked handles a worker's Retire frame: it gets no new work from now
+// on (it is at its limit) and is replaced the graceful way. If its
+// successor cannot start it takes work again, as a failed max_request
+// recycling leaves the old worker serving. Runs on the worker's loop.
+func (m *Master) retireAsked(w *worker, reason string) {
+	cause := "the worker asked to be replaced"
+	if reason != "" {
+		cause += ": " + reason
+	}
+	if len(m.disp.claim(func(x *worker) bool { return x == w })) == 0 {
+		w.log.WithField("cause", cause).Info("worker asked to be replaced; it is being replaced already")
+		return
+	}
+	if m.stopping.Load() {
+		m.disp.unmarkRecycling(w)
+		return
+	}
+	m.disp.retire(w)
+	go func() {
+		if err := m.replace(w, cause); err != nil {
+			m.disp.unmarkRecycling(w)
+			m.disp.resume(w)
+		}
+	}()
+}
+
 // reloadFor runs a reload asked for on the control socket, writing its
 // progress and result to the client's connection, then closing it.
 func (m *Master) reloadFor(req controlReq) {

@@ -62,6 +62,8 @@ type worker struct {
 	// Guarded by dispatcher.mu.
 	state       workerState
 	concurrency int
+	prefetch    int          // events sent ahead beyond concurrency (Hello.Prefetch)
+	lastEnd     atomic.Int64 // with prefetch: when it last finished an event (unix ns); the next one started then
 	inflight    int
 	owed        map[uint64]int32 // connection id → events in flight or queued here
 	queue       []queued         // events waiting for a free concurrency slot
@@ -260,7 +262,11 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 			if m.httpWaiting.Load() > 0 {
 				// A slot freed up: requests waiting for one go now.
 				for _, ll := range m.rx.Loops() {
-					ll.Post(reactor.Task{Fn: m.retryHTTP})
+					if ll == l {
+						m.retrySoon(l)
+					} else {
+						ll.Post(reactor.Task{Fn: m.retryHTTP})
+					}
 				}
 			}
 		}
@@ -287,6 +293,8 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 		m.toConnArg(l, h.ID, func(c *reactor.Conn) { bindConn(c, binary.BigEndian.Uint64(payload)) }, payload, 0, bindTask)
 	case ipc.TypeMessage:
 		m.routeMessage(l, w, int(h.ID), payload)
+	case ipc.TypeRetire:
+		m.retireAsked(w, string(payload))
 	case ipc.TypeWindow:
 		n, err := ipc.ParseWindow(payload)
 		if err != nil {
@@ -307,6 +315,9 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 func (m *Master) hello(w *worker, h *ipc.Hello) error {
 	if h.Version != ipc.ProtocolVersion {
 		return fmt.Errorf("%w: hello with protocol version %d (this drover speaks %d)", errProtocol, h.Version, ipc.ProtocolVersion)
+	}
+	if h.Prefetch < 0 || h.Prefetch > ipc.MaxPrefetch {
+		return fmt.Errorf("%w: hello with prefetch %d (want 0 to %d)", errProtocol, h.Prefetch, ipc.MaxPrefetch)
 	}
 	if h.Concurrency < 1 {
 		return fmt.Errorf("%w: hello with concurrency %d (want at least 1)", errProtocol, h.Concurrency)

@@ -1,0 +1,327 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Drover\Http;
+
+/**
+ * One HTTP request, as drover's master parsed it. The plain facts are
+ * read-only properties; what needs parsing (query, cookies, form and JSON
+ * bodies, uploads) is parsed on first use.
+ *
+ *     $r->method            // "POST"
+ *     $r->target            // "/search?q=drover" (as sent)
+ *     $r->path()            // "/search"
+ *     $r->query('q')        // "drover"
+ *     $r->header('accept')  // "text/html, *\/*" (names are case-insensitive)
+ *     $r->cookie('sid')
+ *     $r->post('name')      // urlencoded and multipart fields
+ *     $r->json()            // a JSON body, decoded to arrays
+ *     $r->file('avatar')    // an UploadedFile
+ *     $r->remoteAddr        // "203.0.113.7"
+ */
+final class Request
+{
+    /** @var array<string, list<string>>|null lower-case name => values */
+    private ?array $headers = null;
+    private ?array $query = null;
+    private ?array $cookies = null;
+    private bool $bodyParsed = false;
+    private mixed $parsedBody = null;
+    private array $files = [];
+    public readonly float $time;
+
+    /**
+     * @param list<string> $headerList name, value, name, value … as received
+     */
+    public function __construct(
+        public readonly string $method,
+        public readonly string $target,
+        public readonly string $protocol = 'HTTP/1.1',
+        private readonly array $headerList = [],
+        public readonly string $body = '',
+        public readonly string $remoteAddr = '',
+        public readonly int $remotePort = 0,
+        public readonly int $listener = 0,
+        public readonly string $scheme = 'http',
+    ) {
+        $this->time = microtime(true);
+    }
+
+    /** Builds the request of the Request frame $m (docs/protocol.md) with its whole body. */
+    public static function fromFrame(array $m, string $body): self
+    {
+        $remote = (string) ($m['remote'] ?? '');
+        $port = 0;
+        if (($i = strrpos($remote, ':')) !== false && ctype_digit(substr($remote, $i + 1))) {
+            $port = (int) substr($remote, $i + 1);
+            $remote = trim(substr($remote, 0, $i), '[]');
+        }
+        return new self((string) $m['method'], (string) $m['target'], (string) ($m['proto'] ?? 'HTTP/1.1'),
+            $m['headers'] ?? [], $body, $remote, $port, (int) ($m['listener'] ?? 0));
+    }
+
+    /**
+     * Builds the request PHP's SAPI is serving (php-fpm, Apache's mod_php,
+     * `php -S`) from its globals, so that a script written for drover also
+     * runs there (Drover\Http\Worker::serve does this outside drover).
+     */
+    public static function fromGlobals(): self
+    {
+        $list = [];
+        foreach ($_SERVER as $k => $v) {
+            if (str_starts_with($k, 'HTTP_')) {
+                $list[] = str_replace('_', '-', substr($k, 5));
+                $list[] = (string) $v;
+            } elseif ($k === 'CONTENT_TYPE' || $k === 'CONTENT_LENGTH') {
+                if ((string) $v !== '') {
+                    $list[] = str_replace('_', '-', $k);
+                    $list[] = (string) $v;
+                }
+            }
+        }
+        $r = new self($_SERVER['REQUEST_METHOD'] ?? 'GET', $_SERVER['REQUEST_URI'] ?? '/', $_SERVER['SERVER_PROTOCOL'] ?? 'HTTP/1.1',
+            $list, (string) file_get_contents('php://input'), $_SERVER['REMOTE_ADDR'] ?? '', (int) ($_SERVER['REMOTE_PORT'] ?? 0),
+            0, (($_SERVER['HTTPS'] ?? '') !== '' && $_SERVER['HTTPS'] !== 'off') ? 'https' : 'http');
+        // PHP parsed the body and stored the uploads already.
+        if (($_SERVER['REQUEST_METHOD'] ?? '') === 'POST' && ($_POST !== [] || $_FILES !== [])) {
+            $r->bodyParsed = true;
+            $r->parsedBody = $_POST;
+            $r->files = self::filesFromGlobals($_FILES);
+        }
+        return $r;
+    }
+
+    /** @return array<string, mixed> */
+    private static function filesFromGlobals(array $files): array
+    {
+        $out = [];
+        foreach ($files as $name => $f) {
+            $out[$name] = self::fileTree($f['tmp_name'], $f['size'], $f['error'], $f['name'], $f['type']);
+        }
+        return $out;
+    }
+
+    private static function fileTree(mixed $tmp, mixed $size, mixed $error, mixed $name, mixed $type): mixed
+    {
+        if (!is_array($tmp)) {
+            return new UploadedFile((string) $tmp, (int) $size, (int) $error, $name, $type);
+        }
+        $out = [];
+        foreach ($tmp as $k => $t) {
+            $out[$k] = self::fileTree($t, $size[$k], $error[$k], $name[$k], $type[$k]);
+        }
+        return $out;
+    }
+
+    /** The path of the target, without the query ("/" for "*" and absolute-form without a path). */
+    public function path(): string
+    {
+        $t = $this->target;
+        if ($t !== '' && $t[0] !== '/') {
+            $p = parse_url($t, PHP_URL_PATH);
+            return is_string($p) && $p !== '' ? $p : '/';
+        }
+        $i = strpos($t, '?');
+        return $i === false ? $t : substr($t, 0, $i);
+    }
+
+    /** The query string, without '?'. */
+    public function queryString(): string
+    {
+        $i = strpos($this->target, '?');
+        return $i === false ? '' : substr($this->target, $i + 1);
+    }
+
+    /**
+     * The query parameters as PHP's $_GET has them (brackets make arrays),
+     * or one of them ($default when absent).
+     */
+    public function query(?string $name = null, mixed $default = null): mixed
+    {
+        if ($this->query === null) {
+            parse_str($this->queryString(), $this->query);
+        }
+        return $name === null ? $this->query : ($this->query[$name] ?? $default);
+    }
+
+    /** @return array<string, list<string>> every header, lower-case name => values in order */
+    public function headers(): array
+    {
+        if ($this->headers === null) {
+            $this->headers = [];
+            for ($i = 0, $n = count($this->headerList) - 1; $i < $n; $i += 2) {
+                $this->headers[strtolower($this->headerList[$i])][] = $this->headerList[$i + 1];
+            }
+        }
+        return $this->headers;
+    }
+
+    /** @return list<string> header name, value, … as received (names as the client wrote them) */
+    public function headerList(): array
+    {
+        return $this->headerList;
+    }
+
+    /** A header's value (several values joined with ", "; Cookie with "; "), or null. */
+    public function header(string $name): ?string
+    {
+        $v = $this->headers()[strtolower($name)] ?? null;
+        if ($v === null) {
+            return null;
+        }
+        return count($v) === 1 ? $v[0] : implode(strcasecmp($name, 'cookie') === 0 ? '; ' : ', ', $v);
+    }
+
+    public function hasHeader(string $name): bool
+    {
+        return isset($this->headers()[strtolower($name)]);
+    }
+
+    /** The Host header, or '' (HTTP/1.0 may have none). */
+    public function host(): string
+    {
+        return $this->header('host') ?? '';
+    }
+
+    /** The full URI: scheme, host and target. */
+    public function uri(): string
+    {
+        if ($this->target !== '' && $this->target[0] !== '/' && $this->target !== '*') {
+            return $this->target;
+        }
+        return $this->scheme . '://' . ($this->host() !== '' ? $this->host() : 'localhost') . $this->target;
+    }
+
+    /** The media type of the body, lower-case, without parameters ("application/json"). */
+    public function contentType(): string
+    {
+        $ct = (string) $this->header('content-type');
+        $i = strpos($ct, ';');
+        return strtolower(trim($i === false ? $ct : substr($ct, 0, $i)));
+    }
+
+    /** The cookies as PHP's $_COOKIE has them, or one of them. */
+    public function cookies(): array
+    {
+        if ($this->cookies === null) {
+            $h = $this->header('cookie');
+            $this->cookies = $h === null ? [] : BodyParser::parseCookies($h);
+        }
+        return $this->cookies;
+    }
+
+    public function cookie(string $name, ?string $default = null): mixed
+    {
+        return $this->cookies()[$name] ?? $default;
+    }
+
+    /**
+     * The parsed body: form fields for application/x-www-form-urlencoded and
+     * multipart/form-data (as PHP's $_POST), the decoded JSON for a JSON
+     * body (arrays; null when invalid), null otherwise.
+     */
+    public function parsedBody(): mixed
+    {
+        $this->parseBody();
+        return $this->parsedBody;
+    }
+
+    /** A form field ($default when absent or the body is not a form). */
+    public function post(string $name, mixed $default = null): mixed
+    {
+        $b = $this->parsedBody();
+        return is_array($b) && !$this->isJson() ? ($b[$name] ?? $default) : $default;
+    }
+
+    /** The JSON body decoded to arrays, or null when it is not valid JSON. */
+    public function json(): mixed
+    {
+        return $this->isJson() ? $this->parsedBody() : json_decode($this->body, true);
+    }
+
+    private function isJson(): bool
+    {
+        $ct = $this->contentType();
+        return $ct === 'application/json' || str_ends_with($ct, '+json');
+    }
+
+    /**
+     * The uploaded files of a multipart body, keyed as the form names them
+     * (arrays for "docs[]"); each an UploadedFile.
+     *
+     * @return array<string, UploadedFile|array>
+     */
+    public function files(): array
+    {
+        $this->parseBody();
+        return $this->files;
+    }
+
+    public function file(string $name): ?UploadedFile
+    {
+        $f = $this->files()[$name] ?? null;
+        return $f instanceof UploadedFile ? $f : null;
+    }
+
+    private function parseBody(): void
+    {
+        if ($this->bodyParsed) {
+            return;
+        }
+        $this->bodyParsed = true;
+        if ($this->body !== '') {
+            [$this->parsedBody, $this->files] = BodyParser::parse((string) $this->header('content-type'), $this->body);
+        }
+    }
+
+    /**
+     * The request as PHP's $_SERVER describes it under php-fpm:
+     * REQUEST_METHOD, REQUEST_URI, QUERY_STRING, SERVER_PROTOCOL,
+     * REMOTE_ADDR, REMOTE_PORT, CONTENT_TYPE, CONTENT_LENGTH, HTTP_* …
+     *
+     * @return array<string, string|int|float>
+     */
+    public function serverParams(): array
+    {
+        $s = [
+            'REQUEST_METHOD' => $this->method,
+            'REQUEST_URI' => $this->target,
+            'QUERY_STRING' => $this->queryString(),
+            'SERVER_PROTOCOL' => $this->protocol,
+            'REMOTE_ADDR' => $this->remoteAddr,
+            'REMOTE_PORT' => $this->remotePort,
+            'REQUEST_SCHEME' => $this->scheme,
+            'REQUEST_TIME' => (int) $this->time,
+            'REQUEST_TIME_FLOAT' => $this->time,
+            'DOCUMENT_URI' => $this->path(),
+        ];
+        if ($this->scheme === 'https') {
+            $s['HTTPS'] = 'on';
+        }
+        $host = $this->host();
+        if ($host !== '') {
+            $s['SERVER_NAME'] = preg_replace('/:\d+$/', '', $host);
+        }
+        foreach ($this->headers() as $name => $values) {
+            $key = strtoupper(str_replace('-', '_', $name));
+            $value = implode($name === 'cookie' ? '; ' : ', ', $values);
+            if ($key === 'CONTENT_TYPE' || $key === 'CONTENT_LENGTH') {
+                $s[$key] = $value;
+            } else {
+                $s['HTTP_' . $key] = $value;
+            }
+        }
+        return $s;
+    }
+
+    /** Removes the temporary files of uploads the handler did not move. */
+    public function cleanup(): void
+    {
+        array_walk_recursive($this->files, static function (mixed $f): void {
+            if ($f instanceof UploadedFile && !$f->isMoved() && $f->getError() === UPLOAD_ERR_OK && is_file($f->getFile())) {
+                @unlink($f->getFile());
+            }
+        });
+    }
+}

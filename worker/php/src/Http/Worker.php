@@ -1,0 +1,71 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Drover\Http;
+
+use Drover\Runtime\HttpHandler;
+use Drover\Runtime\Loop;
+
+/**
+ * Serves HTTP with a PHP callable in a resident drover worker:
+ *
+ *     require '/path/to/worker/php/autoload.php';
+ *     use Drover\Http\{Request, Response, Worker};
+ *
+ *     $app = bootstrap();                       // once per worker, not per request
+ *     Worker::serve(fn (Request $r) => Response::text('Hello, World!'));
+ *
+ * The handler gets a Request and returns a Response (or a string, an array
+ * for JSON, null for 204). An exception it throws answers 500 and is logged
+ * with file:line; the worker carries on. A PHP fatal error answers 500 too,
+ * then the worker exits and drover starts a new one. What the handler echoes
+ * goes to drover's log, never to the client. PHP's request globals ($_GET,
+ * $_POST, $_COOKIE, $_FILES, $_SERVER, $_REQUEST) are set for each request
+ * (pass globals: false to skip that) and reset after it, with the output
+ * buffers, the session and the uploads' temporary files.
+ *
+ * Outside drover (php-fpm, mod_php, `php -S`) the same script serves the
+ * one request PHP is handling, so one entry point runs in both places.
+ */
+final class Worker
+{
+    /** @param callable(Request): mixed $handler */
+    public static function serve(callable $handler, bool $globals = true): void
+    {
+        $handler = \Closure::fromCallable($handler);
+        if (PHP_SAPI !== 'cli' && PHP_SAPI !== 'phpdbg') {
+            self::emit(Response::from($handler(Request::fromGlobals())));
+            return;
+        }
+        Loop::run(new HttpHandler($handler, $globals));
+    }
+
+    /** Sends a response through PHP's SAPI (php-fpm and the like). */
+    public static function emit(Response $res): void
+    {
+        http_response_code($res->status);
+        foreach ($res->headers() as $name => $values) {
+            foreach ($values as $i => $v) {
+                header("$name: $v", $i === 0);
+            }
+        }
+        $body = $res->body;
+        if (is_string($body)) {
+            echo $body;
+            return;
+        }
+        if (is_resource($body)) {
+            while (!feof($body)) {
+                echo fread($body, 65536);
+                flush();
+            }
+            fclose($body);
+            return;
+        }
+        foreach ($body as $piece) {
+            echo $piece;
+            flush();
+        }
+    }
+}

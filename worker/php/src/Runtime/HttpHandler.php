@@ -1,0 +1,287 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Drover\Runtime;
+
+use Drover\Http\Request;
+use Drover\Http\Response;
+
+/**
+ * Serves HTTP requests (Request frames) with a PHP callable, one at a time:
+ * gathers the body (crediting it, flow control), runs the handler with its
+ * output captured and PHP's request globals set, sends the response (in
+ * pieces, within the flow-control window, when it is large or streamed),
+ * then resets what must not leak into the next request.
+ *
+ * @internal Use Drover\Http\Worker::serve.
+ */
+final class HttpHandler implements Handler
+{
+    private ?int $id = null;
+    private string $what = '';
+    private bool $started = false;
+    private bool $cancelled = false;
+    private int $unacked = 0;
+    private bool $warnedStream = false;
+    private readonly array $baseServer;
+
+    /** @param \Closure(Request): mixed $handler */
+    public function __construct(private readonly \Closure $handler, private readonly bool $globals = true)
+    {
+        $this->baseServer = $_SERVER;
+    }
+
+    public function role(): string
+    {
+        return 'worker';
+    }
+
+    public function current(): string
+    {
+        return $this->what;
+    }
+
+    public function frame(int $type, int $flags, int $id, string $payload): void
+    {
+        switch ($type) {
+            case Frame::REQUEST:
+                $this->request($id, $payload);
+                return;
+            case Frame::CONNECT:
+            case Frame::DATA:
+            case Frame::CLOSE:
+                // A stream listener's events: this worker only serves HTTP.
+                if (!$this->warnedStream) {
+                    $this->warnedStream = true;
+                    Log::line('this PHP worker serves HTTP (Drover\Http\Worker) but got events of a stream listener; they are answered without being handled (use Drover\Stream\Worker for stream listeners)');
+                }
+                Loop::get()->write(Frame::DONE, $id);
+                return;
+        }
+        // Other types are for later protocol versions: ignored.
+    }
+
+    private function request(int $id, string $payload): void
+    {
+        $m = msgpack_unpack($payload);
+        if (!is_array($m) || !isset($m['method'], $m['target'])) {
+            throw new ProtocolError('undecodable request frame');
+        }
+        $loop = Loop::get();
+        $this->id = $id;
+        $this->what = $m['method'] . ' ' . $m['target'];
+        $this->started = $this->cancelled = false;
+        $this->unacked = 0;
+        $body = (string) ($m['body'] ?? '');
+        if (!empty($m['body_follows'])) {
+            $body = $this->readBody($id, $body);
+        }
+        if ($this->cancelled) {
+            $this->finish();
+            return;
+        }
+        $req = Request::fromFrame($m, $body);
+        $level = ob_get_level();
+        ob_start();
+        try {
+            if ($this->globals) {
+                $this->installGlobals($req);
+            }
+            $this->respond(($this->handler)($req));
+        } catch (\Throwable $e) {
+            Log::line(sprintf('uncaught %s in %s; answered %s, the worker carries on', Log::describe($e), $this->what,
+                $this->started ? 'with a cut response' : '500'));
+            $this->fail();
+        } finally {
+            $loop->endCapture($level, $this->what);
+            $this->reset($req);
+        }
+        $this->finish();
+    }
+
+    private function finish(): void
+    {
+        $this->id = null;
+        $this->what = '';
+    }
+
+    /** Reads the rest of the body, crediting it as it arrives so that the master keeps sending. */
+    private function readBody(int $id, string $first): string
+    {
+        $loop = Loop::get();
+        $parts = [$first];
+        $uncredited = strlen($first);
+        while (true) {
+            [$type, $flags, , $data] = $loop->await(static fn (int $t, int $f, int $i) => $i === $id && ($t === Frame::REQUEST_BODY || ($t === Frame::CANCEL && ($f & Frame::FLAG_END) !== 0)));
+            if ($type === Frame::CANCEL) {
+                $this->cancelled = true;
+                $loop->write(Frame::RESPONSE_BODY, $id, '', Frame::FLAG_END);
+                return '';
+            }
+            $parts[] = $data;
+            $uncredited += strlen($data);
+            if (($flags & Frame::FLAG_END) !== 0) {
+                return implode('', $parts);
+            }
+            if ($uncredited >= Frame::CREDIT_BATCH) {
+                $loop->write(Frame::WINDOW_CREDIT, $id, pack('N', $uncredited));
+                $loop->flush();
+                $uncredited = 0;
+            }
+        }
+    }
+
+    private function respond(mixed $result): void
+    {
+        $res = Response::from($result);
+        $loop = Loop::get();
+        $body = $res->body;
+        $head = ['status' => $res->status, 'headers' => $res->headerList()];
+        if (is_string($body)) {
+            if (strlen($body) <= Frame::MAX_CHUNK) {
+                $head['body'] = $body;
+                $loop->write(Frame::RESPONSE, $this->id, msgpack_pack($head), Frame::FLAG_END);
+                $this->started = true;
+                return;
+            }
+            if ($res->header('content-length') === null) {
+                $head['headers'][] = 'Content-Length';
+                $head['headers'][] = (string) strlen($body);
+            }
+            $loop->write(Frame::RESPONSE, $this->id, msgpack_pack($head));
+            $this->started = true;
+            $this->sendBody($body);
+            $this->end();
+            return;
+        }
+        if (!is_iterable($body) && !is_resource($body)) {
+            throw new \UnexpectedValueException(sprintf('response body is %s: want a string, an iterable of strings or a stream resource', get_debug_type($body)));
+        }
+        // Streamed: the head goes out now, each piece as it comes.
+        $loop->write(Frame::RESPONSE, $this->id, msgpack_pack($head));
+        $loop->flush();
+        $this->started = true;
+        if (is_resource($body)) {
+            try {
+                while (!$this->cancelled && !feof($body)) {
+                    $piece = fread($body, Frame::MAX_CHUNK);
+                    if ($piece === false) {
+                        throw new \RuntimeException('reading the response body stream failed');
+                    }
+                    $this->sendBody($piece, true);
+                }
+            } finally {
+                fclose($body);
+            }
+        } else {
+            foreach ($body as $piece) {
+                $this->sendBody((string) $piece, true);
+                if ($this->cancelled) {
+                    break; // the client is gone: stop producing
+                }
+            }
+        }
+        $this->end();
+    }
+
+    /**
+     * Sends body bytes in frames of at most 64 KiB, each once the window has
+     * room for it (the master credits bytes as the client takes them).
+     */
+    private function sendBody(string $data, bool $flush = false): void
+    {
+        $loop = Loop::get();
+        $id = $this->id;
+        for ($off = 0, $n = strlen($data); $off < $n && !$this->cancelled; $off += Frame::MAX_CHUNK) {
+            while ($this->unacked >= Frame::WINDOW && !$this->cancelled) {
+                $loop->flush();
+                [$type, $flags, , $p] = $loop->await(static fn (int $t, int $f, int $i) => $i === $id && ($t === Frame::WINDOW_CREDIT || $t === Frame::CANCEL));
+                $this->credit($type, $flags, $p);
+            }
+            $piece = $off === 0 && $n <= Frame::MAX_CHUNK ? $data : substr($data, $off, Frame::MAX_CHUNK);
+            $loop->write(Frame::RESPONSE_BODY, $id, $piece);
+            $this->unacked += strlen($piece);
+        }
+        if ($flush) {
+            $loop->flush();
+            // Between pieces of a stream, take the credits and a cancel that
+            // arrived, without waiting.
+            while (($f = $loop->await(static fn (int $t, int $fl, int $i) => $i === $id && ($t === Frame::WINDOW_CREDIT || $t === Frame::CANCEL), 0.0)) !== null) {
+                $this->credit($f[0], $f[1], $f[3]);
+            }
+        }
+    }
+
+    private function credit(int $type, int $flags, string $payload): void
+    {
+        if ($type === Frame::WINDOW_CREDIT && strlen($payload) === 4) {
+            $this->unacked = max(0, $this->unacked - unpack('N', $payload)[1]);
+        } elseif ($type === Frame::CANCEL && ($flags & Frame::FLAG_END) !== 0) {
+            $this->cancelled = true; // the connection is closed: nothing more will be credited
+        }
+    }
+
+    private function end(): void
+    {
+        Loop::get()->write(Frame::RESPONSE_BODY, $this->id, '', Frame::FLAG_END);
+    }
+
+    /** Answers the request in flight after a failure: 500, or a cut response once it had started. */
+    private function fail(): void
+    {
+        $loop = Loop::get();
+        if ($this->started) {
+            $loop->write(Frame::RESPONSE_BODY, $this->id, '', Frame::FLAG_END | Frame::FLAG_ABORT);
+            return;
+        }
+        $this->started = true;
+        $loop->write(Frame::RESPONSE, $this->id, msgpack_pack([
+            'status' => 500,
+            'headers' => ['Content-Type', 'text/plain; charset=utf-8'],
+            'body' => "Internal Server Error\n",
+        ]), Frame::FLAG_END);
+    }
+
+    public function abort(string $why): void
+    {
+        if ($this->id !== null) {
+            $this->fail();
+        }
+    }
+
+    /** Sets PHP's request globals, as php-fpm would, for code that reads them. */
+    private function installGlobals(Request $req): void
+    {
+        $_GET = $req->query();
+        $_COOKIE = $req->cookies();
+        $_SERVER = $req->serverParams() + $this->baseServer;
+        $_POST = $_FILES = [];
+        if ($req->method === 'POST' && $req->body !== '') {
+            $ct = $req->contentType();
+            if ($ct === 'application/x-www-form-urlencoded' || $ct === 'multipart/form-data') {
+                $_POST = (array) $req->parsedBody();
+                $_FILES = \Drover\Http\BodyParser::legacyFiles($req->files());
+            }
+        }
+        $_REQUEST = $_POST + $_GET;
+    }
+
+    /** Resets what must not leak into the next request. */
+    private function reset(Request $req): void
+    {
+        $req->cleanup();
+        if ($this->globals) {
+            $_GET = $_POST = $_COOKIE = $_FILES = $_REQUEST = [];
+            $_SERVER = $this->baseServer;
+        }
+        if (session_status() === PHP_SESSION_ACTIVE) {
+            session_write_close();
+        }
+        unset($_SESSION);
+        if (!headers_sent()) {
+            header_remove();
+            http_response_code(200);
+        }
+    }
+}

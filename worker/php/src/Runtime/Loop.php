@@ -1,0 +1,507 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Drover\Runtime;
+
+use Drover\TaskError;
+
+/**
+ * The worker's event loop: says hello, reads frames from the master one at a
+ * time and hands them to the role's handler, runs timers between events,
+ * routes task results and messages, and leaves the way the protocol says
+ * (Stop: finish, exit 0; master gone: exit 1).
+ *
+ * A PHP worker is sequential: its hello declares one event in flight, so the
+ * master never sends a second request before the first is answered. While a
+ * handler waits for something (a task's result, flow-control credit, the
+ * rest of a request body), frames that are not for it wait in a queue and
+ * are handled after the event.
+ *
+ * It also keeps the process healthy between requests: PHP warnings and
+ * anything the handler prints go to the log; a fatal error answers the event
+ * in flight before the process dies; with worker.max_memory set, the worker
+ * asks to be replaced before its memory passes the limit.
+ *
+ * @internal Use the public classes: Drover\Http\Worker, Drover\Stream\Worker,
+ * Drover\Task\Worker, Drover\Timer, Drover\Task, Drover\Message, Drover\Server.
+ */
+final class Loop
+{
+    private static ?Loop $instance = null;
+
+    public readonly string $role;
+    public readonly int $workerId;
+    public readonly int $workerNum;
+    public readonly int $taskWorkerNum;
+
+    private Channel $channel;
+    private Handler $handler;
+    /** @var list<array{int, int, int, string}> frames received while a handler waited, handled next */
+    private array $queue = [];
+    private bool $stopping = false;
+    private bool $exiting = false;
+    private ?string $reserve = null;
+
+    /** @var array<int, array{float, ?float, \Closure}> timer id => [due, interval, callback] */
+    private array $timers = [];
+    private int $nextTimer = 1;
+    private float $nextDue = INF;
+
+    /** @var array<int, \Closure> task id => callback for Task::async */
+    private array $taskCallbacks = [];
+    /** @var array<int, true> task ids a taskWait is waiting for */
+    private array $waiting = [];
+    private int $nextTask = 1;
+    /** @var ?\Closure(int, string): void */
+    private ?\Closure $onMessage = null;
+
+    private int $memoryLimit = 0;
+    private int $events = 0;
+    private int $rssAnchor = 0;
+    private int $usageAnchor = 0;
+    private int $lastUsage = 0;
+    private int $growth = 0;
+    private bool $retired = false;
+
+    private function __construct()
+    {
+        $this->role = (string) getenv('DROVER_ROLE');
+        $this->workerId = (int) getenv('DROVER_WORKER_ID');
+        $this->workerNum = (int) (getenv('DROVER_WORKERS') ?: ($this->role === 'worker' ? getenv('DROVER_WORKER_NUM') : 0));
+        $this->taskWorkerNum = (int) (getenv('DROVER_TASK_WORKERS') ?: ($this->role === 'task_worker' ? getenv('DROVER_WORKER_NUM') : 0));
+        $this->memoryLimit = (int) getenv('DROVER_MAX_MEMORY');
+    }
+
+    /** The running loop; throws when the code does not run inside a drover worker. */
+    public static function get(): self
+    {
+        return self::$instance ?? throw new \LogicException(
+            'no drover worker runs in this process: call Drover\Http\Worker::serve() (or Stream, Task, Psr7) first, ' .
+            'in a script started by drover (worker.cmd)'
+        );
+    }
+
+    public static function running(): bool
+    {
+        return self::$instance !== null;
+    }
+
+    /**
+     * Runs a worker of $handler's role until drover stops it. Never returns.
+     */
+    public static function run(Handler $handler): never
+    {
+        if (self::$instance !== null) {
+            throw new \LogicException('a drover worker already runs in this process: call serve() once');
+        }
+        $loop = self::$instance = new self();
+        $loop->handler = $handler;
+        $loop->channel = Channel::open();
+        if ($loop->role !== $handler->role()) {
+            $want = $handler->role() === 'task_worker' ? 'task_worker.cmd' : 'worker.cmd';
+            fwrite(STDERR, sprintf("this program serves as a %s, but drover started it as a %s: list it under %s in the config\n",
+                $handler->role(), $loop->role, $want));
+            exit(78);
+        }
+        $loop->installErrorHandling();
+        $loop->channel->write(Frame::HELLO, 0, msgpack_pack([
+            'version' => Frame::VERSION,
+            'pid' => getmypid(),
+            'concurrency' => 1,
+            'role' => $loop->role,
+            'sdk' => 'php',
+            'flow' => true,
+            // One request in flight, and one more may wait in the channel
+            // while every worker is busy, so that the worker never sleeps
+            // between two requests under load.
+            'prefetch' => 1,
+        ]));
+        $loop->channel->flush();
+        $loop->usageAnchor = $loop->lastUsage = memory_get_usage();
+        $loop->rssAnchor = self::rss();
+        $loop->serve();
+    }
+
+    private function serve(): never
+    {
+        while (true) {
+            if ($this->queue) {
+                $f = array_shift($this->queue);
+            } else {
+                $f = $this->channel->read($this->timers ? max(0.0, $this->nextDue - microtime(true)) : null);
+            }
+            if ($f !== null) {
+                $this->dispatch($f);
+            }
+            if ($this->timers && microtime(true) >= $this->nextDue) {
+                $this->runTimers();
+            }
+            if ($this->channel->pending()) {
+                $this->channel->flush();
+            }
+            if ($this->stopping && !$this->queue) {
+                // Every event the master sent came before its Stop.
+                $this->exitNow(0);
+            }
+        }
+    }
+
+    /** @param array{int, int, int, string} $f */
+    private function dispatch(array $f): void
+    {
+        [$type, $flags, $id, $payload] = $f;
+        switch ($type) {
+            case Frame::STOP:
+                $this->stopping = true;
+                return;
+            case Frame::TASK_RESULT:
+                if (isset($this->taskCallbacks[$id])) {
+                    $fn = $this->taskCallbacks[$id];
+                    unset($this->taskCallbacks[$id]);
+                    $result = ($flags & Frame::FLAG_ABORT) !== 0 ? new TaskError($payload) : $payload;
+                    $this->callback("task $id callback", static fn () => $fn($result, $id));
+                }
+                return;
+            case Frame::MESSAGE:
+                if ($this->onMessage !== null) {
+                    $fn = $this->onMessage;
+                    $this->callback("message from worker $id", static fn () => $fn($id, $payload));
+                }
+                return;
+            case Frame::WINDOW_CREDIT:
+            case Frame::CANCEL:
+                return; // for a request that is over
+        }
+        $this->handler->frame($type, $flags, $id, $payload);
+        $this->afterEvent();
+    }
+
+    /**
+     * Reads frames until $match accepts one, which it returns; the others
+     * wait in the queue (Stop is noted). With a deadline (microtime) it
+     * returns null once it passed.
+     *
+     * @param callable(int, int, int, string): bool $match
+     * @return array{int, int, int, string}|null
+     */
+    public function await(callable $match, ?float $deadline = null): ?array
+    {
+        foreach ($this->queue as $i => $f) {
+            if ($match(...$f)) {
+                array_splice($this->queue, $i, 1);
+                return $f;
+            }
+        }
+        if ($this->channel->pending()) {
+            $this->channel->flush();
+        }
+        while (true) {
+            $timeout = $deadline === null ? null : $deadline - microtime(true);
+            if ($timeout !== null && $timeout <= 0) {
+                return null;
+            }
+            $f = $this->channel->read($timeout);
+            if ($f === null) {
+                continue;
+            }
+            if ($match(...$f)) {
+                return $f;
+            }
+            if ($f[0] === Frame::STOP) {
+                $this->stopping = true;
+            } elseif ($f[0] !== Frame::WINDOW_CREDIT) {
+                $this->queue[] = $f;
+            }
+        }
+    }
+
+    public function write(int $type, int $id, string $payload = '', int $flags = 0): void
+    {
+        $this->channel->write($type, $id, $payload, $flags);
+    }
+
+    public function flush(): void
+    {
+        $this->channel->flush();
+    }
+
+    /** Whether the master asked this worker to stop (it finishes the event in flight first). */
+    public function stopping(): bool
+    {
+        return $this->stopping;
+    }
+
+    // ---- after each event: memory ------------------------------------------
+
+    private function afterEvent(): void
+    {
+        $this->events++;
+        if ($this->memoryLimit > 0 && !$this->retired) {
+            $this->checkMemory();
+        }
+    }
+
+    /**
+     * Asks to be replaced (Retire frame) once the next event would likely
+     * take the process past worker.max_memory: RSS plus the largest growth
+     * one event caused lately. RSS is estimated from PHP's own heap usage
+     * between reads of /proc/self/statm, which are re-anchored every 256
+     * events and whenever the estimate nears the limit.
+     */
+    private function checkMemory(): void
+    {
+        $usage = memory_get_usage();
+        $this->growth = max((int) ($this->growth * 0.9), $usage - $this->lastUsage, 0);
+        $this->lastUsage = $usage;
+        $estimate = $this->rssAnchor + ($usage - $this->usageAnchor);
+        if ($estimate + 2 * $this->growth < $this->memoryLimit && $this->events % 256 !== 0) {
+            return;
+        }
+        $this->rssAnchor = self::rss();
+        $this->usageAnchor = $usage;
+        if ($this->rssAnchor + $this->growth < $this->memoryLimit) {
+            return;
+        }
+        $this->retired = true;
+        $reason = sprintf('RSS %.1fMiB + %.1fMiB per request would pass max_memory %.1fMiB after %d requests',
+            $this->rssAnchor / 1048576, $this->growth / 1048576, $this->memoryLimit / 1048576, $this->events);
+        Log::line("$reason: asking drover for a successor; this worker takes no new requests");
+        $this->channel->write(Frame::RETIRE, 0, $reason);
+    }
+
+    /** This process's resident set size in bytes (0 if unknown). */
+    public static function rss(): int
+    {
+        $statm = @file_get_contents('/proc/self/statm');
+        if ($statm === false) {
+            return 0;
+        }
+        return (int) explode(' ', $statm, 3)[1] * 4096;
+    }
+
+    // ---- timers --------------------------------------------------------------
+
+    public function addTimer(int $ms, ?int $interval, \Closure $fn): int
+    {
+        if ($ms < 1) {
+            throw new \InvalidArgumentException("timer interval $ms ms: want at least 1 ms");
+        }
+        $id = $this->nextTimer++;
+        $due = microtime(true) + $ms / 1000;
+        $this->timers[$id] = [$due, $interval === null ? null : $interval / 1000, $fn];
+        $this->nextDue = min($this->nextDue, $due);
+        return $id;
+    }
+
+    public function clearTimer(int $id): bool
+    {
+        if (!isset($this->timers[$id])) {
+            return false;
+        }
+        unset($this->timers[$id]);
+        $this->recomputeDue();
+        return true;
+    }
+
+    private function recomputeDue(): void
+    {
+        $this->nextDue = INF;
+        foreach ($this->timers as [$due]) {
+            $this->nextDue = min($this->nextDue, $due);
+        }
+    }
+
+    private function runTimers(): void
+    {
+        $now = microtime(true);
+        foreach ($this->timers as $id => [$due, $interval, $fn]) {
+            if ($due > $now || !isset($this->timers[$id])) {
+                continue;
+            }
+            if ($interval === null) {
+                unset($this->timers[$id]);
+            } else {
+                // The next run is one interval after this one was due, or
+                // after now if the loop was busy for longer than that.
+                $this->timers[$id][0] = max($due + $interval, $now);
+            }
+            $this->callback("timer $id", static fn () => $fn($id));
+        }
+        $this->recomputeDue();
+    }
+
+    // ---- tasks and messages --------------------------------------------------
+
+    public function task(string $data, ?\Closure $onFinish): int
+    {
+        if ($this->role !== 'worker') {
+            throw new \LogicException('only workers send tasks: a task worker cannot (return the work as its result, or message a worker)');
+        }
+        $id = $this->nextTask++;
+        if ($onFinish !== null) {
+            $this->taskCallbacks[$id] = $onFinish;
+        }
+        $this->channel->write(Frame::TASK, $id, $data);
+        return $id;
+    }
+
+    /**
+     * Sends the tasks and waits for their results until the deadline.
+     *
+     * @param array<array-key, string> $tasks
+     * @return array<array-key, string|TaskError> in the order of $tasks
+     */
+    public function taskWaitMulti(array $tasks, float $timeout): array
+    {
+        $ids = [];
+        foreach ($tasks as $key => $data) {
+            if (!is_string($data)) {
+                throw new \TypeError(sprintf('task %s is %s: tasks are strings (encode it, e.g. json_encode)', $key, get_debug_type($data)));
+            }
+            $id = $this->task($data, null);
+            $ids[$id] = $key;
+            $this->waiting[$id] = true;
+        }
+        $results = [];
+        $deadline = microtime(true) + $timeout;
+        $left = count($ids);
+        while ($left > 0) {
+            $f = $this->await(fn (int $type, int $flags, int $id) => $type === Frame::TASK_RESULT && isset($ids[$id]) && !array_key_exists($ids[$id], $results), $deadline);
+            if ($f === null) {
+                break;
+            }
+            [, $flags, $id, $payload] = $f;
+            $results[$ids[$id]] = ($flags & Frame::FLAG_ABORT) !== 0 ? new TaskError($payload) : $payload;
+            $left--;
+        }
+        $out = [];
+        foreach ($ids as $id => $key) {
+            unset($this->waiting[$id]);
+            $out[$key] = $results[$key] ?? new TaskError(sprintf('no result within %.3gs', $timeout), true);
+        }
+        return $out;
+    }
+
+    public function sendMessage(int $workerId, string $data): void
+    {
+        $this->channel->write(Frame::MESSAGE, $workerId, $data);
+        if ($this->handler->current() === '') {
+            $this->channel->flush();
+        }
+    }
+
+    public function onMessage(?\Closure $fn): void
+    {
+        $this->onMessage = $fn;
+    }
+
+    // ---- errors, output, exit --------------------------------------------------
+
+    /** Runs a callback outside an event (timer, task result, message), logging what it throws or prints. */
+    private function callback(string $what, \Closure $fn): void
+    {
+        $level = ob_get_level();
+        ob_start();
+        try {
+            $fn();
+        } catch (\Throwable $e) {
+            Log::line(sprintf('uncaught %s in %s; the worker carries on', Log::describe($e), $what));
+        } finally {
+            $this->endCapture($level, $what);
+        }
+    }
+
+    /**
+     * Closes the output buffers opened since $level and logs what they held:
+     * output of a handler never reaches a client or the channel.
+     */
+    public function endCapture(int $level, string $what): void
+    {
+        $out = '';
+        while (ob_get_level() > $level) {
+            $out = ob_get_clean() . $out;
+        }
+        if ($out === '') {
+            return;
+        }
+        $lines = explode("\n", rtrim($out, "\n"));
+        $more = count($lines) > 20 ? sprintf(' (and %d more lines)', count($lines) - 20) : '';
+        foreach (array_slice($lines, 0, 20) as $line) {
+            Log::line(sprintf('output of %s (not sent to the client): %s', $what, strlen($line) > 2000 ? substr($line, 0, 2000) . '…' : $line));
+        }
+        if ($more !== '') {
+            Log::line("output of $what$more");
+        }
+    }
+
+    private function installErrorHandling(): void
+    {
+        // Warnings and notices are logged by the handler below; fatal errors
+        // by shutdown(). PHP's own display would go to stdout mid-request.
+        ini_set('display_errors', '0');
+        ini_set('log_errors', '0');
+        $this->reserve = str_repeat("\0", 256 << 10);
+        set_error_handler(function (int $errno, string $message, string $file, int $line): bool {
+            if ((error_reporting() & $errno) === 0) {
+                return false;
+            }
+            $what = $this->handler->current();
+            Log::line(sprintf('PHP %s: %s in %s:%d%s', self::errorName($errno), $message, $file, $line, $what !== '' ? " (while handling $what)" : ''));
+            return true;
+        });
+        register_shutdown_function($this->shutdown(...));
+    }
+
+    private static function errorName(int $errno): string
+    {
+        return match ($errno) {
+            E_WARNING, E_USER_WARNING, E_CORE_WARNING, E_COMPILE_WARNING => 'Warning',
+            E_NOTICE, E_USER_NOTICE => 'Notice',
+            E_DEPRECATED, E_USER_DEPRECATED => 'Deprecated',
+            E_RECOVERABLE_ERROR => 'Recoverable error',
+            default => 'Error',
+        };
+    }
+
+    /**
+     * Runs when the process ends. After a fatal error (or an exit() in a
+     * handler) it logs why with file:line and answers the event in flight,
+     * so that no client waits for a dead worker; drover starts a successor.
+     */
+    private function shutdown(): void
+    {
+        $this->reserve = null;
+        if ($this->exiting) {
+            return;
+        }
+        $what = $this->handler->current();
+        $this->endCapture(0, $what !== '' ? $what : 'the worker');
+        $err = error_get_last();
+        $fatal = $err !== null && ($err['type'] & (E_ERROR | E_CORE_ERROR | E_COMPILE_ERROR | E_USER_ERROR | E_PARSE | E_RECOVERABLE_ERROR)) !== 0;
+        $during = $what !== '' ? " while handling $what" : '';
+        if ($fatal) {
+            Log::line(sprintf('PHP Fatal error: %s in %s:%d%s; the worker exits and drover starts a new one',
+                $err['message'], $err['file'], $err['line'], $during));
+        } else {
+            Log::line("the handler called exit()$during; the worker exits and drover starts a new one (return a response instead of exiting)");
+        }
+        try {
+            if ($what !== '') {
+                $this->handler->abort($fatal ? 'PHP fatal error' : 'exit() in the handler');
+            }
+            $this->channel->flush();
+        } catch (\Throwable) {
+            // The master is gone: nothing to answer.
+        }
+    }
+
+    /** Leaves the process now with $code, without the fatal-error report. */
+    public static function exitNow(int $code): never
+    {
+        if (self::$instance !== null) {
+            self::$instance->exiting = true;
+        }
+        exit($code);
+    }
+}
