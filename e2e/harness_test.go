@@ -252,6 +252,7 @@ type statusRow struct {
 	Restarts int    `json:"restarts"`
 	LastExit string `json:"last_exit"`
 	Launch   string `json:"launch"`
+	SDK      string `json:"sdk"`
 	Runtime  *struct {
 		Goroutines int `json:"goroutines"`
 	} `json:"go_runtime"`

@@ -34,4 +34,9 @@ const TypeBind Type = 12
 // new work at once, starts its successor, and sends it Stop once the
 // successor is ready. A worker that watches its own memory (the PHP SDK
 // against worker.max_memory) uses it to leave before it passes its limit.
+// With FlagEnd it says the worker is exiting now (a fatal error): the
+// master gives it no new work and no successor is started for it; the
+// manager restarts its slot once it has gone, as after any crash. It comes
+// before the worker's last answers, so nothing is sent to a dying worker
+// after them.
 const TypeRetire Type = 13

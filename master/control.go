@@ -55,6 +55,7 @@ type Process struct {
 	Restarts    int       `json:"restarts"`
 	LastExit    string    `json:"last_exit,omitempty"`
 	Launch      string    `json:"launch,omitempty"`
+	SDK         string    `json:"sdk,omitempty"` // what wrote the worker's hello: go, php, python …
 	// Runtime holds Go runtime figures of plugin-launched workers.
 	Runtime *ipc.RuntimeStats `json:"go_runtime,omitempty"`
 	// Master only.

@@ -489,6 +489,13 @@ func (d *dispatcher) pickTask(busy func(*worker) int) *worker {
 }
 
 // alive reports whether w has not left.
+// stateOf returns w's state.
+func (d *dispatcher) stateOf(w *worker) workerState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return w.state
+}
+
 func (d *dispatcher) alive(w *worker) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -579,7 +579,7 @@ func (m *Master) workerExited(ev ipc.WorkerEvent) {
 	si.lastExit = describeExit(ev)
 	si.backoffUntil = time.Now().Add(time.Duration(ev.BackoffMS) * time.Millisecond)
 	if w := m.disp.byGen(ev.Gen); w != nil {
-		if w.state == stateRetiring {
+		if m.disp.stateOf(w) == stateRetiring {
 			// Its last answers may still be unread in the socket pair,
 			// whose end of stream takes it out; this only covers a pair
 			// kept open by a process the worker left behind.
@@ -757,7 +757,7 @@ func (m *Master) status() []Process {
 		k := slotKey{wi.w.role, wi.w.slot}
 		seen[k] = true
 		p := Process{Role: wi.w.role, ID: wi.w.slot, PID: wi.w.pid, State: wi.state.String(), Started: wi.w.started,
-			Requests: wi.served, InFlight: wi.inflight, Queued: wi.queued, Concurrency: wi.concurrency, Launch: wi.w.launch}
+			Requests: wi.served, InFlight: wi.inflight, Queued: wi.queued, Concurrency: wi.concurrency, Launch: wi.w.launch, SDK: wi.sdk}
 		if wi.w.role == ipc.RoleTaskWorker && m.tasks != nil {
 			p.InFlight = m.tasks.inFlight(wi.w)
 		}

@@ -294,6 +294,13 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 	case ipc.TypeMessage:
 		m.routeMessage(l, w, int(h.ID), payload)
 	case ipc.TypeRetire:
+		if h.Flags&ipc.FlagEnd != 0 {
+			// It is exiting (a fatal error): no new work; the manager
+			// restarts the slot when it has gone, as after any crash.
+			m.disp.retire(w)
+			w.log.WithField("reason", string(payload)).Warn("worker is exiting; it gets no new work and the manager will start a new one")
+			return nil
+		}
 		m.retireAsked(w, string(payload))
 	case ipc.TypeWindow:
 		n, err := ipc.ParseWindow(payload)

@@ -344,7 +344,7 @@ func printStatus(out io.Writer, ps []master.Process) {
 		fmt.Fprintln(out)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tID\tPID\tSTATE\tUPTIME\tREQUESTS\tIN-FLIGHT\tRSS\tCPU\tGO HEAP\tRESTARTS\tLAST EXIT")
+	fmt.Fprintln(tw, "ROLE\tID\tPID\tSDK\tSTATE\tUPTIME\tREQUESTS\tIN-FLIGHT\tRSS\tCPU\tGO HEAP\tRESTARTS\tLAST EXIT")
 	for _, p := range ps {
 		id, pid := fmt.Sprint(p.ID), fmt.Sprint(p.PID)
 		if p.Role == "master" || p.Role == "manager" {
@@ -353,11 +353,14 @@ func printStatus(out io.Writer, ps []master.Process) {
 		if p.PID == 0 {
 			pid = "-"
 		}
-		heap := "-"
+		heap, sdk := "-", p.SDK
+		if sdk == "" {
+			sdk = "-"
+		}
 		if p.Runtime != nil {
 			heap = humanBytes(p.Runtime.HeapAlloc)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1f%%\t%s\t%d\t%s\n", p.Role, id, pid, p.State,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.1f%%\t%s\t%d\t%s\n", p.Role, id, pid, sdk, p.State,
 			(time.Duration(p.UptimeSec) * time.Second).String(), p.Requests, p.InFlight,
 			humanBytes(p.RSS), p.CPU, heap, p.Restarts, p.LastExit)
 	}

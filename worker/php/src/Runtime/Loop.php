@@ -39,6 +39,7 @@ final class Loop
     private Handler $handler;
     /** @var list<array{int, int, int, string}> frames received while a handler waited, handled next */
     private array $queue = [];
+    private bool $serving = false;
     private bool $stopping = false;
     private bool $exiting = false;
     private ?string $reserve = null;
@@ -76,6 +77,11 @@ final class Loop
     /** The running loop; throws when the code does not run inside a drover worker. */
     public static function get(): self
     {
+        if (self::$instance === null && (string) getenv('DROVER_ROLE') !== '') {
+            // Set-up before serve() (timers, the message callback) is kept
+            // for the loop serve() starts.
+            self::$instance = new self();
+        }
         return self::$instance ?? throw new \LogicException(
             'no drover worker runs in this process: call Drover\Http\Worker::serve() (or Stream, Task, Psr7) first, ' .
             'in a script started by drover (worker.cmd)'
@@ -84,7 +90,7 @@ final class Loop
 
     public static function running(): bool
     {
-        return self::$instance !== null;
+        return self::$instance?->serving ?? false;
     }
 
     /**
@@ -92,10 +98,11 @@ final class Loop
      */
     public static function run(Handler $handler): never
     {
-        if (self::$instance !== null) {
+        if (self::$instance?->serving) {
             throw new \LogicException('a drover worker already runs in this process: call serve() once');
         }
-        $loop = self::$instance = new self();
+        $loop = self::$instance ??= new self();
+        $loop->serving = true;
         $loop->handler = $handler;
         $loop->channel = Channel::open();
         if ($loop->role !== $handler->role()) {
@@ -338,6 +345,9 @@ final class Loop
         if ($this->role !== 'worker') {
             throw new \LogicException('only workers send tasks: a task worker cannot (return the work as its result, or message a worker)');
         }
+        if (!$this->serving) {
+            throw new \LogicException('tasks are sent once the worker serves: send them from a handler or a timer, after serve()');
+        }
         $id = $this->nextTask++;
         if ($onFinish !== null) {
             $this->taskCallbacks[$id] = $onFinish;
@@ -385,6 +395,9 @@ final class Loop
 
     public function sendMessage(int $workerId, string $data): void
     {
+        if (!$this->serving) {
+            throw new \LogicException('messages are sent once the worker serves: send them from a handler or a timer, after serve()');
+        }
         $this->channel->write(Frame::MESSAGE, $workerId, $data);
         if ($this->handler->current() === '') {
             $this->channel->flush();
@@ -446,6 +459,9 @@ final class Loop
             if ((error_reporting() & $errno) === 0) {
                 return false;
             }
+            if ($errno === E_USER_ERROR) {
+                return false; // fatal, as PHP makes it: shutdown() reports it
+            }
             $what = $this->handler->current();
             Log::line(sprintf('PHP %s: %s in %s:%d%s', self::errorName($errno), $message, $file, $line, $what !== '' ? " (while handling $what)" : ''));
             return true;
@@ -487,6 +503,10 @@ final class Loop
             Log::line("the handler called exit()$during; the worker exits and drover starts a new one (return a response instead of exiting)");
         }
         try {
+            if ($this->serving) {
+                // Nothing new for a dying worker: say so before the answer.
+                $this->channel->write(Frame::RETIRE, 0, $fatal ? 'PHP fatal error' : 'exit() called', Frame::FLAG_END);
+            }
             if ($what !== '') {
                 $this->handler->abort($fatal ? 'PHP fatal error' : 'exit() in the handler');
             }

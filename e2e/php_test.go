@@ -1,0 +1,448 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// phpScript is the absolute path of a PHP worker script under testdata/php.
+func phpScript(t *testing.T, name string) string {
+	t.Helper()
+	if _, err := exec.LookPath("php"); err != nil {
+		t.Fatal("php is not installed: the PHP SDK tests need php-cli and php-msgpack (apt-get install php-cli php-msgpack; .ci/run does it)")
+	}
+	p, err := filepath.Abs(filepath.Join("testdata", "php", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// phpConfig serves handler.php with two PHP workers on an HTTP listener;
+// extra is added to the config's top level.
+func phpConfig(t *testing.T, extra string) string {
+	return fmt.Sprintf(`
+worker_num: 2
+%s
+worker:
+  cmd: [php, %s]
+  launch: exec
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`, extra, phpScript(t, "handler.php"))
+}
+
+func wantGet(t *testing.T, url string, status int, body string) {
+	t.Helper()
+	if st, b := get(t, url); st != status || b != body {
+		t.Fatalf("GET %s: %d %q, want %d %q", url, st, b, status, body)
+	}
+}
+
+// Two PHP workers serve HTTP; status names their SDK; bodies go both ways
+// in pieces (flow control); a streamed response arrives whole.
+func TestPHPServesHTTP(t *testing.T) {
+	s := startServer(t, phpConfig(t, ""))
+	wantGet(t, httpURL(s, "/"), 200, "Hello, World!")
+	rows := s.status()
+	php := 0
+	for _, r := range rows {
+		if r.Role == "worker" && r.SDK == "php" && r.State == "ready" {
+			php++
+		}
+	}
+	if php != 2 {
+		t.Fatalf("status shows %d ready PHP workers, want 2: %+v", php, rows)
+	}
+	out, err := s.drover("status", "-c", s.config)
+	if err != nil || strings.Count(out, " php ") != 2 {
+		t.Fatalf("drover status does not show two php workers (%v):\n%s", err, out)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3<<15) // 1.5 MiB: six windows
+	resp, err := http.Post(httpURL(s, "/echo"), "application/octet-stream", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("echo of 1.5 MiB: %d bytes back, err %v", len(got), err)
+	}
+	st, body := get(t, httpURL(s, "/big?n=5000000"))
+	if st != 200 || len(body) != 5000000 || body[0] != 'A' || body[len(body)-1] != byte(65+(4999999>>16)%26) {
+		t.Fatalf("streamed 5 MB: %d, %d bytes", st, len(body))
+	}
+}
+
+// An uncaught exception answers 500 and is logged with file:line; the same
+// worker serves on. A PHP fatal error (memory exhausted, E_USER_ERROR) and
+// exit() answer 500 too, are logged, and the worker is replaced.
+func TestPHPErrors(t *testing.T) {
+	s := startServer(t, strings.Replace(phpConfig(t, ""), "worker_num: 2", "worker_num: 1", 1))
+	logs := s.subscribe()
+	_, pid := get(t, httpURL(s, "/pid"))
+
+	wantGet(t, httpURL(s, "/throw"), 500, "Internal Server Error")
+	s.waitLog(logs, 5*time.Second, "the exception", func(e logEntry) bool {
+		o := e.str("output")
+		return e.msg() == "worker output" && strings.Contains(o, "uncaught RuntimeException: boom from the handler at ") &&
+			strings.Contains(o, "handler.php:") && strings.Contains(o, "GET /throw") && e.str("worker_id") == "0"
+	})
+	wantGet(t, httpURL(s, "/pid"), 200, pid) // the same worker carries on
+
+	for _, route := range []string{"/fatal", "/user-error", "/exit"} {
+		_, before := get(t, httpURL(s, "/pid"))
+		wantGet(t, httpURL(s, route), 500, "Internal Server Error")
+		want := "PHP Fatal error: "
+		if route == "/exit" {
+			want = "the handler called exit() while handling GET /exit"
+		}
+		s.waitLog(logs, 5*time.Second, "the fatal error of "+route, func(e logEntry) bool {
+			o := e.str("output")
+			return e.msg() == "worker output" && strings.Contains(o, want) && strings.Contains(o, "drover starts a new one") &&
+				(route == "/exit" || strings.Contains(o, "handler.php:"))
+		})
+		s.waitLog(logs, 10*time.Second, "the successor after "+route, func(e logEntry) bool {
+			return e.msg() == "worker ready" && e.str("pid") != before
+		})
+		if _, after := get(t, httpURL(s, "/pid")); after == before {
+			t.Fatalf("after %s the same worker (pid %s) serves", route, after)
+		}
+	}
+	// Warnings are logged with file:line and do not fail the request.
+	wantGet(t, httpURL(s, "/warn"), 200, "warned")
+	s.waitLog(logs, 5*time.Second, "the warning", func(e logEntry) bool {
+		o := e.str("output")
+		return strings.Contains(o, `PHP Warning: Undefined array key "missing" in `) && strings.Contains(o, "(while handling GET /warn)")
+	})
+}
+
+// What a handler prints goes to the log with the worker id, never to the
+// client; request state (globals, session, output buffers) does not leak
+// into the next request.
+func TestPHPOutputAndStateReset(t *testing.T) {
+	s := startServer(t, strings.Replace(phpConfig(t, ""), "worker_num: 2", "worker_num: 1", 1))
+	logs := s.subscribe()
+	wantGet(t, httpURL(s, "/print"), 200, "answer")
+	s.waitLog(logs, 5*time.Second, "the printed output", func(e logEntry) bool {
+		return e.msg() == "worker output" && e.str("worker_id") == "0" &&
+			e.str("output") == "output of GET /print (not sent to the client): printed by the handler"
+	})
+	wantGet(t, httpURL(s, "/leave-buffer"), 200, "buffer left open")
+	s.waitLog(logs, 5*time.Second, "the left buffer", func(e logEntry) bool {
+		return strings.Contains(e.str("output"), "output of GET /leave-buffer (not sent to the client): left in a buffer")
+	})
+
+	req, _ := http.NewRequest("POST", httpURL(s, "/state?a=1"), strings.NewReader("f=2"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cookie", "c=3")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var st map[string]any
+	if err := json.Unmarshal(first, &st); err != nil {
+		t.Fatalf("%v: %s", err, first)
+	}
+	if fmt.Sprintf("%v %v %v %v", st["get"], st["post"], st["cookie"], st["server_uri"]) != "map[a:1] map[f:2] map[c:3] /state?a=1" {
+		t.Fatalf("globals of the first request: %s", first)
+	}
+	_, second := get(t, httpURL(s, "/state"))
+	if err := json.Unmarshal([]byte(second), &st); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%v %v %v %v %v %v", st["get"], st["post"], st["cookie"], st["server_uri"], st["session"], st["ob_level"]) != "[] [] [] /state false 1" {
+		t.Fatalf("state leaked into the next request: %s", second)
+	}
+}
+
+// A handler that leaks 1 MiB per request, with worker.max_memory 48M: the
+// worker asks for its successor before its RSS passes the limit, and no
+// request fails.
+func TestPHPLeakingHandlerIsRecycledBeforeItsLimit(t *testing.T) {
+	const limit = 48 << 20
+	cfg := strings.Replace(phpConfig(t, ""), "  launch: exec", "  launch: exec\n  max_memory: 48M", 1)
+	s := startServer(t, strings.Replace(cfg, "worker_num: 2", "worker_num: 1", 1))
+	logs := s.subscribe()
+	pids := map[string]bool{}
+	maxRSS := 0
+	for i := 0; i < 120; i++ {
+		st, body := get(t, httpURL(s, "/leak"))
+		if st != 200 {
+			t.Fatalf("request %d: %d %s", i, st, body)
+		}
+		f := strings.Fields(body)
+		rss, _ := strconv.Atoi(f[1])
+		maxRSS = max(maxRSS, rss)
+		pids[f[0]] = true
+	}
+	if maxRSS >= limit {
+		t.Fatalf("a worker reached RSS %d, over max_memory %d", maxRSS, limit)
+	}
+	if len(pids) < 2 {
+		t.Fatalf("120 MiB leaked by one worker (pids %v) and it was never replaced", pids)
+	}
+	s.waitLog(logs, 5*time.Second, "the retire line", func(e logEntry) bool {
+		return strings.Contains(e.str("output"), "would pass max_memory 48.0MiB") && strings.Contains(e.str("output"), "asking drover for a successor")
+	})
+	s.waitLog(logs, 5*time.Second, "the replacement", func(e logEntry) bool {
+		return e.msg() == "replacing worker: starting its successor" && strings.HasPrefix(e.str("cause"), "the worker asked to be replaced: RSS")
+	})
+	t.Logf("%d workers served 120 leaking requests; highest RSS %.1f MiB (limit 48)", len(pids), float64(maxRSS)/(1<<20))
+}
+
+// kill -9 of a PHP worker in the middle of a request: that client gets 502,
+// a successor takes the slot, the others are not disturbed.
+func TestPHPKilledMidRequest(t *testing.T) {
+	s := startServer(t, strings.Replace(phpConfig(t, ""), "worker_num: 2", "worker_num: 1", 1))
+	logs := s.subscribe()
+	_, pidStr := get(t, httpURL(s, "/pid"))
+	pid, _ := strconv.Atoi(pidStr)
+	type result struct {
+		status int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(httpURL(s, "/sleep?ms=30000"))
+		if err != nil {
+			done <- result{0, err}
+			return
+		}
+		resp.Body.Close()
+		done <- result{resp.StatusCode, nil}
+	}()
+	// The request is at the worker once status counts it in flight.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rows := s.status()
+		if i := slices.IndexFunc(rows, func(r statusRow) bool { return r.PID == pid }); i >= 0 && rows[i].InFlight == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the worker")
+		}
+		time.Sleep(10 * time.Millisecond) // polling status, not waiting for time to pass
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || r.status != 502 {
+			t.Fatalf("the client of the killed worker got %d, %v; want 502", r.status, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client of the killed worker got no answer")
+	}
+	s.waitLog(logs, 10*time.Second, "the successor", func(e logEntry) bool {
+		return e.msg() == "worker ready" && e.str("pid") != pidStr
+	})
+	wantGet(t, httpURL(s, "/"), 200, "Hello, World!")
+}
+
+// Reloading PHP workers under load from 64 connections loses nothing.
+func TestPHPReloadUnderLoad(t *testing.T) {
+	s := startServer(t, phpConfig(t, ""))
+	before := pidsOf(s.status(), "worker")
+	res, stop := load(t, httpURL(s, "/"), 64)
+	waitServed(t, res, 500)
+	for i := 1; i <= 3; i++ {
+		out, err := s.drover("reload", "-c", s.config)
+		if err != nil || !strings.Contains(out, "reloaded 2/2 workers") {
+			t.Fatalf("reload %d: %v\n%s", i, err, out)
+		}
+		waitServed(t, res, 500)
+	}
+	stop()
+	after := pidsOf(s.status(), "worker")
+	for _, p := range after {
+		if slices.Contains(before, p) {
+			t.Fatalf("worker pid %d survived 3 reloads", p)
+		}
+	}
+	if res.errs.Load() != 0 || res.non2xx.Load() != 0 {
+		t.Fatalf("load during reloads: %s", res)
+	}
+	t.Logf("3 reloads of PHP workers under 64 connections: %s", res)
+}
+
+// Form and multipart bodies are parsed for the handler and $_POST.
+func TestPHPFormsAndUploads(t *testing.T) {
+	s := startServer(t, phpConfig(t, ""))
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField("name", "drover")
+	mw.WriteField("tags[]", "a")
+	mw.WriteField("tags[]", "b")
+	fw, _ := mw.CreateFormFile("doc", "notes.txt")
+	fw.Write(bytes.Repeat([]byte("x"), 100000))
+	mw.Close()
+	resp, err := http.Post(httpURL(s, "/form"), mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var got struct {
+		Post, GlobalsPost map[string]any
+		Files             map[string][]any
+	}
+	if err := json.Unmarshal(bytes.ReplaceAll(body, []byte(`"globals_post"`), []byte(`"globalspost"`)), &got); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if fmt.Sprint(got.Post) != "map[name:drover tags:[a b]]" || fmt.Sprint(got.GlobalsPost) != fmt.Sprint(got.Post) {
+		t.Fatalf("form fields: %s", body)
+	}
+	if f := got.Files["doc"]; len(f) != 3 || f[0] != "notes.txt" || f[1] != float64(100000) {
+		t.Fatalf("uploaded file: %s", body)
+	}
+}
+
+// Tasks between PHP and Go, in both directions, and PHP to PHP; messages
+// and timers in a PHP worker.
+func TestPHPTasksMessagesTimers(t *testing.T) {
+	handler := phpScript(t, "handler.php")
+	cases := []struct{ name, worker, task string }{
+		{"php to php", "cmd: [php, " + handler + "]\n  launch: exec", "cmd: [php, " + handler + "]\n  launch: exec"},
+		{"php to go", "cmd: [php, " + handler + "]\n  launch: exec", "cmd: [{{bin}}/tasks]"},
+		{"go to php", "cmd: [{{bin}}/tasks]", "cmd: [php, " + handler + "]\n  launch: exec"},
+	}
+	for _, c := range cases {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			s := startServer(t, fmt.Sprintf(`
+worker_num: 2
+task_worker_num: 2
+worker:
+  %s
+task_worker:
+  %s
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`, c.worker, c.task))
+			url := httpURL(s, "/fanout?n=20")
+			if strings.HasPrefix(c.name, "go") {
+				url += "&delay=1ms"
+			}
+			wantGet(t, url, 200, "2870")
+		})
+	}
+	s := startServer(t, fmt.Sprintf(`
+worker_num: 2
+task_worker_num: 1
+worker:
+  cmd: [php, %[1]s]
+  launch: exec
+task_worker:
+  cmd: [php, %[1]s]
+  launch: exec
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`, handler))
+	wantGet(t, httpURL(s, "/task?t=abc"), 200, "php:cba")
+	wantGet(t, httpURL(s, "/task?t=fail"), 502, "task error: the task failed on purpose")
+	st, body := get(t, httpURL(s, "/task?t=fatal"))
+	if st != 502 || !strings.Contains(body, "PHP fatal error in the PHP task worker") {
+		t.Fatalf("a task whose worker dies of a fatal error: %d %q", st, body)
+	}
+	wantGet(t, httpURL(s, "/task?t=xyz"), 200, "php:zyx") // the successor serves
+
+	// A message to the task worker (id 2) comes back from it, to whichever
+	// worker sent it; timers tick between requests.
+	var who struct{ ID int }
+	_, b := get(t, httpURL(s, "/whoami"))
+	json.Unmarshal([]byte(b), &who)
+	wantGet(t, httpURL(s, "/message?to=2&text=ping"), 200, "sent")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var found bool
+		for i := 0; i < 4 && !found; i++ {
+			_, m := get(t, httpURL(s, "/messages"))
+			found = strings.Contains(m, "2: task worker 2 got: ping")
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the task worker's answer to a message never arrived")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the workers' message lists
+	}
+	_, t1 := get(t, httpURL(s, "/ticks"))
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, t2 := get(t, httpURL(s, "/ticks"))
+		n1, _ := strconv.Atoi(t1)
+		if n2, _ := strconv.Atoi(t2); n2 > n1+2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a 20ms tick timer did not advance: %s then %s", t1, t2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A PHP stream worker: connect, receive, send, close, as in Swoole.
+func TestPHPStreamWorker(t *testing.T) {
+	s := startServer(t, fmt.Sprintf(`
+worker_num: 2
+worker:
+  cmd: [php, %s]
+  launch: exec
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: length
+    package_length_type: N
+    package_body_offset: 4
+`, phpScript(t, "stream.php")))
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := dial(t, s.addrs[0])
+			for j := 0; j < 50; j++ {
+				msg := fmt.Sprintf("conn %d message %d %s", i, j, strings.Repeat("p", j*100))
+				if got, err := c.roundTrip(msg); err != nil || got != msg {
+					errs <- fmt.Errorf("conn %d message %d: %q, %v", i, j, got, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	c := dial(t, s.addrs[0])
+	if n, err := c.roundTrip("count"); err != nil || n == "" {
+		t.Fatalf("count: %q, %v", n, err)
+	}
+	c.c.Write(frame("close"))
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.read(); err != io.EOF {
+		t.Fatalf("after close: %v, want EOF", err)
+	}
+}
+

@@ -1,0 +1,125 @@
+<?php
+
+// The PHP worker of the e2e tests: one route per behaviour under test.
+
+declare(strict_types=1);
+
+require __DIR__ . '/../../../worker/php/autoload.php';
+
+use Drover\Http\Request;
+use Drover\Http\Response;
+use Drover\Message;
+use Drover\Server;
+use Drover\Task;
+use Drover\TaskError;
+use Drover\Timer;
+
+if (getenv('DROVER_ROLE') === 'task_worker') {
+    Message::onMessage(static function (int $from, string $data): void {
+        Message::send($from, "task worker " . Server::workerId() . " got: $data");
+    });
+    Drover\Task\Worker::serve(static function (string $task): string {
+        return match (true) {
+            $task === 'fail' => throw new RuntimeException('the task failed on purpose'),
+            $task === 'fatal' => (ini_set('memory_limit', '64M') !== false ? str_repeat('x', 256 << 20) : ''),
+            str_starts_with($task, 'square ') => (string) ((int) explode(' ', $task)[1] ** 2),
+            default => 'php:' . strrev($task),
+        };
+    });
+}
+
+$leak = [];
+$ticks = 0;
+$messages = [];
+Timer::tick(20, static function () use (&$ticks): void {
+    $ticks++;
+});
+Message::onMessage(static function (int $from, string $data) use (&$messages): void {
+    $messages[] = "$from: $data";
+});
+
+Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$messages) {
+    switch ($r->path()) {
+        case '/':
+            return Response::text('Hello, World!');
+        case '/pid':
+            return Response::text((string) getmypid());
+        case '/echo':
+            return new Response(200, ['Content-Type' => 'application/octet-stream'], $r->body);
+        case '/big':
+            $n = (int) $r->query('n', 1 << 20);
+            return new Response(200, ['Content-Type' => 'application/octet-stream'], (static function () use ($n) {
+                for ($sent = 0; $sent < $n; $sent += 65536) {
+                    yield str_repeat(chr(65 + ($sent >> 16) % 26), min(65536, $n - $sent));
+                }
+            })());
+        case '/sleep':
+            usleep((int) $r->query('ms', 1000) * 1000);
+            return Response::text('slept');
+        case '/throw':
+            throw new RuntimeException('boom from the handler');
+        case '/fatal':
+            ini_set('memory_limit', '64M');
+            $s = str_repeat('x', 128 << 20);
+            return Response::text((string) strlen($s));
+        case '/user-error':
+            trigger_error('a user error', E_USER_ERROR);
+            return Response::text('not reached');
+        case '/exit':
+            exit(0);
+        case '/print':
+            echo "printed by the handler\n";
+            print_r(['k' => 'v']);
+            return Response::text('answer');
+        case '/leave-buffer':
+            ob_start();
+            echo 'left in a buffer';
+            return Response::text('buffer left open');
+        case '/warn':
+            $a = [];
+            $x = $a['missing'];
+            return Response::text('warned');
+        case '/state':
+            $before = ['get' => $_GET, 'post' => $_POST, 'cookie' => $_COOKIE, 'files' => array_keys($_FILES),
+                'server_uri' => $_SERVER['REQUEST_URI'] ?? null, 'session' => isset($_SESSION), 'ob_level' => ob_get_level()];
+            $_SESSION = ['user' => 'leaked?'];
+            $GLOBALS['_GET']['injected'] = 'x';
+            return Response::json($before);
+        case '/form':
+            return Response::json(['post' => $r->parsedBody(), 'globals_post' => $_POST,
+                'files' => array_map(static fn ($f) => $f instanceof Drover\Http\UploadedFile ? [$f->getClientFilename(), $f->getSize(), sha1($f->getContents())] : null, $r->files())]);
+        case '/leak':
+            $leak[] = str_repeat('L', 1 << 20);
+            return Response::text(sprintf("%d %d %d", getmypid(), Drover\Runtime\Loop::rss(), count($leak)));
+        case '/fanout':
+            $n = (int) $r->query('n', 10);
+            $tasks = [];
+            for ($i = 1; $i <= $n; $i++) {
+                $tasks[] = "square $i 0s";
+            }
+            $sum = 0;
+            foreach (Task::waitMulti($tasks, 20.0) as $res) {
+                if ($res instanceof TaskError) {
+                    return Response::text('task failed: ' . $res->getMessage(), 502);
+                }
+                $sum += (int) $res;
+            }
+            return Response::text((string) $sum);
+        case '/task':
+            try {
+                return Response::text(Task::wait((string) $r->query('t', 'abc'), 10.0));
+            } catch (TaskError $e) {
+                return Response::text('task error: ' . $e->getMessage(), 502);
+            }
+        case '/ticks':
+            return Response::text((string) $ticks);
+        case '/message':
+            Message::send((int) $r->query('to'), (string) $r->query('text', 'hi'));
+            return Response::text('sent');
+        case '/messages':
+            return Response::json($messages);
+        case '/whoami':
+            return Response::json(['id' => Server::workerId(), 'workers' => Server::workerNum(), 'tasks' => Server::taskWorkerNum(), 'pid' => getmypid()]);
+    }
+    return Response::text('no route ' . $r->path(), 404);
+});
