@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 EXAMPLES := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/*/main.go))))
 
-.PHONY: build run test test-short bench fuzz clean
+.PHONY: build run run-php test test-php test-short bench fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/drover ./cmd/drover
@@ -13,9 +13,17 @@ build:
 run: build
 	bin/drover start -c examples/hello.yaml
 
-test: build
+# The same with two resident PHP workers (examples/php/hello.php) on :8082.
+run-php: build
+	bin/drover start -c examples/php/hello.yaml
+
+test: build test-php
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The PHP SDK's own tests (Debian: apt-get install phpunit php-cli php-msgpack).
+test-php:
+	cd worker/php && phpunit
 
 test-short:
 	$(GO) test -race -short ./...
@@ -23,6 +31,7 @@ test-short:
 bench: build
 	scripts/bench/echo.sh
 	scripts/bench/http.sh
+	scripts/bench/php.sh
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)

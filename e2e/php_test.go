@@ -446,3 +446,54 @@ listeners:
 	}
 }
 
+
+// A PSR-15 request handler on Nyholm's PSR-7 runs unchanged: the request
+// carries the query, cookies, headers, parsed body and uploads; a response
+// body of unknown size is streamed.
+func TestPHPPSR7Handler(t *testing.T) {
+	s := startServer(t, fmt.Sprintf(`
+worker_num: 1
+worker:
+  cmd: [php, %s]
+  launch: exec
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`, phpScript(t, "psr7.php")))
+	req, _ := http.NewRequest("POST", httpURL(s, "/p/q?a[]=1&b=2"), strings.NewReader(`{"k":[true,null]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cookie", "sid=x%2By")
+	req.Header.Set("Accept", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `{"path":"\/p\/q","query":{"a":["1"],"b":"2"},"host":"127.0.0.1","cookies":{"sid":"x+y"},"parsed":{"k":[true,null]},` +
+		`"body":"{\"k\":[true,null]}","files":[],"accept":"text\/plain","remote":"127.0.0.1"}`
+	if resp.StatusCode != 200 || resp.Header.Get("X-Method") != "POST" || string(b) != want {
+		t.Fatalf("%d %v\n%s\nwant\n%s", resp.StatusCode, resp.Header, b, want)
+	}
+
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	mw.WriteField("f", "v")
+	fw, _ := mw.CreateFormFile("up", "a.txt")
+	fw.Write([]byte("uploaded"))
+	mw.Close()
+	resp, err = http.Post(httpURL(s, "/up"), mw.FormDataContentType(), &mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"parsed":{"f":"v"}`) || !strings.Contains(string(b), `"files":{"up":["a.txt",8,"`) {
+		t.Fatalf("multipart through PSR-7: %s", b)
+	}
+
+	st, body := get(t, httpURL(s, "/big"))
+	if st != 200 || len(body) != 64*65536 || body[65536] != 'b' {
+		t.Fatalf("streamed PSR-7 body: %d, %d bytes", st, len(body))
+	}
+}

@@ -97,19 +97,19 @@ final class Request
     {
         $out = [];
         foreach ($files as $name => $f) {
-            $out[$name] = self::fileTree($f['tmp_name'], $f['size'], $f['error'], $f['name'], $f['type']);
+            $out[$name] = self::fileTree($f['tmp_name'], $f['size'], $f['error'], $f['name'], $f['type'], $f['full_path'] ?? null);
         }
         return $out;
     }
 
-    private static function fileTree(mixed $tmp, mixed $size, mixed $error, mixed $name, mixed $type): mixed
+    private static function fileTree(mixed $tmp, mixed $size, mixed $error, mixed $name, mixed $type, mixed $fullPath): mixed
     {
         if (!is_array($tmp)) {
-            return new UploadedFile((string) $tmp, (int) $size, (int) $error, $name, $type);
+            return new UploadedFile((string) $tmp, (int) $size, (int) $error, $name, $type, $fullPath);
         }
         $out = [];
         foreach ($tmp as $k => $t) {
-            $out[$k] = self::fileTree($t, $size[$k], $error[$k], $name[$k], $type[$k]);
+            $out[$k] = self::fileTree($t, $size[$k], $error[$k], $name[$k], $type[$k], $fullPath[$k] ?? null);
         }
         return $out;
     }

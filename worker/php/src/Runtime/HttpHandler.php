@@ -137,7 +137,7 @@ final class HttpHandler implements Handler
         $res = Response::from($result);
         $loop = Loop::get();
         $body = $res->body;
-        $head = ['status' => $res->status, 'headers' => $res->headerList()];
+        $head = ['status' => $res->status, 'headers' => self::withCharset($res->headerList())];
         if (is_string($body)) {
             if (strlen($body) <= Frame::MAX_CHUNK) {
                 $head['body'] = $body;
@@ -183,6 +183,28 @@ final class HttpHandler implements Handler
             }
         }
         $this->end();
+    }
+
+    /**
+     * Adds ";charset=" and ini default_charset (UTF-8) to a text/* Content-Type
+     * without a charset, as PHP's SAPIs do for header() under php-fpm, so
+     * that an app sends what it sent there.
+     *
+     * @param list<string> $list
+     * @return list<string>
+     */
+    private static function withCharset(array $list): array
+    {
+        for ($i = 0, $n = count($list); $i < $n; $i += 2) {
+            if (strcasecmp($list[$i], 'content-type') === 0) {
+                $v = $list[$i + 1];
+                if (strncasecmp($v, 'text/', 5) === 0 && stripos($v, 'charset=') === false && ($cs = (string) ini_get('default_charset')) !== '') {
+                    $list[$i + 1] = "$v;charset=$cs";
+                }
+                break;
+            }
+        }
+        return $list;
     }
 
     /**
