@@ -297,14 +297,18 @@ func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
 	d.total--
 	d.servedOne(w)
 	if w.prefetch > 0 {
-		w.lastEnd.Store(l.Now().UnixNano())
+		now := time.Now()
+		if l != nil {
+			now = l.Now()
+		}
+		w.lastEnd.Store(now.UnixNano())
 	}
 	if n := w.owed[id]; n > 1 {
 		w.owed[id] = n - 1
 	} else {
 		delete(w.owed, id)
 	}
-	for w.inflight < w.concurrency && len(w.queue) > 0 && w.state != stateDead {
+	for w.inflight < w.concurrency+w.prefetch && len(w.queue) > 0 && w.state != stateDead {
 		q := w.queue[0]
 		w.queue[0] = queued{}
 		w.queue = w.queue[1:]

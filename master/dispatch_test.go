@@ -196,6 +196,40 @@ func TestConcurrencyQueuesInOrderAndStartsOnDone(t *testing.T) {
 	}
 }
 
+// A worker that prefetches gets that many events beyond its concurrency
+// at once (they wait in its channel, not here); the rest queue as usual,
+// and each Done records when the next prefetched event started.
+func TestPrefetchSendsAheadOfConcurrency(t *testing.T) {
+	d := newDispatcher(modeRoundRobin, 1, 0, 16)
+	b := newBareWorker(t, d, 0, 1, 0)
+	if !d.ready(b.w, &ipc.Hello{Version: ipc.ProtocolVersion, Concurrency: 1, Prefetch: 1}, 0) {
+		t.Fatal("hello refused")
+	}
+	ids := []uint64{1 << 8, 2 << 8, 3 << 8}
+	for i, id := range ids {
+		if err := send(d, b.w, id, "e"+string(rune('0'+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if in, q, _ := counts(d, b.w); in != 2 || q != 1 {
+		t.Fatalf("in flight %d, queued %d; want 2 (one prefetched), 1", in, q)
+	}
+	b.marker()
+	b.expect(ipc.TypeData, ids[0], "e0")
+	b.expect(ipc.TypeData, ids[1], "e1")
+	b.expect(ipc.TypeStop, 0, "")
+	before := time.Now()
+	if !d.done(nil, b.w, ids[0]) {
+		t.Fatal("done refused")
+	}
+	b.marker()
+	b.expect(ipc.TypeData, ids[2], "e2")
+	b.expect(ipc.TypeStop, 0, "")
+	if end := time.Unix(0, b.w.lastEnd.Load()); end.Before(before) {
+		t.Fatalf("lastEnd %v is before the Done at %v", end, before)
+	}
+}
+
 func TestQueueBound(t *testing.T) {
 	d := newDispatcher(modeRoundRobin, 1, 0, 2)
 	b := newBareWorker(t, d, 0, 1, 1)
