@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -496,4 +497,96 @@ listeners:
 	if st != 200 || len(body) != 64*65536 || body[65536] != 'b' {
 		t.Fatalf("streamed PSR-7 body: %d, %d bytes", st, len(body))
 	}
+}
+
+// A request sent ahead to a worker (prefetch) that then dies of a fatal
+// error is handed back unstarted and served by its successor: only the
+// request that caused the error fails.
+func TestPHPFatalHandsBackThePrefetchedRequest(t *testing.T) {
+	s := startServer(t, strings.Replace(phpConfig(t, ""), "worker_num: 2", "worker_num: 1", 1))
+	logs := s.subscribe()
+	_, pidStr := get(t, httpURL(s, "/pid"))
+	pid, _ := strconv.Atoi(pidStr)
+	cue := filepath.Join(t.TempDir(), "die")
+	type result struct {
+		status int
+		body   string
+	}
+	fatal, ahead := make(chan result, 1), make(chan result, 1)
+	fetch := func(path string, out chan result) {
+		resp, err := http.Get(httpURL(s, path))
+		if err != nil {
+			out <- result{0, err.Error()}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out <- result{resp.StatusCode, string(b)}
+	}
+	inFlight := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			rows := s.status()
+			if i := slices.IndexFunc(rows, func(r statusRow) bool { return r.PID == pid }); i >= 0 && rows[i].InFlight == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the worker never had %d requests in flight", n)
+			}
+			time.Sleep(10 * time.Millisecond) // polling status
+		}
+	}
+	go fetch("/fatal-when?file="+cue, fatal)
+	inFlight(1)
+	go fetch("/", ahead)
+	inFlight(2) // the second one was sent ahead: it waits in the worker's channel
+	if err := os.WriteFile(cue, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-fatal; r.status != 500 {
+		t.Fatalf("the request that died: %d %q, want 500", r.status, r.body)
+	}
+	if r := <-ahead; r.status != 200 || r.body != "Hello, World!" {
+		t.Fatalf("the request sent ahead: %d %q, want 200 Hello, World!", r.status, r.body)
+	}
+	s.waitLog(logs, 5*time.Second, "the hand-back", func(e logEntry) bool {
+		return e.msg() == "request handed back unstarted by an exiting worker; sending it to another" && e.str("target") == "/"
+	})
+}
+
+// PHP sessions work as under php-fpm: the SDK sends the session cookie of a
+// new session, a client that sends it back gets its session, and a client
+// without the cookie never gets the previous client's.
+func TestPHPSessionsDoNotLeakBetweenClients(t *testing.T) {
+	s := startServer(t, strings.Replace(phpConfig(t, ""), "worker_num: 2", "worker_num: 1", 1))
+	ask := func(cookie string) (id, n, setCookie string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", httpURL(s, "/session"), nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		f := strings.Fields(string(b))
+		if resp.StatusCode != 200 || len(f) != 2 {
+			t.Fatalf("/session: %d %q", resp.StatusCode, b)
+		}
+		return f[0], f[1], resp.Header.Get("Set-Cookie")
+	}
+	id1, n, sc := ask("")
+	if n != "1" || !strings.HasPrefix(sc, "PHPSESSID="+id1+";") && sc != "PHPSESSID="+id1 {
+		t.Fatalf("new session: id %s n %s Set-Cookie %q", id1, n, sc)
+	}
+	if id, n, sc := ask("PHPSESSID=" + id1); id != id1 || n != "2" || sc != "" {
+		t.Fatalf("returning client: id %s n %s Set-Cookie %q; want %s 2 and no cookie", id, n, sc, id1)
+	}
+	if id, n, _ := ask(""); id == id1 || n != "1" {
+		t.Fatalf("a new client got session %s with n %s: the previous client's session leaked", id, n)
+	}
+	t.Cleanup(func() { os.Remove(filepath.Join(os.TempDir(), "sess_"+id1)) })
 }

@@ -76,6 +76,13 @@ const FlagEnd uint8 = 0x01
 // that looks whole.
 const FlagAbort uint8 = 0x02
 
+// FlagRetry, with FlagEnd on a request's first TypeResponse (whose payload
+// is then ignored), hands the request back unstarted: a worker that is
+// exiting (a fatal error) found it waiting in its channel, sent ahead
+// (Hello.Prefetch). The master sends it to another worker if it can (the
+// request had no body following it), else answers 503 with Retry-After.
+const FlagRetry uint8 = 0x04
+
 // MaxInlineBody is the largest body the master puts inside a Request (and
 // a worker should put inside a Response); longer bodies travel in body
 // frames of at most this size.

@@ -55,8 +55,11 @@ type httpState struct {
 	sentAt      time.Time // when the current request went to its worker
 	keep        bool      // the connection stays open after this response
 	http10      bool
-	// pending is the encoded Request while it waits for a worker.
+	// pending is the encoded Request while it waits for a worker; retry
+	// keeps it while it waits at a worker that prefetches, which may hand
+	// it back unstarted (ipc.FlagRetry).
 	pending []byte
+	retry   []byte
 	// headSince is when the current head's first byte arrived (zero while
 	// idle); idleSince when the connection became idle.
 	headSince time.Time
@@ -197,13 +200,21 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 		m.httpWaiting.Add(1)
 		return used
 	}
-	m.requestSent(c, h)
+	m.requestSent(c, h, payload)
 	return used
 }
 
 // requestSent follows a dispatched request: the body is forwarded next,
 // after a 100 Continue when the client waits for one.
-func (m *Master) requestSent(c *reactor.Conn, h *httpState) {
+func (m *Master) requestSent(c *reactor.Conn, h *httpState, payload []byte) {
+	h.retry = nil
+	if h.w.prefetch > 0 && !h.bodyFollows {
+		if h.pending != nil {
+			h.retry = h.pending
+		} else {
+			h.retry = append([]byte(nil), payload...)
+		}
+	}
 	h.pending = nil
 	h.sentAt = c.Loop().Now()
 	h.bodyAt = h.sentAt
@@ -263,7 +274,7 @@ func (m *Master) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
 				if !m.sendRequest(c, st, h.pending) {
 					return
 				}
-				m.requestSent(c, h)
+				m.requestSent(c, h, h.pending)
 				c.Kick() // forward the body that waited
 			}
 		}
@@ -409,6 +420,29 @@ func (m *Master) httpError(c *reactor.Conn, h *httpState, status int, msg, extra
 	c.CloseWhenFlushed()
 }
 
+// handedBack dispatches again a request a dying worker handed back
+// unstarted (ipc.FlagRetry), or answers 503 when its body was already
+// forwarded to that worker. Runs on c's loop.
+func (m *Master) handedBack(c *reactor.Conn, h *httpState) {
+	log := m.log.WithFields(logrus.Fields{"conn": c.ID(), "method": h.method, "target": h.target})
+	if h.w != nil {
+		log = log.WithFields(logrus.Fields{"worker_id": h.w.slot, "pid": h.w.pid})
+	}
+	if h.retry == nil || h.phase != phWait {
+		log.Warn("request handed back unstarted by an exiting worker after its body went there; answered 503")
+		m.httpError(c, h, http.StatusServiceUnavailable, "the worker left before it started the request; retry", "Retry-After: 1\r\n")
+		return
+	}
+	log.Info("request handed back unstarted by an exiting worker; sending it to another")
+	h.pending, h.retry = h.retry, nil
+	h.phase = phQueued
+	h.queuedAt = c.Loop().Now()
+	ls := &m.loops[c.Loop().Index()]
+	ls.waiting = append(ls.waiting, c.ID())
+	m.httpWaiting.Add(1)
+	m.retrySoon(c.Loop())
+}
+
 // httpResponse writes a TypeResponse from a worker. Runs on c's loop.
 func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 	st := c.Ctx.(*connState)
@@ -416,6 +450,11 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 	if h == nil || h.started || h.phase < phBody {
 		return // nothing asked for it (a late answer after a 503, or garbage)
 	}
+	if flags&ipc.FlagRetry != 0 {
+		m.handedBack(c, h)
+		return
+	}
+	h.retry = nil
 	// Decoded in place: header names, values and the body alias payload.
 	ls := &m.loops[c.Loop().Index()]
 	resp := &ls.resp

@@ -276,13 +276,14 @@ func (m *Master) reloadFor(req controlReq) {
 // memoryCheckEvery is how often worker.max_memory is checked.
 const memoryCheckEvery = time.Second
 
-// checkMemory recycles the workers whose RSS exceeds worker.max_memory, the
-// graceful way (the successor first). Runs on the master's loop.
+// checkMemory recycles the workers and task workers whose RSS exceeds their
+// max_memory (worker.max_memory, task_worker.max_memory), the graceful way
+// (the successor first). Runs on the master's loop.
 func (m *Master) checkMemory() {
-	limit := uint64(m.cfg.Worker.MaxMemory)
+	limits := map[string]uint64{ipc.RoleWorker: uint64(m.cfg.Worker.MaxMemory), ipc.RoleTaskWorker: uint64(m.cfg.TaskWorker.MaxMemory)}
 	over := map[*worker]uint64{}
 	for _, wi := range m.disp.snapshot() {
-		if wi.w.role == ipc.RoleWorker && wi.state == stateReady {
+		if limit := limits[wi.w.role]; limit > 0 && wi.state == stateReady {
 			if rss := rssOf(wi.w.pid); rss > limit {
 				over[wi.w] = rss
 			}
@@ -292,7 +293,11 @@ func (m *Master) checkMemory() {
 		return
 	}
 	for _, w := range m.disp.claim(func(w *worker) bool { _, ok := over[w]; return ok }) {
-		m.recycle(w, fmt.Sprintf("max_memory exceeded (RSS %s > %s)", humanSize(over[w]), humanSize(limit)))
+		key := "max_memory"
+		if w.role == ipc.RoleTaskWorker {
+			key = "task_worker.max_memory"
+		}
+		m.recycle(w, fmt.Sprintf("%s exceeded (RSS %s > %s)", key, humanSize(over[w]), humanSize(limits[w.role])))
 	}
 }
 

@@ -384,7 +384,7 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 // loop is the master's main loop: every change to its tables happens here.
 func (m *Master) loop(sigs <-chan os.Signal) error {
 	var memTick <-chan time.Time
-	if m.cfg.Worker.MaxMemory > 0 {
+	if m.cfg.Worker.MaxMemory > 0 || m.cfg.TaskWorker.MaxMemory > 0 {
 		t := time.NewTicker(memoryCheckEvery)
 		defer t.Stop()
 		memTick = t.C
@@ -809,8 +809,6 @@ func notEnforced(cfg *config.Config) []string {
 			keys = append(keys, key)
 		}
 	}
-	add(cfg.TaskMaxRequest > 0, "task_max_request")
-	add(cfg.TaskWorker.MaxMemory > 0, "task_worker.max_memory")
 	add(cfg.TaskWorker.RequestTimeout > 0, "task_worker.request_timeout")
 	return keys
 }

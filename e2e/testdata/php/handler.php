@@ -62,6 +62,13 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             ini_set('memory_limit', '64M');
             $s = str_repeat('x', 128 << 20);
             return Response::text((string) strlen($s));
+        case '/fatal-when':
+            // Dies of a fatal error once the test creates the file.
+            while (!file_exists((string) $r->query('file'))) {
+                usleep(5000);
+            }
+            trigger_error('dying on cue', E_USER_ERROR);
+            return Response::text('not reached');
         case '/user-error':
             trigger_error('a user error', E_USER_ERROR);
             return Response::text('not reached');
@@ -85,6 +92,11 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             $_SESSION = ['user' => 'leaked?'];
             $GLOBALS['_GET']['injected'] = 'x';
             return Response::json($before);
+        case '/session':
+            session_save_path(sys_get_temp_dir());
+            session_start();
+            $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
+            return Response::text(session_id() . ' ' . $_SESSION['n']);
         case '/form':
             return Response::json(['post' => $r->parsedBody(), 'globals_post' => $_POST,
                 'files' => array_map(static fn ($f) => $f instanceof Drover\Http\UploadedFile ? [$f->getClientFilename(), $f->getSize(), sha1($f->getContents())] : null, $r->files())]);

@@ -45,6 +45,8 @@ final class Frame
 
     public const FLAG_END = 0x01;
     public const FLAG_ABORT = 0x02;
+    /** On a request's first Response, with FLAG_END: handed back unstarted, for another worker. */
+    public const FLAG_RETRY = 0x04;
 
     /** Encodes one frame: header and payload. */
     public static function encode(int $type, int $id, string $payload = '', int $flags = 0): string

@@ -88,6 +88,7 @@ final class HttpHandler implements Handler
             if ($this->globals) {
                 $this->installGlobals($req);
             }
+            $this->sessionFor($req);
             $this->respond(($this->handler)($req));
         } catch (\Throwable $e) {
             Log::line(sprintf('uncaught %s in %s; answered %s, the worker carries on', Log::describe($e), $this->what,
@@ -135,6 +136,9 @@ final class HttpHandler implements Handler
     private function respond(mixed $result): void
     {
         $res = Response::from($result);
+        if (session_status() === PHP_SESSION_ACTIVE) {
+            $this->sendSessionCookie($res);
+        }
         $loop = Loop::get();
         $body = $res->body;
         $head = ['status' => $res->status, 'headers' => self::withCharset($res->headerList())];
@@ -183,6 +187,46 @@ final class HttpHandler implements Handler
             }
         }
         $this->end();
+    }
+
+    /**
+     * Points PHP's session module at this request's session cookie (or at
+     * none): PHP remembers the last session id for the life of the
+     * process, so without this a client with no cookie would resume the
+     * previous client's session.
+     */
+    private function sessionFor(Request $req): void
+    {
+        if (!function_exists('session_status') || session_status() !== PHP_SESSION_NONE || !ini_get('session.use_cookies') || headers_sent()) {
+            return;
+        }
+        $id = $req->hasHeader('cookie') ? ($req->cookies()[session_name()] ?? '') : '';
+        if (!is_string($id)) {
+            $id = '';
+        }
+        if (session_id() !== $id) {
+            session_id($id);
+        }
+    }
+
+    /**
+     * A handler that started a PHP session gets its cookie sent, as PHP
+     * does under php-fpm (header() does nothing in the CLI), unless the
+     * client sent that id already.
+     */
+    private function sendSessionCookie(Response $res): void
+    {
+        $name = session_name();
+        $id = session_id();
+        if ($id === '' || ($_COOKIE[$name] ?? null) === $id || !ini_get('session.use_cookies')) {
+            return;
+        }
+        $p = session_get_cookie_params();
+        $res->setCookie($name, $id, [
+            'expires' => $p['lifetime'] > 0 ? time() + $p['lifetime'] : 0,
+            'path' => $p['path'], 'domain' => $p['domain'], 'secure' => $p['secure'],
+            'httponly' => $p['httponly'], 'samesite' => $p['samesite'],
+        ]);
     }
 
     /**

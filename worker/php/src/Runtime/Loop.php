@@ -51,8 +51,6 @@ final class Loop
 
     /** @var array<int, \Closure> task id => callback for Task::async */
     private array $taskCallbacks = [];
-    /** @var array<int, true> task ids a taskWait is waiting for */
-    private array $waiting = [];
     private int $nextTask = 1;
     /** @var ?\Closure(int, string): void */
     private ?\Closure $onMessage = null;
@@ -77,14 +75,15 @@ final class Loop
     /** The running loop; throws when the code does not run inside a drover worker. */
     public static function get(): self
     {
-        if (self::$instance === null && (string) getenv('DROVER_ROLE') !== '') {
+        if (self::$instance === null && ((string) getenv('DROVER_ROLE') !== '' || (PHP_SAPI !== 'cli' && PHP_SAPI !== 'phpdbg'))) {
             // Set-up before serve() (timers, the message callback) is kept
-            // for the loop serve() starts.
+            // for the loop serve() starts. Under php-fpm and the like it is
+            // kept too and never runs, so that one script serves both.
             self::$instance = new self();
         }
         return self::$instance ?? throw new \LogicException(
-            'no drover worker runs in this process: call Drover\Http\Worker::serve() (or Stream, Task, Psr7) first, ' .
-            'in a script started by drover (worker.cmd)'
+            'this process is not a drover worker (DROVER_ROLE is not set): drover starts the script (worker.cmd) and ' .
+            'gives it its channel; timers, tasks and messages work only there'
         );
     }
 
@@ -136,10 +135,20 @@ final class Loop
             if ($this->queue) {
                 $f = array_shift($this->queue);
             } else {
-                $f = $this->channel->read($this->timers ? max(0.0, $this->nextDue - microtime(true)) : null);
+                try {
+                    $f = $this->channel->read($this->timers ? max(0.0, $this->nextDue - microtime(true)) : null);
+                } catch (ProtocolError $e) {
+                    Log::line("the master's channel carries something that is not a frame: {$e->getMessage()}; exiting (drover starts a new worker)");
+                    $this->exitNow(1);
+                }
             }
             if ($f !== null) {
-                $this->dispatch($f);
+                try {
+                    $this->dispatch($f);
+                } catch (ProtocolError $e) {
+                    Log::line(sprintf('cannot read a %s frame from the master: %s; exiting (drover starts a new worker)', Frame::name($f[0]), $e->getMessage()));
+                    $this->exitNow(1);
+                }
             }
             if ($this->timers && microtime(true) >= $this->nextDue) {
                 $this->runTimers();
@@ -371,7 +380,6 @@ final class Loop
             }
             $id = $this->task($data, null);
             $ids[$id] = $key;
-            $this->waiting[$id] = true;
         }
         $results = [];
         $deadline = microtime(true) + $timeout;
@@ -386,8 +394,7 @@ final class Loop
             $left--;
         }
         $out = [];
-        foreach ($ids as $id => $key) {
-            unset($this->waiting[$id]);
+        foreach ($ids as $key) {
             $out[$key] = $results[$key] ?? new TaskError(sprintf('no result within %.3gs', $timeout), true);
         }
         return $out;
@@ -510,9 +517,31 @@ final class Loop
             if ($what !== '') {
                 $this->handler->abort($fatal ? 'PHP fatal error' : 'exit() in the handler');
             }
+            if ($this->serving) {
+                $this->handBack();
+            }
             $this->channel->flush();
         } catch (\Throwable) {
             // The master is gone: nothing to answer.
+        }
+    }
+
+    /**
+     * Hands the requests the master sent ahead (prefetch), which this dying
+     * worker will never start, back to the master for another worker,
+     * instead of leaving their clients a 502.
+     */
+    private function handBack(): void
+    {
+        $frames = $this->queue;
+        $this->queue = [];
+        while (($f = $this->channel->read(0.0)) !== null) {
+            $frames[] = $f;
+        }
+        foreach ($frames as [$type, , $id]) {
+            if ($type === Frame::REQUEST) {
+                $this->channel->write(Frame::RESPONSE, $id, '', Frame::FLAG_END | Frame::FLAG_RETRY);
+            }
         }
     }
 

@@ -6,7 +6,8 @@ namespace Drover\Runtime;
 
 /**
  * The master sent something this SDK cannot read: a malformed frame header
- * or an oversized payload. The worker exits 1 and drover replaces it.
+ * or an oversized payload. The loop logs it and exits 1; drover replaces the
+ * worker (the request in flight, if any, gets 502 from the master).
  */
 final class ProtocolError extends \RuntimeException
 {

@@ -1,0 +1,175 @@
+# Shared by the wrk benchmarks (http.sh, php.sh); sourced, not run. It
+# starts servers as children of the calling script (killed on exit), waits
+# until they answer, runs wrk in interleaved rounds and prints the table.
+# A server is a target "name:port"; its runs go to runs[name], a line per
+# round: "req/s p50 p99 round rss errors" (rss "-" unless measure_rss=1).
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+rounds=${ROUNDS:-3}
+measure_rss=0
+tmp=""
+pids=()
+declare -A runs=()
+declare -A roots=() # name -> the pids whose process trees are that server
+
+die() { echo "$*" >&2; exit 1; }
+
+# need COMMAND PACKAGE: exit, naming the Debian package, when COMMAND is missing.
+need() { command -v "$1" >/dev/null || die "$1 not installed (apt-get install $2)"; }
+
+# Debian names php-fpm after its version (/usr/sbin/php-fpm8.2).
+find_fpm() { command -v php-fpm || ls /usr/sbin/php-fpm* 2>/dev/null | head -1 || true; }
+
+# start_tmp PREFIX: the temp dir for configs, sockets and logs; everything
+# started below is killed and the dir removed when the script exits.
+start_tmp() {
+  tmp=$(mktemp -d "/tmp/$1.XXXX")
+  trap cleanup EXIT
+}
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+
+# A server left over on a port would be measured in place of ours.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || die "port $1 is in use"; }
+
+# start_drover NAME PORT LAUNCH CMD...: drover with 2 workers running CMD
+# (LAUNCH: the worker's launch mode, "" for the default), HTTP on PORT.
+start_drover() {
+  local name=$1 port=$2 launch=$3 cmd
+  shift 3
+  port_free "$port"
+  cmd=$(printf ', %s' "$@")
+  cat > "$tmp/drover-$port.yaml" <<YAML
+worker_num: 2
+worker:
+  cmd: [${cmd:2}]
+${launch:+  launch: $launch}
+listeners:
+  - address: tcp://127.0.0.1:$port
+    protocol: http
+YAML
+  XDG_RUNTIME_DIR=$tmp bin/drover start -c "$tmp/drover-$port.yaml" 2>"$tmp/drover-$port.log" & pids+=($!)
+  roots[$name]=$!
+}
+
+# start_fpm NAME PORT SCRIPT: nginx (2 worker processes) on PORT passing
+# every request to SCRIPT in php-fpm (pm static, 2 children), both as the
+# current user; php-fpm reads Debian's fpm php.ini and conf.d (opcache on).
+start_fpm() {
+  local name=$1 port=$2 script=$3 d=$tmp/fpm-$2 root_flag=""
+  port_free "$port"
+  mkdir -p "$d"
+  cat > "$d/fpm.conf" <<FPM
+[global]
+error_log = $d/fpm.log
+daemonize = no
+[www]
+listen = $d/fpm.sock
+pm = static
+pm.max_children = 2
+FPM
+  # SCRIPT_NAME as a front controller sees it behind try_files (Slim takes
+  # its base path from it).
+  cat > "$d/nginx.conf" <<NGX
+worker_processes 2;
+pid $d/nginx.pid;
+error_log $d/nginx.err;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $d; fastcgi_temp_path $d; proxy_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
+  server {
+    listen 127.0.0.1:$port;
+    root $(dirname "$script");
+    location / {
+      fastcgi_pass unix:$d/fpm.sock;
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME $script;
+      fastcgi_param SCRIPT_NAME /$(basename "$script");
+    }
+  }
+}
+NGX
+  [ "$(id -u)" = 0 ] && root_flag="-R"
+  "$fpm" $root_flag -y "$d/fpm.conf" & pids+=($!)
+  roots[$name]=$!
+  nginx -c "$d/nginx.conf" -g "user $(id -un);" & pids+=($!)
+  roots[$name]+=" $!"
+}
+
+# wait_http URL [BODY]: until URL answers 2xx (with BODY, if given); 1 after 10 s.
+wait_http() {
+  local body
+  for _ in $(seq 100); do
+    body=$(curl -sf "$1" 2>/dev/null) && { [ -z "${2-}" ] || [ "$body" = "$2" ]; } && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# The process trees of the given pids, and their RSS summed in MiB.
+descendants() { local p; for p; do echo "$p"; descendants $(pgrep -P "$p" || true); done; }
+rss_mib() { ps -o rss= -p "$(descendants "$@" | paste -sd,)" | awk '{s += $1} END {printf "%.1f", s / 1024}'; }
+
+machine() { echo "$(date -u +%FT%TZ) $(nproc) cores, $(go env GOVERSION)"; }
+
+columns() {
+  if [ "$measure_rss" = 1 ]; then
+    printf "%-16s %6s %12s %10s %10s %8s %12s   %s\n" server conns "req/s" p50 p99 "RSS MiB" "req/s ratio" "ratio per round"
+  else
+    printf "%-16s %6s %12s %10s %10s %12s   %s\n" server conns "req/s" p50 p99 "req/s ratio" "ratio per round"
+  fi
+}
+
+# measure CONNS PATH TARGET...: $rounds wrk runs of each target, the
+# targets taking turns within a round. On a shared 2-core VM one 10 s run of
+# the same server varies by ±10 %, more than the effects measured.
+measure() {
+  local c=$1 path=$2 t name out r p50 p99 errs rss round
+  shift 2
+  runs=()
+  for round in $(seq "$rounds"); do
+    for t in "$@"; do
+      name=${t%%:*}
+      out=$(wrk -t1 -c"$c" -d"$dur" --latency "http://127.0.0.1:${t#*:}$path")
+      r=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
+      p50=$(awk '$1=="50%"{print $2}' <<<"$out")
+      p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+      errs=$(awk '/Non-2xx|Socket errors/{printf "%s; ", $0}' <<<"$out")
+      # Right after the run, before a worker pool shrinks or a cache drops.
+      rss=-; [ "$measure_rss" = 1 ] && rss=$(rss_mib ${roots[$name]})
+      runs[$name]+="$r $p50 $p99 $round $rss ${errs// /_}"$'\n'
+    done
+  done
+}
+
+# The median run of a target by req/s (rounds is odd; with an even count,
+# the upper one).
+median() { sort -n -k1,1 <<<"${runs[$1]}" | sed '/^$/d' | sed -n "$(( (rounds + 2) / 2 ))p"; }
+
+# report CONNS BASE TARGET...: a row per target, its median run, the ratio
+# of its req/s to BASE's median and, per round, to BASE's run in that round.
+report() {
+  local c=$1 base=$2 t name r rr p50 p99 round rss errs ratio per base_med
+  local -A base_round=()
+  shift 2
+  while read -r r _ _ round _; do [ -n "$round" ] && base_round[$round]=$r; done <<<"${runs[$base]}"
+  read -r base_med _ < <(median "$base")
+  for t in "$@"; do
+    name=${t%%:*}
+    read -r r p50 p99 _ rss errs < <(median "$name")
+    ratio=$(awk -v a="$r" -v b="$base_med" 'BEGIN{printf "%.2f", a/b}')
+    per=""
+    while read -r rr _ _ round _; do
+      [ -n "$rr" ] && per+="$(awk -v a="$rr" -v b="${base_round[$round]}" 'BEGIN{printf "%.2f", a/b}') "
+    done <<<"${runs[$name]}"
+    if [ "$measure_rss" = 1 ]; then
+      printf "%-16s %6d %12s %10s %10s %8s %12s   %s%s\n" "$name" "$c" "$r" "$p50" "$p99" "$rss" "$ratio" "$per" "${errs//_/ }"
+    else
+      printf "%-16s %6d %12s %10s %10s %12s   %s%s\n" "$name" "$c" "$r" "$p50" "$p99" "$ratio" "$per" "${errs//_/ }"
+    fi
+  done
+}

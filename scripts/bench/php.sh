@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# PHP hello-world benchmark, one run on one machine: examples/php/hello.php
+# (the SDK's Drover\Http\Worker, which under php-fpm serves PHP's current
+# request) run by drover with 2 PHP workers and by nginx + php-fpm (2
+# static children, opcache as Debian ships it), with drover's 2 Go workers
+# (examples/hello) as the reference, and php-fpm's best case (a bare echo
+# script, no SDK); wrk at 8, 64 and 256 connections.
+# Prints requests/s, p50, p99, the RSS of all of each server's processes
+# and the ratio of each to nginx + php-fpm. Then the bootstrap case: the
+# Slim 3 app in examples/php/slim, built once per drover worker but on
+# every request under php-fpm, at 64 connections.
+# Needs: wrk nginx php-fpm php php-msgpack, and php-slim for the Slim case.
+# Usage: [ROUNDS=3] scripts/bench/php.sh [duration per run, default 10s]
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+dur=${1:-10s}
+need wrk wrk
+need nginx nginx-light
+need php php-cli
+need curl curl
+fpm=$(find_fpm)
+[ -n "$fpm" ] || die "php-fpm not installed (apt-get install php-fpm)"
+grep -qx msgpack <<<"$(php -m)" || die "PHP's msgpack extension not loaded (apt-get install php-msgpack)"
+slim=1
+[ -f /usr/share/php/Slim/App.php ] || slim=0
+make build >/dev/null
+start_tmp drphp
+measure_rss=1
+
+hello=$PWD/examples/php/hello.php
+start_drover drover-php 18090 exec php "$hello"
+start_fpm nginx+php-fpm 18091 "$hello"
+start_drover drover-go 18092 "" "$PWD/bin/hello"
+# php-fpm's best case as well: a bare script that only echoes, without the
+# SDK (which php-fpm loads on every request), so that the ratio is not
+# flattered by the SDK's cost under php-fpm.
+mkdir -p "$tmp/bare"
+echo '<?php header("Content-Type: text/plain; charset=utf-8"); echo "Hello, World!";' > "$tmp/bare/index.php"
+start_fpm nginx+fpm-bare 18095 "$tmp/bare/index.php"
+targets="nginx+php-fpm:18091 nginx+fpm-bare:18095 drover-php:18090 drover-go:18092"
+slim_url=/hello/bench?greeting=Hi
+slim_targets="nginx+fpm-slim:18094 drover-slim:18093"
+if [ $slim = 1 ]; then
+  start_drover drover-slim 18093 exec php "$PWD/examples/php/slim/index.php"
+  start_fpm nginx+fpm-slim 18094 "$PWD/examples/php/slim/index.php"
+fi
+
+# Everyone answers, and answers right, before the clock starts.
+expect() {
+  local name=${1%%:*} url="http://127.0.0.1:${1#*:}$2"
+  wait_http "$url" "$3" && return
+  # The logs go with $tmp on exit: show their ends.
+  tail -n 5 "$tmp"/*.log "$tmp"/fpm-*/fpm.log "$tmp"/fpm-*/nginx.err >&2 2>/dev/null || true
+  die "$name: GET $url answered '$(curl -s "$url" | head -c 300)', want '$3'"
+}
+for t in $targets; do expect "$t" / "Hello, World!"; done
+if [ $slim = 1 ]; then for t in $slim_targets; do expect "$t" "$slim_url" "Hi, bench!"; done; fi
+
+# Each cell is measured $rounds times and reported by its median (lib.sh).
+# RSS: the server's processes summed (drover: master, manager and workers;
+# nginx master and workers + the php-fpm master and children) after its run.
+echo "# $(machine), php $(php -r 'echo PHP_VERSION;'), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!'"
+columns
+for c in 8 64 256; do
+  measure $c / $targets
+  report $c nginx+php-fpm $targets
+done
+
+echo
+if [ $slim = 0 ]; then
+  echo "# bootstrap: skipped, php-slim not installed (apt-get install php-slim)"
+  exit 0
+fi
+echo "# bootstrap: examples/php/slim (Slim 3, ~20 routes), GET $slim_url -> 'Hi, bench!'"
+columns
+measure 64 "$slim_url" $slim_targets
+report 64 nginx+fpm-slim $slim_targets
