@@ -590,3 +590,24 @@ func TestPHPSessionsDoNotLeakBetweenClients(t *testing.T) {
 	}
 	t.Cleanup(func() { os.Remove(filepath.Join(os.TempDir(), "sess_"+id1)) })
 }
+
+// examples/php/tasks.php, as its config runs it (PHP workers and PHP task
+// workers), answers what its header says.
+func TestPHPTasksExample(t *testing.T) {
+	cfg, err := os.ReadFile("../examples/php/tasks.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, _ := filepath.Abs("../examples/php/tasks.php")
+	c := strings.ReplaceAll(string(cfg), "cmd: [php, tasks.php]", "cmd: [php, "+script+"]")
+	c = strings.Replace(c, "tcp://127.0.0.1:8083", "tcp://127.0.0.1:0", 1)
+	s := startServer(t, c)
+	wantGet(t, httpURL(s, "/fanout?n=100&delay=1ms"), 200, "338350")
+	wantGet(t, httpURL(s, "/fanout?n=0"), 400, "n must be a number from 1 to 10000")
+	if st, body := get(t, httpURL(s, "/counter")); st != 200 || !strings.HasPrefix(body, "timer ticks ") {
+		t.Fatalf("/counter: %d %q", st, body)
+	}
+	if st, body := get(t, httpURL(s, "/async")); st != 200 || !strings.HasPrefix(body, "sent task ") {
+		t.Fatalf("/async: %d %q", st, body)
+	}
+}

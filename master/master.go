@@ -583,7 +583,8 @@ func (m *Master) workerExited(ev ipc.WorkerEvent) {
 			// Its last answers may still be unread in the socket pair,
 			// whose end of stream takes it out; this only covers a pair
 			// kept open by a process the worker left behind.
-			time.AfterFunc(time.Second, func() { m.workerGone(w, si.lastExit, false) })
+			exit := si.lastExit // si changes on the slot's next exit
+			time.AfterFunc(time.Second, func() { m.workerGone(w, exit, false) })
 			return
 		}
 		m.workerGone(w, si.lastExit, false)
