@@ -160,15 +160,7 @@ func TestSlimSameUnderDroverAndPHPFPM(t *testing.T) {
 		t.Fatal(err)
 	}
 	fpm := startFPM(t, index)
-	s := startServer(t, fmt.Sprintf(`
-worker_num: 2
-worker:
-  cmd: [php, %s]
-  launch: exec
-listeners:
-  - address: tcp://127.0.0.1:0
-    protocol: http
-`, index))
+	s := startServer(t, phpWorkers(2, index, httpListener, ""))
 	drover := "http://" + tcpAddr(s.addrs[0])
 
 	var mp bytes.Buffer

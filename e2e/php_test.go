@@ -32,19 +32,20 @@ func phpScript(t *testing.T, name string) string {
 	return p
 }
 
-// phpConfig serves handler.php with two PHP workers on an HTTP listener;
-// extra is added to the config's top level.
-func phpConfig(t *testing.T, extra string) string {
-	return fmt.Sprintf(`
-worker_num: 2
-%s
-worker:
-  cmd: [php, %s]
-  launch: exec
-listeners:
-  - address: tcp://127.0.0.1:0
-    protocol: http
-`, extra, phpScript(t, "handler.php"))
+// phpWorkers is a config in which n PHP workers run script (an absolute
+// path) behind listener (a listeners entry); extra goes at the top level.
+func phpWorkers(n int, script, listener, extra string) string {
+	return fmt.Sprintf("worker_num: %d\n%s\nworker:\n  cmd: [php, %s]\n  launch: exec\nlisteners:\n%s", n, extra, script, listener)
+}
+
+const (
+	httpListener   = "  - address: tcp://127.0.0.1:0\n    protocol: http\n"
+	lengthListener = "  - address: tcp://127.0.0.1:0\n    protocol: length\n    package_length_type: N\n    package_body_offset: 4\n"
+)
+
+// phpConfig serves handler.php with n PHP workers on an HTTP listener.
+func phpConfig(t *testing.T, n int) string {
+	return phpWorkers(n, phpScript(t, "handler.php"), httpListener, "")
 }
 
 func wantGet(t *testing.T, url string, status int, body string) {
@@ -57,7 +58,7 @@ func wantGet(t *testing.T, url string, status int, body string) {
 // Two PHP workers serve HTTP; status names their SDK; bodies go both ways
 // in pieces (flow control); a streamed response arrives whole.
 func TestPHPServesHTTP(t *testing.T) {
-	s := startServer(t, phpConfig(t, ""))
+	s := startServer(t, phpConfig(t, 2))
 	wantGet(t, httpURL(s, "/"), 200, "Hello, World!")
 	rows := s.status()
 	php := 0
@@ -93,7 +94,7 @@ func TestPHPServesHTTP(t *testing.T) {
 // worker serves on. A PHP fatal error (memory exhausted, E_USER_ERROR) and
 // exit() answer 500 too, are logged, and the worker is replaced.
 func TestPHPErrors(t *testing.T) {
-	s := startServer(t, strings.Replace(phpConfig(t, ""), "worker_num: 2", "worker_num: 1", 1))
+	s := startServer(t, phpConfig(t, 1))
 	logs := s.subscribe()
 	_, pid := get(t, httpURL(s, "/pid"))
 
@@ -136,7 +137,7 @@ func TestPHPErrors(t *testing.T) {
 // client; request state (globals, session, output buffers) does not leak
 // into the next request.
 func TestPHPOutputAndStateReset(t *testing.T) {
-	s := startServer(t, strings.Replace(phpConfig(t, ""), "worker_num: 2", "worker_num: 1", 1))
+	s := startServer(t, phpConfig(t, 1))
 	logs := s.subscribe()
 	wantGet(t, httpURL(s, "/print"), 200, "answer")
 	s.waitLog(logs, 5*time.Second, "the printed output", func(e logEntry) bool {
@@ -178,8 +179,7 @@ func TestPHPOutputAndStateReset(t *testing.T) {
 // request fails.
 func TestPHPLeakingHandlerIsRecycledBeforeItsLimit(t *testing.T) {
 	const limit = 48 << 20
-	cfg := strings.Replace(phpConfig(t, ""), "  launch: exec", "  launch: exec\n  max_memory: 48M", 1)
-	s := startServer(t, strings.Replace(cfg, "worker_num: 2", "worker_num: 1", 1))
+	s := startServer(t, strings.Replace(phpConfig(t, 1), "  launch: exec", "  launch: exec\n  max_memory: 48M", 1))
 	logs := s.subscribe()
 	pids := map[string]bool{}
 	maxRSS := 0
@@ -211,7 +211,7 @@ func TestPHPLeakingHandlerIsRecycledBeforeItsLimit(t *testing.T) {
 // kill -9 of a PHP worker in the middle of a request: that client gets 502,
 // a successor takes the slot, the others are not disturbed.
 func TestPHPKilledMidRequest(t *testing.T) {
-	s := startServer(t, strings.Replace(phpConfig(t, ""), "worker_num: 2", "worker_num: 1", 1))
+	s := startServer(t, phpConfig(t, 1))
 	logs := s.subscribe()
 	_, pidStr := get(t, httpURL(s, "/pid"))
 	pid, _ := strconv.Atoi(pidStr)
@@ -260,7 +260,7 @@ func TestPHPKilledMidRequest(t *testing.T) {
 
 // Reloading PHP workers under load from 64 connections loses nothing.
 func TestPHPReloadUnderLoad(t *testing.T) {
-	s := startServer(t, phpConfig(t, ""))
+	s := startServer(t, phpConfig(t, 2))
 	before := pidsOf(s.status(), "worker")
 	res, stop := load(t, httpURL(s, "/"), 64)
 	waitServed(t, res, 500)
@@ -286,7 +286,7 @@ func TestPHPReloadUnderLoad(t *testing.T) {
 
 // Form and multipart bodies are parsed for the handler and $_POST.
 func TestPHPFormsAndUploads(t *testing.T) {
-	s := startServer(t, phpConfig(t, ""))
+	s := startServer(t, phpConfig(t, 2))
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField("name", "drover")
@@ -404,17 +404,7 @@ listeners:
 
 // A PHP stream worker: connect, receive, send, close, as in Swoole.
 func TestPHPStreamWorker(t *testing.T) {
-	s := startServer(t, fmt.Sprintf(`
-worker_num: 2
-worker:
-  cmd: [php, %s]
-  launch: exec
-listeners:
-  - address: tcp://127.0.0.1:0
-    protocol: length
-    package_length_type: N
-    package_body_offset: 4
-`, phpScript(t, "stream.php")))
+	s := startServer(t, phpWorkers(2, phpScript(t, "stream.php"), lengthListener, ""))
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := 0; i < 20; i++ {
@@ -447,20 +437,11 @@ listeners:
 	}
 }
 
-
 // A PSR-15 request handler on Nyholm's PSR-7 runs unchanged: the request
 // carries the query, cookies, headers, parsed body and uploads; a response
 // body of unknown size is streamed.
 func TestPHPPSR7Handler(t *testing.T) {
-	s := startServer(t, fmt.Sprintf(`
-worker_num: 1
-worker:
-  cmd: [php, %s]
-  launch: exec
-listeners:
-  - address: tcp://127.0.0.1:0
-    protocol: http
-`, phpScript(t, "psr7.php")))
+	s := startServer(t, phpWorkers(1, phpScript(t, "psr7.php"), httpListener, ""))
 	req, _ := http.NewRequest("POST", httpURL(s, "/p/q?a[]=1&b=2"), strings.NewReader(`{"k":[true,null]}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Cookie", "sid=x%2By")
@@ -503,7 +484,7 @@ listeners:
 // error is handed back unstarted and served by its successor: only the
 // request that caused the error fails.
 func TestPHPFatalHandsBackThePrefetchedRequest(t *testing.T) {
-	s := startServer(t, strings.Replace(phpConfig(t, ""), "worker_num: 2", "worker_num: 1", 1))
+	s := startServer(t, phpConfig(t, 1))
 	logs := s.subscribe()
 	_, pidStr := get(t, httpURL(s, "/pid"))
 	pid, _ := strconv.Atoi(pidStr)
@@ -559,7 +540,7 @@ func TestPHPFatalHandsBackThePrefetchedRequest(t *testing.T) {
 // new session, a client that sends it back gets its session, and a client
 // without the cookie never gets the previous client's.
 func TestPHPSessionsDoNotLeakBetweenClients(t *testing.T) {
-	s := startServer(t, strings.Replace(phpConfig(t, ""), "worker_num: 2", "worker_num: 1", 1))
+	s := startServer(t, phpConfig(t, 1))
 	ask := func(cookie string) (id, n, setCookie string) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", httpURL(s, "/session"), nil)
