@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -163,14 +162,7 @@ func TestSlimSameUnderDroverAndPHPFPM(t *testing.T) {
 	s := startServer(t, phpWorkers(2, index, httpListener, ""))
 	drover := "http://" + tcpAddr(s.addrs[0])
 
-	var mp bytes.Buffer
-	mw := multipart.NewWriter(&mp)
-	mw.WriteField("title", "report")
-	mw.WriteField("tags[]", "x")
-	mw.WriteField("tags[]", "y")
-	fw, _ := mw.CreateFormFile("doc", "report.bin")
-	fw.Write(bytes.Repeat([]byte{0, 1, 2, 254, 255}, 50000))
-	mw.Close()
+	form, formType := multipartForm([]string{"title", "report", "tags[]", "x", "tags[]", "y"}, "doc", "report.bin", bytes.Repeat([]byte{0, 1, 2, 254, 255}, 50000))
 
 	cases := []struct {
 		name, method, path, ctype string
@@ -181,7 +173,7 @@ func TestSlimSameUnderDroverAndPHPFPM(t *testing.T) {
 		{"GET without query", "GET", "/hello/world", "", nil, nil},
 		{"POST JSON", "POST", "/json", "application/json", []byte(`{"b":2,"a":{"nested":[1,2,3]},"u":"ü"}`), nil},
 		{"POST JSON, not an object", "POST", "/json", "application/json", []byte(`[1,2`), nil},
-		{"POST multipart with a file", "POST", "/upload", mw.FormDataContentType(), mp.Bytes(), nil},
+		{"POST multipart with a file", "POST", "/upload", formType, form, nil},
 		{"cookies, headers, array query", "GET", "/info?x[]=1&x[]=2&y=%20z", "", nil,
 			map[string]string{"Cookie": "sid=abc%3D; theme=dark", "Accept": "text/plain"}},
 		{"route group with a pattern", "GET", "/api/orders/42", "", nil, nil},

@@ -48,6 +48,20 @@ func phpConfig(t *testing.T, n int) string {
 	return phpWorkers(n, phpScript(t, "handler.php"), httpListener, "")
 }
 
+// multipartForm encodes fields (name, value pairs) and one file as
+// multipart/form-data; it returns the body and its Content-Type.
+func multipartForm(fields []string, fileField, fileName string, content []byte) ([]byte, string) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for i := 0; i+1 < len(fields); i += 2 {
+		mw.WriteField(fields[i], fields[i+1])
+	}
+	fw, _ := mw.CreateFormFile(fileField, fileName)
+	fw.Write(content)
+	mw.Close()
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
 func wantGet(t *testing.T, url string, status int, body string) {
 	t.Helper()
 	if st, b := get(t, url); st != status || b != body {
@@ -287,15 +301,8 @@ func TestPHPReloadUnderLoad(t *testing.T) {
 // Form and multipart bodies are parsed for the handler and $_POST.
 func TestPHPFormsAndUploads(t *testing.T) {
 	s := startServer(t, phpConfig(t, 2))
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	mw.WriteField("name", "drover")
-	mw.WriteField("tags[]", "a")
-	mw.WriteField("tags[]", "b")
-	fw, _ := mw.CreateFormFile("doc", "notes.txt")
-	fw.Write(bytes.Repeat([]byte("x"), 100000))
-	mw.Close()
-	resp, err := http.Post(httpURL(s, "/form"), mw.FormDataContentType(), &buf)
+	form, ctype := multipartForm([]string{"name", "drover", "tags[]", "a", "tags[]", "b"}, "doc", "notes.txt", bytes.Repeat([]byte("x"), 100000))
+	resp, err := http.Post(httpURL(s, "/form"), ctype, bytes.NewReader(form))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,13 +465,8 @@ func TestPHPPSR7Handler(t *testing.T) {
 		t.Fatalf("%d %v\n%s\nwant\n%s", resp.StatusCode, resp.Header, b, want)
 	}
 
-	var mp bytes.Buffer
-	mw := multipart.NewWriter(&mp)
-	mw.WriteField("f", "v")
-	fw, _ := mw.CreateFormFile("up", "a.txt")
-	fw.Write([]byte("uploaded"))
-	mw.Close()
-	resp, err = http.Post(httpURL(s, "/up"), mw.FormDataContentType(), &mp)
+	form, ctype := multipartForm([]string{"f", "v"}, "up", "a.txt", []byte("uploaded"))
+	resp, err = http.Post(httpURL(s, "/up"), ctype, bytes.NewReader(form))
 	if err != nil {
 		t.Fatal(err)
 	}

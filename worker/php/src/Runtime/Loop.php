@@ -418,8 +418,11 @@ final class Loop
 
     // ---- errors, output, exit --------------------------------------------------
 
-    /** Runs a callback outside an event (timer, task result, message), logging what it throws or prints. */
-    private function callback(string $what, \Closure $fn): void
+    /**
+     * Runs a callback (a timer, a task result, a message, a stream event),
+     * logging what it throws or prints; the worker carries on.
+     */
+    public function callback(string $what, \Closure $fn): void
     {
         $level = ob_get_level();
         ob_start();

@@ -54,14 +54,9 @@ final class StreamHandler implements Handler
         }
         if ($call !== null) {
             $this->what = $what;
-            $level = ob_get_level();
-            ob_start();
             try {
-                $call();
-            } catch (\Throwable $e) {
-                Log::line(sprintf('uncaught %s in the %s; the worker carries on', Log::describe($e), $what));
+                $loop->callback($what, $call);
             } finally {
-                $loop->endCapture($level, $what);
                 $this->what = '';
             }
         }

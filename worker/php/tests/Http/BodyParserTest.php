@@ -698,16 +698,10 @@ final class BodyParserTest extends TestCase
     /** What WITH_CONTENTS does, in this process. */
     private static function withContents(array $files): array
     {
-        $read = static function (mixed $tmp) use (&$read): mixed {
-            if (is_array($tmp)) {
-                return array_map($read, $tmp);
-            }
-            return $tmp === '' ? '' : 'contents:' . file_get_contents($tmp);
-        };
-        foreach ($files as $field => $entry) {
-            $files[$field]['tmp_name'] = $read($entry['tmp_name']);
+        if (!function_exists('drover_with_contents')) {
+            eval(self::WITH_CONTENTS);
         }
-        return $files;
+        return drover_with_contents($files);
     }
 
     /**
