@@ -56,10 +56,12 @@ type httpState struct {
 	keep        bool      // the connection stays open after this response
 	http10      bool
 	// pending is the encoded Request while it waits for a worker; retry
-	// keeps it while it waits at a worker that prefetches, which may hand
-	// it back unstarted (ipc.FlagRetry).
-	pending []byte
-	retry   []byte
+	// keeps a copy (canRetry) while it waits at a worker that prefetches,
+	// which may hand it back unstarted (ipc.FlagRetry). retry's buffer is
+	// reused from request to request.
+	pending  []byte
+	retry    []byte
+	canRetry bool
 	// headSince is when the current head's first byte arrived (zero while
 	// idle); idleSince when the connection became idle.
 	headSince time.Time
@@ -207,13 +209,9 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 // requestSent follows a dispatched request: the body is forwarded next,
 // after a 100 Continue when the client waits for one.
 func (m *Master) requestSent(c *reactor.Conn, h *httpState, payload []byte) {
-	h.retry = nil
-	if h.w.prefetch > 0 && !h.bodyFollows {
-		if h.pending != nil {
-			h.retry = h.pending
-		} else {
-			h.retry = append([]byte(nil), payload...)
-		}
+	h.canRetry = h.w.prefetch > 0 && !h.bodyFollows
+	if h.canRetry {
+		h.retry = append(h.retry[:0], payload...)
 	}
 	h.pending = nil
 	h.sentAt = c.Loop().Now()
@@ -428,13 +426,13 @@ func (m *Master) handedBack(c *reactor.Conn, h *httpState) {
 	if h.w != nil {
 		log = log.WithFields(logrus.Fields{"worker_id": h.w.slot, "pid": h.w.pid})
 	}
-	if h.retry == nil || h.phase != phWait {
+	if !h.canRetry || h.phase != phWait {
 		log.Warn("request handed back unstarted by an exiting worker after its body went there; answered 503")
 		m.httpError(c, h, http.StatusServiceUnavailable, "the worker left before it started the request; retry", "Retry-After: 1\r\n")
 		return
 	}
 	log.Info("request handed back unstarted by an exiting worker; sending it to another")
-	h.pending, h.retry = h.retry, nil
+	h.pending, h.canRetry = append([]byte(nil), h.retry...), false
 	h.phase = phQueued
 	h.queuedAt = c.Loop().Now()
 	ls := &m.loops[c.Loop().Index()]
@@ -454,7 +452,7 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		m.handedBack(c, h)
 		return
 	}
-	h.retry = nil
+	h.canRetry = false
 	// Decoded in place: header names, values and the body alias payload.
 	ls := &m.loops[c.Loop().Index()]
 	resp := &ls.resp
