@@ -594,3 +594,18 @@ func TestPHPTasksExample(t *testing.T) {
 		t.Fatalf("/async: %d %q", st, body)
 	}
 }
+
+// A PHP worker whose bootstrap throws exits 78 (a failed start) with one
+// line saying why, and drover start fails with that line.
+func TestPHPBootFailureFailsStartWithReason(t *testing.T) {
+	s := newServer(t, phpWorkers(1, phpScript(t, "boot_failure.php"), httpListener, ""))
+	out, err := s.drover("start", "-c", s.config)
+	if err == nil {
+		t.Fatalf("start with a failing PHP worker succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "exited with code 78") ||
+		!strings.Contains(out, "the worker failed to start: Uncaught RuntimeException: cannot reach the database at db:5432 in ") ||
+		!strings.Contains(out, "boot_failure.php:9") {
+		t.Errorf("start error does not give the exit code and the reason:\n%s", out)
+	}
+}

@@ -21,3 +21,5 @@ spl_autoload_register(static function (string $class): void {
         require $file;
     }
 });
+
+require __DIR__ . '/boot.php';
