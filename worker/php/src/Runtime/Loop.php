@@ -126,6 +126,14 @@ final class Loop
         $loop->channel->flush();
         $loop->usageAnchor = $loop->lastUsage = memory_get_usage();
         $loop->rssAnchor = self::rss();
+        if ($loop->memoryLimit > 0 && $loop->rssAnchor >= $loop->memoryLimit) {
+            // A successor would start over the limit too: asking for one
+            // after every request would only churn workers.
+            Log::line(sprintf('max_memory %.1fMiB is below this worker\'s RSS right after start (%.1fMiB): raise it; '
+                . 'the worker does not retire itself on memory (drover still replaces it once a second)',
+                $loop->memoryLimit / 1048576, $loop->rssAnchor / 1048576));
+            $loop->memoryLimit = 0;
+        }
         $loop->serve();
     }
 
