@@ -23,6 +23,7 @@ test: build test-php
 
 # The PHP SDK's own tests (Debian: apt-get install phpunit php-cli php-msgpack).
 test-php:
+	@command -v phpunit >/dev/null || { echo "phpunit is not installed: apt-get install phpunit php-cli php-msgpack (bash .ci/run installs what the tests need)"; exit 1; }
 	cd worker/php && phpunit
 
 test-short:
