@@ -13,6 +13,14 @@ namespace Drover\Runtime;
 final class Boot
 {
     private static bool $guarded = false;
+    private static bool $reported = false;
+
+    /** The worker exits on purpose and has said why: nothing to add. */
+    public static function exit(int $code): never
+    {
+        self::$reported = true;
+        exit($code);
+    }
 
     /** Installs the check, once, in a process drover started. */
     public static function guard(): void
@@ -22,8 +30,8 @@ final class Boot
         }
         self::$guarded = true;
         register_shutdown_function(static function (): void {
-            if (Loop::running()) {
-                return; // the loop reports its own end
+            if (self::$reported || Loop::running()) {
+                return; // said already, or the loop reports its own end
             }
             $e = error_get_last();
             if ($e !== null && ($e['type'] & (E_ERROR | E_CORE_ERROR | E_COMPILE_ERROR | E_USER_ERROR | E_PARSE)) !== 0) {

@@ -48,7 +48,7 @@ final class Channel
     private static function quit(string $why): never
     {
         fwrite(STDERR, $why . "\n");
-        exit(1);
+        Boot::exit(1);
     }
 
     /**

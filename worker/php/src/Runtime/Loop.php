@@ -100,6 +100,12 @@ final class Loop
         if (self::$instance?->serving) {
             throw new \LogicException('a drover worker already runs in this process: call serve() once');
         }
+        foreach (['msgpack' => 'php-msgpack', 'sockets' => 'php-cli'] as $ext => $package) {
+            if (!extension_loaded($ext)) {
+                fwrite(STDERR, "the drover PHP SDK needs PHP's $ext extension, which is not loaded: apt-get install $package (or enable it in php.ini)\n");
+                Boot::exit(78);
+            }
+        }
         $loop = self::$instance ??= new self();
         $loop->serving = true;
         $loop->handler = $handler;
@@ -108,7 +114,7 @@ final class Loop
             $want = $handler->role() === 'task_worker' ? 'task_worker.cmd' : 'worker.cmd';
             fwrite(STDERR, sprintf("this program serves as a %s, but drover started it as a %s: list it under %s in the config\n",
                 $handler->role(), $loop->role, $want));
-            exit(78);
+            Boot::exit(78);
         }
         $loop->installErrorHandling();
         $loop->channel->write(Frame::HELLO, 0, msgpack_pack([
