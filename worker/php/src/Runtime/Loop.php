@@ -274,8 +274,8 @@ final class Loop
 
     /**
      * Asks to be replaced (Retire frame) once the next event would likely
-     * take the process past worker.max_memory: RSS plus the largest growth
-     * one event caused lately. RSS is estimated from PHP's own heap usage
+     * take the process past worker.max_memory: RSS plus twice the largest
+     * growth one event caused lately. RSS is estimated from PHP's own heap usage
      * between reads of /proc/self/statm, which are re-anchored every 256
      * events and whenever the estimate nears the limit.
      */
@@ -285,12 +285,14 @@ final class Loop
         $this->growth = max((int) ($this->growth * 0.9), $usage - $this->lastUsage, 0);
         $this->lastUsage = $usage;
         $estimate = $this->rssAnchor + ($usage - $this->usageAnchor);
-        if ($estimate + 2 * $this->growth < $this->memoryLimit && $this->events % 256 !== 0) {
+        if ($estimate + 3 * $this->growth < $this->memoryLimit && $this->events % 256 !== 0) {
             return;
         }
         $this->rssAnchor = self::rss();
         $this->usageAnchor = $usage;
-        if ($this->rssAnchor + $this->growth < $this->memoryLimit) {
+        // Twice the growth: RSS grows by more than PHP's heap does (pages,
+        // the allocator's chunks), and the next request may leak a little more.
+        if ($this->rssAnchor + 2 * $this->growth < $this->memoryLimit) {
             return;
         }
         $this->retired = true;
