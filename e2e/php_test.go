@@ -609,3 +609,20 @@ func TestPHPBootFailureFailsStartWithReason(t *testing.T) {
 		t.Errorf("start error does not give the exit code and the reason:\n%s", out)
 	}
 }
+
+// Stream\Worker::bind ties a connection to a user id (dispatch_mode 5): its
+// events then go to worker uid % worker_num, whichever it started on.
+func TestPHPStreamBind(t *testing.T) {
+	s := startServer(t, phpWorkers(2, phpScript(t, "stream.php"), lengthListener, "dispatch_mode: 5"))
+	for uid, want := range []string{"0", "1", "0", "1", "0", "1", "0", "1"} { // 8: chance alone would pass 1 in 256
+		c := dial(t, s.addrs[0])
+		if got, err := c.roundTrip("bind " + strconv.Itoa(uid)); err != nil || got != "bound" {
+			t.Fatalf("bind %d: %q, %v", uid, got, err)
+		}
+		for i := 0; i < 3; i++ {
+			if got, err := c.roundTrip("whoami"); err != nil || got != want {
+				t.Fatalf("uid %d: served by worker %q (%v), want %s", uid, got, err, want)
+			}
+		}
+	}
+}

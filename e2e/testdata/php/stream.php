@@ -17,6 +17,17 @@ Worker::serve(
             Worker::close($conn);
             return;
         }
+        if (str_starts_with($body, 'bind ')) {
+            Worker::bind($conn, (int) substr($body, 5));
+            $reply = 'bound';
+            Worker::send($conn, pack('N', strlen($reply)) . $reply);
+            return;
+        }
+        if ($body === 'whoami') {
+            $reply = (string) Drover\Server::workerId();
+            Worker::send($conn, pack('N', strlen($reply)) . $reply);
+            return;
+        }
         if ($body === 'count') {
             $reply = (string) count($open);
             Worker::send($conn, pack('N', strlen($reply)) . $reply);

@@ -77,6 +77,14 @@ final class StreamHandler implements Handler
         }
     }
 
+    public static function bind(int $conn, int $uid): void
+    {
+        if ($uid < 0) {
+            throw new \InvalidArgumentException("uid $uid: want a number from 0");
+        }
+        Loop::get()->write(Frame::BIND, $conn, pack('J', $uid));
+    }
+
     public static function close(int $conn): void
     {
         Loop::get()->write(Frame::CLOSE_CONN, $conn);

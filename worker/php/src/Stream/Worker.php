@@ -44,6 +44,15 @@ final class Worker
         StreamHandler::send($conn, $data);
     }
 
+    /**
+     * Binds connection $conn to user id $uid for dispatch_mode 5 (Swoole's
+     * bind): from then on its events go to worker $uid % worker_num.
+     */
+    public static function bind(int $conn, int $uid): void
+    {
+        StreamHandler::bind($conn, $uid);
+    }
+
     /** Closes connection $conn once what was sent to it before is written. */
     public static function close(int $conn): void
     {
