@@ -284,10 +284,11 @@ final class Request
      */
     public function serverParams(): array
     {
+        $q = strpos($this->target, '?');
         $s = [
             'REQUEST_METHOD' => $this->method,
             'REQUEST_URI' => $this->target,
-            'QUERY_STRING' => $this->queryString(),
+            'QUERY_STRING' => $q === false ? '' : substr($this->target, $q + 1),
             'SERVER_PROTOCOL' => $this->protocol,
             'REMOTE_ADDR' => $this->remoteAddr,
             'REMOTE_PORT' => $this->remotePort,
@@ -299,18 +300,22 @@ final class Request
         if ($this->scheme === 'https') {
             $s['HTTPS'] = 'on';
         }
-        $host = $this->host();
-        if ($host !== '') {
-            $s['SERVER_NAME'] = preg_replace('/:\d+$/', '', $host);
-        }
-        foreach ($this->headers() as $name => $values) {
-            $key = strtoupper(str_replace('-', '_', $name));
-            $value = implode($name === 'cookie' ? '; ' : ', ', $values);
-            if ($key === 'CONTENT_TYPE' || $key === 'CONTENT_LENGTH') {
-                $s[$key] = $value;
-            } else {
-                $s['HTTP_' . $key] = $value;
+        // One pass over the headers as received (this runs for every
+        // request that sets the globals): HTTP_* keys, repeated headers
+        // joined as PHP's SAPIs join them.
+        for ($i = 0, $n = count($this->headerList) - 1; $i < $n; $i += 2) {
+            $key = strtoupper(strtr($this->headerList[$i], '-', '_'));
+            if ($key !== 'CONTENT_TYPE' && $key !== 'CONTENT_LENGTH') {
+                $key = 'HTTP_' . $key;
             }
+            $v = $this->headerList[$i + 1];
+            $s[$key] = isset($s[$key]) ? $s[$key] . ($key === 'HTTP_COOKIE' ? '; ' : ', ') . $v : $v;
+        }
+        if (isset($s['HTTP_HOST'])) {
+            $host = $s['HTTP_HOST'];
+            $colon = strrpos($host, ':');
+            $s['SERVER_NAME'] = $colon !== false && $colon > strrpos($host, ']') && ctype_digit(substr($host, $colon + 1))
+                ? substr($host, 0, $colon) : $host;
         }
         return $s;
     }
