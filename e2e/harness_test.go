@@ -253,7 +253,9 @@ type statusRow struct {
 	LastExit string `json:"last_exit"`
 	Launch   string `json:"launch"`
 	SDK      string `json:"sdk"`
-	Runtime  *struct {
+	// Master only: open client connections.
+	Connections int `json:"connections"`
+	Runtime     *struct {
 		Goroutines int `json:"goroutines"`
 	} `json:"go_runtime"`
 }

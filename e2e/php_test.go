@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -624,5 +625,53 @@ func TestPHPStreamBind(t *testing.T) {
 				t.Fatalf("uid %d: served by worker %q (%v), want %s", uid, got, err, want)
 			}
 		}
+	}
+}
+
+// A request sent ahead to a busy worker whose client leaves before the
+// worker gets to it is not run: the worker finds its Cancel waiting.
+func TestPHPPrefetchedRequestOfAGoneClientIsNotRun(t *testing.T) {
+	s := startServer(t, phpConfig(t, 1))
+	_, pidStr := get(t, httpURL(s, "/pid"))
+	pid, _ := strconv.Atoi(pidStr)
+	dir := t.TempDir()
+	release, mark := filepath.Join(dir, "release"), filepath.Join(dir, "mark")
+	waitFor := func(what string, ok func(rows []statusRow) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok(s.status()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("never saw %s", what)
+			}
+			time.Sleep(10 * time.Millisecond) // polling status
+		}
+	}
+	inFlight := func(n int) func([]statusRow) bool {
+		return func(rows []statusRow) bool {
+			i := slices.IndexFunc(rows, func(r statusRow) bool { return r.PID == pid })
+			return i >= 0 && rows[i].InFlight == n
+		}
+	}
+	held := make(chan string, 1)
+	go func() { _, b := get(t, httpURL(s, "/hold?file="+release)); held <- b }()
+	waitFor("the held request at the worker", inFlight(1))
+	c, err := net.Dial("tcp", tcpAddr(s.addrs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /mark?file=%s HTTP/1.1\r\nHost: x\r\n\r\n", mark)
+	waitFor("the second request sent ahead", inFlight(2))
+	c.(*net.TCPConn).SetLinger(0) // a reset: the client is gone, not half-closed
+	c.Close()
+	waitFor("the gone client's connection closed", func(rows []statusRow) bool { return rows[0].Connections == 1 })
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-held; b != "held" {
+		t.Fatalf("the held request: %q", b)
+	}
+	wantGet(t, httpURL(s, "/"), 200, "Hello, World!") // the worker is past the skipped request
+	if _, err := os.Stat(mark); err == nil {
+		t.Fatal("the request of a client that had gone was run")
 	}
 }

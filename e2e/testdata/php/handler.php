@@ -69,6 +69,15 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             }
             trigger_error('dying on cue', E_USER_ERROR);
             return Response::text('not reached');
+        case '/hold':
+            // Answers once the test creates the file.
+            while (!file_exists((string) $r->query('file'))) {
+                usleep(5000);
+            }
+            return Response::text('held');
+        case '/mark':
+            touch((string) $r->query('file'));
+            return Response::text('marked');
         case '/user-error':
             trigger_error('a user error', E_USER_ERROR);
             return Response::text('not reached');

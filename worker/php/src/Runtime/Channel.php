@@ -122,6 +122,23 @@ final class Channel
         return $avail >= Frame::HEADER_SIZE + unpack('N', $this->in, $this->off)[1];
     }
 
+    /**
+     * Whether a frame of $type for $id with all of $flags is already
+     * buffered (read from the socket, not yet taken), without taking it.
+     */
+    public function hasBuffered(int $type, int $id, int $flags): bool
+    {
+        $packedId = null;
+        for ($off = $this->off, $end = strlen($this->in); $end - $off >= Frame::HEADER_SIZE;) {
+            if (ord($this->in[$off + 4]) === $type && (ord($this->in[$off + 5]) & $flags) === $flags
+                && substr($this->in, $off + 8, 8) === ($packedId ??= pack('J', $id))) {
+                return true;
+            }
+            $off += Frame::HEADER_SIZE + unpack('N', $this->in, $off)[1];
+        }
+        return false;
+    }
+
     private function waitReadable(float $timeout): bool
     {
         $timeout = max(0.0, $timeout);

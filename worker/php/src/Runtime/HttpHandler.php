@@ -73,6 +73,12 @@ final class HttpHandler implements Handler
         $this->what = $m['method'] . ' ' . $m['target'];
         $this->started = $this->cancelled = false;
         $this->unacked = 0;
+        if ($loop->cancelledAhead($id)) {
+            // Sent ahead, and its client left while it waited: not run.
+            $loop->write(Frame::RESPONSE_BODY, $id, '', Frame::FLAG_END);
+            $this->finish();
+            return;
+        }
         $body = (string) ($m['body'] ?? '');
         if (!empty($m['body_follows'])) {
             $body = $this->readBody($id, $body);

@@ -246,6 +246,21 @@ final class Loop
         }
     }
 
+    /**
+     * Whether the client of request $id is already gone (a Cancel with
+     * FlagEnd for it was received): a request sent ahead (prefetch) can
+     * then be skipped instead of run for nobody. Costs no system call.
+     */
+    public function cancelledAhead(int $id): bool
+    {
+        foreach ($this->queue as [$type, $flags, $fid]) {
+            if ($type === Frame::CANCEL && $fid === $id && ($flags & Frame::FLAG_END) !== 0) {
+                return true;
+            }
+        }
+        return $this->channel->hasBuffered(Frame::CANCEL, $id, Frame::FLAG_END);
+    }
+
     public function write(int $type, int $id, string $payload = '', int $flags = 0): void
     {
         $this->channel->write($type, $id, $payload, $flags);
