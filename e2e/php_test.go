@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -674,4 +675,28 @@ func TestPHPPrefetchedRequestOfAGoneClientIsNotRun(t *testing.T) {
 	if _, err := os.Stat(mark); err == nil {
 		t.Fatal("the request of a client that had gone was run")
 	}
+}
+
+// An endless streamed response (server-sent events) stops when its client
+// goes away, and the worker serves the next request.
+func TestPHPEndlessStreamStopsWhenTheClientLeaves(t *testing.T) {
+	s := startServer(t, phpConfig(t, 1))
+	c, err := net.Dial("tcp", tcpAddr(s.addrs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, "GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	for seen := 0; seen < 3; {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the stream: %v", err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			seen++
+		}
+	}
+	c.Close()
+	wantGet(t, httpURL(s, "/"), 200, "Hello, World!") // the only worker is free again
 }

@@ -53,6 +53,14 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
                     yield str_repeat(chr(65 + ($sent >> 16) % 26), min(65536, $n - $sent));
                 }
             })());
+        case '/forever':
+            // An endless stream, as server-sent events: it must stop when the client goes.
+            return new Response(200, ['Content-Type' => 'text/event-stream'], (static function () {
+                for ($i = 0; ; $i++) {
+                    yield "data: $i\n\n";
+                    usleep(10000);
+                }
+            })());
         case '/sleep':
             usleep((int) $r->query('ms', 1000) * 1000);
             return Response::text('slept');

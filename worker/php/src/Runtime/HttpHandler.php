@@ -279,7 +279,7 @@ final class HttpHandler implements Handler
             $loop->flush();
             // Between pieces of a stream, take the credits and a cancel that
             // arrived, without waiting.
-            while (($f = $loop->await(static fn (int $t, int $fl, int $i) => $i === $id && ($t === Frame::WINDOW_CREDIT || $t === Frame::CANCEL), 0.0)) !== null) {
+            while (($f = $loop->await(static fn (int $t, int $fl, int $i) => $i === $id && ($t === Frame::WINDOW_CREDIT || $t === Frame::CANCEL), microtime(true))) !== null) {
                 $this->credit($f[0], $f[1], $f[3]);
             }
         }

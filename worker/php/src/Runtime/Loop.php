@@ -210,7 +210,7 @@ final class Loop
     /**
      * Reads frames until $match accepts one, which it returns; the others
      * wait in the queue (Stop is noted). With a deadline (microtime) it
-     * returns null once it passed.
+     * returns null once it passed and nothing more is readable.
      *
      * @param callable(int, int, int, string): bool $match
      * @return array{int, int, int, string}|null
@@ -227,12 +227,14 @@ final class Loop
             $this->channel->flush();
         }
         while (true) {
-            $timeout = $deadline === null ? null : $deadline - microtime(true);
-            if ($timeout !== null && $timeout <= 0) {
-                return null;
-            }
+            // A deadline that has passed still takes what is readable now:
+            // await($match, microtime(true)) polls without blocking.
+            $timeout = $deadline === null ? null : max(0.0, $deadline - microtime(true));
             $f = $this->channel->read($timeout);
             if ($f === null) {
+                if (microtime(true) >= $deadline) {
+                    return null;
+                }
                 continue;
             }
             if ($match(...$f)) {
