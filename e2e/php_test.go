@@ -545,9 +545,10 @@ func TestPHPFatalHandsBackThePrefetchedRequest(t *testing.T) {
 // without the cookie never gets the previous client's.
 func TestPHPSessionsDoNotLeakBetweenClients(t *testing.T) {
 	s := startServer(t, phpConfig(t, 1))
+	dir := t.TempDir() // the session files
 	ask := func(cookie string) (id, n, setCookie string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", httpURL(s, "/session"), nil)
+		req, _ := http.NewRequest("GET", httpURL(s, "/session?dir="+dir), nil)
 		if cookie != "" {
 			req.Header.Set("Cookie", cookie)
 		}
@@ -573,7 +574,6 @@ func TestPHPSessionsDoNotLeakBetweenClients(t *testing.T) {
 	if id, n, _ := ask(""); id == id1 || n != "1" {
 		t.Fatalf("a new client got session %s with n %s: the previous client's session leaked", id, n)
 	}
-	t.Cleanup(func() { os.Remove(filepath.Join(os.TempDir(), "sess_"+id1)) })
 }
 
 // examples/php/tasks.php, as its config runs it (PHP workers and PHP task

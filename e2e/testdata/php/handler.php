@@ -110,7 +110,7 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             $GLOBALS['_GET']['injected'] = 'x';
             return Response::json($before);
         case '/session':
-            session_save_path(sys_get_temp_dir());
+            session_save_path((string) $r->query('dir', sys_get_temp_dir()));
             session_start();
             $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
             return Response::text(session_id() . ' ' . $_SESSION['n']);

@@ -112,16 +112,6 @@ final class Channel
         }
     }
 
-    /** Whether a whole frame is buffered (read() would not block). */
-    public function buffered(): bool
-    {
-        $avail = strlen($this->in) - $this->off;
-        if ($avail < Frame::HEADER_SIZE) {
-            return false;
-        }
-        return $avail >= Frame::HEADER_SIZE + unpack('N', $this->in, $this->off)[1];
-    }
-
     /**
      * Whether a frame of $type for $id with all of $flags is already
      * buffered (read from the socket, not yet taken), without taking it.

@@ -273,12 +273,6 @@ final class Loop
         $this->channel->flush();
     }
 
-    /** Whether the master asked this worker to stop (it finishes the event in flight first). */
-    public function stopping(): bool
-    {
-        return $this->stopping;
-    }
-
     // ---- after each event: memory ------------------------------------------
 
     private function afterEvent(): void
