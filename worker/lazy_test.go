@@ -73,6 +73,46 @@ func TestHTTPBlockedHandlerGetsReader(t *testing.T) {
 	}
 }
 
+// TestHTTPBlockedHandlerAfterQuickOnesGetsReader: the lend timer is armed
+// by the first lend of a busy period and only re-armed while lends go on;
+// a handler that blocks after quick ones were served in the same period
+// still gets a reader (at the next check that sees its lend unchanged).
+func TestHTTPBlockedHandlerAfterQuickOnesGetsReader(t *testing.T) {
+	answered := make(chan struct{})
+	m := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/wait":
+			select {
+			case <-answered:
+			case <-time.After(10 * time.Second):
+			}
+			_, _ = w.Write([]byte("waited"))
+		default:
+			_, _ = w.Write([]byte("quick"))
+		}
+	}), WithConcurrency(4), withLendThreshold(20*time.Millisecond))
+	for i := range 20 {
+		m.get(uint64(10+i), "/quick")
+		if r := m.response(uint64(10 + i)); string(r.body) != "quick" {
+			t.Fatalf("quick %d: %q", i, r.body)
+		}
+	}
+	start := time.Now()
+	m.get(1, "/wait")
+	m.get(2, "/other")
+	if r := m.response(2); string(r.body) != "quick" {
+		t.Fatalf("conn 2: %q", r.body)
+	}
+	close(answered)
+	if r := m.response(1); string(r.body) != "waited" {
+		t.Fatalf("conn 1: %q", r.body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v: the blocked handler held the reading", d)
+	}
+	m.stop()
+}
+
 // TestBlockedStreamHandlerGetsReader is the same for OnReceive: a callback
 // that waits for another connection's event must not deadlock.
 func TestBlockedStreamHandlerGetsReader(t *testing.T) {

@@ -193,8 +193,12 @@ type Server struct {
 	result chan error     // the reading goroutines' verdict, sent once
 	leadFn func()         // s.lead, bound once: go s.leadFn() does not allocate
 	role   atomic.Int32   // roleReading or roleLent (dispatch.go)
-	// lendTimer calls wakeReader lendThreshold after a lend.
+	// lendTimer runs checkLend while the role is lent (dispatch.go): lendSeq
+	// counts lends, lendSeen is the one its last check saw.
 	lendTimer *time.Timer
+	lendSeq   atomic.Uint64
+	lendSeen  atomic.Uint64
+	lendArmed atomic.Bool
 	http      httpState // HTTP requests in flight (http.go)
 	tasks     taskTable // tasks waited for (tasks.go)
 }
@@ -285,7 +289,7 @@ func serve(ch channel, id int, ev Events, o options) error {
 		s.http.reqs = make(map[uint64]*exchange)
 		s.result = make(chan error, 1)
 		s.leadFn = s.lead
-		s.lendTimer = time.AfterFunc(time.Hour, s.wakeReader)
+		s.lendTimer = time.AfterFunc(time.Hour, s.checkLend)
 		s.lendTimer.Stop()
 		defer s.lendTimer.Stop()
 		go s.leadFn()
