@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"runtime"
 	"sync"
 	"time"
 
@@ -34,16 +33,6 @@ import (
 // waits 20 µs. (Timers this short may fire up to about 1 ms late when every
 // P is idle: the netpoller sleeps in whole milliseconds.)
 const lendThreshold = 50 * time.Microsecond
-
-// yieldEvery is how often a leader that keeps reading yields to the Go
-// scheduler before a read that may block. A goroutine that never yields is
-// seen by the runtime's monitor (sysmon) as running one time slice for ever:
-// every 10 ms it takes the P of the blocked read away, and each time it
-// resets its own polling to every 20 µs. Under the hello benchmark at 256
-// connections that was about 1,100 extra sleeps and wake-ups a second per
-// worker and 12 % of the worker's CPU time; with the yield the worker
-// served about 7 % more requests.
-const yieldEvery = 5 * time.Millisecond
 
 // Reading role states (Server.role).
 const (
@@ -167,15 +156,8 @@ func (q *connQueue) pop() (event, bool) {
 // frames of HTTP requests in flight (draining), until the last of them
 // shuts the reading down.
 func (s *Server) lead() {
-	var lastYield time.Time
 	draining := false
 	for {
-		if !s.ch.r.Ready() { // the read below may block
-			if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
-				lastYield = now
-				runtime.Gosched()
-			}
-		}
 		h, payload, err := s.ch.r.ReadFrame()
 		// Answers wait while more frames are buffered: one write for a batch.
 		s.ch.w.Hold(err == nil && s.ch.r.Ready())

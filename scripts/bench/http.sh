@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # HTTP hello-world benchmark, one run on one machine: drover (2 Go workers,
-# examples/hello), a single-process Go net/http server, and nginx + php-fpm
-# (2 static children), each measured with wrk at 8, 64 and 256 connections.
-# Prints requests/s, p50 and p99 and the ratio of each to net/http.
-# Needs: wrk nginx php-fpm (Debian: apt-get install wrk nginx-light php-fpm).
+# examples/hello), a single-process Go net/http server, nginx + php-fpm
+# (2 static children), gunicorn (2 sync workers) and uWSGI (2 processes
+# behind its HTTP router), each measured with wrk at 8, 64 and 256
+# connections. Prints requests/s, p50 and p99 and the ratio of each to
+# net/http. Needs: wrk nginx php-fpm (Debian: apt-get install wrk
+# nginx-light php-fpm); gunicorn and uWSGI are measured when installed
+# (apt-get install gunicorn uwsgi-core uwsgi-plugin-python3).
 # Usage: [ROUNDS=3] scripts/bench/http.sh [duration per run, default 10s]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -26,6 +29,20 @@ if [ -n "$fpm" ]; then
   echo '<?php header("Content-Type: text/plain; charset=utf-8"); echo "Hello, World!";' > "$tmp/www/index.php"
   start_fpm nginx+php-fpm 18082 "$tmp/www/index.php"
   targets="$targets nginx+php-fpm:18082"
+fi
+
+# The Python peers, each the same hello world under WSGI.
+if command -v gunicorn >/dev/null; then
+  start_gunicorn gunicorn 18083
+  targets="$targets gunicorn:18083"
+else
+  echo "# gunicorn not installed (apt-get install gunicorn): not measured"
+fi
+if command -v uwsgi >/dev/null && [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ]; then
+  start_uwsgi uwsgi 18084
+  targets="$targets uwsgi:18084"
+else
+  echo "# uWSGI not installed (apt-get install uwsgi-core uwsgi-plugin-python3): not measured"
 fi
 
 # Everyone answers before the clock starts.

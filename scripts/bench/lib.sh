@@ -100,6 +100,25 @@ NGX
   roots[$name]+=" $!"
 }
 
+# start_gunicorn NAME PORT / start_uwsgi NAME PORT: the WSGI hello world
+# (scripts/bench/wsgi/hello.py) with 2 worker processes, each server as it
+# is usually run alone: gunicorn's default sync workers (each answer closes
+# its connection, as gunicorn's sync worker always does), and uWSGI behind
+# its own HTTP router, which keeps client connections alive.
+start_gunicorn() {
+  port_free "$2"
+  gunicorn -w 2 -b "127.0.0.1:$2" --chdir scripts/bench/wsgi --log-level warning hello:app \
+    2>"$tmp/gunicorn-$2.log" & pids+=($!)
+  roots[$1]=$!
+}
+start_uwsgi() {
+  port_free "$2"
+  uwsgi --plugin http,python3 --http "127.0.0.1:$2" --http-keepalive --master --processes 2 \
+    --wsgi-file scripts/bench/wsgi/hello.py --callable app --disable-logging --die-on-term \
+    >"$tmp/uwsgi-$2.log" 2>&1 & pids+=($!)
+  roots[$1]=$!
+}
+
 # wait_http URL [BODY]: until URL answers 2xx (with BODY, if given); 1 after 10 s.
 wait_http() {
   local body
