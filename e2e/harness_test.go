@@ -273,6 +273,28 @@ func (s *server) status() []statusRow {
 	return rows
 }
 
+// waitInFlight polls drover status until the events in flight at the
+// workers of role add up to want, as the master counts them (it counts an
+// event until it has read the worker's Done); fatal after 10 s.
+func (s *server) waitInFlight(role string, want int) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := 0
+		for _, r := range s.status() {
+			if r.Role == role {
+				n += r.InFlight
+			}
+		}
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s events in flight: %d, want %d", role, n, want)
+		}
+	}
+}
+
 func pidsOf(rows []statusRow, role string) []int {
 	var pids []int
 	for _, r := range rows {

@@ -401,6 +401,28 @@ func TestPendingEventsGoOutInOrderWhenAWorkerIsReady(t *testing.T) {
 	h.eventually("nothing outstanding", func() bool { return h.m.disp.outstanding() == 0 })
 }
 
+// A worker's exit can reach the master before the loop has read what the
+// worker wrote just before exiting: that goes out first, and only the
+// connections still owed fail.
+func TestExitedWorkersLastAnswersGoOutFirst(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	a := h.readyWorker(0, 1)
+	c := h.dial()
+	c.send("one")
+	hd, _ := a.expect(ipc.TypeData, 0)
+	// The loop does not read the worker's answer before the exit report.
+	release := h.stall(0, nil)
+	a.write(cat(frame(ipc.TypeSend, hd.ID, []byte("last")), frame(ipc.TypeDone, hd.ID, nil)))
+	a.conn.Close()
+	h.m.workerExited(ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: 0, Gen: a.w.gen, PID: a.w.pid, ExitCode: 255})
+	release()
+	c.expect("last")
+	e := a.gone()
+	if e.data["connections_failed"] != 0 || e.data["reason"] != "exited with code 255" {
+		t.Fatalf("worker left: %q %v, want connections_failed 0 and the exit as the reason", e.msg, e.data)
+	}
+}
+
 func TestFixedModeBindsAndRebindsWithAConnect(t *testing.T) {
 	h := newHarness(t, harnessOpts{mode: modeFixed})
 	a := h.readyWorker(0, 1)

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -174,6 +175,26 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) == 0 {
 		return
 	}
+	w.readOnce(l, "")
+}
+
+// drain handles every frame the worker wrote before it exited: they are
+// all in the socket pair by the time the manager reports the exit, but the
+// loop may not have read them yet. Its last answers then reach their
+// clients (and requests it handed back are dispatched again) before
+// workerGone fails the connections still owed. exit is the reason logged if
+// the pair's end is reached. Runs on the owner loop l.
+func (w *worker) drain(l *reactor.Loop, exit string) {
+	for w.m.disp.stateOf(w) != stateDead && w.readOnce(l, exit) {
+	}
+}
+
+// readOnce reads what the socket pair holds, with one system call, and
+// handles the whole frames. It returns false when nothing was read: the
+// pair is empty for now, or the worker was taken out (at the pair's end,
+// with reason gone, or "socket pair closed" when that is empty). Runs on
+// the owner loop l.
+func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 	if cap(w.in)-len(w.in) < 16<<10 {
 		nb := make([]byte, len(w.in), max(64<<10, 2*cap(w.in)))
 		copy(nb, w.in)
@@ -183,15 +204,15 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 	w.m.ipc.reads.Add(1)
 	if n <= 0 {
 		if err == unix.EAGAIN || err == unix.EINTR {
-			return
+			return false
 		}
-		reason := "socket pair closed (worker exited)"
+		reason := cmp.Or(gone, "socket pair closed (worker exited)")
 		if err != nil {
 			reason = "socket pair: " + err.Error()
 		}
 		w.m.workerGone(w, reason, false)
 		w.abandon(l)
-		return
+		return false
 	}
 	w.in = w.in[:len(w.in)+n]
 	off := 0
@@ -200,7 +221,7 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 		if err != nil {
 			w.m.workerGone(w, fmt.Sprintf("malformed frame: %v", err), true)
 			w.abandon(l)
-			return
+			return false
 		}
 		if k == 0 {
 			break
@@ -210,7 +231,7 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 		if err := w.m.frame(l, w, h, payload); err != nil {
 			w.m.workerGone(w, err.Error(), true)
 			w.abandon(l)
-			return
+			return false
 		}
 	}
 	rest := copy(w.in, w.in[off:])
@@ -218,6 +239,7 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 	if rest == 0 && cap(w.in) > 1<<20 {
 		w.in = nil
 	}
+	return true
 }
 
 // abandon stops reading a worker taken out of service, at once: frames
