@@ -37,9 +37,10 @@
 //
 // The goroutine that reads a request or event from fd 3 runs the handler
 // itself; a new reader starts only when the handler waits for body frames or
-// has run for 50µs. No goroutine is started per request, at the price that
-// frames queued behind a handler that parks wait for that timer (which the
-// Go runtime rounds up to about 1ms when the process is otherwise idle).
+// has run for one to two checks of a 50µs timer. No goroutine is started per
+// request, at the price that frames queued behind a handler that parks wait
+// for that timer (which the Go runtime rounds up to about 1ms when the
+// process is otherwise idle).
 //
 // # Life of a worker
 //
