@@ -199,20 +199,30 @@ func TestSendMessage(t *testing.T) {
 	})
 }
 
-// A task past task_timeout fails for its caller with the reason, and the
-// task worker running it is replaced.
+// A task past task_timeout (or task_worker.request_timeout, the smaller of
+// the two) fails for its caller with the reason, and the task worker
+// running it is replaced.
 func TestTaskTimeout(t *testing.T) {
-	s := startServer(t, tasksConfig+"task_timeout: 300ms\n")
-	logs := s.subscribe()
-	code, body := get(t, httpURL(s, "/fanout?n=1&delay=5s"))
-	if code != 502 || !strings.Contains(body, "task_timeout (300ms) exceeded") {
-		t.Fatalf("a task past task_timeout: %d %q", code, body)
-	}
-	s.waitLog(logs, 10*time.Second, "the replacement task worker", func(e logEntry) bool {
-		return e.msg() == "worker ready" && e.str("role") == "task_worker"
-	})
-	if code, body := get(t, httpURL(s, "/fanout?n=2&delay=1ms")); code != 200 || body != "5" {
-		t.Fatalf("after the timeout: %d %q", code, body)
+	withRequestTimeout := strings.Replace(tasksConfig, "task_worker:\n  cmd: [{{bin}}/tasks]\n",
+		"task_worker:\n  cmd: [{{bin}}/tasks]\n  request_timeout: 300ms\n", 1)
+	for _, tc := range []struct{ name, config, reason string }{
+		{"task_timeout", tasksConfig + "task_timeout: 300ms\n", "task_timeout (300ms) exceeded"},
+		{"task_worker.request_timeout", withRequestTimeout + "task_timeout: 10s\n", "task_worker.request_timeout (300ms) exceeded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, tc.config)
+			logs := s.subscribe()
+			code, body := get(t, httpURL(s, "/fanout?n=1&delay=5s"))
+			if code != 502 || !strings.Contains(body, tc.reason) {
+				t.Fatalf("a task past its limit: %d %q, want 502 and %q", code, body, tc.reason)
+			}
+			s.waitLog(logs, 10*time.Second, "the replacement task worker", func(e logEntry) bool {
+				return e.msg() == "worker ready" && e.str("role") == "task_worker"
+			})
+			if code, body := get(t, httpURL(s, "/fanout?n=2&delay=1ms")); code != 200 || body != "5" {
+				t.Fatalf("after the timeout: %d %q", code, body)
+			}
+		})
 	}
 }
 

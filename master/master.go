@@ -162,9 +162,6 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	if m.disp.httpMode == 0 {
 		m.disp.httpMode = modeIdle
 	}
-	for _, key := range notEnforced(cfg) {
-		m.log.WithField("key", key).Warn("setting not enforced by this build yet (see docs/configuration.md)")
-	}
 	defer close(m.done)
 	defer func() {
 		if err != nil {
@@ -804,19 +801,6 @@ func (m *Master) status() []Process {
 		}
 	}
 	return out
-}
-
-// notEnforced lists the settings in cfg that this build parses but does not
-// act on yet, so that nobody believes they protect them.
-func notEnforced(cfg *config.Config) []string {
-	var keys []string
-	add := func(set bool, key string) {
-		if set {
-			keys = append(keys, key)
-		}
-	}
-	add(cfg.TaskWorker.RequestTimeout > 0, "task_worker.request_timeout")
-	return keys
 }
 
 // tickFor is the reactor tick: HTTP listeners need one for their timeouts.

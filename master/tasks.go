@@ -82,7 +82,7 @@ func (tr *taskRouter) idle() *worker {
 func (tr *taskRouter) start(l *reactor.Loop, tw, asker *worker, askerID uint64, data []byte) {
 	tr.next++
 	rec := &taskRec{asker: asker, askerID: askerID, at: tw}
-	if d := tr.m.cfg.TaskTimeout.D(); d > 0 {
+	if d, _ := tr.m.cfg.TaskLimit(); d > 0 {
 		id := tr.next
 		rec.timer = time.AfterFunc(d, func() { tr.timedOut(id) })
 	}
@@ -196,8 +196,9 @@ func (m *Master) routeMessage(l *reactor.Loop, from *worker, id int, data []byte
 	to.write(l, ipc.TypeMessage, uint64(m.globalID(from)), data)
 }
 
-// timedOut fails a task that ran past task_timeout and replaces its task
-// worker, which is stuck (or too slow for the limit).
+// timedOut fails a task that ran past its limit (task_timeout or
+// task_worker.request_timeout) and replaces its task worker, which is stuck
+// (or too slow for the limit).
 func (tr *taskRouter) timedOut(id uint64) {
 	tr.mu.Lock()
 	rec := tr.flight[id]
@@ -208,12 +209,12 @@ func (tr *taskRouter) timedOut(id uint64) {
 	delete(tr.flight, id)
 	tr.busy[rec.at]--
 	tr.mu.Unlock()
-	d := tr.m.cfg.TaskTimeout.D()
+	d, key := tr.m.cfg.TaskLimit()
 	if tr.m.disp.alive(rec.asker) {
-		fail(nil, rec.asker, rec.askerID, fmt.Sprintf("task_timeout (%s) exceeded at task worker %d (pid %d), which is replaced", d, rec.at.slot, rec.at.pid))
+		fail(nil, rec.asker, rec.askerID, fmt.Sprintf("%s (%s) exceeded at task worker %d (pid %d), which is replaced", key, d, rec.at.slot, rec.at.pid))
 	}
-	tr.m.takeOut(rec.at, fmt.Sprintf("task_timeout (%s) exceeded by a task", d), true,
-		"task worker killed: a task exceeded task_timeout; starting a successor")
+	tr.m.takeOut(rec.at, fmt.Sprintf("%s (%s) exceeded by a task", key, d), true,
+		"task worker killed: a task exceeded "+key+"; starting a successor")
 }
 
 // queued is how many tasks wait for a task worker, for drover status.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Config is the resolved content of drover.yaml. After [Load] or [Parse]
@@ -277,6 +278,18 @@ func Parse(name string, data []byte, dir string) (*Config, error) {
 // paths resolve against the directory of c.File, or the current directory
 // when c.File is empty. Errors have no line numbers: "<key>: <problem>",
 // one per line.
+// TaskLimit is how long a task may run at a task worker, and the key that
+// set it: task_timeout and task_worker.request_timeout both bound it (a task
+// is a task worker's request), the smaller one when both are set. 0 is no
+// limit.
+func (c *Config) TaskLimit() (time.Duration, string) {
+	d, key := c.TaskTimeout.D(), "task_timeout"
+	if r := c.TaskWorker.RequestTimeout.D(); r > 0 && (d == 0 || r < d) {
+		d, key = r, "task_worker.request_timeout"
+	}
+	return d, key
+}
+
 func (c *Config) Validate() error {
 	base := "."
 	if c.File != "" {

@@ -436,3 +436,26 @@ func TestDocExample(t *testing.T) {
 		t.Errorf("got %+v", c)
 	}
 }
+
+// task_timeout and task_worker.request_timeout both bound a task; the
+// smaller wins and is named.
+func TestTaskLimit(t *testing.T) {
+	for _, tc := range []struct {
+		task, request time.Duration
+		want          time.Duration
+		key           string
+	}{
+		{0, 0, 0, "task_timeout"},
+		{time.Second, 0, time.Second, "task_timeout"},
+		{0, time.Second, time.Second, "task_worker.request_timeout"},
+		{time.Second, 2 * time.Second, time.Second, "task_timeout"},
+		{2 * time.Second, time.Second, time.Second, "task_worker.request_timeout"},
+	} {
+		c := &Config{TaskTimeout: Duration(tc.task)}
+		c.TaskWorker.RequestTimeout = Duration(tc.request)
+		if d, key := c.TaskLimit(); d != tc.want || (d > 0 && key != tc.key) {
+			t.Errorf("task_timeout %s, task_worker.request_timeout %s: %s from %s, want %s from %s",
+				tc.task, tc.request, d, key, tc.want, tc.key)
+		}
+	}
+}
