@@ -97,7 +97,7 @@ func TestDispatchMode3IdleFirst(t *testing.T) {
 		// A worker's answer can reach the client before the master has read
 		// its Done: until then that worker counts as busy too, and a tie
 		// goes to the first worker.
-		s.waitInFlight("worker", 1)
+		s.waitStatus("only the sleeping event in flight", func(rows []statusRow) bool { return inFlight(rows, "worker") == 1 })
 		if pid := whoamiOn(t, dial(t, s.addrs[0])); pid == busyPID {
 			t.Fatalf("event %d went to the busy worker %d while others were idle", i, busyPID)
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -273,25 +274,37 @@ func (s *server) status() []statusRow {
 	return rows
 }
 
-// waitInFlight polls drover status until the events in flight at the
-// workers of role add up to want, as the master counts them (it counts an
-// event until it has read the worker's Done); fatal after 10 s.
-func (s *server) waitInFlight(role string, want int) {
+// waitStatus polls drover status until ok holds for its rows; fatal,
+// naming what it waited for, after 10 s.
+func (s *server) waitStatus(what string, ok func(rows []statusRow) bool) {
 	s.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := 0
-		for _, r := range s.status() {
-			if r.Role == role {
-				n += r.InFlight
-			}
-		}
-		if n == want {
-			return
-		}
+	for !ok(s.status()) {
 		if time.Now().After(deadline) {
-			s.t.Fatalf("%s events in flight: %d, want %d", role, n, want)
+			s.t.Fatalf("drover status never showed %s", what)
 		}
+		time.Sleep(10 * time.Millisecond) // polling status, not waiting for time to pass
+	}
+}
+
+// inFlight is the number of events in flight at the processes of role
+// ("" for all), as the master counts them: an event counts until it has
+// read the worker's Done.
+func inFlight(rows []statusRow, role string) int {
+	n := 0
+	for _, r := range rows {
+		if role == "" || r.Role == role {
+			n += r.InFlight
+		}
+	}
+	return n
+}
+
+// inFlightAt is a waitStatus condition: n events in flight at process pid.
+func inFlightAt(pid, n int) func([]statusRow) bool {
+	return func(rows []statusRow) bool {
+		i := slices.IndexFunc(rows, func(r statusRow) bool { return r.PID == pid })
+		return i >= 0 && rows[i].InFlight == n
 	}
 }
 

@@ -235,20 +235,7 @@ func TestStopUnderLoad(t *testing.T) {
 		slow <- fmt.Sprintf("%d %s", resp.StatusCode, b)
 	}()
 	// The slow request is in flight once a worker holds it.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		inFlight := 0
-		for _, r := range s.status() {
-			if r.Role == "worker" {
-				inFlight += r.InFlight
-			}
-		}
-		if inFlight > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the slow request never showed as in flight")
-		}
-	}
+	s.waitStatus("the slow request in flight", func(rows []statusRow) bool { return inFlight(rows, "worker") > 0 })
 	out, err := s.drover("stop", "-c", s.config)
 	if err != nil || !strings.Contains(out, "drover stopped") {
 		t.Fatalf("drover stop: %v\n%s", err, out)

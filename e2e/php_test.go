@@ -246,17 +246,7 @@ func TestPHPKilledMidRequest(t *testing.T) {
 		done <- result{resp.StatusCode, nil}
 	}()
 	// The request is at the worker once status counts it in flight.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		rows := s.status()
-		if i := slices.IndexFunc(rows, func(r statusRow) bool { return r.PID == pid }); i >= 0 && rows[i].InFlight == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the request never reached the worker")
-		}
-		time.Sleep(10 * time.Millisecond) // polling status, not waiting for time to pass
-	}
+	s.waitStatus("the request at the worker", inFlightAt(pid, 1))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -508,24 +498,11 @@ func TestPHPFatalHandsBackThePrefetchedRequest(t *testing.T) {
 		resp.Body.Close()
 		out <- result{resp.StatusCode, string(b)}
 	}
-	inFlight := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			rows := s.status()
-			if i := slices.IndexFunc(rows, func(r statusRow) bool { return r.PID == pid }); i >= 0 && rows[i].InFlight == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the worker never had %d requests in flight", n)
-			}
-			time.Sleep(10 * time.Millisecond) // polling status
-		}
-	}
 	go fetch("/fatal-when?file="+cue, fatal)
-	inFlight(1)
+	s.waitStatus("the first request at the worker", inFlightAt(pid, 1))
 	go fetch("/", ahead)
-	inFlight(2) // the second one was sent ahead: it waits in the worker's channel
+	// The second one was sent ahead: it waits in the worker's channel.
+	s.waitStatus("the second request sent ahead", inFlightAt(pid, 2))
 	if err := os.WriteFile(cue, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -637,34 +614,18 @@ func TestPHPPrefetchedRequestOfAGoneClientIsNotRun(t *testing.T) {
 	pid, _ := strconv.Atoi(pidStr)
 	dir := t.TempDir()
 	release, mark := filepath.Join(dir, "release"), filepath.Join(dir, "mark")
-	waitFor := func(what string, ok func(rows []statusRow) bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !ok(s.status()) {
-			if time.Now().After(deadline) {
-				t.Fatalf("never saw %s", what)
-			}
-			time.Sleep(10 * time.Millisecond) // polling status
-		}
-	}
-	inFlight := func(n int) func([]statusRow) bool {
-		return func(rows []statusRow) bool {
-			i := slices.IndexFunc(rows, func(r statusRow) bool { return r.PID == pid })
-			return i >= 0 && rows[i].InFlight == n
-		}
-	}
 	held := make(chan string, 1)
 	go func() { _, b := get(t, httpURL(s, "/hold?file="+release)); held <- b }()
-	waitFor("the held request at the worker", inFlight(1))
+	s.waitStatus("the held request at the worker", inFlightAt(pid, 1))
 	c, err := net.Dial("tcp", tcpAddr(s.addrs[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(c, "GET /mark?file=%s HTTP/1.1\r\nHost: x\r\n\r\n", mark)
-	waitFor("the second request sent ahead", inFlight(2))
+	s.waitStatus("the second request sent ahead", inFlightAt(pid, 2))
 	c.(*net.TCPConn).SetLinger(0) // a reset: the client is gone, not half-closed
 	c.Close()
-	waitFor("the gone client's connection closed", func(rows []statusRow) bool { return rows[0].Connections == 1 })
+	s.waitStatus("the gone client's connection closed", func(rows []statusRow) bool { return rows[0].Connections == 1 })
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

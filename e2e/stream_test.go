@@ -540,19 +540,7 @@ func TestGracefulStopFinishesInFlightEvents(t *testing.T) {
 	logs := s.subscribe()
 	c.c.Write(frame("slow 500"))
 	// The event is in flight once the worker holds it; the status shows it.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		inFlight := 0
-		for _, r := range s.status() {
-			inFlight += r.InFlight
-		}
-		if inFlight > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the slow event never showed as in flight")
-		}
-	}
+	s.waitStatus("the slow event in flight", func(rows []statusRow) bool { return inFlight(rows, "") > 0 })
 	stopped := make(chan string, 1)
 	go func() {
 		out, err := s.drover("stop", "-c", s.config)

@@ -75,20 +75,15 @@ func TestTaskWorkerKilledMidTask(t *testing.T) {
 		done <- answer{code, body}
 	}()
 	// Both task workers hold a task once both show one in flight.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	s.waitStatus("a task in flight at both task workers", func(rows []statusRow) bool {
 		busy := 0
-		for _, r := range s.status() {
+		for _, r := range rows {
 			if r.Role == "task_worker" && r.InFlight > 0 {
 				busy++
 			}
 		}
-		if busy == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the task workers never both showed a task in flight")
-		}
-	}
+		return busy == 2
+	})
 	syscall.Kill(victim, syscall.SIGKILL)
 	a := <-done
 	// The victim's task (and the one queued behind it, if it landed there
@@ -160,20 +155,7 @@ func TestTaskResultForGoneWorkerIsDropped(t *testing.T) {
 	}
 	logs := s.subscribe()
 	go http.Get(httpURL(s, "/fanout?n=1&delay=700ms"))
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		busy := false
-		for _, r := range s.status() {
-			if r.Role == "task_worker" && r.InFlight > 0 {
-				busy = true
-			}
-		}
-		if busy {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the task never showed in flight")
-		}
-	}
+	s.waitStatus("the task in flight", func(rows []statusRow) bool { return inFlight(rows, "task_worker") > 0 })
 	syscall.Kill(asker, syscall.SIGKILL)
 	s.waitLog(logs, 10*time.Second, "the dropped result", func(e logEntry) bool {
 		return strings.HasPrefix(e.msg(), "task result dropped") && e.str("pid") == fmt.Sprint(asker)
