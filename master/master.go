@@ -577,15 +577,11 @@ func (m *Master) workerExited(ev ipc.WorkerEvent) {
 	si.backoffUntil = time.Now().Add(time.Duration(ev.BackoffMS) * time.Millisecond)
 	if w := m.disp.byGen(ev.Gen); w != nil {
 		exit := si.lastExit // si changes on the slot's next exit
-		if m.disp.stateOf(w) == stateRetiring {
-			// Its last answers may still be unread in the socket pair,
-			// whose end of stream takes it out; this only covers a pair
-			// kept open by a process the worker left behind.
-			time.AfterFunc(time.Second, func() { m.workerGone(w, exit, false) })
-			return
-		}
-		// What it wrote before exiting goes out first (a PHP worker's
-		// fatal error answers 500 and hands back the request sent ahead).
+		// What it wrote before exiting goes out first: a retiring worker's
+		// last answers, a PHP worker's 500 for a fatal error and the
+		// request it hands back. Reading stops at the pair's end or, when a
+		// process the worker left behind keeps the pair open, once it is
+		// empty.
 		w.owner.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) {
 			w.drain(l, exit)
 			m.workerGone(w, exit, false)
