@@ -5,18 +5,21 @@
 # Prints, per phase: requests served, non-2xx answers, socket errors, p99.
 # Then checks that every worker drover status lists has served requests.
 # Needs: wrk (apt-get install wrk; php-cli php-msgpack for HANDLER=php).
-# Usage: [HANDLER=go|php] scripts/chaos.sh [seconds per phase, default 10]
+# BIN=DIR runs the drover and hello built in DIR instead of building this
+# tree (to compare a previous commit's build in the same session).
+# Usage: [HANDLER=go|php] [BIN=DIR] scripts/chaos.sh [seconds per phase, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
+bin=${BIN:-$PWD/bin}
 case ${HANDLER:-go} in
-  go) cmd="[$PWD/bin/hello]" ;;
+  go) cmd="[$bin/hello]" ;;
   php) cmd="[php, $PWD/examples/php/hello.php]
   launch: exec" ;;
   *) echo "HANDLER must be go or php"; exit 1 ;;
 esac
 command -v wrk >/dev/null || { echo "wrk not installed (apt-get install wrk)"; exit 1; }
-make build >/dev/null
+[ -n "${BIN:-}" ] || make build >/dev/null
 tmp=$(mktemp -d /tmp/drchaos.XXXX)
 export XDG_RUNTIME_DIR=$tmp
 pids=()
@@ -40,11 +43,11 @@ listeners:
     protocol: http
 $2
 YAML
-  bin/drover start -c "$tmp/$1.yaml" 2>"$tmp/$1.log" & pids+=($!)
+  "$bin/drover" start -c "$tmp/$1.yaml" 2>"$tmp/$1.log" & pids+=($!)
   for _ in $(seq 100); do curl -sf http://127.0.0.1:18100/ >/dev/null 2>&1 && return; sleep 0.1; done
   echo "drover did not start:"; cat "$tmp/$1.log"; exit 1
 }
-stop() { bin/drover stop -c "$tmp/$1.yaml" >/dev/null; }
+stop() { "$bin/drover" stop -c "$tmp/$1.yaml" >/dev/null; }
 
 # phase NAME ACTION [SECONDS]: wrk for SECONDS (default $secs) while
 # ACTION runs; one table row.
@@ -63,7 +66,7 @@ phase() {
     END {printf "%-22s %10s %8d %14d %10s\n", name, req, non2xx, sock, p99}' "$tmp/wrk.out"
 }
 
-D="bin/drover"
+D="$bin/drover"
 printf "%-22s %10s %8s %14s %10s\n" phase requests non-2xx socket-errors p99
 start plain ""
 phase "steady" "true"

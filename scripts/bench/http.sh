@@ -7,7 +7,11 @@
 # net/http. Needs: wrk nginx php-fpm (Debian: apt-get install wrk
 # nginx-light php-fpm); gunicorn and uWSGI are measured when installed
 # (apt-get install gunicorn uwsgi-core uwsgi-plugin-python3).
-# Usage: [ROUNDS=3] scripts/bench/http.sh [duration per run, default 10s]
+# OLD=DIR also measures the drover and hello built in DIR (e.g. a previous
+# commit's bin/, built with `git worktree add /tmp/old COMMIT && make -C
+# /tmp/old build`) as "drover-old", in the same rounds: a redesign is
+# compared with the build before it side by side.
+# Usage: [ROUNDS=3] [OLD=DIR] scripts/bench/http.sh [duration per run, default 10s]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${1:-10s}
@@ -21,9 +25,13 @@ start_tmp drhttp
 start_drover drover 18080 "" "$PWD/bin/hello"
 port_free 18081
 bin/nethttp -addr 127.0.0.1:18081 & pids+=($!)
+targets="net/http:18081 drover:18080"
+if [ -n "${OLD:-}" ]; then
+  DROVER=$OLD/drover start_drover drover-old 18085 "" "$OLD/hello"
+  targets="$targets drover-old:18085"
+fi
 
 # nginx + php-fpm with a one-line script (php.sh runs the SDK under it).
-targets="net/http:18081 drover:18080"
 if [ -n "$fpm" ]; then
   mkdir -p "$tmp/www"
   echo '<?php header("Content-Type: text/plain; charset=utf-8"); echo "Hello, World!";' > "$tmp/www/index.php"

@@ -36,6 +36,8 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || die "port $1 is
 
 # start_drover NAME PORT LAUNCH CMD...: drover with 2 workers running CMD
 # (LAUNCH: the worker's launch mode, "" for the default), HTTP on PORT.
+# DROVER names the drover binary (default bin/drover): an older build in
+# another folder is measured side by side with this one that way.
 start_drover() {
   local name=$1 port=$2 launch=$3 cmd
   shift 3
@@ -50,7 +52,7 @@ listeners:
   - address: tcp://127.0.0.1:$port
     protocol: http
 YAML
-  XDG_RUNTIME_DIR=$tmp bin/drover start -c "$tmp/drover-$port.yaml" 2>"$tmp/drover-$port.log" & pids+=($!)
+  XDG_RUNTIME_DIR=$tmp "${DROVER:-bin/drover}" start -c "$tmp/drover-$port.yaml" 2>"$tmp/drover-$port.log" & pids+=($!)
   roots[$name]=$!
 }
 
