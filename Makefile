@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 EXAMPLES := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/*/main.go))))
 
-.PHONY: build run run-php test test-php test-short bench fuzz clean
+.PHONY: build run run-php test test-php test-short bench fuzz outdated deps clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/drover ./cmd/drover
@@ -36,6 +36,12 @@ bench: build
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+# Dependencies with a newer version (in brackets); update with
+# go get -u ./... && go mod tidy, then go test -race ./... . govulncheck
+# (go run golang.org/x/vuln/cmd/govulncheck@latest ./...) needs its database online.
+outdated deps:
+	$(GO) list -m -u all | grep '\[' || echo "every module is at its newest version"
 
 clean:
 	rm -rf bin
