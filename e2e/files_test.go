@@ -157,8 +157,17 @@ func TestRuntimeDirCannotBeSquatted(t *testing.T) {
 		squat(t, filepath.Join(tmp, "drover-0"), 65534)
 		s.env = squatEnv(s.env, tmp, "")
 		startRunning(t, s)
-		if _, err := os.Stat(filepath.Join("/run/drover", filepath.Base(controlSocket(t, s)))); err != nil {
-			t.Errorf("root's control socket is not in /run/drover: %v", err)
+		ctl := controlSocket(t, s)
+		if filepath.Dir(ctl) != "/run/drover" {
+			t.Errorf("root's control socket is %s, want it in /run/drover", ctl)
+		}
+		// Stopped by the CLI, it leaves nothing behind in the machine's
+		// /run/drover.
+		if out, err := s.drover("stop", "-c", s.config); err != nil {
+			t.Fatalf("drover stop: %v\n%s", err, out)
+		}
+		if _, err := os.Stat(ctl); err == nil {
+			t.Errorf("drover stop left %s behind", ctl)
 		}
 	})
 	t.Run("user", func(t *testing.T) {
