@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,21 +43,21 @@ func RunDir() (string, error) {
 // (it is this user's to fix).
 func runDir() (dir, skipped string, err error) {
 	if d := os.Getenv(RunDirEnv); d != "" {
-		return d, "", ensureRunDir(d)
+		return d, "", ensureRunDir(d, true)
 	}
 	uid := os.Geteuid()
 	if uid == 0 {
-		if err := ensureRunDir(rootRunDir); err == nil {
-			return rootRunDir, "", nil
-		} else if !errors.Is(err, errNotOurs) {
-			return "", "", err
+		// Where /run exists (it does wherever systemd runs); elsewhere,
+		// the temp directory with its fallback.
+		if fi, err := os.Stat(filepath.Dir(rootRunDir)); err == nil && fi.IsDir() {
+			return rootRunDir, "", ensureRunDir(rootRunDir, false)
 		}
 	} else if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
 		d := filepath.Join(x, "drover")
-		return d, "", ensureRunDir(d)
+		return d, "", ensureRunDir(d, false)
 	}
 	tmp := filepath.Join(os.TempDir(), "drover-"+strconv.Itoa(uid))
-	err = ensureRunDir(tmp)
+	err = ensureRunDir(tmp, false)
 	if err == nil || !errors.Is(err, errNotOurs) {
 		return tmp, "", err
 	}
@@ -67,33 +66,40 @@ func runDir() (dir, skipped string, err error) {
 		return "", "", fmt.Errorf("%w; and no fallback: %v (set XDG_RUNTIME_DIR or %s)", err, cerr, RunDirEnv)
 	}
 	d := filepath.Join(cache, "drover")
-	if cerr := ensureRunDir(d); cerr != nil {
+	if cerr := ensureRunDir(d, true); cerr != nil {
 		return "", "", fmt.Errorf("%w; and the fallback: %w", err, cerr)
 	}
 	return d, err.Error(), nil
 }
 
-// errNotOurs marks a runtime directory that another user owns.
+// errNotOurs marks a runtime directory path that another user's entry
+// (directory, link or file) holds.
 var errNotOurs = errors.New("owned by another user")
 
-// ensureRunDir creates dir (0700) if missing, and checks it is safe to
-// keep sockets in: a directory, not a symbolic link, owned by this user,
-// not writable by group or others.
-func ensureRunDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("runtime directory %s: %w (set %s to a directory of this user)", dir, err, RunDirEnv)
+// ensureRunDir creates dir (0700; with parents when parents is set) if
+// missing, and checks it is safe to keep sockets in: a directory, not a
+// symbolic link, owned by this user, not writable by group or others.
+// Whatever another user put at the path is errNotOurs.
+func ensureRunDir(dir string, parents bool) error {
+	mkdir := os.Mkdir
+	if parents {
+		mkdir = os.MkdirAll
 	}
+	mkErr := mkdir(dir, 0o700)
 	fi, err := os.Lstat(dir)
 	if err != nil {
-		return fmt.Errorf("runtime directory %s: %w", dir, err)
+		if mkErr != nil {
+			err = mkErr
+		}
+		return fmt.Errorf("runtime directory %s: %w (set %s to a directory of this user)", dir, err, RunDirEnv)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	switch {
-	case !ok || !fi.IsDir():
-		return fmt.Errorf("runtime directory %s is not a directory (%s): remove it, or set %s", dir, fi.Mode().Type(), RunDirEnv)
-	case int(st.Uid) != os.Geteuid():
+	case ok && int(st.Uid) != os.Geteuid():
 		return fmt.Errorf("runtime directory %s is %w (uid %d), not uid %d's: remove it, or set %s",
 			dir, errNotOurs, st.Uid, os.Geteuid(), RunDirEnv)
+	case !ok || !fi.IsDir():
+		return fmt.Errorf("runtime directory %s is not a directory (%s): remove it, or set %s", dir, fi.Mode().Type(), RunDirEnv)
 	case fi.Mode().Perm()&0o022 != 0:
 		return fmt.Errorf("runtime directory %s may be written by group or others (mode %04o): `chmod go-w %s` (0700 or 0755), or set %s",
 			dir, fi.Mode().Perm(), dir, RunDirEnv)
