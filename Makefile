@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 EXAMPLES := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/*/main.go))))
 
-.PHONY: build run run-php test test-php test-short bench fuzz clean
+.PHONY: build run run-php test test-php test-short check-unit bench fuzz outdated deps clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/drover ./cmd/drover
@@ -17,7 +17,7 @@ run: build
 run-php: build
 	bin/drover start -c examples/php/hello.yaml
 
-test: build test-php
+test: build test-php check-unit
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
@@ -25,6 +25,11 @@ test: build test-php
 test-php:
 	@command -v phpunit >/dev/null || { echo "phpunit is not installed: apt-get install phpunit php-cli php-msgpack (bash .ci/run installs what the tests need)"; exit 1; }
 	cd worker/php && phpunit
+
+# The systemd unit (deploy/systemd/drover.service): systemd-analyze verify,
+# the copy in docs/operations.md, a start and stop as the unit runs drover.
+check-unit: build
+	scripts/check-unit.sh
 
 test-short:
 	$(GO) test -race -short ./...
@@ -36,6 +41,12 @@ bench: build
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+# Dependencies with a newer version (in brackets); update with
+# go get -u ./... && go mod tidy, then go test -race ./... . govulncheck
+# (go run golang.org/x/vuln/cmd/govulncheck@latest ./...) needs its database online.
+outdated deps:
+	$(GO) list -m -u all | grep '\[' || echo "every module is at its newest version"
 
 clean:
 	rm -rf bin

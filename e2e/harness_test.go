@@ -133,6 +133,9 @@ func newServer(t *testing.T, cfg string) *server {
 	// The race runtime sleeps a second at exit by default; every CLI call
 	// would pay it.
 	s.env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "GORACE=atexit_sleep_ms=50")
+	// Root's runtime directory is /run/drover whatever XDG_RUNTIME_DIR
+	// says: each test names its own.
+	s.env = append(s.env, "DROVER_RUNTIME_DIR="+filepath.Join(dir, "drover"))
 	t.Cleanup(s.cleanup)
 	return s
 }

@@ -386,7 +386,7 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 		Path:       h.Path,
 		Args:       append([]string(nil), h.Cmd...),
 		Dir:        h.Dir,
-		Env:        mg.roleEnv(workerEnv(role, slot, num, launch, h), role, h),
+		Env:        mg.roleEnv(workerEnv(role, slot, num, launch, h, mg.cred), role, h),
 		ExtraFiles: []*os.File{theirs},
 		SysProcAttr: &syscall.SysProcAttr{
 			Pdeathsig:  syscall.SIGKILL,
@@ -573,16 +573,26 @@ func (c *child) readOutput(r io.ReadCloser) {
 
 // workerEnv is the manager's environment minus drover's own variables,
 // plus the handler's env and the worker variables of docs/protocol.md.
-func workerEnv(role string, slot, num int, launch string, h *config.Handler) []string {
+// With h.ClearEnv (the default, php-fpm's clear_env) only what keptEnv
+// names passes, with PATH and the identity of the user the handler runs
+// as (cred; nil: the manager's) filled in; a value "$NAME" in the
+// handler's env takes the manager's NAME (expandEnv).
+func workerEnv(role string, slot, num int, launch string, h *config.Handler, cred *syscall.Credential) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "DROVER_") || strings.HasPrefix(kv, "TABLEFLIP_") {
 			continue
 		}
+		if h.ClearEnv && !keptEnv(kv) {
+			continue
+		}
 		env = append(env, kv)
 	}
+	if h.ClearEnv {
+		env = clearedEnv(env, cred)
+	}
 	for k, v := range h.Env {
-		env = append(env, k+"="+v)
+		env = append(env, k+"="+expandEnv(v))
 	}
 	return append(env,
 		ipc.EnvRole+"="+role,

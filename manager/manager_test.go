@@ -43,7 +43,7 @@ func TestWorkerEnv(t *testing.T) {
 	t.Setenv("TABLEFLIP_HAS_PARENT_7DIU3", "yes") // tableflip's: not passed on
 	t.Setenv("APP_KEEP", "1")
 	h := &config.Handler{Env: map[string]string{"APP_ENV": "prod"}}
-	env := workerEnv(ipc.RoleWorker, 3, 8, launchExec, h)
+	env := workerEnv(ipc.RoleWorker, 3, 8, launchExec, h, nil)
 	for _, want := range []string{"DROVER_ROLE=worker", "DROVER_WORKER_ID=3", "DROVER_WORKER_NUM=8",
 		"DROVER_FD=3", "DROVER_LAUNCH=exec", "APP_ENV=prod", "APP_KEEP=1"} {
 		if !slices.Contains(env, want) {

@@ -172,6 +172,10 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	if m.ctlPath, err = ControlPath(cfg.File); err != nil {
 		return err
 	}
+	if dir, skipped, _ := runDir(); skipped != "" {
+		m.log.WithFields(logrus.Fields{"runtime_dir": dir, "cause": skipped}).
+			Warn("runtime directory in the temp dir taken by another user; using the fallback (the CLI finds it there too)")
+	}
 	if m.pidPath, err = PIDPath(cfg); err != nil {
 		return err
 	}
@@ -294,6 +298,14 @@ func (m *Master) listen() ([]*reactor.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
 		}
+		if lc.Network == "unix" {
+			// Bound now, or inherited from the master before an upgrade:
+			// either way the socket file gets this config's mode and owner.
+			if err := setSocketPerm(lc); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
+			}
+		}
 		// The reactor polls the raw descriptor; the net.Listener must stay
 		// referenced, or its finalizer closes the descriptor under the loops.
 		m.netLns = append(m.netLns, ln)
@@ -305,6 +317,38 @@ func (m *Master) listen() ([]*reactor.Listener, error) {
 		m.bound = append(m.bound, lc.Network+"://"+ln.Addr().String())
 	}
 	return out, nil
+}
+
+// setSocketPerm gives a unix listener's socket file its mode (default
+// 0660, whatever the umask made of it) and owner, as php-fpm's
+// listen.mode, listen.owner and listen.group: connect(2) needs write
+// permission on the file. Lchown: the path is the socket drover just
+// bound, never a link to follow.
+func setSocketPerm(lc config.Listener) error {
+	mode, ok := lc.SocketMode()
+	if !ok {
+		return fmt.Errorf("mode %q is not an octal file mode", lc.Mode)
+	}
+	uid, gid, err := lc.SocketOwner()
+	if err != nil {
+		return err
+	}
+	fi, err := os.Lstat(lc.Addr)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("%s is not the socket drover bound (%s): something replaced it", lc.Addr, fi.Mode().Type())
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := os.Lchown(lc.Addr, uid, gid); err != nil {
+			return fmt.Errorf("socket owner (owner %q, group %q): %w", lc.Owner, lc.Group, err)
+		}
+	}
+	if err := os.Chmod(lc.Addr, mode); err != nil {
+		return fmt.Errorf("socket mode %04o: %w", mode, err)
+	}
+	return nil
 }
 
 func clearStaleSocket(path string) {

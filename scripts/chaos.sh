@@ -21,7 +21,7 @@ esac
 command -v wrk >/dev/null || { echo "wrk not installed (apt-get install wrk)"; exit 1; }
 [ -n "${BIN:-}" ] || make build >/dev/null
 tmp=$(mktemp -d /tmp/drchaos.XXXX)
-export XDG_RUNTIME_DIR=$tmp
+export XDG_RUNTIME_DIR=$tmp DROVER_RUNTIME_DIR=$tmp/drover # root ignores XDG_RUNTIME_DIR
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,7 +78,10 @@ func runMaster(cfg *config.Config) error {
 	if cfg.LogFile != "" {
 		var err error
 		if lf, err = logfile.Open(cfg.LogFile); err != nil {
-			return fmt.Errorf("log_file: %w (create its directory or fix its permissions)", err)
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+				return fmt.Errorf("log_file: %w (create its directory or fix its permissions)", err)
+			}
+			return fmt.Errorf("log_file: %w", err)
 		}
 		defer lf.Close()
 		out, reopen = lf, lf.Reopen
@@ -158,9 +162,11 @@ func daemonize(cfg *config.Config) error {
 	cmd := exec.Command(exe, "start", "-c", cfg.File)
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
 	cmd.Stdin, cmd.ExtraFiles = devnull, []*os.File{w}
-	lf, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	// Checked as the master checks log_file: no link, no file or directory
+	// of another user (internal/logfile).
+	lf, err := logfile.OpenFile(logFile)
 	if err != nil {
-		return fmt.Errorf("log file %s: %w", logFile, err)
+		return fmt.Errorf("log file: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

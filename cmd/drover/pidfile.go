@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/internal/logfile"
 	"github.com/drover-dev/drover/master"
 )
 
@@ -30,6 +31,11 @@ func checkPIDFile(cfg *config.Config, log *logrus.Entry) error {
 	path, err := master.PIDPath(cfg)
 	if err != nil {
 		return err
+	}
+	// The pid file is written by rename (no link is followed), but someone
+	// else who may write its directory could replace it with any pid.
+	if err := logfile.CheckDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("pid_file: %w", err)
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {

@@ -2,8 +2,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -131,6 +135,8 @@ type Process struct {
 	// Reload, when true, replaces it on drover reload like a worker; by
 	// default a reload leaves it running.
 	Reload bool `yaml:"reload" json:"reload"`
+	// ClearEnv is as a handler's clear_env. Default true.
+	ClearEnv bool `yaml:"clear_env" json:"clear_env"`
 	// Handler is the above, resolved by validation.
 	Handler Handler `yaml:"-" json:"handler"`
 }
@@ -146,8 +152,16 @@ type Handler struct {
 	// Dir is the handler's working directory; default the config file's
 	// directory. Must exist.
 	Dir string `yaml:"dir" json:"dir"`
-	// Env is added to the handler's environment.
+	// Env is added to the handler's environment. A value of the form
+	// $NAME takes the master's variable NAME (empty if unset), as php-fpm's
+	// env[NAME] = $NAME; $$ starts a literal $.
 	Env map[string]string `yaml:"env" json:"env"`
+	// ClearEnv, true by default (php-fpm's clear_env), starts the handler
+	// with a minimal environment — PATH, the locale (LANG, LANGUAGE,
+	// LC_*), TZ, GORACE, and HOME, USER and LOGNAME of the user it runs
+	// as — plus Env and drover's own variables, instead of the master's
+	// whole environment. false passes the master's environment on.
+	ClearEnv bool `yaml:"clear_env" json:"clear_env"`
 	// Checksum is the optional hex sha256 of the executable, checked at
 	// launch.
 	Checksum string `yaml:"checksum" json:"checksum"`
@@ -187,12 +201,64 @@ type Listener struct {
 	PackageMaxLength Size `yaml:"package_max_length" json:"package_max_length"`
 	// PackageEOF ends each packet of protocol eof; 1..8 bytes.
 	PackageEOF string `yaml:"package_eof" json:"package_eof"`
+	// Mode is the permission of a unix:// listener's socket file, octal
+	// (php-fpm's listen.mode). Default "0660": the owner and the group
+	// may connect. Only for unix listeners.
+	Mode string `yaml:"mode" json:"mode"`
+	// Owner and Group name the user and group (names or ids) that the
+	// socket file of a unix:// listener is given (php-fpm's listen.owner
+	// and listen.group), e.g. group: www-data for nginx. Default: the
+	// user and group drover runs as (no change). Only for unix listeners.
+	Owner string `yaml:"owner" json:"owner"`
+	Group string `yaml:"group" json:"group"`
 
 	// Network is "tcp", "unix" or "udp", set by validation.
 	Network string `yaml:"-" json:"network"`
 	// Addr is the address to bind, set by validation: "host:port" for tcp
 	// and udp, the absolute socket path for unix.
 	Addr string `yaml:"-" json:"addr"`
+}
+
+// DefaultSocketMode is the default mode of a unix listener's socket file.
+const DefaultSocketMode = "0660"
+
+// SocketMode returns Mode as permission bits (0660 when Mode is empty) and
+// whether it is a valid octal mode of at most 0777.
+func (l Listener) SocketMode() (os.FileMode, bool) {
+	m := l.Mode
+	if m == "" {
+		m = DefaultSocketMode
+	}
+	n, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(m, "0o"), "0O"), 8, 32)
+	if err != nil || n > 0o777 {
+		return 0, false
+	}
+	return os.FileMode(n), true
+}
+
+// SocketOwner resolves Owner and Group to the uid and gid a unix
+// listener's socket file is given; -1 leaves either as it is.
+func (l Listener) SocketOwner() (uid, gid int, err error) {
+	uid, gid = -1, -1
+	if l.Owner != "" {
+		u, err := user.Lookup(l.Owner)
+		if err != nil {
+			if u, err = user.LookupId(l.Owner); err != nil {
+				return -1, -1, fmt.Errorf("unknown user %q", l.Owner)
+			}
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+	}
+	if l.Group != "" {
+		g, err := user.LookupGroup(l.Group)
+		if err != nil {
+			if g, err = user.LookupGroupId(l.Group); err != nil {
+				return -1, -1, fmt.Errorf("unknown group %q", l.Group)
+			}
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	return uid, gid, nil
 }
 
 // LengthSize returns the size in bytes of the length field described by

@@ -55,6 +55,7 @@ func TestParseValid(t *testing.T) {
 						Cmd:          []string{"../bin/echo"},
 						Launch:       "auto",
 						Dir:          fx.conf,
+						ClearEnv:     true,
 						StartTimeout: Duration(10 * time.Second),
 						Path:         filepath.Join(fx.dir, "bin/echo"),
 					},

@@ -190,10 +190,18 @@ func (v *validator) defaults(c *Config) {
 		if unset(key + ".dir") {
 			h.Dir = v.base
 		}
+		if unset(key + ".clear_env") {
+			h.ClearEnv = true
+		}
 	}
 	handler("worker", &c.Worker)
 	if c.TaskWorkerNum > 0 || v.set["task_worker"] {
 		handler("task_worker", &c.TaskWorker)
+	}
+	for i := range c.Processes {
+		if unset(fmt.Sprintf("processes[%d].clear_env", i)) {
+			c.Processes[i].ClearEnv = true
+		}
 	}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
@@ -278,7 +286,7 @@ func (v *validator) validate(c *Config) {
 			v.fail(key+".name", "%s is used by another process (names must be unique)", show(p.Name))
 		}
 		names[p.Name] = true
-		p.Handler = Handler{Cmd: p.Cmd, Launch: p.Launch, Dir: p.Dir, Env: p.Env, StartTimeout: DefaultStartTimeout}
+		p.Handler = Handler{Cmd: p.Cmd, Launch: p.Launch, Dir: p.Dir, Env: p.Env, ClearEnv: p.ClearEnv, StartTimeout: DefaultStartTimeout}
 		if p.Handler.Launch == "" {
 			p.Handler.Launch = DefaultLaunch
 		}
@@ -523,6 +531,23 @@ func (v *validator) listener(key string, l *Listener, maxLen Size) {
 			if v.present(key+"."+opt.name, opt.nonZero) {
 				v.fail(key+"."+opt.name, "applies to protocol length only (remove it, or set protocol: length)")
 			}
+		}
+	}
+	for _, opt := range []struct{ name, val string }{{"mode", l.Mode}, {"owner", l.Owner}, {"group", l.Group}} {
+		if l.Network != "unix" && l.Network != "" && v.present(key+"."+opt.name, opt.val != "") {
+			v.fail(key+"."+opt.name, "applies to unix:// listeners only (remove it)")
+		}
+	}
+	if l.Network == "unix" {
+		if _, ok := l.SocketMode(); !ok {
+			v.fail(key+".mode", "%s is not an octal file mode (want e.g. 0660 for owner and group, 0666 for everyone)", show(l.Mode))
+		}
+		if _, _, err := l.SocketOwner(); err != nil {
+			k := key + ".owner"
+			if strings.Contains(err.Error(), "group") {
+				k = key + ".group"
+			}
+			v.fail(k, "%v (create it, or remove the key to keep the socket drover's)", err)
 		}
 	}
 	if l.Protocol != "eof" && v.present(key+".package_eof", l.PackageEOF != "") {

@@ -2,6 +2,11 @@
 // Writer appends to a file; Reopen opens the same path anew — after
 // logrotate (or an operator) renamed the old file — and switches to the new
 // file between two writes, so that no line is lost, split or interleaved.
+//
+// The master usually runs as root and its workers as a less privileged
+// user, whose output it writes to the log: every open is checked (see
+// OpenFile) so that the file cannot be another one in disguise (nginx's
+// CVE-2016-1247).
 package logfile
 
 import (
@@ -36,10 +41,7 @@ func Open(path string) (*Writer, error) {
 	return &Writer{path: path, f: f}, nil
 }
 
-func openFile(path string) (*os.File, error) {
-	// os.OpenFile sets O_CLOEXEC: child processes never inherit the log.
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, Mode)
-}
+func openFile(path string) (*os.File, error) { return OpenFile(path) }
 
 // Path returns the path the Writer opens.
 func (w *Writer) Path() string { return w.path }

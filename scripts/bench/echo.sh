@@ -24,7 +24,7 @@ listeners:
     protocol: length
     package_body_offset: 4
 YAML
-XDG_RUNTIME_DIR=$tmp bin/drover start -c "$tmp/echo.yaml" 2>"$tmp/drover.log" & pids+=($!)
+XDG_RUNTIME_DIR=$tmp DROVER_RUNTIME_DIR=$tmp/drover bin/drover start -c "$tmp/echo.yaml" 2>"$tmp/drover.log" & pids+=($!)
 bin/loadgen -serve 127.0.0.1:19601 >/dev/null & pids+=($!)
 bin/rxecho -addr 127.0.0.1:19701 >/dev/null & pids+=($!)
 for i in $(seq 100); do grep -q "drover ready" "$tmp/drover.log" && break; sleep 0.1; done

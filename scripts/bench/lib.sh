@@ -52,7 +52,7 @@ listeners:
   - address: tcp://127.0.0.1:$port
     protocol: http
 YAML
-  XDG_RUNTIME_DIR=$tmp "${DROVER:-bin/drover}" start -c "$tmp/drover-$port.yaml" 2>"$tmp/drover-$port.log" & pids+=($!)
+  XDG_RUNTIME_DIR=$tmp DROVER_RUNTIME_DIR=$tmp/drover "${DROVER:-bin/drover}" start -c "$tmp/drover-$port.yaml" 2>"$tmp/drover-$port.log" & pids+=($!)
   roots[$name]=$!
 }
 
