@@ -63,6 +63,8 @@ func runHandler(role string) {
 		}, worker.WithConcurrency(4))
 	case "http":
 		serveHTTPHandler()
+	case "hygiene":
+		serveHygieneHandler()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown E2E_HANDLER", role)
 		os.Exit(2)

@@ -1,0 +1,335 @@
+package e2e
+
+// Process hygiene (issue 16, items 3 and 8): a worker's output of any
+// length, the signal dispositions handlers start with, what a worker
+// started ending with it, a starting master the CLI can see and stop, and
+// the reason of a failed upgrade reaching drover upgrade.
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/worker"
+)
+
+// serveHygieneHandler is the Go handler of these tests (E2E_HANDLER=hygiene):
+//
+//	/sigign        the SigIgn line of its own /proc/PID/status
+//	/sigign-child  the SigIgn line of a program it executes
+//	/bg            starts `sleep 301` in the background; answers its pid
+//	/line?n=N&c=C  writes one line of N bytes C to stderr
+//
+// With E2E_HANG=1 it never says hello.
+func serveHygieneHandler() {
+	if os.Getenv("E2E_HANG") == "1" {
+		select {}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/sigign", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := os.ReadFile("/proc/self/status")
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "SigIgn:") {
+				io.WriteString(w, l)
+			}
+		}
+	})
+	mux.HandleFunc("/sigign-child", func(w http.ResponseWriter, r *http.Request) {
+		out, err := exec.Command("grep", "SigIgn", "/proc/self/status").Output()
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Write(out)
+	})
+	mux.HandleFunc("/bg", func(w http.ResponseWriter, r *http.Request) {
+		cmd := exec.Command("sleep", "301")
+		if err := cmd.Start(); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		fmt.Fprint(w, cmd.Process.Pid)
+	})
+	mux.HandleFunc("/line", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		line := strings.Repeat(r.URL.Query().Get("c"), n) + "\n"
+		if _, err := os.Stderr.WriteString(line); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		io.WriteString(w, "written")
+	})
+	worker.RunHTTP(mux, worker.WithConcurrency(4))
+}
+
+// hygieneConfig runs two hygiene handlers behind an HTTP listener; launch
+// is exec or plugin, env more worker environment (", K: V"), extra more
+// keys under worker:.
+func hygieneConfig(launch, env, extra string) string {
+	return fmt.Sprintf(`
+worker_num: 2
+worker:
+  cmd: [{{helper}}]
+  launch: %s
+  env: {E2E_HANDLER: hygiene%s}
+%s
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`, launch, env, extra)
+}
+
+func wantGetOK(t *testing.T, url string) string {
+	t.Helper()
+	st, body := get(t, url)
+	if st != 200 {
+		t.Fatalf("GET %s: %d %q", url, st, body)
+	}
+	return body
+}
+
+// ignoredSignals parses a SigIgn line of /proc/PID/status and returns the
+// names of those of sigs that it marks ignored.
+func ignoredSignals(t *testing.T, line string, sigs []syscall.Signal) []string {
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) != 2 || f[0] != "SigIgn:" {
+		t.Fatalf("not a SigIgn line: %q", line)
+	}
+	mask, err := strconv.ParseUint(f[1], 16, 64)
+	if err != nil {
+		t.Fatalf("SigIgn line %q: %v", line, err)
+	}
+	var out []string
+	for _, s := range sigs {
+		if mask&(1<<(uint(s)-1)) != 0 {
+			out = append(out, s.String())
+		}
+	}
+	return out
+}
+
+// managerSignals are the signals drover's manager used to ignore (ab947ec),
+// which ignored dispositions passed on to every worker.
+var managerSignals = []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+
+// Lines of 1 MiB and 4 MiB on a worker's stderr are logged in pieces; the
+// manager and every worker keep running.
+func TestLongOutputLinesLeaveEveryoneRunning(t *testing.T) {
+	for _, launch := range []string{"exec", "plugin"} {
+		t.Run(launch, func(t *testing.T) {
+			s := startServer(t, hygieneConfig(launch, "", ""))
+			before := s.status()
+			logs := s.subscribe()
+			for _, tc := range []struct {
+				n int
+				c string
+			}{{1 << 20, "a"}, {4 << 20, "b"}} {
+				wantGetOK(t, httpURL(s, fmt.Sprintf("/line?n=%d&c=%s", tc.n, tc.c)))
+				got, pieces := 0, 0
+				for got < tc.n {
+					e := s.waitLog(logs, 20*time.Second, fmt.Sprintf("the %d-byte line in pieces (%d bytes of it so far)", tc.n, got),
+						func(e logEntry) bool {
+							out := e.str("output")
+							return e.msg() == "worker output" && out != "" && strings.Trim(out, tc.c) == ""
+						})
+					n := len(e.str("output"))
+					if n > 64<<10 {
+						t.Fatalf("a piece of %d bytes: want at most 64 KiB", n)
+					}
+					got += n
+					pieces++
+				}
+				if got != tc.n || pieces < tc.n/(64<<10) {
+					t.Fatalf("the %d-byte line was logged as %d bytes in %d pieces", tc.n, got, pieces)
+				}
+			}
+			// The next request is served, and nobody was restarted.
+			wantGetOK(t, httpURL(s, "/sigign"))
+			after := s.status()
+			if !slices.Equal(allPIDs(before), allPIDs(after)) {
+				t.Fatalf("pids changed after the long lines: before %v, after %v", allPIDs(before), allPIDs(after))
+			}
+			if s.hasLog(func(e logEntry) bool { return e.msg() == "manager exited; starting a new one" }) {
+				t.Fatal("the manager exited")
+			}
+		})
+	}
+}
+
+// A Go worker, a program it executes and a program a PHP handler executes
+// start with default dispositions: none of the signals the manager
+// handles is ignored.
+func TestWorkersStartWithDefaultSignals(t *testing.T) {
+	goSigs := append(slices.Clone(managerSignals), syscall.SIGPIPE)
+	s := startServer(t, hygieneConfig("plugin", "", ""))
+	for _, path := range []string{"/sigign", "/sigign-child"} {
+		line := strings.TrimSpace(wantGetOK(t, httpURL(s, path)))
+		if ign := ignoredSignals(t, line, goSigs); len(ign) > 0 {
+			t.Errorf("%s: a Go worker (%s) finds %v ignored", path, line, ign)
+		}
+	}
+	php := startServer(t, phpWorkers(1, phpScript(t, "hygiene.php"), httpListener, ""))
+	line := strings.TrimSpace(wantGetOK(t, httpURL(php, "/sigign")))
+	// PHP's CLI ignores SIGPIPE itself (sapi/cli): only the manager's are checked.
+	if ign := ignoredSignals(t, line, managerSignals); len(ign) > 0 {
+		t.Errorf("a program executed by a PHP handler (%s) finds %v ignored", line, ign)
+	}
+}
+
+// A background child a handler started is gone after a reload, and gone
+// when drover stop returns.
+func TestBackgroundChildEndsWithItsWorker(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  func(t *testing.T) string
+	}{
+		{"go", func(t *testing.T) string { return hygieneConfig("plugin", "", "") }},
+		{"php", func(t *testing.T) string { return phpWorkers(2, phpScript(t, "hygiene.php"), httpListener, "") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, tc.cfg(t))
+			bg := func() int {
+				t.Helper()
+				pid, err := strconv.Atoi(strings.TrimSpace(wantGetOK(t, httpURL(s, "/bg"))))
+				if err != nil || !alive(pid) {
+					t.Fatalf("/bg: pid %d (%v) not running", pid, err)
+				}
+				t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+				return pid
+			}
+			pid := bg()
+			if out, err := s.drover("reload", "-c", s.config); err != nil {
+				t.Fatalf("drover reload: %v\n%s", err, out)
+			}
+			if left := waitExited([]int{pid}, 10*time.Second); len(left) > 0 {
+				t.Fatalf("background child %d of a replaced worker still runs 10s after drover reload", pid)
+			}
+			pid = bg()
+			if out, err := s.drover("stop", "-c", s.config); err != nil {
+				t.Fatalf("drover stop: %v\n%s", err, out)
+			}
+			if alive(pid) {
+				t.Fatalf("background child %d still runs after drover stop returned", pid)
+			}
+		})
+	}
+}
+
+// While a worker has not said hello, drover status shows the master
+// starting and the workers it waits for, and drover stop ends it.
+func TestStartingMasterCanBeSeenAndStopped(t *testing.T) {
+	s := newServer(t, hygieneConfig("exec", `, E2E_HANG: "1"`, "  start_timeout: 5m"))
+	logs := s.subscribe()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		s.waitLog(logs, 20*time.Second, "worker started", func(e logEntry) bool { return e.msg() == "worker started" })
+	}
+	for _, args := range [][]string{{"status", "--json", "-c", s.config}, {"status", "--json"}} {
+		out, err := s.drover(args...)
+		if err != nil || !strings.Contains(out, `"state": "starting"`) {
+			t.Fatalf("drover %s while the workers start: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	rows := s.status()
+	if rows[0].Role != "master" || rows[0].State != "starting" {
+		t.Fatalf("master row while starting: %+v", rows[0])
+	}
+	waiting := 0
+	for _, r := range rows {
+		if r.Role == "worker" && r.State == "starting" && r.PID > 0 {
+			waiting++
+		}
+	}
+	if waiting != 2 {
+		t.Fatalf("status while starting shows %d workers waited for, want 2: %+v", waiting, rows)
+	}
+	pids := allPIDs(rows)
+	out, err := s.drover("stop", "-c", s.config)
+	if err != nil || !strings.Contains(out, "drover stopped") {
+		t.Fatalf("drover stop while starting: %v\n%s", err, out)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the master still runs 10s after drover stop returned")
+	}
+	if left := waitExited(pids, 5*time.Second); len(left) > 0 {
+		t.Fatalf("processes %v outlived drover stop", left)
+	}
+}
+
+// startIn starts drover in the server's directory with a relative -c
+// path, as an operator in /etc/drover would, and waits until it is ready.
+func (s *server) startIn() {
+	s.t.Helper()
+	ready := s.subscribe()
+	defer s.unsubscribe(ready)
+	s.cmd = exec.Command(droverBin, "start", "-c", filepath.Base(s.config))
+	s.cmd.Dir = s.dir
+	s.cmd.Env = s.env
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go s.readLog(stderr)
+	e := s.waitLog(ready, 60*time.Second, "drover ready", func(e logEntry) bool { return e.msg() == "drover ready" })
+	s.addrs = listenerAddrs(e)
+}
+
+// drover upgrade to a config with a typo prints the file, line and key
+// (also when the master was started with a relative config path); to a
+// new master that hangs, it gives up after upgrade_timeout and says so.
+// The old master serves on either way.
+func TestUpgradeFailurePrintsTheReason(t *testing.T) {
+	s := newServer(t, hygieneConfig("exec", "", "")+"upgrade_timeout: 3s\n")
+	s.startIn()
+	before := masterPID(t, s)
+	good, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.config, []byte("worker_nun: 2\n"+string(good)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.drover("upgrade", "-c", s.config)
+	if err == nil || !strings.Contains(out, `drover.yaml:1: unknown key "worker_nun" (did you mean "worker_num"?)`) {
+		t.Fatalf("upgrade to a config with a typo: %v\n%s", err, out)
+	}
+	if pid := masterPID(t, s); pid != before {
+		t.Fatalf("master pid %d after a failed upgrade, want the old %d", pid, before)
+	}
+	wantGetOK(t, httpURL(s, "/sigign"))
+
+	hang := strings.Replace(string(good), "env: {E2E_HANDLER: hygiene}", "env: {E2E_HANDLER: hygiene, E2E_HANG: \"1\"}\n  start_timeout: 5m", 1)
+	if hang == string(good) {
+		t.Fatal("the config has no env line to change")
+	}
+	if err := os.WriteFile(s.config, []byte(hang), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = s.drover("upgrade", "-c", s.config)
+	if err == nil || !strings.Contains(out, "not ready within upgrade_timeout (3s)") || strings.Contains(out, "new child") {
+		t.Fatalf("upgrade to a master that never gets ready: %v\n%s", err, out)
+	}
+	if pid := masterPID(t, s); pid != before {
+		t.Fatalf("master pid %d after a failed upgrade, want the old %d", pid, before)
+	}
+	wantGetOK(t, httpURL(s, "/sigign"))
+}
