@@ -29,10 +29,27 @@ import (
 //	/bg            starts `sleep 301` in the background; answers its pid
 //	/line?n=N&c=C  writes one line of N bytes C to stderr
 //
-// With E2E_HANG=1 it never says hello.
+// With E2E_HANG=1 it never says hello; with E2E_BG_THEN_HANG=PREFIX it
+// starts `sleep 301`, writes its pid to PREFIX.<own pid>, and never says
+// hello; E2E_BG_THEN_EXIT=PREFIX does the same, then exits 1.
 func serveHygieneHandler() {
 	if os.Getenv("E2E_HANG") == "1" {
 		select {}
+	}
+	for _, then := range []string{"HANG", "EXIT"} {
+		if prefix := os.Getenv("E2E_BG_THEN_" + then); prefix != "" {
+			cmd := exec.Command("sleep", "301")
+			if err := cmd.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.WriteFile(prefix+"."+strconv.Itoa(os.Getpid()), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+			if then == "EXIT" {
+				fmt.Fprintln(os.Stderr, "cannot start: the test's failure switch is on")
+				os.Exit(1)
+			}
+			select {}
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/sigign", func(w http.ResponseWriter, r *http.Request) {
@@ -317,7 +334,10 @@ func TestUpgradeFailurePrintsTheReason(t *testing.T) {
 	}
 	wantGetOK(t, httpURL(s, "/sigign"))
 
-	hang := strings.Replace(string(good), "env: {E2E_HANDLER: hygiene}", "env: {E2E_HANDLER: hygiene, E2E_HANG: \"1\"}\n  start_timeout: 5m", 1)
+	// The new workers start a background child, then hang: once the
+	// upgrade failed, those children are gone too.
+	bgPrefix := filepath.Join(s.dir, "bg")
+	hang := strings.Replace(string(good), "env: {E2E_HANDLER: hygiene}", "env: {E2E_HANDLER: hygiene, E2E_BG_THEN_HANG: "+bgPrefix+"}\n  start_timeout: 5m", 1)
 	if hang == string(good) {
 		t.Fatal("the config has no env line to change")
 	}
@@ -328,8 +348,67 @@ func TestUpgradeFailurePrintsTheReason(t *testing.T) {
 	if err == nil || !strings.Contains(out, "not ready within upgrade_timeout (3s)") || strings.Contains(out, "new child") {
 		t.Fatalf("upgrade to a master that never gets ready: %v\n%s", err, out)
 	}
+	if bg := bgPIDs(t, bgPrefix); len(bg) == 0 {
+		t.Fatal("the new workers started no background child")
+	} else if left := slices.DeleteFunc(bg, func(p int) bool { return !alive(p) }); len(left) > 0 {
+		t.Fatalf("background children %v of the failed new master's workers still run after drover upgrade returned", left)
+	}
 	if pid := masterPID(t, s); pid != before {
 		t.Fatalf("master pid %d after a failed upgrade, want the old %d", pid, before)
 	}
 	wantGetOK(t, httpURL(s, "/sigign"))
+}
+
+// bgPIDs reads the pids E2E_BG_THEN_HANG handlers wrote under prefix and
+// kills them at clean-up.
+func bgPIDs(t *testing.T, prefix string) []int {
+	t.Helper()
+	files, _ := filepath.Glob(prefix + ".*")
+	var pids []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil {
+			t.Fatalf("%s: %q", f, b)
+		}
+		pids = append(pids, pid)
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	}
+	return pids
+}
+
+// A handler that started a background child and then never says hello
+// (killed after start_timeout) or exits at start fails drover start; its
+// child is gone when drover exits, whatever the launch.
+func TestBackgroundChildEndsWithAFailedStart(t *testing.T) {
+	for _, tc := range []string{"exec/HANG", "plugin/HANG", "exec/EXIT", "plugin/EXIT"} {
+		t.Run(tc, func(t *testing.T) {
+			launch, then, _ := strings.Cut(tc, "/")
+			s := newServer(t, "")
+			bgPrefix := filepath.Join(s.dir, "bg")
+			cfg := strings.Replace(hygieneConfig(launch, ", E2E_BG_THEN_"+then+": "+bgPrefix, "  start_timeout: 1s"),
+				"worker_num: 2", "worker_num: 1", 1) + "log_format: json\n"
+			if err := os.WriteFile(s.config, []byte(strings.ReplaceAll(cfg, "{{helper}}", helperPath)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.start(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-s.exited:
+			case <-time.After(30 * time.Second):
+				t.Fatal("drover still runs 30s after a failed start (start_timeout 1s)")
+			}
+			bg := bgPIDs(t, bgPrefix)
+			if len(bg) == 0 {
+				t.Fatalf("the handler started no background child:\n%s", s.logText())
+			}
+			if left := slices.DeleteFunc(bg, func(p int) bool { return !alive(p) }); len(left) > 0 {
+				t.Fatalf("background children %v outlived their worker's failed start and drover's exit", left)
+			}
+		})
+	}
 }
