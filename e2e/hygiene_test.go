@@ -412,3 +412,61 @@ func TestBackgroundChildEndsWithAFailedStart(t *testing.T) {
 		})
 	}
 }
+
+// readFIFO is the handler's side of holdFIFO: it opens the FIFO at path
+// (which tells the test that the request is held), reads until the test
+// closes its end, and returns "released".
+func readFIFO(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	return "released" + string(b)
+}
+
+// holdFIFO makes a FIFO for a request that a handler holds (the /fifo
+// route, the fifo command) until the test releases it: held blocks until
+// the handler opened the FIFO — the request is at the worker, an event, not
+// a guess — and release lets the handler answer.
+func holdFIFO(t *testing.T, dir string) (path string, held func(), release func()) {
+	t.Helper()
+	path = filepath.Join(dir, "hold.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var w *os.File
+	held = func() {
+		t.Helper()
+		opened := make(chan *os.File, 1)
+		go func() {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0) // blocks until the handler opens it
+			if err != nil {
+				f = nil
+			}
+			opened <- f
+		}()
+		select {
+		case w = <-opened:
+			if w == nil {
+				t.Fatal("FIFO not opened")
+			}
+		case <-time.After(10 * time.Second):
+			// Unblock the open: a reader of our own.
+			if r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+				defer r.Close()
+				if f := <-opened; f != nil {
+					f.Close()
+				}
+			}
+			t.Fatal("the handler did not take the held request within 10s")
+		}
+	}
+	release = func() {
+		if w != nil {
+			w.Close()
+			w = nil
+		}
+	}
+	t.Cleanup(release)
+	return path, held, release
+}
