@@ -5,9 +5,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -116,5 +118,16 @@ func TestExitReportFitsWithLongLines(t *testing.T) {
 	defer ctl.Close()
 	if err := ctl.Send(ipc.CtlWorkerExited, ev.Gen, ev); err != nil {
 		t.Fatalf("the exit report does not fit a control message: %v", err)
+	}
+}
+
+func TestCutLineKeepsUTF8(t *testing.T) {
+	s := strings.Repeat("é", reportLineMax) // 2 bytes each
+	got := cutLine(s)
+	if !utf8.ValidString(got) || !strings.HasSuffix(got, "… ["+strconv.Itoa(len(s)-reportLineMax)+" bytes cut]") {
+		t.Fatalf("cutLine: %q", got[max(0, len(got)-60):])
+	}
+	if short := "short line"; cutLine(short) != short {
+		t.Fatalf("cutLine(%q) = %q", short, cutLine(short))
 	}
 }
