@@ -195,6 +195,17 @@ func TestWorkersStartWithDefaultSignals(t *testing.T) {
 			t.Errorf("%s: a Go worker (%s) finds %v ignored", path, line, ign)
 		}
 	}
+	// drover itself started with signals ignored (nohup, `drover start &`
+	// in a script, a supervisor that ignores SIGPIPE): its workers still
+	// start with the defaults.
+	ign := newServer(t, hygieneConfig("exec", "", ""))
+	ign.startVia("sh", "-c", `trap "" HUP INT QUIT PIPE USR1 USR2 TERM; exec "$0" start -c "$1"`, droverBin, ign.config)
+	for _, path := range []string{"/sigign", "/sigign-child"} {
+		line := strings.TrimSpace(wantGetOK(t, httpURL(ign, path)))
+		if got := ignoredSignals(t, line, goSigs); len(got) > 0 {
+			t.Errorf("%s: a Go worker of a drover started with signals ignored (%s) finds %v ignored", path, line, got)
+		}
+	}
 	php := startServer(t, phpWorkers(1, phpScript(t, "hygiene.php"), httpListener, ""))
 	line := strings.TrimSpace(wantGetOK(t, httpURL(php, "/sigign")))
 	// PHP's CLI ignores SIGPIPE itself (sapi/cli): only the manager's are checked.
@@ -292,9 +303,17 @@ func TestStartingMasterCanBeSeenAndStopped(t *testing.T) {
 // path, as an operator in /etc/drover would, and waits until it is ready.
 func (s *server) startIn() {
 	s.t.Helper()
+	s.startVia(droverBin, "start", "-c", filepath.Base(s.config))
+}
+
+// startVia starts drover in the server's directory by the command argv
+// (drover start itself, or a shell that runs it), and waits until it is
+// ready.
+func (s *server) startVia(argv ...string) {
+	s.t.Helper()
 	ready := s.subscribe()
 	defer s.unsubscribe(ready)
-	s.cmd = exec.Command(droverBin, "start", "-c", filepath.Base(s.config))
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Dir = s.dir
 	s.cmd.Env = s.env
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
