@@ -759,7 +759,10 @@ func (m *Master) shutdown(force bool) {
 		}
 	}
 	if m.curMgr() != nil {
-		m.curMgr().stop(force, m.cfg.MaxWaitTime.D()+2*time.Second)
+		// The manager's ladder after max_wait_time (SIGTERM, 1 s, SIGKILL)
+		// and up to 2 s for what the workers left in their process groups
+		// (SIGTERM, 1 s, SIGKILL, 1 s), with a second to spare.
+		m.curMgr().stop(force, m.cfg.MaxWaitTime.D()+4*time.Second)
 	}
 	if m.rx != nil {
 		m.rx.Stop()
