@@ -489,3 +489,17 @@ func holdFIFO(t *testing.T, dir string) (path string, held func(), release func(
 	t.Cleanup(release)
 	return path, held, release
 }
+
+// droverAsync runs the CLI like drover, in the background: the channel
+// gets its output (and error, if any) once it returned.
+func (s *server) droverAsync(args ...string) <-chan string {
+	done := make(chan string, 1)
+	go func() {
+		out, err := s.drover(args...)
+		if err != nil {
+			out += err.Error()
+		}
+		done <- out
+	}()
+	return done
+}

@@ -240,14 +240,7 @@ func TestStopUnderLoad(t *testing.T) {
 	// is released once the stop drains.
 	held()
 	logs := s.subscribe()
-	stopped := make(chan string, 1)
-	go func() {
-		out, err := s.drover("stop", "-c", s.config)
-		if err != nil {
-			out += err.Error()
-		}
-		stopped <- out
-	}()
+	stopped := s.droverAsync("stop", "-c", s.config)
 	s.waitLog(logs, 10*time.Second, "the drain", func(e logEntry) bool { return e.msg() == "listeners closed; draining in-flight events" })
 	release()
 	if out := <-stopped; !strings.Contains(out, "drover stopped") {

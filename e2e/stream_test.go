@@ -544,14 +544,7 @@ func TestGracefulStopFinishesInFlightEvents(t *testing.T) {
 	// and stays so until the drain began (released below): no guess at how
 	// long the stop takes to get there.
 	held()
-	stopped := make(chan string, 1)
-	go func() {
-		out, err := s.drover("stop", "-c", s.config)
-		if err != nil {
-			out += err.Error()
-		}
-		stopped <- out
-	}()
+	stopped := s.droverAsync("stop", "-c", s.config)
 	e := s.waitLog(logs, 5*time.Second, "the drain", func(e logEntry) bool { return e.msg() == "listeners closed; draining in-flight events" })
 	if e.str("events_in_flight") != "1" {
 		t.Errorf("drain started with %s events in flight, want 1", e.str("events_in_flight"))
