@@ -27,6 +27,7 @@ import (
 //	/sigign        the SigIgn line of its own /proc/PID/status
 //	/sigign-child  the SigIgn line of a program it executes
 //	/bg            starts `sleep 301` in the background; answers its pid
+//	               (?stubborn=1: one that ignores SIGTERM)
 //	/line?n=N&c=C  writes one line of N bytes C to stderr
 //
 // With E2E_HANG=1 it never says hello; with E2E_BG_THEN_HANG=PREFIX it
@@ -70,6 +71,10 @@ func serveHygieneHandler() {
 	})
 	mux.HandleFunc("/bg", func(w http.ResponseWriter, r *http.Request) {
 		cmd := exec.Command("sleep", "301")
+		if r.URL.Query().Get("stubborn") != "" {
+			// One that ignores SIGTERM.
+			cmd = exec.Command("sh", "-c", `trap "" TERM; exec sleep 301`)
+		}
 		if err := cmd.Start(); err != nil {
 			http.Error(w, err.Error(), 500)
 			return
@@ -251,6 +256,30 @@ func TestBackgroundChildEndsWithItsWorker(t *testing.T) {
 				t.Fatalf("background child %d still runs after drover stop returned", pid)
 			}
 		})
+	}
+}
+
+// A background child that ignores SIGTERM gets SIGKILL a second later,
+// and the log says so.
+func TestStubbornBackgroundChildIsKilled(t *testing.T) {
+	s := startServer(t, hygieneConfig("exec", "", ""))
+	pid, err := strconv.Atoi(strings.TrimSpace(wantGetOK(t, httpURL(s, "/bg?stubborn=1"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	logs := s.subscribe()
+	if out, err := s.drover("reload", "-c", s.config); err != nil {
+		t.Fatalf("drover reload: %v\n%s", err, out)
+	}
+	e := s.waitLog(logs, 10*time.Second, "SIGKILL for the stubborn child", func(e logEntry) bool {
+		return e.msg() == "processes of the worker's group outlived SIGTERM; killing them"
+	})
+	if left := fmt.Sprint(e["left"]); left != fmt.Sprintf("[%d]", pid) || e.str("role") != "worker" || e.str("pid") == "" || e.str("worker_id") == "" {
+		t.Fatalf("log line %v: want left [%d], role, worker_id and pid", e, pid)
+	}
+	if left := waitExited([]int{pid}, 5*time.Second); len(left) > 0 {
+		t.Fatalf("the stubborn child %d still runs 5s after its SIGKILL", pid)
 	}
 }
 
