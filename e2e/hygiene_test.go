@@ -28,7 +28,7 @@ import (
 //	/sigign-child  the SigIgn line of a program it executes
 //	/bg            starts `sleep 301` in the background; answers its pid
 //	               (?stubborn=1: one that ignores SIGTERM)
-//	/line?n=N&c=C  writes one line of N bytes C to stderr
+//	/line?n=N&c=C  writes one line of N bytes C to stderr (&exit=X: then exits X)
 //
 // With E2E_HANG=1 it never says hello; with E2E_BG_THEN_HANG=PREFIX it
 // starts `sleep 301`, writes its pid to PREFIX.<own pid>, and never says
@@ -87,6 +87,9 @@ func serveHygieneHandler() {
 		if _, err := os.Stderr.WriteString(line); err != nil {
 			http.Error(w, err.Error(), 500)
 			return
+		}
+		if code, err := strconv.Atoi(r.URL.Query().Get("exit")); err == nil {
+			os.Exit(code)
 		}
 		io.WriteString(w, "written")
 	})
@@ -185,6 +188,28 @@ func TestLongOutputLinesLeaveEveryoneRunning(t *testing.T) {
 				t.Fatal("the manager exited")
 			}
 		})
+	}
+}
+
+// A worker that exits right after a long line is reported with that line
+// cut and marked (on ab947ec the report exceeded a control message and
+// was lost: the master never learnt why the worker exited).
+func TestExitReportWithALongLine(t *testing.T) {
+	s := startServer(t, hygieneConfig("exec", "", ""))
+	http.Get(httpURL(s, "/line?n=204800&c=z&exit=3")) // the worker exits: no answer
+	var row statusRow
+	s.waitStatus("the worker's exit reported", func(rows []statusRow) bool {
+		for _, r := range rows {
+			if r.Role == "worker" && r.Restarts > 0 {
+				row = r
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(row.LastExit, "exited with code 3") || !strings.Contains(row.LastExit, "zzz… [") ||
+		!strings.HasSuffix(row.LastExit, " bytes cut]") || len(row.LastExit) > 4<<10 {
+		t.Fatalf("last exit of %d bytes: %.200q … %q", len(row.LastExit), row.LastExit, row.LastExit[max(0, len(row.LastExit)-60):])
 	}
 }
 
@@ -312,6 +337,12 @@ func TestStartingMasterCanBeSeenAndStopped(t *testing.T) {
 	}
 	if waiting != 2 {
 		t.Fatalf("status while starting shows %d workers waited for, want 2: %+v", waiting, rows)
+	}
+	if out, err := s.drover("status", "-c", s.config); err != nil || !strings.Contains(out, "starting") {
+		t.Fatalf("drover status while starting: %v\n%s", err, out)
+	}
+	if out, err := s.drover("reload", "-c", s.config); err == nil || !strings.Contains(out, "drover is starting (0 of 2 workers") {
+		t.Fatalf("drover reload while starting: %v\n%s", err, out)
 	}
 	pids := allPIDs(rows)
 	out, err := s.drover("stop", "-c", s.config)
