@@ -213,6 +213,42 @@ func TestExitReportWithALongLine(t *testing.T) {
 	}
 }
 
+// A master whose stderr nobody reads any more (the terminal or the log
+// pipe gone) goes on serving: its log writes fail, it is not killed by
+// SIGPIPE, and neither is its tree.
+func TestMasterSurvivesAClosedStderr(t *testing.T) {
+	s := newServer(t, hygieneConfig("exec", "", ""))
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd = exec.Command(droverBin, "start", "-c", s.config)
+	s.cmd.Env = s.env
+	s.cmd.Stderr = w
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	// readLog closes s.exited once drover has exited and its log is read.
+	go s.readLog(r)
+	ready := s.subscribe()
+	e := s.waitLog(ready, 60*time.Second, "drover ready", func(e logEntry) bool { return e.msg() == "drover ready" })
+	s.addrs = listenerAddrs(e)
+	before := allPIDs(s.status())
+	r.Close() // the reader goes away: readLog stops
+	// Every line the tree logs from now on meets a closed pipe: a reload's
+	// (master, manager and workers all log).
+	if out, err := s.drover("reload", "-c", s.config); err != nil {
+		t.Fatalf("drover reload after stderr closed: %v\n%s", err, out)
+	}
+	wantGetOK(t, httpURL(s, "/sigign"))
+	after := allPIDs(s.status())
+	if before[0] != after[0] || before[1] != after[1] {
+		t.Fatalf("master and manager pids %v before the closed stderr, %v after", before[:2], after[:2])
+	}
+}
+
 // A Go worker, a program it executes and a program a PHP handler executes
 // start with default dispositions: none of the signals the manager
 // handles is ignored.

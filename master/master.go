@@ -241,6 +241,15 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
+	// A closed stderr (the terminal or the log pipe gone) must not kill
+	// the master, and the tree with it, by SIGPIPE: caught, a write fails
+	// with EPIPE instead (nginx ignores SIGPIPE for the same reason). A
+	// caught signal is reset by exec, so the manager and workers still
+	// start with the default. Nothing reads the channel: Notify never
+	// blocks on it.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 
 	m.rx.Start()
 	if err := m.startManager(); err != nil {
