@@ -24,6 +24,7 @@ import (
 //	garbage     writes a corrupt frame on the socket pair
 //	slow <ms>   echoes after that many milliseconds
 //	bind <uid>  binds the connection to uid (dispatch_mode 5)
+//	fifo <path> answers "released" once the test closed that FIFO (holdFIFO)
 func runHandler(role string) {
 	switch role {
 	case "boot-failure":
@@ -53,6 +54,9 @@ func runHandler(role string) {
 					uid, _ := strconv.ParseUint(body[5:], 10, 64)
 					s.Bind(conn, uid)
 					s.Send(conn, frame("bound"))
+				case strings.HasPrefix(body, "fifo "):
+					// Held until the test closes the FIFO's write end.
+					s.Send(conn, frame(readFIFO(body[5:])))
 				case strings.HasPrefix(body, "exit "):
 					code, _ := strconv.Atoi(body[5:])
 					os.Exit(code)
@@ -63,6 +67,8 @@ func runHandler(role string) {
 		}, worker.WithConcurrency(4))
 	case "http":
 		serveHTTPHandler()
+	case "hygiene":
+		serveHygieneHandler()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown E2E_HANDLER", role)
 		os.Exit(2)
@@ -103,6 +109,7 @@ var bigPiece = func() []byte {
 //	/big?n=N      N bytes of bigPiece, repeated
 //	/grow?mb=N    keeps N more MiB resident (a leak); answers "grown <pid>"
 //	/slow?ms=N    answers "slept" after N milliseconds
+//	/fifo?path=P  answers "released" once the test closed FIFO P (holdFIFO)
 //	/ping?to=N    messages worker N, which messages back: "pong … from N to …"
 func serveHTTPHandler() {
 	// A slow start-up, once the test asks for one (simulates an application
@@ -172,6 +179,9 @@ func serveHTTPHandler() {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		io.WriteString(w, "slept")
+	})
+	mux.HandleFunc("/fifo", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, readFIFO(r.URL.Query().Get("path")))
 	})
 	mux.HandleFunc("/grow", func(w http.ResponseWriter, r *http.Request) {
 		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))

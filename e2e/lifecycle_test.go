@@ -223,9 +223,10 @@ func TestStopUnderLoad(t *testing.T) {
 	pids := allPIDs(s.status())
 	res, stop := load(t, httpURL(s, "/"), 16)
 	waitServed(t, res, 300)
+	fifo, held, release := holdFIFO(t, s.dir)
 	slow := make(chan string, 1)
 	go func() {
-		resp, err := http.Get(httpURL(s, "/slow?ms=700"))
+		resp, err := http.Get(httpURL(s, "/fifo?path="+fifo))
 		if err != nil {
 			slow <- err.Error()
 			return
@@ -234,14 +235,19 @@ func TestStopUnderLoad(t *testing.T) {
 		resp.Body.Close()
 		slow <- fmt.Sprintf("%d %s", resp.StatusCode, b)
 	}()
-	// The slow request is in flight once a worker holds it.
-	s.waitStatus("the slow request in flight", func(rows []statusRow) bool { return inFlight(rows, "worker") > 0 })
-	out, err := s.drover("stop", "-c", s.config)
-	if err != nil || !strings.Contains(out, "drover stopped") {
-		t.Fatalf("drover stop: %v\n%s", err, out)
+	// The held request is in flight once its handler opened the FIFO (the
+	// load's requests make the status's in-flight count no evidence); it
+	// is released once the stop drains.
+	held()
+	logs := s.subscribe()
+	stopped := s.droverAsync("stop", "-c", s.config)
+	s.waitLog(logs, 10*time.Second, "the drain", func(e logEntry) bool { return e.msg() == "listeners closed; draining in-flight events" })
+	release()
+	if out := <-stopped; !strings.Contains(out, "drover stopped") {
+		t.Fatalf("drover stop: %s", out)
 	}
-	if got := <-slow; got != "200 slept" {
-		t.Fatalf("the request in flight during the stop got %q, want 200 slept", got)
+	if got := <-slow; got != "200 released" {
+		t.Fatalf("the request in flight during the stop got %q, want 200 released", got)
 	}
 	stop()
 	if res.non2xx.Load() != 0 {

@@ -538,17 +538,13 @@ func TestGracefulStopFinishesInFlightEvents(t *testing.T) {
 	s := startServer(t, commandsConfig)
 	c := dial(t, s.addrs[0])
 	logs := s.subscribe()
-	c.c.Write(frame("slow 500"))
-	// The event is in flight once the worker holds it; the status shows it.
-	s.waitStatus("the slow event in flight", func(rows []statusRow) bool { return inFlight(rows, "") > 0 })
-	stopped := make(chan string, 1)
-	go func() {
-		out, err := s.drover("stop", "-c", s.config)
-		if err != nil {
-			out += err.Error()
-		}
-		stopped <- out
-	}()
+	fifo, held, release := holdFIFO(t, s.dir)
+	c.c.Write(frame("fifo " + fifo))
+	// The event is in flight once the worker holds it (it opened the FIFO),
+	// and stays so until the drain began (released below): no guess at how
+	// long the stop takes to get there.
+	held()
+	stopped := s.droverAsync("stop", "-c", s.config)
 	e := s.waitLog(logs, 5*time.Second, "the drain", func(e logEntry) bool { return e.msg() == "listeners closed; draining in-flight events" })
 	if e.str("events_in_flight") != "1" {
 		t.Errorf("drain started with %s events in flight, want 1", e.str("events_in_flight"))
@@ -558,9 +554,10 @@ func TestGracefulStopFinishesInFlightEvents(t *testing.T) {
 		nc.Close()
 		t.Error("a new connection was accepted during the stop")
 	}
+	release()
 	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got, err := c.read()
-	if err != nil || got != "slow 500" {
+	if err != nil || got != "released" {
 		t.Fatalf("in-flight answer during the stop: %q, %v", got, err)
 	}
 	if out := <-stopped; !strings.Contains(out, "drover stopped") {

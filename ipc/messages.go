@@ -147,3 +147,8 @@ type RuntimeStats struct {
 	HeapSys    uint64 `msgpack:"heap_sys" json:"heap_sys"`
 	NumGC      uint32 `msgpack:"num_gc" json:"num_gc"`
 }
+
+// ShutdownForce is the Cause of a CtlShutdown (otherwise sent without a
+// payload) that asks the manager to kill every child and its process group
+// at once instead of giving them max_wait_time.
+const ShutdownForce = "force"

@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"debug/buildinfo"
@@ -18,11 +17,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/internal/lines"
 	"github.com/drover-dev/drover/internal/plugin"
 	"github.com/drover-dev/drover/ipc"
 )
@@ -30,6 +31,24 @@ import (
 // stderrLines is how many of a worker's last output lines are kept for
 // its exit report.
 const stderrLines = 20
+
+// reportLineMax bounds each line of an exit report (and its cause): 20
+// lines of it fit a control message (128 KiB) with room to spare, so a
+// report is never lost to a long line. A longer line is cut, and says so.
+const reportLineMax = 2 << 10
+
+// cutLine shortens s to reportLineMax bytes (at a UTF-8 boundary) and
+// marks the cut with how many bytes it dropped.
+func cutLine(s string) string {
+	if len(s) <= reportLineMax {
+		return s
+	}
+	n := reportLineMax
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s… [%d bytes cut]", s[:n], len(s)-n)
+}
 
 // child is one incarnation of a worker slot.
 type child struct {
@@ -118,7 +137,7 @@ func (c *child) addLine(line string) {
 		copy(c.tail, c.tail[1:])
 		c.tail = c.tail[:stderrLines-1]
 	}
-	c.tail = append(c.tail, line)
+	c.tail = append(c.tail, cutLine(line))
 	c.mu.Unlock()
 }
 
@@ -126,15 +145,17 @@ func (c *child) addLine(line string) {
 func (c *child) exitEvent() ipc.WorkerEvent {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ev := ipc.WorkerEvent{Role: c.role, Slot: c.slot, Gen: c.gen, PID: c.pid, ExitCode: -1, Cause: c.cause,
-		Stderr: append([]string(nil), c.tail...)}
+	ev := ipc.WorkerEvent{Role: c.role, Slot: c.slot, Gen: c.gen, PID: c.pid, ExitCode: -1, Cause: cutLine(c.cause)}
+	for _, l := range c.tail {
+		ev.Stderr = append(ev.Stderr, cutLine(l)) // the plugin launcher's tail is not cut yet
+	}
 	if c.state != nil {
 		ev.ExitCode = c.state.ExitCode()
 		if ws, ok := c.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			ev.Signal = unix.SignalName(ws.Signal())
 		}
 	} else if c.waitErr != nil && ev.Cause == "" {
-		ev.Cause = c.waitErr.Error()
+		ev.Cause = cutLine(c.waitErr.Error())
 	}
 	return ev
 }
@@ -403,14 +424,22 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 		start = func() error { return c.startExec(cmd, h) }
 	}
 	started := make(chan error, 1)
+	mg.wg.Add(1) // the manager's shutdown waits for the child and its group
 	go func() {
+		defer mg.wg.Done()
 		// Pdeathsig is tied to the thread that forks: hold it until the
 		// child is reaped, then let it exit with this goroutine.
 		runtime.LockOSThread()
 		err := start()
+		ran := err == nil || c.state != nil
+		log := c.log.WithField("pid", c.pid)
 		started <- err
 		if err == nil {
 			c.await()
+		}
+		if ran {
+			// The handler is gone; what it started in its group goes too.
+			c.endGroup(log)
 		}
 	}()
 	if err := <-started; err != nil {
@@ -424,7 +453,6 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 		return nil, err
 	}
 	c.started = time.Now()
-	c.log = c.log.WithField("pid", c.pid)
 	mg.mu.Lock()
 	mg.children[gen] = c
 	mg.mu.Unlock()
@@ -518,6 +546,8 @@ func (c *child) startPlugin(cmd *exec.Cmd, h *config.Handler) error {
 		return fmt.Errorf("plugin launch of %s: %w", h.Path, err)
 	}
 	c.pid = p.Pid()
+	// Set before the goroutines that log start (the output reader set its own).
+	c.log = c.log.WithField("pid", c.pid)
 	c.proc = p
 	go c.checkHealth(p)
 	c.wait = func() (*os.ProcessState, error) {
@@ -556,17 +586,21 @@ func verifyChecksum(path, want string) error {
 }
 
 // readOutput logs the child's stdout and stderr line by line and keeps
-// the last lines for its exit report.
+// the last lines for its exit report. A line longer than lines.MaxPiece is
+// logged in pieces (continued: true on all but its last); reading goes on
+// to EOF whatever the lines' length, so the child never writes to a pipe
+// nobody reads.
 func (c *child) readOutput(r io.ReadCloser) {
 	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 16<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		c.addLine(line)
-		c.log.WithField("output", line).Info("worker output")
-	}
-	if err := sc.Err(); err != nil && !errors.Is(err, os.ErrClosed) {
+	err := lines.Pump(r, lines.MaxPiece, func(piece string, more bool) {
+		c.addLine(piece)
+		e := c.log.WithField("output", piece)
+		if more {
+			e = e.WithField("continued", true)
+		}
+		e.Info("worker output")
+	})
+	if err != nil && !errors.Is(err, os.ErrClosed) {
 		c.log.WithError(err).Warn("reading worker output failed")
 	}
 }

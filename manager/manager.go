@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -99,6 +100,13 @@ func (mg *Manager) run() error {
 		}
 		switch h.Type {
 		case ipc.CtlShutdown:
+			if ev.Cause == ipc.ShutdownForce {
+				// Nothing to finish (a stop --force, a start that failed):
+				// every child and its process group at once.
+				mg.killAll()
+				mg.shutdown(0)
+				return nil
+			}
 			mg.shutdown(mg.cfg.MaxWaitTime.D())
 			return nil
 		case ipc.CtlWorkerReady:
@@ -140,6 +148,8 @@ func (mg *Manager) child(gen uint64) *child {
 
 // shutdown stops the supervisors and every child: the master has sent each
 // worker its stop frame; after wait, SIGTERM, then SIGKILL one second later.
+// It returns once every child was reaped and what each left in its process
+// group has ended (child.endGroup).
 func (mg *Manager) shutdown(wait time.Duration) {
 	close(mg.stop)
 	mg.mu.Lock()
@@ -169,10 +179,26 @@ func (mg *Manager) shutdown(wait time.Duration) {
 	mg.log.Info("manager stopped")
 }
 
+// killAll sends SIGKILL to every child's process group.
+func (mg *Manager) killAll() {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	for _, c := range mg.children {
+		c.kill("drover stopped at once")
+	}
+}
+
 // report sends a control message to the master; a failure means the master
 // is gone, which the control reader handles.
 func (mg *Manager) report(t ipc.Type, ev ipc.WorkerEvent, files ...*os.File) {
-	if err := mg.ctl.Send(t, ev.Gen, ev, files...); err != nil {
+	ev.Cause = cutLine(ev.Cause)
+	err := mg.ctl.Send(t, ev.Gen, ev, files...)
+	switch {
+	case errors.Is(err, ipc.ErrFrameTooLarge):
+		// Cannot happen with cut lines; said loudly should it ever.
+		mg.log.WithError(err).WithFields(logrus.Fields{"type": t.String(), "role": ev.Role, "worker_id": ev.Slot, "pid": ev.PID}).
+			Error("report to the master too large; not sent")
+	case err != nil:
 		mg.log.WithError(err).WithField("type", t.String()).Debug("master unreachable")
 	}
 }

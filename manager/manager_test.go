@@ -5,11 +5,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/config"
 	"github.com/drover-dev/drover/ipc"
@@ -83,5 +86,48 @@ func TestLaunchModeAuto(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("launch %s of %s: %q, %v; want %q", tc.launch, filepath.Base(tc.path), got, err, tc.want)
 		}
+	}
+}
+
+// An exit report with long output lines still fits one control message:
+// every line is cut to reportLineMax and says it was cut.
+func TestExitReportFitsWithLongLines(t *testing.T) {
+	c := &child{role: ipc.RoleWorker, slot: 1, gen: 7, pid: 42, cause: strings.Repeat("c", 1<<20)}
+	for i := range stderrLines {
+		c.addLine(strings.Repeat(string(rune('a'+i)), 1<<20))
+	}
+	ev := c.exitEvent()
+	if len(ev.Stderr) != stderrLines {
+		t.Fatalf("%d lines in the report, want %d", len(ev.Stderr), stderrLines)
+	}
+	for _, l := range append([]string{ev.Cause}, ev.Stderr...) {
+		if len(l) > 2<<10+64 || !strings.HasSuffix(l, " bytes cut]") {
+			t.Fatalf("report line of %d bytes ending %q: want it cut to about 2 KiB, marked", len(l), l[max(0, len(l)-40):])
+		}
+	}
+	ours, theirs, err := ipc.SocketPair(unix.SOCK_SEQPACKET)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	defer theirs.Close()
+	ctl, err := ipc.NewControl(ours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	if err := ctl.Send(ipc.CtlWorkerExited, ev.Gen, ev); err != nil {
+		t.Fatalf("the exit report does not fit a control message: %v", err)
+	}
+}
+
+func TestCutLineKeepsUTF8(t *testing.T) {
+	s := strings.Repeat("é", reportLineMax) // 2 bytes each
+	got := cutLine(s)
+	if !utf8.ValidString(got) || !strings.HasSuffix(got, "… ["+strconv.Itoa(len(s)-reportLineMax)+" bytes cut]") {
+		t.Fatalf("cutLine: %q", got[max(0, len(got)-60):])
+	}
+	if short := "short line"; cutLine(short) != short {
+		t.Fatalf("cutLine(%q) = %q", short, cutLine(short))
 	}
 }

@@ -1,8 +1,8 @@
 package master
 
 import (
-	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/drover-dev/drover/internal/lines"
 	"github.com/drover-dev/drover/ipc"
 )
 
@@ -124,18 +125,29 @@ func (m *Master) startManager() error {
 	return nil
 }
 
+// managerLinePiece bounds a line of the manager's log copied as one write:
+// the manager logs a worker's output in pieces of lines.MaxPiece, which
+// its JSON or text escaping can make up to six times longer. A longer line
+// is copied in pieces; reading goes on whatever the length, so the manager
+// never writes to a pipe nobody reads.
+const managerLinePiece = 1 << 20
+
 // copyManagerLog forwards the manager's log lines (already formatted by
-// its own logger) to the master's log output.
+// its own logger) to the master's log output, one write per line so that
+// they do not interleave with the master's own.
 func (m *Master) copyManagerLog(r io.ReadCloser) {
 	defer r.Close()
 	out := m.opts.LogOutput
 	if out == nil {
 		out = os.Stderr
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		out.Write(append(sc.Bytes(), '\n'))
+	buf := make([]byte, 0, 64<<10)
+	err := lines.Pump(r, managerLinePiece, func(piece string, _ bool) {
+		buf = append(append(buf[:0], piece...), '\n')
+		out.Write(buf)
+	})
+	if err != nil && !errors.Is(err, os.ErrClosed) {
+		m.log.WithError(err).Warn("reading the manager's log failed")
 	}
 }
 
@@ -216,17 +228,26 @@ func (m *Master) managerLost(e evManagerExited) error {
 	return m.startManager()
 }
 
+// forceStopWait bounds how long a forced stop waits for the manager to
+// kill its children and their process groups before it kills the manager
+// (then the workers die with it, Pdeathsig, but what they started lives on).
+const forceStopWait = 5 * time.Second
+
 // stop asks the manager to stop every child and waits for it to exit
-// (force: kills it at once; its children die with it).
+// (force: the manager kills them at once, with their process groups; it
+// is killed itself if it does not exit within forceStopWait).
 func (mp *managerProc) stop(force bool, wait time.Duration) {
-	if !force {
+	if force {
+		mp.ctl.Send(ipc.CtlShutdown, 0, ipc.WorkerEvent{Cause: ipc.ShutdownForce})
+		wait = forceStopWait
+	} else {
 		mp.ctl.Send(ipc.CtlShutdown, 0, nil)
-		select {
-		case <-mp.exited:
-			mp.ctl.Close()
-			return
-		case <-time.After(wait):
-		}
+	}
+	select {
+	case <-mp.exited:
+		mp.ctl.Close()
+		return
+	case <-time.After(wait):
 	}
 	syscall.Kill(mp.pid, syscall.SIGKILL)
 	<-mp.exited

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -215,6 +217,22 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	// Removed by shutdown when it is still ours (an upgrade hands it on).
 	ctlLn.(*net.UnixListener).SetUnlinkOnClose(false)
 	defer ctlLn.Close()
+	// Served from now on: while the workers start, drover status says so
+	// and drover stop ends the start (waitWorkers answers).
+	go m.serveControl(ctlLn)
+	if !m.upg.HasParent() {
+		// Ours at once (tableflip writes it again once we are ready), so
+		// that a second start is refused during a slow one; shutdown
+		// removes it.
+		if err := writePIDFile(m.pidPath); err != nil {
+			return fmt.Errorf("pid file %s: %w", m.pidPath, err)
+		}
+		defer func() {
+			if err != nil {
+				removeOwnPIDFile(m.pidPath)
+			}
+		}()
+	}
 
 	m.rx, err = reactor.New(reactor.Options{Loops: cfg.ReactorNum, MaxConn: cfg.MaxConn,
 		IdleTimeout: cfg.HeartbeatIdleTime.D(), OutputLimit: int(cfg.BufferOutputSize), Tick: tickFor(cfg),
@@ -227,6 +245,15 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
+	// A closed stderr (the terminal or the log pipe gone) must not kill
+	// the master, and the tree with it, by SIGPIPE: caught, a write fails
+	// with EPIPE instead (nginx ignores SIGPIPE for the same reason). A
+	// caught signal is reset by exec, so the manager and workers still
+	// start with the default. Nothing reads the channel: Notify never
+	// blocks on it.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 
 	m.rx.Start()
 	if err := m.startManager(); err != nil {
@@ -235,13 +262,15 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	}
 	if err := m.waitWorkers(sigs); err != nil {
 		m.shutdown(true)
+		if errors.Is(err, errStoppedWhileStarting) {
+			return nil
+		}
 		return err
 	}
 	if err := m.rx.StartAccepting(); err != nil {
 		m.shutdown(true)
 		return err
 	}
-	go m.serveControl(ctlLn)
 	if err := m.upg.Ready(); err != nil {
 		m.shutdown(true)
 		return fmt.Errorf("upgrader ready: %w", err)
@@ -395,10 +424,43 @@ func splitterFor(lc config.Listener) func() reactor.Splitter {
 	}
 }
 
+// errStoppedWhileStarting ends a start that drover stop interrupted.
+var errStoppedWhileStarting = errors.New("stopped before it was ready")
+
+// writePIDFile writes this process's pid to path, atomically (a reader sees
+// the old content or the new, never an empty file).
+func writePIDFile(path string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
 // waitWorkers waits until every configured worker and task worker said
 // hello. A handler that cannot start fails the start with its reason.
+// Meanwhile it answers the control socket: status (the master "starting",
+// the workers it waits for), stop (errStoppedWhileStarting); reload and
+// upgrade are refused until the start is over.
 func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
-	deadline := time.NewTimer(m.cfg.Worker.StartTimeout.D() + 5*time.Second)
+	wait := m.cfg.Worker.StartTimeout.D() + 5*time.Second
+	notReady := func(w, t int) error {
+		return fmt.Errorf("workers not ready after %s (%d of %d workers, %d of %d task workers said hello); see worker.start_timeout",
+			wait, w, m.cfg.WorkerNum, t, m.cfg.TaskWorkerNum)
+	}
+	if up := m.cfg.UpgradeTimeout.D(); m.upg.HasParent() && up > 0 {
+		// Started by an upgrade: give up a little before the old master
+		// does (it kills us at upgrade_timeout), so that the reason reaches
+		// drover upgrade and this tree stops in order.
+		if early := up - min(time.Second, up/10); early < wait {
+			wait = early
+			notReady = func(w, t int) error {
+				return fmt.Errorf("not ready within upgrade_timeout (%s): %d of %d workers, %d of %d task workers said hello (see worker.start_timeout)",
+					up, w, m.cfg.WorkerNum, t, m.cfg.TaskWorkerNum)
+			}
+		}
+	}
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
 		w, t := m.disp.readyCount()
@@ -415,9 +477,21 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 			}
 		case s := <-sigs:
 			return fmt.Errorf("interrupted by %s while starting workers", s)
+		case req := <-m.control:
+			switch req.Cmd {
+			case "stop":
+				req.reply <- Response{OK: true, Message: "stopping"}
+				m.log.WithFields(logrus.Fields{"workers_ready": w, "workers": m.cfg.WorkerNum,
+					"task_workers_ready": t, "task_workers": m.cfg.TaskWorkerNum}).Info("stopping while starting (control socket)")
+				return errStoppedWhileStarting
+			case "reload", "upgrade":
+				req.reply <- Response{Error: fmt.Sprintf("drover is starting (%d of %d workers, %d of %d task workers said hello); %s once it is ready",
+					w, m.cfg.WorkerNum, t, m.cfg.TaskWorkerNum, req.Cmd)}
+			default:
+				req.reply <- m.answer(req.Request)
+			}
 		case <-deadline.C:
-			return fmt.Errorf("workers not ready after %s (%d of %d workers, %d of %d task workers said hello); see worker.start_timeout",
-				m.cfg.Worker.StartTimeout.D()+5*time.Second, w, m.cfg.WorkerNum, t, m.cfg.TaskWorkerNum)
+			return notReady(w, t)
 		}
 	}
 }
@@ -738,7 +812,10 @@ func (m *Master) shutdown(force bool) {
 		}
 	}
 	if m.curMgr() != nil {
-		m.curMgr().stop(force, m.cfg.MaxWaitTime.D()+2*time.Second)
+		// The manager's ladder after max_wait_time (SIGTERM, 1 s, SIGKILL)
+		// and up to 2 s for what the workers left in their process groups
+		// (SIGTERM, 1 s, SIGKILL, 1 s), with a second to spare.
+		m.curMgr().stop(force, m.cfg.MaxWaitTime.D()+4*time.Second)
 	}
 	if m.rx != nil {
 		m.rx.Stop()
@@ -779,7 +856,11 @@ func (m *Master) status() []Process {
 	if m.tasks != nil {
 		tasksQueued = m.tasks.queued()
 	}
-	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: "running", Started: m.started, Generation: generation(), Queued: tasksQueued,
+	state := "running"
+	if !m.ready.Load() {
+		state = "starting" // its workers have not all said hello yet
+	}
+	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: state, Started: m.started, Generation: generation(), Queued: tasksQueued,
 		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load(),
 		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
 			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()}}}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -75,13 +77,9 @@ func (m *Master) upgrade() (int, error) {
 	os.Setenv(EnvGeneration, strconv.Itoa(gen))
 	if err != nil {
 		m.upgrading.Store(false)
-		reason := err.Error()
-		if b, rerr := os.ReadFile(m.upgradeErrorPath()); rerr == nil && len(b) > 0 {
-			reason = strings.TrimSpace(string(b))
-			os.Remove(m.upgradeErrorPath())
-		}
-		err = fmt.Errorf("upgrade failed, this master (pid %d) keeps serving: the new master %s", os.Getpid(), reason)
-		m.log.Error(err.Error())
+		reason := m.upgradeFailure(err)
+		err = fmt.Errorf("upgrade failed, this master (pid %d) keeps serving: %s", os.Getpid(), reason)
+		m.log.WithField("cause", reason).Error("upgrade failed; this master keeps serving")
 		return 0, err
 	}
 	pid := 0
@@ -92,6 +90,36 @@ func (m *Master) upgrade() (int, error) {
 	m.log.WithFields(logrus.Fields{"new_master_pid": pid, "took_ms": time.Since(start).Milliseconds()}).
 		Info("upgrade: the new master is ready; this one drains and exits")
 	return pid, nil
+}
+
+// tableflipChild finds the new master's pid in tableflip's errors
+// ("child pid=N exited: …", "new child pid=N timed out").
+var tableflipChild = regexp.MustCompile(`child pid=(\d+)`)
+
+// upgradeFailure says why the new master failed, for drover upgrade: the
+// reason it left (upgradeErrorPath: a config error with file, line and
+// key; a handler that failed to start), else what tableflip saw, in
+// drover's words.
+func (m *Master) upgradeFailure(err error) string {
+	who := "the new master"
+	if sm := tableflipChild.FindStringSubmatch(err.Error()); sm != nil {
+		who += " (pid " + sm[1] + ")"
+	}
+	if b, rerr := os.ReadFile(m.upgradeErrorPath()); rerr == nil && len(b) > 0 {
+		os.Remove(m.upgradeErrorPath())
+		return who + " failed: " + strings.TrimSpace(string(b))
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "timed out"):
+		return fmt.Sprintf("%s was not ready within upgrade_timeout (%s) and was killed; its log says where it hung", who, m.cfg.UpgradeTimeout.D())
+	case strings.Contains(msg, "exited"):
+		if i := strings.Index(msg, "exited: "); i >= 0 {
+			return fmt.Sprintf("%s exited (%s) before it was ready; its log says why", who, msg[i+len("exited: "):])
+		}
+		return who + " exited before it was ready; its log says why"
+	}
+	return who + " did not start: " + msg
 }
 
 // upgradeFor runs an upgrade asked for on the control socket. On success
@@ -123,6 +151,11 @@ func (m *Master) reportUpgradeFailure(err error) {
 func ReportUpgradeFailure(configFile string, err error) {
 	if !StartedByUpgrade() {
 		return
+	}
+	// The instance is named by the absolute path (cfg.File); the command
+	// line may hold a relative one.
+	if abs, aerr := filepath.Abs(configFile); aerr == nil {
+		configFile = abs
 	}
 	if p, perr := ControlPath(configFile); perr == nil {
 		os.WriteFile(p+".upgrade-error", []byte(err.Error()), 0o600)

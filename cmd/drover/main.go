@@ -16,6 +16,10 @@ import (
 	"github.com/drover-dev/drover/manager"
 )
 
+// managerSignals are the signals the manager catches and drops (see main).
+var managerSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE}
+
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
@@ -24,8 +28,22 @@ func main() {
 	if os.Getenv(ipc.EnvRole) == ipc.RoleManager {
 		// The master alone decides when the manager stops (control channel),
 		// or kills it; signals sent to the whole tree must not cut it short.
-		signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+		// They are caught and dropped, not ignored: an ignored disposition
+		// survives exec, so every worker and whatever it runs would start
+		// with them ignored; a caught one is reset to the default by exec.
+		// SIGPIPE is caught too: a write to a closed stderr then fails with
+		// EPIPE instead of killing the manager (and with it every worker),
+		// and workers get SIGPIPE's default even when drover was started
+		// with it ignored.
 		log := newLogger(os.Stderr, os.Getenv("DROVER_LOG_FORMAT"), os.Getenv("DROVER_LOG_LEVEL"))
+		sigs := make(chan os.Signal, 8)
+		signal.Notify(sigs, managerSignals...)
+		go func() {
+			for s := range sigs {
+				log.WithFields(logrus.Fields{"role": ipc.RoleManager, "pid": os.Getpid(), "signal": s.String()}).
+					Debug("signal to the manager ignored: the master decides when it stops")
+			}
+		}()
 		if err := manager.Run(os.NewFile(manager.ControlFD, "control"), logrus.NewEntry(log)); err != nil {
 			log.WithError(err).Error("manager failed")
 			os.Exit(1)

@@ -26,7 +26,13 @@ func TestReopenUnderConcurrentWriters(t *testing.T) {
 	// A long line: a short write or an interleaving would show.
 	pad := strings.Repeat("x", 300)
 	var wg sync.WaitGroup
+	// Every writer has written half its lines before the rename (so the
+	// old file gets some), writes on while the file is renamed and
+	// reopened, and holds its last line until the reopen returned (so the
+	// new file gets some): the test does not depend on how the scheduler
+	// runs the writers.
 	halfway := make(chan struct{}, writers)
+	reopened := make(chan struct{})
 	for g := range writers {
 		wg.Add(1)
 		go func() {
@@ -34,6 +40,9 @@ func TestReopenUnderConcurrentWriters(t *testing.T) {
 			for i := range lines {
 				if i == lines/2 {
 					halfway <- struct{}{}
+				}
+				if i == lines-1 {
+					<-reopened
 				}
 				if _, err := fmt.Fprintf(w, "w%d %d %s end\n", g, i, pad); err != nil {
 					t.Errorf("write: %v", err)
@@ -48,7 +57,9 @@ func TestReopenUnderConcurrentWriters(t *testing.T) {
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Reopen(); err != nil {
+	err = w.Reopen()
+	close(reopened)
+	if err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -10,11 +9,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sirupsen/logrus"
+
+	"github.com/drover-dev/drover/internal/lines"
 )
 
 // maxLine is the longest output line logged as one entry; longer lines are
 // logged in pieces of this size.
-const maxLine = 64 << 10
+const maxLine = lines.MaxPiece
 
 // output turns the handler's stdout and stderr into log entries and keeps
 // the last lines in a ring. It is safe for concurrent use; each stream keeps
@@ -69,16 +70,7 @@ func (o *output) setLog(log *logrus.Entry) {
 // pump reads r line by line until EOF or error and hands every line to fn.
 // Lines longer than maxLine are handed over in pieces.
 func pump(r io.Reader, fn func(string)) {
-	br := bufio.NewReaderSize(r, maxLine)
-	for {
-		b, _, err := br.ReadLine()
-		if len(b) > 0 || err == nil {
-			fn(string(bytes.TrimRight(b, "\r")))
-		}
-		if err != nil {
-			return
-		}
-	}
+	lines.Pump(r, maxLine, func(piece string, _ bool) { fn(piece) })
 }
 
 // classify picks the log level of a handler's output line. It understands
