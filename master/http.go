@@ -72,6 +72,15 @@ type httpState struct {
 	started bool // status line written
 	chunked bool
 	close   bool // close once the response is written
+	// Framing owned by the master: noBody drops the handler's body (HEAD,
+	// 204, 304) and warned says it was logged; declared is the handler's
+	// Content-Length (-1 none) and sent the body bytes written against it;
+	// cut: the declared bytes are all out and the connection closes.
+	noBody   bool
+	warned   bool
+	cut      bool
+	declared int64
+	sent     int64
 	// Flow control (ipc.FlowWindow) with a worker whose hello set Flow:
 	// request body bytes forwarded and credited, response body bytes
 	// received and credited.
@@ -167,6 +176,7 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 	h.keep = req.KeepAlive && !m.stopping.Load()
 	h.http10 = req.Proto == "HTTP/1.0"
 	h.started, h.chunked, h.close, h.cancelled, h.closedSent = false, false, !h.keep, false, false
+	h.noBody, h.warned, h.cut, h.declared, h.sent = false, false, false, -1, 0
 	h.reqSent, h.reqCredit, h.respBody, h.respCredit, h.windowWait = 0, 0, 0, 0, false
 	r := ipc.Request{Method: req.Method, Target: req.Target, Proto: req.Proto, Headers: req.Headers,
 		ContentLength: req.ContentLength, Remote: h.remote, Listener: c.Listener().Index}
@@ -462,6 +472,19 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		return
 	}
 	end := flags&ipc.FlagEnd != 0
+	status := resp.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status < 200 || status > 999 {
+		// A 1xx is interim (the master sends 100 Continue itself): as the
+		// final answer it would leave the client waiting for another.
+		m.log.WithFields(m.respFields(c, h)).WithField("status", status).
+			Warn("response refused with 502: the handler's status is not a final one")
+		h.close = true
+		m.httpError(c, h, http.StatusBadGateway, "the handler answered with status "+strconv.Itoa(status), "")
+		return
+	}
 	if h.phase == phBody {
 		// Answered before the body was read: the rest of it cannot be told
 		// from a next request cheaply, so the connection closes afterwards.
@@ -472,11 +495,8 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 	}
 	h.started = true
 	h.lastFrom = c.Loop().Now()
-	status := resp.Status
-	if status < 200 || status > 999 {
-		status = http.StatusOK
-	}
 	noBody := h.head || status == http.StatusNoContent || status == http.StatusNotModified
+	h.noBody = noBody
 	b := appendStatusLine(ls.scratch[:0], status)
 	contentLength := int64(-1)
 	hasDate := false
@@ -507,8 +527,11 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		b = append(b, value...)
 		b = append(b, "\r\n"...)
 	}
+	if !noBody && contentLength >= 0 {
+		h.declared = contentLength
+	}
 	switch {
-	case end && !h.head:
+	case end && !h.head && contentLength < 0:
 		contentLength = int64(len(resp.Body))
 	case contentLength >= 0:
 	case noBody:
@@ -534,12 +557,12 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		b = m.appendDateHeader(b, c.Loop())
 	}
 	b = append(b, "\r\n"...)
-	if !noBody {
-		b = m.appendBody(b, h, resp.Body)
-	}
+	b = m.appendBody(c, b, h, resp.Body)
 	ls.scratch = b
 	c.Write(b)
+	m.cutAfterWrite(c, h, end)
 	if end {
+		m.checkLength(c, h)
 		if flags&ipc.FlagAbort != 0 {
 			m.abortResponse(c, h)
 		}
@@ -599,20 +622,21 @@ func (m *Master) httpResponseBody(c *reactor.Conn, flags uint8, payload []byte) 
 	ls := &m.loops[c.Loop().Index()]
 	h.lastFrom = c.Loop().Now()
 	h.respBody += int64(len(payload))
-	b := ls.scratch[:0]
-	if !h.head {
-		b = m.appendBody(b, h, payload)
-	}
+	b := m.appendBody(c, ls.scratch[:0], h, payload)
 	end := flags&ipc.FlagEnd != 0
 	if end && flags&ipc.FlagAbort != 0 {
 		m.abortResponse(c, h)
-	} else if end && h.chunked {
+	} else if end {
+		m.checkLength(c, h)
+	}
+	if end && h.chunked && !h.cut {
 		b = append(b, "0\r\n\r\n"...)
 	}
 	ls.scratch = b
 	if len(b) > 0 {
 		c.Write(b)
 	}
+	m.cutAfterWrite(c, h, end)
 	if end {
 		m.endResponse(c, h)
 	}
@@ -627,9 +651,31 @@ func (m *Master) abortResponse(c *reactor.Conn, h *httpState) {
 		Warn("response aborted by the handler; closing the connection so the client sees it incomplete")
 }
 
-func (m *Master) appendBody(b []byte, h *httpState, body []byte) []byte {
-	if len(body) == 0 {
+// appendBody appends a piece of the handler's body as the response's
+// framing allows: none after HEAD, 204 or 304 (dropped, logged once, the
+// connection stays framed), and no byte beyond a declared Content-Length:
+// the excess is dropped, logged with the worker, and the connection
+// closes after the declared bytes, as net/http and nginx do, so that what
+// follows can never read as another response.
+func (m *Master) appendBody(c *reactor.Conn, b []byte, h *httpState, body []byte) []byte {
+	if len(body) == 0 || h.cut {
 		return b
+	}
+	if h.noBody {
+		if !h.head && !h.warned {
+			h.warned = true
+			m.log.WithFields(m.respFields(c, h)).Warn("response body dropped: none is allowed after 204 or 304")
+		}
+		return b
+	}
+	if h.declared >= 0 {
+		if rest := h.declared - h.sent; int64(len(body)) > rest {
+			m.log.WithFields(m.respFields(c, h)).WithField("content_length", h.declared).
+				Warn("response cut: the handler sent more than its Content-Length; the excess is dropped and the connection closed after the declared bytes")
+			body = body[:rest]
+			h.cut, h.close = true, true
+		}
+		h.sent += int64(len(body))
 	}
 	if !h.chunked {
 		return append(b, body...)
@@ -638,6 +684,41 @@ func (m *Master) appendBody(b []byte, h *httpState, body []byte) []byte {
 	b = append(b, "\r\n"...)
 	b = append(b, body...)
 	return append(b, "\r\n"...)
+}
+
+// cutAfterWrite closes, once the declared bytes are written, a connection
+// whose handler overran its Content-Length, and tells the handler that
+// whatever more it sends is dropped (unless its response has ended).
+func (m *Master) cutAfterWrite(c *reactor.Conn, h *httpState, end bool) {
+	if !h.cut {
+		return
+	}
+	if !end {
+		m.cancelHTTP(c, h, true)
+	}
+	c.CloseWhenFlushed()
+}
+
+// checkLength closes, at the end of a response, the connection whose
+// handler sent fewer body bytes than its Content-Length declared: the
+// client sees the answer incomplete instead of waiting for the rest or
+// reading the next answer as its end.
+func (m *Master) checkLength(c *reactor.Conn, h *httpState) {
+	if h.declared < 0 || h.cut || h.sent >= h.declared {
+		return
+	}
+	m.log.WithFields(m.respFields(c, h)).WithFields(logrus.Fields{"content_length": h.declared, "sent": h.sent}).
+		Warn("response cut: the handler sent less than its Content-Length; closing the connection so the client sees it incomplete")
+	h.close, h.chunked = true, false
+}
+
+// respFields names a response's connection, request and worker in a log line.
+func (m *Master) respFields(c *reactor.Conn, h *httpState) logrus.Fields {
+	f := logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target}
+	if h.w != nil {
+		f["worker_id"], f["pid"] = h.w.slot, h.w.pid
+	}
+	return f
 }
 
 // endResponse finishes the current request: the connection closes, or the
