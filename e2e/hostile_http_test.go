@@ -104,7 +104,7 @@ func TestHTTPHandlerCannotInjectAResponse(t *testing.T) {
 
 // slowAttackConfig is 2 PHP workers with short body and send timeouts, so
 // that the attackers are closed within seconds.
-const slowAttackConfig = ""
+const slowAttackConfig = "http_body_timeout: 4\nhttp_send_timeout: 4\n"
 
 // getLatencies times n plain GETs, one after another, each on its own
 // connection; a GET that fails or is not answered 200 within 2 s counts

@@ -101,6 +101,21 @@ func (c *Conn) RemoteIP() []byte {
 // Buffered returns the number of output bytes not yet written.
 func (c *Conn) Buffered() int { return len(c.out) - c.outOff }
 
+// Unsent returns the bytes written to the socket that the kernel still
+// holds because the peer has not acknowledged them (SIOCOUTQ): an answer
+// a client does not read can sit there, out of Buffered's sight. 0 on
+// error.
+func (c *Conn) Unsent() int {
+	if c.closed {
+		return 0
+	}
+	n, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 // Write appends b to the output; it is written at the end of the iteration
 // (or when the socket drains). Over the output limit the connection closes
 // with ErrOutputFull.
