@@ -78,17 +78,18 @@ type Master struct {
 	upgraded  atomic.Bool                 // a new master took over: leave its paths alone
 	ready     atomic.Bool                 // serving (tableflip ready)
 	httpConns atomic.Int64                // open HTTP connections (a drain waits for them)
-	// httpBuffered counts the request bodies and answers the master holds
-	// for HTTP connections (http_max_buffered); httpOver: it reached the
-	// bound and has not yet come back under half of it.
-	httpBuffered atomic.Int64
-	httpOver     atomic.Bool
 	watchDue  chan struct{}               // a change under the watch paths waits for its reload
 	life      lifeSubs                    // worker lifecycle events for replacements in progress
 	tasks     *taskRouter
 	mgrSeq    uint64
 	mgrFails  int
 	slots     map[slotKey]*slotInfo
+
+	// httpBuffered counts the request bodies and answers the master holds
+	// for HTTP connections (http_max_buffered); httpOver: it reached the
+	// bound and has not yet come back under half of it.
+	httpBuffered atomic.Int64
+	httpOver     atomic.Bool
 
 	holdMu sync.Mutex
 	held   []net.Conn
