@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -250,5 +251,82 @@ func TestHTTPSlowClientsPinNoWorker(t *testing.T) {
 	t.Logf("plain GET after the attack: p50 %s, p99 %s", percentile(d, 50), percentile(d, 99))
 	if p99 := percentile(d, 99); len(d) < 20 || p99 >= 100*time.Millisecond {
 		t.Fatalf("plain GET after the attack: p99 %s over %d GETs, want under 100 ms", p99, len(d))
+	}
+}
+
+// masterRow is the master's row of drover status.
+func masterRow(rows []statusRow) statusRow {
+	for _, r := range rows {
+		if r.Role == "master" {
+			return r
+		}
+	}
+	return statusRow{}
+}
+
+// The bodies and answers the master holds are bounded across connections
+// (http_max_buffered): a body that would pass the bound is refused with
+// 503 and a line naming it, the others are served, and the count (drover
+// status) goes back to 0 when they are done.
+func TestHTTPBufferedBytesAreBounded(t *testing.T) {
+	s := startServer(t, phpWorkers(1, phpScript(t, "handler.php"), httpListener, "http_max_buffered: 1M\n"))
+	logs := s.subscribe()
+	const size = 900 << 10
+	a, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.SetDeadline(time.Now().Add(20 * time.Second))
+	body := strings.Repeat("a", size)
+	fmt.Fprintf(a, "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", size, body[:size-1])
+	s.waitStatus("the first body buffered", func(rows []statusRow) bool { return masterRow(rows).HTTPBuffered == size-1 })
+
+	out := rawHTTP(t, s, fmt.Sprintf("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", 200<<10, body[:200<<10]), false)
+	if !strings.HasPrefix(out, "HTTP/1.1 503 ") {
+		t.Fatalf("a body past http_max_buffered: %q, want 503", firstLine(out))
+	}
+	s.waitLog(logs, 5*time.Second, "the refusal's line", func(e logEntry) bool {
+		return strings.Contains(e.msg(), "http_max_buffered") && e.str("target") == "/echo" && e.str("remote") != ""
+	})
+
+	a.Write([]byte(body[size-1:]))
+	resp, err := http.ReadResponse(bufio.NewReader(a), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoed, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || string(echoed) != body {
+		t.Fatalf("the body under the bound: %d, %d bytes back (%v)", resp.StatusCode, len(echoed), err)
+	}
+	s.waitStatus("http_buffered back to 0", func(rows []statusRow) bool { return masterRow(rows).HTTPBuffered == 0 })
+}
+
+// A client that does not read an answer too large for the master's and
+// the kernel's buffers holds its handler back (flow control) only until
+// http_send_timeout: then the connection is closed with a line that names
+// the worker, the handler is cancelled, and the worker serves on.
+func TestHTTPSendTimeoutReleasesTheHandler(t *testing.T) {
+	s := startServer(t, phpWorkers(1, phpScript(t, "handler.php"), httpListener, "http_send_timeout: 2\n"))
+	logs := s.subscribe()
+	pid := pidsOf(s.status(), "worker")
+	small := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	c, err := small.Dial("tcp", tcpAddr(s.addrs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("GET /big?n=67108864 HTTP/1.1\r\nHost: x\r\n\r\n"))
+	e := s.waitLog(logs, 15*time.Second, "the send timeout's line", func(e logEntry) bool {
+		return strings.Contains(e.msg(), "http_send_timeout") && e.str("target") == "/big?n=67108864"
+	})
+	if e["worker_id"] == nil || e["pid"] == nil || e.str("remote") == "" {
+		t.Fatalf("the line does not name the worker and the client: %v", e)
+	}
+	wantGet(t, httpURL(s, "/"), 200, "Hello, World!")
+	if now := pidsOf(s.status(), "worker"); !slices.Equal(now, pid) {
+		t.Fatalf("worker pids %v, then %v: the worker was replaced, not its handler cancelled", pid, now)
 	}
 }

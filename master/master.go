@@ -744,7 +744,8 @@ func (m *Master) status() []Process {
 	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: "running", Started: m.started, Generation: generation(), Queued: tasksQueued,
 		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load(),
 		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
-			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()}}}
+			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()},
+		HTTPBuffered: m.httpBuffered.Load()}}
 	if m.curMgr() != nil {
 		state := "running"
 		select {
