@@ -394,9 +394,11 @@ func (m *Master) takeBody(c *reactor.Conn, h *httpState, data []byte) (int, bool
 		if room <= 0 {
 			break
 		}
+		// Decoded bytes never outnumber the input; a little more than
+		// room lets a chunk header through when room is smaller.
 		in := data[used:]
-		if len(in) > room {
-			in = in[:room] // decoded bytes never outnumber the input
+		if cut := max(room, 16<<10); len(in) > cut {
+			in = in[:cut]
 		}
 		n, piece, done, err := h.p.Body(in)
 		if err != nil {
