@@ -142,6 +142,23 @@ type httpState struct {
 	sendBase  int64
 	acctBody  int64
 	acctOut   int64
+	// holdW is the worker whose answer the master holds back for this
+	// slow client (worker.held counts it), nil if none.
+	holdW *worker
+}
+
+// setHeld records whether the handler of h's response waits for credit
+// the master withholds because the client is slow: no request is sent
+// ahead (prefetch) to a worker held so.
+func (h *httpState) setHeld(on bool) {
+	switch {
+	case on && h.holdW == nil && h.w != nil:
+		h.holdW = h.w
+		h.holdW.held.Add(1)
+	case !on && h.holdW != nil:
+		h.holdW.held.Add(-1)
+		h.holdW = nil
+	}
 }
 
 func (m *Master) newHTTPState(c *reactor.Conn) *httpState {
@@ -351,6 +368,7 @@ func (m *Master) noteBuffered(total int64) {
 
 // releaseHTTP takes a closed connection's bytes out of Master.httpBuffered.
 func (m *Master) releaseHTTP(h *httpState) {
+	h.setHeld(false)
 	if n := h.acctBody + h.acctOut; n != 0 {
 		h.acctBody, h.acctOut = 0, 0
 		m.noteBuffered(m.httpBuffered.Add(-n))
@@ -911,11 +929,13 @@ func (m *Master) creditResponse(c *reactor.Conn, h *httpState) {
 	}
 	out := h.respBody - held
 	if out-h.respCredit < ipc.FlowWindow/2 {
+		h.setHeld(h.respBody-h.respCredit >= ipc.FlowWindow)
 		return
 	}
 	var b [4]byte
 	h.w.writeFlags(c.Loop(), ipc.TypeWindow, 0, c.ID(), ipc.AppendWindow(b[:0], uint32(out-h.respCredit)))
 	h.respCredit = out
+	h.setHeld(h.respBody-h.respCredit >= ipc.FlowWindow)
 }
 
 // requestCredit takes the worker's credit for c's request body and
@@ -1051,6 +1071,7 @@ func (m *Master) respFields(c *reactor.Conn, h *httpState) logrus.Fields {
 // endResponse finishes the current request: the connection closes, or the
 // next pipelined request is read.
 func (m *Master) endResponse(c *reactor.Conn, h *httpState) {
+	h.setHeld(false)
 	h.w = nil
 	if h.close {
 		c.CloseWhenFlushed()
@@ -1157,6 +1178,7 @@ func (m *Master) cancelHTTP(c *reactor.Conn, h *httpState, closed bool) {
 	if closed {
 		flags = ipc.FlagEnd
 		h.closedSent = true
+		h.setHeld(false) // released: what it sends is dropped
 	}
 	h.cancelled = true
 	h.w.writeFlags(c.Loop(), ipc.TypeCancel, flags, c.ID(), nil)
