@@ -330,3 +330,31 @@ func TestHTTPSendTimeoutReleasesTheHandler(t *testing.T) {
 		t.Fatalf("worker pids %v, then %v: the worker was replaced, not its handler cancelled", pid, now)
 	}
 }
+
+// A worker whose answer is held back for a client that does not read it
+// gets no request sent ahead (prefetch): with every worker busy, a GET
+// waits in the master for a free one, and gets 503 at dispatch_timeout,
+// instead of queueing at the held worker until http_send_timeout.
+func TestHTTPNothingWaitsBehindAHeldAnswer(t *testing.T) {
+	s := startServer(t, phpWorkers(1, phpScript(t, "handler.php"), httpListener, "dispatch_timeout: 1\n"))
+	small := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	c, err := small.Dial("tcp", tcpAddr(s.addrs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("GET /big?n=67108864 HTTP/1.1\r\nHost: x\r\n\r\n"))
+	// Held once the master's buffer for it is full.
+	s.waitStatus("the answer buffered by the master", func(rows []statusRow) bool { return masterRow(rows).HTTPBuffered > 1<<20 })
+	start := time.Now()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(httpURL(s, "/"))
+	if err != nil {
+		t.Fatalf("GET while the only worker's answer is held: %v after %s (sent ahead to the held worker?)", err, time.Since(start))
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("GET while the only worker's answer is held: %d, want 503 at dispatch_timeout", resp.StatusCode)
+	}
+}
