@@ -103,6 +103,24 @@ func TestHTTPHandlerCannotInjectAResponse(t *testing.T) {
 	}
 }
 
+// nonReader asks addr for target on a connection with a small receive
+// buffer (so that the answer waits at the server, not in this kernel) and
+// never reads it; the connection is closed at the test's end.
+func nonReader(t *testing.T, addr, target string) {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write([]byte("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // slowAttackConfig is 2 PHP workers with short body and send timeouts, so
 // that the attackers are closed within seconds.
 const slowAttackConfig = "http_body_timeout: 4\nhttp_send_timeout: 4\n"
@@ -162,18 +180,8 @@ func TestHTTPSlowClientsPinNoWorker(t *testing.T) {
 	const attackers = 50
 
 	// Non-readers: a small receive buffer, a request for 1 MiB, no reads.
-	small := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
 	for range attackers {
-		c, err := small.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if _, err := c.Write([]byte("GET /big?n=1048576 HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
-			t.Fatal(err)
-		}
+		nonReader(t, addr, "/big?n=1048576")
 	}
 	// Tricklers: a 100-byte body, one byte a second.
 	answers := make(chan string, attackers)
@@ -310,15 +318,7 @@ func TestHTTPSendTimeoutReleasesTheHandler(t *testing.T) {
 	s := startServer(t, phpWorkers(1, phpScript(t, "handler.php"), httpListener, "http_send_timeout: 2\n"))
 	logs := s.subscribe()
 	pid := pidsOf(s.status(), "worker")
-	small := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	c, err := small.Dial("tcp", tcpAddr(s.addrs[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte("GET /big?n=67108864 HTTP/1.1\r\nHost: x\r\n\r\n"))
+	nonReader(t, tcpAddr(s.addrs[0]), "/big?n=67108864")
 	e := s.waitLog(logs, 15*time.Second, "the send timeout's line", func(e logEntry) bool {
 		return strings.Contains(e.msg(), "http_send_timeout") && e.str("target") == "/big?n=67108864"
 	})
@@ -337,15 +337,7 @@ func TestHTTPSendTimeoutReleasesTheHandler(t *testing.T) {
 // instead of queueing at the held worker until http_send_timeout.
 func TestHTTPNothingWaitsBehindAHeldAnswer(t *testing.T) {
 	s := startServer(t, phpWorkers(1, phpScript(t, "handler.php"), httpListener, "dispatch_timeout: 1\n"))
-	small := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	c, err := small.Dial("tcp", tcpAddr(s.addrs[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte("GET /big?n=67108864 HTTP/1.1\r\nHost: x\r\n\r\n"))
+	nonReader(t, tcpAddr(s.addrs[0]), "/big?n=67108864")
 	// Held once the master's buffer for it is full.
 	s.waitStatus("the answer buffered by the master", func(rows []statusRow) bool { return masterRow(rows).HTTPBuffered > 1<<20 })
 	start := time.Now()
