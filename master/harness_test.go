@@ -38,7 +38,9 @@ type harnessOpts struct {
 	workers  int // worker_num (slots); 0 = 2
 	queueMax int // dispatch_queue_max; 0 = 16
 	loops    int // reactor_num; 0 = 1
-	http     bool // the listener speaks HTTP (httpTestConfig) instead of length
+
+	// http: the listener speaks HTTP (httpTestConfig) instead of length.
+	http bool
 }
 
 type harness struct {
