@@ -106,7 +106,7 @@ func TestHTTPHandlerCannotInjectAResponse(t *testing.T) {
 // nonReader asks addr for target on a connection with a small receive
 // buffer (so that the answer waits at the server, not in this kernel) and
 // never reads it; the connection is closed at the test's end.
-func nonReader(t *testing.T, addr, target string) {
+func nonReader(t *testing.T, addr, target string) net.Conn {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
@@ -119,6 +119,7 @@ func nonReader(t *testing.T, addr, target string) {
 	if _, err := c.Write([]byte("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
+	return c
 }
 
 // slowAttackConfig is 2 PHP workers with short body and send timeouts, so
@@ -312,18 +313,24 @@ func TestHTTPBufferedBytesAreBounded(t *testing.T) {
 
 // A client that does not read an answer too large for the master's and
 // the kernel's buffers holds its handler back (flow control) only until
-// http_send_timeout: then the connection is closed with a line that names
-// the worker, the handler is cancelled, and the worker serves on.
+// http_send_timeout: then the connection is reset (the kernel drops what
+// it held for the client, as with nginx's reset_timedout_connection) with
+// a line that names the worker, the handler is cancelled, and the worker
+// serves on.
 func TestHTTPSendTimeoutReleasesTheHandler(t *testing.T) {
 	s := startServer(t, phpWorkers(1, phpScript(t, "handler.php"), httpListener, "http_send_timeout: 2\n"))
 	logs := s.subscribe()
 	pid := pidsOf(s.status(), "worker")
-	nonReader(t, tcpAddr(s.addrs[0]), "/big?n=67108864")
+	c := nonReader(t, tcpAddr(s.addrs[0]), "/big?n=67108864")
 	e := s.waitLog(logs, 15*time.Second, "the send timeout's line", func(e logEntry) bool {
 		return strings.Contains(e.msg(), "http_send_timeout") && e.str("target") == "/big?n=67108864"
 	})
 	if e["worker_id"] == nil || e["pid"] == nil || e.str("remote") == "" {
 		t.Fatalf("the line does not name the worker and the client: %v", e)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := io.Copy(io.Discard, c); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the timed-out client read %d more bytes, then %v; want a reset", n, err)
 	}
 	wantGet(t, httpURL(s, "/"), 200, "Hello, World!")
 	if now := pidsOf(s.status(), "worker"); !slices.Equal(now, pid) {

@@ -690,7 +690,7 @@ func (m *Master) sendTimedOut(c *reactor.Conn, h *httpState, now time.Time) bool
 	f["http_send_timeout"], f["http_send_min_rate"] = timeout.String(), int64(m.cfg.HTTPSendMinRate)
 	m.log.WithFields(f).Info("connection closed: the client did not take its answer at http_send_min_rate within http_send_timeout; the handler's context is cancelled")
 	m.cancelHTTP(c, h, true)
-	c.Close(nil)
+	c.Abort(nil) // what the kernel holds for it is dropped too
 	return true
 }
 

@@ -202,6 +202,18 @@ func (c *Conn) Close(err error) {
 	l.h.OnClose(c, err)
 }
 
+// Abort closes the connection with a reset (SO_LINGER 0) instead of a
+// FIN: the kernel drops what it still holds for the peer instead of going
+// on delivering it to a client that does not read, as nginx's
+// reset_timedout_connection does. Then it is Close.
+func (c *Conn) Abort(err error) {
+	if c.closed {
+		return
+	}
+	unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	c.Close(err)
+}
+
 func (c *Conn) event(l *Loop, ev uint32) {
 	if ev&unix.EPOLLOUT != 0 {
 		c.flush()
