@@ -503,9 +503,12 @@ func (m *Master) pumpBody(c *reactor.Conn, h *httpState) {
 		h.acctBody -= int64(len(piece))
 		m.noteBuffered(m.httpBuffered.Add(-int64(len(piece))))
 	}
-	if h.bodyOff == len(h.body) {
+	switch {
+	case h.phase != phBody:
+		h.body, h.bodyOff = nil, 0 // an idle connection pins no buffer
+	case h.bodyOff == len(h.body):
 		if cap(h.body) > maxBodyFrame {
-			h.body = nil // do not pin a large body's buffer on an idle connection
+			h.body = nil
 		}
 		h.body, h.bodyOff = h.body[:0], 0
 	}
