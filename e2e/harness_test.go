@@ -262,6 +262,9 @@ type statusRow struct {
 	Runtime     *struct {
 		Goroutines int `json:"goroutines"`
 	} `json:"go_runtime"`
+
+	// Master only: bytes of bodies and answers held (http_max_buffered).
+	HTTPBuffered int64 `json:"http_buffered"`
 }
 
 func (s *server) status() []statusRow {

@@ -88,7 +88,7 @@ func (m *Master) OnReadEOF(c *reactor.Conn) {
 	st.eof = true
 	if h := st.http; h != nil {
 		switch h.phase {
-		case phHead, phQueued:
+		case phHead, phBuffer, phQueued:
 			c.CloseWhenFlushed() // nothing at a worker yet: nobody to answer
 		default:
 			// Like net/http: the handler's context is cancelled, and whatever
@@ -110,6 +110,7 @@ func (m *Master) OnClose(c *reactor.Conn, err error) {
 	if h := st.http; h != nil {
 		m.httpConns.Add(-1)
 		m.cancelHTTP(c, h, true)
+		m.releaseHTTP(h)
 	} else if m.disp.bound() && !m.stopping.Load() {
 		var reason string
 		switch {

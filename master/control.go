@@ -65,6 +65,10 @@ type Process struct {
 	Connections int64     `json:"connections,omitempty"`
 	Accepted    uint64    `json:"accepted,omitempty"`
 	IPC         *IPCStats `json:"ipc,omitempty"`
+
+	// HTTPBuffered (master only) is the request bodies and answers the
+	// master holds for HTTP connections, against http_max_buffered.
+	HTTPBuffered int64 `json:"http_buffered,omitempty"`
 }
 
 // IPCStats count the master's frames to and from its workers and the

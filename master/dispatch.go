@@ -260,7 +260,7 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 		// least loaded, rather than wait here for an answer to come back.
 		for i := 0; i < n; i++ {
 			w := d.workers[(d.lead+i)%n]
-			if w != nil && w.state == stateReady && w.inflight < w.concurrency+w.prefetch &&
+			if w != nil && w.state == stateReady && w.inflight < w.concurrency+w.prefetch && w.held.Load() == 0 &&
 				(pick == nil || w.inflight-w.concurrency < pick.inflight-pick.concurrency) {
 				pick = w
 			}

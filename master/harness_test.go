@@ -38,6 +38,9 @@ type harnessOpts struct {
 	workers  int // worker_num (slots); 0 = 2
 	queueMax int // dispatch_queue_max; 0 = 16
 	loops    int // reactor_num; 0 = 1
+
+	// http: the listener speaks HTTP (httpTestConfig) instead of length.
+	http bool
 }
 
 type harness struct {
@@ -84,6 +87,10 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		PackageBodyOffset: 4, PackageMaxLength: testPackageMax, Network: "tcp", Addr: addr}
 	cfg := &config.Config{WorkerNum: o.workers, ReactorNum: o.loops, DispatchMode: o.mode,
 		DispatchQueueMax: o.queueMax, PackageMaxLength: testPackageMax, Listeners: []config.Listener{lc}}
+	if o.http {
+		httpTestConfig(cfg)
+		lc = cfg.Listeners[0]
+	}
 
 	m := &Master{cfg: cfg, log: logrus.NewEntry(logger).WithField("role", ipc.RoleMaster),
 		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),

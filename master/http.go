@@ -19,12 +19,45 @@ import (
 // and writes the worker's response frames back as HTTP/1.1. One request of
 // a connection is at a worker at a time; pipelined requests wait, unread,
 // in the connection's input and are answered in order.
+//
+// Slow clients pin no worker, as behind nginx (client_body_buffer_size,
+// proxy_buffering, send_timeout), Swoole or RoadRunner:
+//
+//   - A request body that is not in the head's read is buffered by the
+//     master (phBuffer) and the request dispatched once it is whole, within
+//     http_body_timeout from the end of the head (a total deadline, not
+//     reset by each byte; 408 past it). To a pool whose workers take
+//     concurrent requests (hello concurrency > 1, the Go SDK) a body larger
+//     than http_body_buffer_size is dispatched when that much is buffered
+//     and the rest streamed under the same deadline, at most
+//     http_body_buffer_size ahead of the worker: one slow upload then holds
+//     one of many slots, and the master's memory per connection stays
+//     bounded. Workers of concurrency 1 (PHP) get a request only with its
+//     whole body, held in memory up to package_max_length (as Swoole does):
+//     spooling to a temp file (nginx's client_body_temp) would put blocking
+//     file I/O in the reactor loop, or a thread pool beside it, for bodies
+//     the default package_max_length (2 MiB) keeps small; the global bound
+//     below keeps the total in check instead.
+//   - Answers are buffered by the master: a flow-control worker is credited
+//     as its body frames arrive while the connection's unwritten output
+//     stays under buffer_output_size less a window, so a normal-sized
+//     answer ends at once however slowly its client reads; beyond that the
+//     handler is held back by flow control. While output waits for the
+//     client, it must take at least http_send_timeout×http_send_min_rate
+//     bytes (one at least) in every http_send_timeout, or the connection is
+//     closed and the handler cancelled: nginx's send_timeout alone lets a
+//     client reading a byte a second hold a connection for ever.
+//   - Bodies and answers held by the master count against
+//     http_max_buffered across all connections: past it, body bytes are
+//     refused (503, the connection closed) and answers are held back by
+//     flow control as for a slow reader, each with a logged reason.
 
 // httpPhase is where a connection is in its current request.
 type httpPhase uint8
 
 const (
 	phHead   httpPhase = iota // reading a request head (or idle between requests)
+	phBuffer                  // head read, the master buffers the body before dispatch
 	phQueued                  // head read, waiting for a worker with a free slot
 	phBody                    // at a worker, forwarding the request body
 	phWait                    // at a worker, body done, waiting for the response to end
@@ -72,25 +105,83 @@ type httpState struct {
 	started bool // status line written
 	chunked bool
 	close   bool // close once the response is written
+	// Framing owned by the master: noBody drops the handler's body (HEAD,
+	// 204, 304) and warned says it was logged; declared is the handler's
+	// Content-Length (-1 none) and sent the body bytes written against it;
+	// cut: the declared bytes are all out and the connection closes.
+	noBody   bool
+	warned   bool
+	cut      bool
+	declared int64
+	sent     int64
 	// Flow control (ipc.FlowWindow) with a worker whose hello set Flow:
 	// request body bytes forwarded and credited, response body bytes
 	// received and credited.
 	reqSent, reqCredit   int64
 	respBody, respCredit int64
-	windowWait           bool      // reading paused until the worker credits the body
+	windowWait           bool      // forwarding the body waits for the worker's credit
+	waitFrom             time.Time // … since then
 	bodyAt               time.Time // when the client last sent body bytes
 	lastFrom             time.Time // when the worker last sent a response frame
+	// The request body buffered by the master: body[bodyOff:] is not yet
+	// forwarded; bodyDone: the parser has read its end; bodyStart: when
+	// the head ended (http_body_timeout), moved on by the time the worker
+	// held the body back.
+	body      []byte
+	bodyOff   int
+	bodyDone  bool
+	bodyStart time.Time
+	// Output: outTotal bytes handed to c.Write; the send timeout's period
+	// began at sendSince (zero while nothing waits for the client), with
+	// sendBase bytes written by then. acctBody and acctOut are this
+	// connection's bytes counted in Master.httpBuffered.
+	outTotal  int64
+	respStart int64 // outTotal when the current response began
+	bigOut    bool  // a response over untrackedOut was written: the kernel may hold some of it (Conn.Unsent)
+	sendSince time.Time
+	sendBase  int64
+	acctBody  int64
+	acctOut   int64
+	// holdW is the worker whose answer the master holds back for this
+	// slow client (worker.held counts it), nil if none.
+	holdW *worker
+}
+
+// setHeld records whether the handler of h's response waits for credit
+// the master withholds because the client is slow: no request is sent
+// ahead (prefetch) to a worker held so.
+func (h *httpState) setHeld(on bool) {
+	switch {
+	case on && h.holdW == nil && h.w != nil:
+		h.holdW = h.w
+		h.holdW.held.Add(1)
+	case !on && h.holdW != nil:
+		h.holdW.held.Add(-1)
+		h.holdW = nil
+	}
 }
 
 func (m *Master) newHTTPState(c *reactor.Conn) *httpState {
 	m.httpConns.Add(1)
 	l := c.Loop()
+	c.NotifyWritten(httpWritten)
 	return &httpState{
 		remote: c.RemoteAddr(),
 		p: reactor.NewHTTPParser(reactor.HTTPLimits{MaxHeaderBytes: int(m.cfg.HTTPMaxHeaderSize),
 			MaxBodyBytes: int64(m.cfg.PackageMaxLength)}),
 		keep:      true,
 		idleSince: l.Now(),
+	}
+}
+
+// httpWritten runs after each flush of an HTTP connection that wrote
+// (reactor.Conn.NotifyWritten): the master's count of buffered answers
+// follows what left, and a streaming worker gets credit for it.
+func httpWritten(c *reactor.Conn) {
+	st := c.Ctx.(*connState)
+	if h := st.http; h != nil {
+		st.m.syncOut(c, h, true)
+		st.m.creditResponse(c, h)
 	}
 }
 
@@ -119,35 +210,29 @@ func (m *Master) OnStream(c *reactor.Conn, data []byte) int {
 			used += n
 			h.headSince = time.Time{}
 			used += m.startRequest(c, st, req, data[used:])
-		case phBody:
-			if h.w.flow && h.reqSent-h.reqCredit >= ipc.FlowWindow {
-				// The handler has not read what it got: the rest waits
-				// in the client's socket until it credits more.
-				h.windowWait = true
-				c.PauseRead()
-				return used
-			}
-			n, piece, done, err := h.p.Body(data[used:])
-			if err != nil {
-				m.httpReject(c, h, err)
+		case phBuffer, phBody:
+			n, ok := m.takeBody(c, h, data[used:])
+			used += n
+			if !ok || c.Closed() {
 				return len(data)
 			}
-			used += n
-			if n > 0 {
-				h.bodyAt = c.Loop().Now()
-			}
-			h.reqSent += int64(len(piece))
-			if len(piece) > 0 || done {
-				var flags uint8
-				if done {
-					flags = ipc.FlagEnd
-					h.phase = phWait
+			if h.phase == phBuffer && (h.bodyDone || len(h.body) >= int(m.cfg.HTTPBodyBufferSize) && m.disp.takesConcurrent()) {
+				if !m.dispatchBody(c, st) {
+					continue // queued: what follows stays unread
 				}
-				h.w.writeFlags(c.Loop(), ipc.TypeRequestBody, flags, c.ID(), piece)
 			}
-			if n == 0 && !done {
-				return used
+			if h.phase == phBody {
+				m.pumpBody(c, h)
 			}
+			if h.phase == phWait || h.phase == phQueued {
+				continue
+			}
+			if used < len(data) {
+				// The buffer is full: the rest waits in the client's socket
+				// until the worker takes some.
+				c.PauseRead()
+			}
+			return used
 		default: // queued or waiting: what follows stays unread for now
 			if len(data)-used > pipelineMax {
 				c.PauseRead()
@@ -167,6 +252,8 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 	h.keep = req.KeepAlive && !m.stopping.Load()
 	h.http10 = req.Proto == "HTTP/1.0"
 	h.started, h.chunked, h.close, h.cancelled, h.closedSent = false, false, !h.keep, false, false
+	h.noBody, h.warned, h.cut, h.declared, h.sent = false, false, false, -1, 0
+	h.respStart = h.outTotal
 	h.reqSent, h.reqCredit, h.respBody, h.respCredit, h.windowWait = 0, 0, 0, 0, false
 	r := ipc.Request{Method: req.Method, Target: req.Target, Proto: req.Proto, Headers: req.Headers,
 		ContentLength: req.ContentLength, Remote: h.remote, Listener: c.Listener().Index}
@@ -184,8 +271,9 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 		r.Body, used = body, n
 		h.phase = phWait
 	default:
+		// The body is buffered first (see the top of this file).
 		r.BodyFollows = true
-		h.phase = phBody
+		h.phase = phBuffer
 	}
 	// The payload is built in a per-loop buffer: dispatching copies it into
 	// the worker's output, and a queued request keeps its own copy.
@@ -193,6 +281,18 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 	ls.reqBuf = ipc.AppendRequest(ls.reqBuf[:0], &r)
 	payload := ls.reqBuf
 	h.bodyFollows, h.expect100 = r.BodyFollows, req.Expect100
+	if h.phase == phBuffer {
+		h.pending = append(h.pending[:0], payload...)
+		h.body, h.bodyOff, h.bodyDone = h.body[:0], 0, false
+		h.bodyStart, h.bodyAt = c.Loop().Now(), c.Loop().Now()
+		if h.expect100 {
+			// As nginx: the client is asked for the body when the master
+			// starts reading it.
+			h.expect100 = false
+			m.write(c, h, continue100)
+		}
+		return used
+	}
 	if !m.sendRequest(c, st, payload) {
 		// No worker with a free slot: wait, body unread, up to dispatch_timeout.
 		h.pending = append([]byte(nil), payload...)
@@ -222,7 +322,195 @@ func (m *Master) requestSent(c *reactor.Conn, h *httpState, payload []byte) {
 	}
 	h.phase = phBody
 	if h.expect100 {
-		c.Write(continue100)
+		m.write(c, h, continue100)
+	}
+}
+
+// write hands b to c and keeps the output accounting (send timeout,
+// http_max_buffered).
+func (m *Master) write(c *reactor.Conn, h *httpState, b []byte) {
+	c.Write(b)
+	h.outTotal += int64(len(b))
+	if !h.bigOut && h.outTotal-h.respStart > untrackedOut {
+		h.bigOut = true
+	}
+	m.syncOut(c, h, false)
+}
+
+// untrackedOut is how much unwritten output a connection may hold before
+// Master.httpBuffered counts it at each write (a flush that leaves output
+// behind always counts it): a small answer is usually written within the
+// loop iteration that made it, and counting it would cost two atomic
+// additions per request.
+const untrackedOut = 64 << 10
+
+// syncOut brings c's unwritten output into Master.httpBuffered.
+func (m *Master) syncOut(c *reactor.Conn, h *httpState, flushed bool) {
+	out := int64(c.Buffered())
+	if d := out - h.acctOut; d != 0 && (flushed || h.acctOut != 0 || out > untrackedOut) {
+		h.acctOut = out
+		m.noteBuffered(m.httpBuffered.Add(d))
+	}
+}
+
+// noteBuffered logs when the bytes the master holds for HTTP connections
+// reach http_max_buffered, and when they are back under half of it.
+func (m *Master) noteBuffered(total int64) {
+	lim := int64(m.cfg.HTTPMaxBuffered)
+	switch {
+	case total >= lim && m.httpOver.CompareAndSwap(false, true):
+		m.log.WithFields(logrus.Fields{"buffered": total, "http_max_buffered": lim}).
+			Warn("HTTP buffers full: request bodies are refused with 503 and answers held back until clients take them")
+	case total < lim/2 && m.httpOver.Load() && m.httpOver.CompareAndSwap(true, false):
+		m.log.WithFields(logrus.Fields{"buffered": total, "http_max_buffered": lim}).Info("HTTP buffers back under half of http_max_buffered")
+	}
+}
+
+// releaseHTTP takes a closed connection's bytes out of Master.httpBuffered.
+func (m *Master) releaseHTTP(h *httpState) {
+	h.setHeld(false)
+	if n := h.acctBody + h.acctOut; n != 0 {
+		h.acctBody, h.acctOut = 0, 0
+		m.noteBuffered(m.httpBuffered.Add(-n))
+	}
+	h.body = nil
+}
+
+// takesConcurrent reports whether a worker is ready and every ready one
+// takes concurrent requests (hello concurrency > 1): then a request may
+// go to one before its body is whole.
+func (d *dispatcher) takesConcurrent() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ok := false
+	for _, w := range d.workers {
+		if w == nil || w.state != stateReady {
+			continue
+		}
+		if w.concurrency < 2 {
+			return false
+		}
+		ok = true
+	}
+	return ok
+}
+
+// takeBody reads body bytes from data into h.body while the buffer has
+// room: up to http_body_buffer_size not yet forwarded once the request is
+// at a worker (or about to go to one that takes concurrent requests),
+// otherwise the whole body (the parser stops it at package_max_length).
+// It returns what it consumed, and false when the connection was answered
+// (malformed body, http_max_buffered).
+func (m *Master) takeBody(c *reactor.Conn, h *httpState, data []byte) (int, bool) {
+	used := 0
+	limit := int(m.cfg.HTTPBodyBufferSize)
+	if h.phase == phBuffer && !m.disp.takesConcurrent() {
+		limit = int(m.cfg.PackageMaxLength) + 1
+	}
+	for !h.bodyDone && used < len(data) {
+		room := limit - (len(h.body) - h.bodyOff)
+		if room <= 0 {
+			break
+		}
+		// Decoded bytes never outnumber the input; a little more than
+		// room lets a chunk header through when room is smaller.
+		in := data[used:]
+		if cut := max(room, 16<<10); len(in) > cut {
+			in = in[:cut]
+		}
+		n, piece, done, err := h.p.Body(in)
+		if err != nil {
+			m.httpReject(c, h, err)
+			return len(data), false
+		}
+		used += n
+		if n > 0 {
+			h.bodyAt = c.Loop().Now()
+		}
+		if len(piece) > 0 {
+			total := m.httpBuffered.Add(int64(len(piece)))
+			m.noteBuffered(total)
+			if total > int64(m.cfg.HTTPMaxBuffered) {
+				m.httpBuffered.Add(-int64(len(piece)))
+				m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
+					"http_max_buffered": int64(m.cfg.HTTPMaxBuffered)}).
+					Warn("request refused with 503: the master holds http_max_buffered bytes of bodies and answers")
+				m.cancelHTTP(c, h, true)
+				m.httpError(c, h, http.StatusServiceUnavailable, "the server is busy; retry shortly", "Retry-After: 1\r\n")
+				return len(data), false
+			}
+			h.acctBody += int64(len(piece))
+			h.body = append(h.body, piece...)
+		}
+		if done {
+			h.bodyDone = true
+		}
+		if n == 0 && !done {
+			break
+		}
+	}
+	return used, true
+}
+
+// dispatchBody sends a request whose body the master buffered to a worker,
+// then what it has of the body; false when it waits for a free worker.
+func (m *Master) dispatchBody(c *reactor.Conn, st *connState) bool {
+	h := st.http
+	if !m.sendRequest(c, st, h.pending) {
+		h.phase = phQueued
+		h.queuedAt = c.Loop().Now()
+		ls := &m.loops[c.Loop().Index()]
+		ls.waiting = append(ls.waiting, c.ID())
+		m.httpWaiting.Add(1)
+		return false
+	}
+	m.requestSent(c, h, h.pending)
+	return true
+}
+
+// maxBodyFrame is the largest request body frame the master forwards.
+const maxBodyFrame = 64 << 10
+
+// pumpBody forwards the buffered body to the worker, within its
+// flow-control window, and ends it (FlagEnd) once the parser has read the
+// body's end: the request then waits for its answer (phWait). Runs on c's
+// loop.
+func (m *Master) pumpBody(c *reactor.Conn, h *httpState) {
+	for h.phase == phBody {
+		pend := h.body[h.bodyOff:]
+		if len(pend) == 0 && !h.bodyDone {
+			break
+		}
+		piece := pend[:min(len(pend), maxBodyFrame)]
+		if h.w.flow {
+			room := ipc.FlowWindow - (h.reqSent - h.reqCredit)
+			if room <= 0 && len(pend) > 0 {
+				if !h.windowWait {
+					h.windowWait, h.waitFrom = true, c.Loop().Now()
+				}
+				break
+			}
+			piece = piece[:min(int64(len(piece)), max(room, 0))]
+		}
+		var flags uint8
+		if h.bodyDone && len(piece) == len(pend) {
+			flags = ipc.FlagEnd
+			h.phase = phWait
+		}
+		h.w.writeFlags(c.Loop(), ipc.TypeRequestBody, flags, c.ID(), piece)
+		h.bodyOff += len(piece)
+		h.reqSent += int64(len(piece))
+		h.acctBody -= int64(len(piece))
+		m.noteBuffered(m.httpBuffered.Add(-int64(len(piece))))
+	}
+	switch {
+	case h.phase != phBody:
+		h.body, h.bodyOff = nil, 0 // an idle connection pins no buffer
+	case h.bodyOff == len(h.body):
+		if cap(h.body) > maxBodyFrame {
+			h.body = nil
+		}
+		h.body, h.bodyOff = h.body[:0], 0
 	}
 }
 
@@ -272,7 +560,15 @@ func (m *Master) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
 				if !m.sendRequest(c, st, h.pending) {
 					return
 				}
+				if !h.bodyDone && h.bodyFollows {
+					// Waiting for a worker is not the client's time.
+					h.bodyStart = h.bodyStart.Add(l.Now().Sub(h.queuedAt))
+				}
 				m.requestSent(c, h, h.pending)
+				if h.phase == phBody {
+					m.pumpBody(c, h)
+				}
+				c.ResumeRead()
 				c.Kick() // forward the body that waited
 			}
 		}
@@ -328,7 +624,17 @@ func (m *Master) OnTick(l *reactor.Loop) {
 			return
 		}
 		h := st.http
+		if m.sendTimedOut(c, h, now) {
+			return
+		}
+		reading := h.phase == phBuffer || h.phase == phBody && !h.bodyDone && !h.windowWait
 		switch {
+		case reading && now.Sub(h.bodyStart) > m.cfg.HTTPBodyTimeout.D():
+			m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
+				"received": h.reqSent + int64(len(h.body)-h.bodyOff), "http_body_timeout": m.cfg.HTTPBodyTimeout.D().String()}).
+				Info("request refused with 408: its body was not complete within http_body_timeout; connection closed")
+			m.cancelHTTP(c, h, true)
+			m.httpError(c, h, http.StatusRequestTimeout, "the request body took too long", "")
 		case h.phase == phHead && !h.headSince.IsZero() && now.Sub(h.headSince) > m.cfg.HTTPHeaderTimeout.D():
 			m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "http_header_timeout": m.cfg.HTTPHeaderTimeout.D().String()}).
 				Info("connection closed: request headers not complete within http_header_timeout")
@@ -339,7 +645,7 @@ func (m *Master) OnTick(l *reactor.Loop) {
 			// Draining: an idle keep-alive connection had its chance to
 			// send one more request (answered with Connection: close).
 			c.Close(nil)
-		case h.phase == phBody && !h.windowWait && now.Sub(h.bodyAt) > m.cfg.HTTPHeaderTimeout.D():
+		case reading && now.Sub(h.bodyAt) > m.cfg.HTTPHeaderTimeout.D():
 			m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
 				"http_header_timeout": m.cfg.HTTPHeaderTimeout.D().String()}).
 				Info("connection closed: the request body stalled for longer than http_header_timeout; the handler's context is cancelled")
@@ -349,6 +655,46 @@ func (m *Master) OnTick(l *reactor.Loop) {
 			m.requestTimedOut(c, h)
 		}
 	})
+}
+
+// sendTimedOut closes c when its client does not take what was written
+// for it: at least http_send_timeout×http_send_min_rate bytes (and one)
+// in every http_send_timeout while output waits, in the master's buffer or
+// (after a large answer) unacknowledged in the kernel's, where a whole
+// answer of a few MiB can sit unread. The handler, if still at it, is
+// cancelled. Runs on c's loop, once a second.
+func (m *Master) sendTimedOut(c *reactor.Conn, h *httpState, now time.Time) bool {
+	pending := c.Buffered()
+	if h.bigOut {
+		k := c.Unsent()
+		if k == 0 && pending == 0 {
+			h.bigOut = false
+		}
+		pending += k
+	}
+	if pending == 0 {
+		h.sendSince = time.Time{}
+		return false
+	}
+	wrote := h.outTotal - int64(pending)
+	timeout := m.cfg.HTTPSendTimeout.D()
+	switch {
+	case h.sendSince.IsZero():
+		h.sendSince, h.sendBase = now, wrote
+		return false
+	case now.Sub(h.sendSince) < timeout:
+		return false
+	case wrote-h.sendBase >= max(1, int64(m.cfg.HTTPSendMinRate)*int64(timeout/time.Second)):
+		h.sendSince, h.sendBase = now, wrote
+		return false
+	}
+	f := m.respFields(c, h)
+	f["unwritten"], f["taken"] = pending, wrote-h.sendBase
+	f["http_send_timeout"], f["http_send_min_rate"] = timeout.String(), int64(m.cfg.HTTPSendMinRate)
+	m.log.WithFields(f).Info("connection closed: the client did not take its answer at http_send_min_rate within http_send_timeout; the handler's context is cancelled")
+	m.cancelHTTP(c, h, true)
+	c.Abort(nil) // what the kernel holds for it is dropped too
+	return true
 }
 
 // workerLate is how long the worker serving c's request has kept the client
@@ -414,7 +760,7 @@ func (m *Master) httpError(c *reactor.Conn, h *httpState, status int, msg, extra
 		b = append(b, body...)
 	}
 	ls.scratch = b
-	c.Write(b)
+	m.write(c, h, b)
 	c.CloseWhenFlushed()
 }
 
@@ -462,6 +808,19 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		return
 	}
 	end := flags&ipc.FlagEnd != 0
+	status := resp.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status < 200 || status > 999 {
+		// A 1xx is interim (the master sends 100 Continue itself): as the
+		// final answer it would leave the client waiting for another.
+		m.log.WithFields(m.respFields(c, h)).WithField("status", status).
+			Warn("response refused with 502: the handler's status is not a final one")
+		h.close = true
+		m.httpError(c, h, http.StatusBadGateway, "the handler answered with status "+strconv.Itoa(status), "")
+		return
+	}
 	if h.phase == phBody {
 		// Answered before the body was read: the rest of it cannot be told
 		// from a next request cheaply, so the connection closes afterwards.
@@ -472,11 +831,8 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 	}
 	h.started = true
 	h.lastFrom = c.Loop().Now()
-	status := resp.Status
-	if status < 200 || status > 999 {
-		status = http.StatusOK
-	}
 	noBody := h.head || status == http.StatusNoContent || status == http.StatusNotModified
+	h.noBody = noBody
 	b := appendStatusLine(ls.scratch[:0], status)
 	contentLength := int64(-1)
 	hasDate := false
@@ -507,8 +863,11 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		b = append(b, value...)
 		b = append(b, "\r\n"...)
 	}
+	if !noBody && contentLength >= 0 {
+		h.declared = contentLength
+	}
 	switch {
-	case end && !h.head:
+	case end && !h.head && contentLength < 0:
 		contentLength = int64(len(resp.Body))
 	case contentLength >= 0:
 	case noBody:
@@ -534,12 +893,12 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		b = m.appendDateHeader(b, c.Loop())
 	}
 	b = append(b, "\r\n"...)
-	if !noBody {
-		b = m.appendBody(b, h, resp.Body)
-	}
+	b = m.appendBody(c, b, h, resp.Body)
 	ls.scratch = b
-	c.Write(b)
+	m.write(c, h, b)
+	m.cutAfterWrite(c, h, end)
 	if end {
+		m.checkLength(c, h)
 		if flags&ipc.FlagAbort != 0 {
 			m.abortResponse(c, h)
 		}
@@ -548,30 +907,38 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 	}
 	if h.w != nil && h.w.flow {
 		h.respBody = int64(len(resp.Body))
-		c.NotifyWritten(m.responseWritten) // a method value per streamed response: rare enough
+		m.creditResponse(c, h)
 	}
 }
 
-// responseWritten credits the worker streaming c's response with the body
-// bytes that left the master's buffer since the last credit, once they
-// reach half a window (ipc.FlowWindow): a client that reads slowly holds
-// the handler back instead of filling the master's memory. Runs on c's
-// loop after each flush of c that wrote.
-func (m *Master) responseWritten(c *reactor.Conn) {
-	h := c.Ctx.(*connState).http
-	if h == nil || h.w == nil || !h.started {
-		c.NotifyWritten(nil)
+// creditResponse credits the worker streaming c's response with the body
+// bytes the master took, once they reach half a window (ipc.FlowWindow):
+// on receipt while c's unwritten output stays under buffer_output_size
+// less a window and a margin for framing (proxy buffering: the handler
+// ends a normal-sized answer at once, whoever reads it), and beyond that,
+// or while http_max_buffered is reached, as they leave the master's
+// buffer: a client that reads slowly then holds the handler back instead
+// of filling the master's memory. Runs on c's loop as body frames arrive
+// and after each flush of c that wrote.
+func (m *Master) creditResponse(c *reactor.Conn, h *httpState) {
+	if h.w == nil || !h.w.flow || !h.started {
 		return
 	}
 	// Head and chunk framing still buffered count as body: the estimate
 	// errs on the side of crediting late.
-	out := h.respBody - int64(c.Buffered())
+	held := int64(c.Buffered())
+	if !m.httpOver.Load() {
+		held = max(0, held-max(0, int64(m.cfg.BufferOutputSize)-ipc.FlowWindow-64<<10))
+	}
+	out := h.respBody - held
 	if out-h.respCredit < ipc.FlowWindow/2 {
+		h.setHeld(h.respBody-h.respCredit >= ipc.FlowWindow)
 		return
 	}
 	var b [4]byte
 	h.w.writeFlags(c.Loop(), ipc.TypeWindow, 0, c.ID(), ipc.AppendWindow(b[:0], uint32(out-h.respCredit)))
 	h.respCredit = out
+	h.setHeld(h.respBody-h.respCredit >= ipc.FlowWindow)
 }
 
 // requestCredit takes the worker's credit for c's request body and
@@ -583,8 +950,12 @@ func (m *Master) requestCredit(c *reactor.Conn, w *worker, n int) {
 	}
 	h.reqCredit += int64(n)
 	if h.windowWait && h.reqSent-h.reqCredit < ipc.FlowWindow {
+		// The time the worker held the body back is not the client's.
+		now := c.Loop().Now()
 		h.windowWait = false
-		h.bodyAt = c.Loop().Now()
+		h.bodyAt = now
+		h.bodyStart = h.bodyStart.Add(now.Sub(h.waitFrom))
+		m.pumpBody(c, h)
 		c.ResumeRead()
 		c.Kick()
 	}
@@ -599,23 +970,26 @@ func (m *Master) httpResponseBody(c *reactor.Conn, flags uint8, payload []byte) 
 	ls := &m.loops[c.Loop().Index()]
 	h.lastFrom = c.Loop().Now()
 	h.respBody += int64(len(payload))
-	b := ls.scratch[:0]
-	if !h.head {
-		b = m.appendBody(b, h, payload)
-	}
+	b := m.appendBody(c, ls.scratch[:0], h, payload)
 	end := flags&ipc.FlagEnd != 0
 	if end && flags&ipc.FlagAbort != 0 {
 		m.abortResponse(c, h)
-	} else if end && h.chunked {
+	} else if end {
+		m.checkLength(c, h)
+	}
+	if end && h.chunked && !h.cut {
 		b = append(b, "0\r\n\r\n"...)
 	}
 	ls.scratch = b
 	if len(b) > 0 {
-		c.Write(b)
+		m.write(c, h, b)
 	}
+	m.cutAfterWrite(c, h, end)
 	if end {
 		m.endResponse(c, h)
+		return
 	}
+	m.creditResponse(c, h)
 }
 
 // abortResponse makes an incomplete response end with the connection, not
@@ -627,9 +1001,31 @@ func (m *Master) abortResponse(c *reactor.Conn, h *httpState) {
 		Warn("response aborted by the handler; closing the connection so the client sees it incomplete")
 }
 
-func (m *Master) appendBody(b []byte, h *httpState, body []byte) []byte {
-	if len(body) == 0 {
+// appendBody appends a piece of the handler's body as the response's
+// framing allows: none after HEAD, 204 or 304 (dropped, logged once, the
+// connection stays framed), and no byte beyond a declared Content-Length:
+// the excess is dropped, logged with the worker, and the connection
+// closes after the declared bytes, as net/http and nginx do, so that what
+// follows can never read as another response.
+func (m *Master) appendBody(c *reactor.Conn, b []byte, h *httpState, body []byte) []byte {
+	if len(body) == 0 || h.cut {
 		return b
+	}
+	if h.noBody {
+		if !h.head && !h.warned {
+			h.warned = true
+			m.log.WithFields(m.respFields(c, h)).Warn("response body dropped: none is allowed after 204 or 304")
+		}
+		return b
+	}
+	if h.declared >= 0 {
+		if rest := h.declared - h.sent; int64(len(body)) > rest {
+			m.log.WithFields(m.respFields(c, h)).WithField("content_length", h.declared).
+				Warn("response cut: the handler sent more than its Content-Length; the excess is dropped and the connection closed after the declared bytes")
+			body = body[:rest]
+			h.cut, h.close = true, true
+		}
+		h.sent += int64(len(body))
 	}
 	if !h.chunked {
 		return append(b, body...)
@@ -640,11 +1036,46 @@ func (m *Master) appendBody(b []byte, h *httpState, body []byte) []byte {
 	return append(b, "\r\n"...)
 }
 
+// cutAfterWrite closes, once the declared bytes are written, a connection
+// whose handler overran its Content-Length, and tells the handler that
+// whatever more it sends is dropped (unless its response has ended).
+func (m *Master) cutAfterWrite(c *reactor.Conn, h *httpState, end bool) {
+	if !h.cut {
+		return
+	}
+	if !end {
+		m.cancelHTTP(c, h, true)
+	}
+	c.CloseWhenFlushed()
+}
+
+// checkLength closes, at the end of a response, the connection whose
+// handler sent fewer body bytes than its Content-Length declared: the
+// client sees the answer incomplete instead of waiting for the rest or
+// reading the next answer as its end.
+func (m *Master) checkLength(c *reactor.Conn, h *httpState) {
+	if h.declared < 0 || h.cut || h.sent >= h.declared {
+		return
+	}
+	m.log.WithFields(m.respFields(c, h)).WithFields(logrus.Fields{"content_length": h.declared, "sent": h.sent}).
+		Warn("response cut: the handler sent less than its Content-Length; closing the connection so the client sees it incomplete")
+	h.close, h.chunked = true, false
+}
+
+// respFields names a response's connection, request and worker in a log line.
+func (m *Master) respFields(c *reactor.Conn, h *httpState) logrus.Fields {
+	f := logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target}
+	if h.w != nil {
+		f["worker_id"], f["pid"] = h.w.slot, h.w.pid
+	}
+	return f
+}
+
 // endResponse finishes the current request: the connection closes, or the
 // next pipelined request is read.
 func (m *Master) endResponse(c *reactor.Conn, h *httpState) {
+	h.setHeld(false)
 	h.w = nil
-	c.NotifyWritten(nil)
 	if h.close {
 		c.CloseWhenFlushed()
 		return
@@ -750,6 +1181,7 @@ func (m *Master) cancelHTTP(c *reactor.Conn, h *httpState, closed bool) {
 	if closed {
 		flags = ipc.FlagEnd
 		h.closedSent = true
+		h.setHeld(false) // released: what it sends is dropped
 	}
 	h.cancelled = true
 	h.w.writeFlags(c.Loop(), ipc.TypeCancel, flags, c.ID(), nil)

@@ -87,6 +87,12 @@ type Master struct {
 	mgrFails  int
 	slots     map[slotKey]*slotInfo
 
+	// httpBuffered counts the request bodies and answers the master holds
+	// for HTTP connections (http_max_buffered); httpOver: it reached the
+	// bound and has not yet come back under half of it.
+	httpBuffered atomic.Int64
+	httpOver     atomic.Bool
+
 	holdMu sync.Mutex
 	held   []net.Conn
 
@@ -863,7 +869,8 @@ func (m *Master) status() []Process {
 	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: state, Started: m.started, Generation: generation(), Queued: tasksQueued,
 		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load(),
 		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
-			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()}}}
+			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()},
+		HTTPBuffered: m.httpBuffered.Load()}}
 	if m.curMgr() != nil {
 		state := "running"
 		select {

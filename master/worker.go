@@ -65,6 +65,7 @@ type worker struct {
 	concurrency int
 	prefetch    int          // events sent ahead beyond concurrency (Hello.Prefetch)
 	lastEnd     atomic.Int64 // with prefetch: when it last finished an event (unix ns); the next one started then
+	held        atomic.Int32 // its answers held back by flow control for slow clients (HTTP loops); nothing is sent ahead to it then
 	inflight    int
 	owed        map[uint64]int32 // connection id → events in flight or queued here
 	queue       []queued         // events waiting for a free concurrency slot

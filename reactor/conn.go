@@ -101,6 +101,21 @@ func (c *Conn) RemoteIP() []byte {
 // Buffered returns the number of output bytes not yet written.
 func (c *Conn) Buffered() int { return len(c.out) - c.outOff }
 
+// Unsent returns the bytes written to the socket that the kernel still
+// holds because the peer has not acknowledged them (SIOCOUTQ): an answer
+// a client does not read can sit there, out of Buffered's sight. 0 on
+// error.
+func (c *Conn) Unsent() int {
+	if c.closed {
+		return 0
+	}
+	n, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 // Write appends b to the output; it is written at the end of the iteration
 // (or when the socket drains). Over the output limit the connection closes
 // with ErrOutputFull.
@@ -185,6 +200,18 @@ func (c *Conn) Close(err error) {
 	l.r.conns.Add(-1)
 	c.in, c.out = nil, nil
 	l.h.OnClose(c, err)
+}
+
+// Abort closes the connection with a reset (SO_LINGER 0) instead of a
+// FIN: the kernel drops what it still holds for the peer instead of going
+// on delivering it to a client that does not read, as nginx's
+// reset_timedout_connection does. Then it is Close.
+func (c *Conn) Abort(err error) {
+	if c.closed {
+		return
+	}
+	unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	c.Close(err)
 }
 
 func (c *Conn) event(l *Loop, ev uint32) {

@@ -88,6 +88,28 @@ type Config struct {
 	// HTTPIdleTimeout closes a keep-alive connection idle between requests
 	// for longer. Default 60s; > 0.
 	HTTPIdleTimeout Duration `yaml:"http_idle_timeout" json:"http_idle_timeout"`
+	// HTTPBodyTimeout bounds the time from the end of a request's head to
+	// the end of its body, however steadily it trickles (408 beyond).
+	// Default 60s; > 0.
+	HTTPBodyTimeout Duration `yaml:"http_body_timeout" json:"http_body_timeout"`
+	// HTTPBodyBufferSize is how much of a request body the master holds
+	// before it dispatches the request to a pool whose workers take
+	// concurrent requests; the rest is forwarded as it arrives. Workers of
+	// concurrency 1 get a request only with its whole body. Default 1 MiB;
+	// >= 64 KiB.
+	HTTPBodyBufferSize Size `yaml:"http_body_buffer_size" json:"http_body_buffer_size"`
+	// HTTPSendTimeout and HTTPSendMinRate bound a client that does not
+	// read its answer: while the master holds output for it, it must take
+	// at least HTTPSendTimeout×HTTPSendMinRate bytes (and at least one) in
+	// each HTTPSendTimeout, or the connection is closed and the handler
+	// cancelled. Defaults 60s (> 0) and 512 bytes/s (0: any progress).
+	HTTPSendTimeout Duration `yaml:"http_send_timeout" json:"http_send_timeout"`
+	HTTPSendMinRate Size     `yaml:"http_send_min_rate" json:"http_send_min_rate"`
+	// HTTPMaxBuffered bounds the request bodies and answers the master
+	// holds for all HTTP connections together: past it new body bytes are
+	// refused with 503 and handlers' answers are held back by flow
+	// control. Default 256 MiB; >= 1 MiB.
+	HTTPMaxBuffered Size `yaml:"http_max_buffered" json:"http_max_buffered"`
 	// UpgradeTimeout bounds how long a new master may take to become ready
 	// during a binary upgrade. Default 60s; > 0.
 	UpgradeTimeout Duration `yaml:"upgrade_timeout" json:"upgrade_timeout"`

@@ -49,6 +49,8 @@ func TestParseValid(t *testing.T) {
 					UpgradeTimeout:   Duration(time.Minute),
 					DispatchTimeout:  Duration(5 * time.Second), HTTPMaxHeaderSize: 16 << 10,
 					HTTPHeaderTimeout: Duration(10 * time.Second), HTTPIdleTimeout: Duration(time.Minute),
+					HTTPBodyTimeout: Duration(time.Minute), HTTPBodyBufferSize: 1 << 20, HTTPSendTimeout: Duration(time.Minute),
+					HTTPSendMinRate: 512, HTTPMaxBuffered: 256 << 20,
 					LogLevel:  "info",
 					LogFormat: "text",
 					Worker: Handler{

@@ -29,11 +29,17 @@ const (
 	DefaultHTTPMaxHeader    = Size(16 << 10)
 	DefaultHTTPHeaderTime   = Duration(10 * time.Second)
 	DefaultHTTPIdleTimeout  = Duration(60 * time.Second)
-	DefaultLogLevel         = "info"
-	DefaultLogFormat        = "text"
-	DefaultLaunch           = "auto"
-	DefaultStartTimeout     = Duration(10 * time.Second)
-	DefaultLengthType       = "N"
+	// HTTP hostile-client bounds (docs/operations.md "Limits and hostile clients").
+	DefaultHTTPBodyTimeout    = Duration(60 * time.Second)
+	DefaultHTTPBodyBufferSize = Size(1 << 20)
+	DefaultHTTPSendTimeout    = Duration(60 * time.Second)
+	DefaultHTTPSendMinRate    = Size(512)
+	DefaultHTTPMaxBuffered    = Size(256 << 20)
+	DefaultLogLevel           = "info"
+	DefaultLogFormat          = "text"
+	DefaultLaunch             = "auto"
+	DefaultStartTimeout       = Duration(10 * time.Second)
+	DefaultLengthType         = "N"
 )
 
 // Dispatch modes, in Swoole's numbering. DispatchDefault lets each
@@ -174,6 +180,21 @@ func (v *validator) defaults(c *Config) {
 	if unset("http_idle_timeout") {
 		c.HTTPIdleTimeout = DefaultHTTPIdleTimeout
 	}
+	if unset("http_body_timeout") {
+		c.HTTPBodyTimeout = DefaultHTTPBodyTimeout
+	}
+	if unset("http_body_buffer_size") {
+		c.HTTPBodyBufferSize = DefaultHTTPBodyBufferSize
+	}
+	if unset("http_send_timeout") {
+		c.HTTPSendTimeout = DefaultHTTPSendTimeout
+	}
+	if unset("http_send_min_rate") {
+		c.HTTPSendMinRate = DefaultHTTPSendMinRate
+	}
+	if unset("http_max_buffered") {
+		c.HTTPMaxBuffered = DefaultHTTPMaxBuffered
+	}
 	if unset("log_level") {
 		c.LogLevel = DefaultLogLevel
 	}
@@ -239,6 +260,11 @@ func (v *validator) validate(c *Config) {
 	v.minSize("http_max_header_size", c.HTTPMaxHeaderSize, 1<<10)
 	v.duration("http_header_timeout", c.HTTPHeaderTimeout, true)
 	v.duration("http_idle_timeout", c.HTTPIdleTimeout, true)
+	v.duration("http_body_timeout", c.HTTPBodyTimeout, true)
+	v.minSize("http_body_buffer_size", c.HTTPBodyBufferSize, 64<<10)
+	v.duration("http_send_timeout", c.HTTPSendTimeout, true)
+	v.minSize("http_send_min_rate", c.HTTPSendMinRate, 0)
+	v.minSize("http_max_buffered", c.HTTPMaxBuffered, 1<<20)
 	c.PidFile = v.fileInDir("pid_file", c.PidFile, "drover.pid")
 	c.LogFile = v.fileInDir("log_file", c.LogFile, "drover.log")
 	v.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")

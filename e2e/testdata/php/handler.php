@@ -147,6 +147,25 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             return Response::text('sent');
         case '/messages':
             return Response::json($messages);
+        case '/lie':
+            // Declares fewer bytes than it sends; what follows looks like a response.
+            return new Response(200, ['Content-Length' => '5'], (static function () {
+                yield 'hello';
+                yield "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected";
+            })());
+        case '/short':
+            // Declares more bytes than it sends.
+            return new Response(200, ['Content-Length' => '100'], (static function () {
+                yield 'only ten!!';
+            })());
+        case '/nocontent':
+            // A body after 204 (and 304).
+            return new Response((int) $r->query('status', 204), [], (static function () {
+                yield "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected";
+            })());
+        case '/informational':
+            // A 1xx status as the final answer.
+            return Response::text('not final', (int) $r->query('status', 103));
         case '/whoami':
             return Response::json(['id' => Server::workerId(), 'workers' => Server::workerNum(), 'tasks' => Server::taskWorkerNum(), 'pid' => getmypid()]);
     }
