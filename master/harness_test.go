@@ -34,10 +34,11 @@ const waitTimeout = 10 * time.Second
 const testPackageMax = 4096
 
 type harnessOpts struct {
-	mode     int // dispatch mode; 0 = round-robin
-	workers  int // worker_num (slots); 0 = 2
-	queueMax int // dispatch_queue_max; 0 = 16
-	loops    int // reactor_num; 0 = 1
+	mode     int  // dispatch mode; 0 = round-robin
+	workers  int  // worker_num (slots); 0 = 2
+	queueMax int  // dispatch_queue_max; 0 = 16
+	loops    int  // reactor_num; 0 = 1
+	http     bool // the listener speaks HTTP instead of the length protocol
 }
 
 type harness struct {
@@ -84,6 +85,13 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		PackageBodyOffset: 4, PackageMaxLength: testPackageMax, Network: "tcp", Addr: addr}
 	cfg := &config.Config{WorkerNum: o.workers, ReactorNum: o.loops, DispatchMode: o.mode,
 		DispatchQueueMax: o.queueMax, PackageMaxLength: testPackageMax, Listeners: []config.Listener{lc}}
+	if o.http {
+		cfg.Listeners[0].Protocol = "http"
+		lc = cfg.Listeners[0]
+		cfg.HTTPMaxHeaderSize, cfg.BufferOutputSize = config.DefaultHTTPMaxHeader, config.DefaultBufferOutputSize
+		cfg.HTTPHeaderTimeout, cfg.HTTPIdleTimeout = config.DefaultHTTPHeaderTime, config.DefaultHTTPIdleTimeout
+		cfg.DispatchTimeout = config.DefaultDispatchTimeout
+	}
 
 	m := &Master{cfg: cfg, log: logrus.NewEntry(logger).WithField("role", ipc.RoleMaster),
 		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/drover-dev/drover/internal/config"
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/reactor"
 )
@@ -59,6 +60,13 @@ type worker struct {
 	outOff int
 	armed  bool
 	closed bool // the descriptor was closed; guarded by outMu
+	// outBytes is len(out)-outOff: written to the worker and not yet taken
+	// by its socket pair. Stored under outMu; read without it (by the
+	// dispatcher, for worker_buffer_size).
+	outBytes atomic.Int64
+	// dropped counts messages refused because the worker's buffer was
+	// full; the first and every 1000th are logged. Any goroutine.
+	dropped atomic.Uint64
 
 	// Guarded by dispatcher.mu.
 	state       workerState
@@ -68,6 +76,7 @@ type worker struct {
 	inflight    int
 	owed        map[uint64]int32 // connection id → events in flight or queued here
 	queue       []queued         // events waiting for a free concurrency slot
+	queueBytes  int64            // the payload bytes in queue
 	served      uint64
 	sdk         string
 	flow        bool   // the worker grants and honours TypeWindow credit (set before it gets requests)
@@ -108,6 +117,7 @@ func (w *worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64,
 		w.out, w.outOff = w.out[:0], 0
 	}
 	w.out = ipc.AppendFrame(w.out, t, flags, id, payload)
+	w.outBytes.Store(int64(len(w.out) - w.outOff))
 	w.m.ipc.framesOut.Add(1)
 	w.outMu.Unlock()
 	if l == nil {
@@ -129,6 +139,7 @@ func (w *worker) Flush(l *reactor.Loop) {
 func (w *worker) flushOut() {
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
+	defer func() { w.outBytes.Store(int64(len(w.out) - w.outOff)) }()
 	if w.closed {
 		// The descriptor number may already belong to someone else.
 		w.out, w.outOff = nil, 0
@@ -217,7 +228,13 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 	w.in = w.in[:len(w.in)+n]
 	off := 0
 	for {
-		h, payload, k, err := ipc.Next(w.in[off:], w.m.maxFrame)
+		limit := w.m.maxFrame
+		if w.readyAt.IsZero() {
+			// Before its hello a worker may write only a hello: no
+			// package_max_length-sized frame is buffered for it.
+			limit = ipc.MaxHelloSize
+		}
+		h, payload, k, err := ipc.Next(w.in[off:], limit)
 		if err != nil {
 			w.m.workerGone(w, fmt.Sprintf("malformed frame: %v", err), true)
 			w.abandon(l)
@@ -257,14 +274,20 @@ var errProtocol = errors.New("protocol violation")
 // system call is the batching factor, shown by drover status.
 type ipcCounters struct {
 	framesOut, writes, framesIn, reads atomic.Uint64
+	// foreign counts response frames refused because their worker does
+	// not serve the connection they name.
+	foreign atomic.Uint64
 }
 
 // frame handles one frame from a worker on its owner loop l.
 func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte) error {
 	if h.Type == ipc.TypeHello {
-		var hello ipc.Hello
-		if err := ipc.Unmarshal(payload, &hello); err != nil {
-			return err
+		// Decoded with the depth-limited reader: the msgpack library's
+		// generic decoder recurses once per nesting level of an unknown
+		// key's value, so a hostile hello could exhaust the stack.
+		hello, err := ipc.DecodeHello(payload)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errProtocol, err)
 		}
 		return m.hello(w, &hello)
 	}
@@ -277,6 +300,14 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 	case ipc.TypeCloseConn:
 		m.toConn(l, h.ID, closeByWorker, nil, closeConnTask)
 	case ipc.TypeResponse, ipc.TypeResponseBody:
+		if !m.disp.serves(w, h.ID) {
+			// Only the worker holding a connection's request may answer
+			// it: a conforming worker never answers another's (nor its
+			// own after the end), so this one is broken or hostile.
+			m.ipc.foreign.Add(1)
+			return fmt.Errorf("%w: %s frame for connection %d, which this worker does not serve (dropped; %d such frames so far)",
+				errProtocol, h.Type, h.ID, m.ipc.foreign.Load())
+		}
 		if h.Flags&ipc.FlagEnd != 0 {
 			if !m.disp.done(l, w, h.ID) {
 				return fmt.Errorf("%w: end of a response for connection %d with no request in flight", errProtocol, h.ID)
@@ -350,6 +381,11 @@ func (m *Master) hello(w *worker, h *ipc.Hello) error {
 	}
 	if h.Concurrency < 1 {
 		return fmt.Errorf("%w: hello with concurrency %d (want at least 1)", errProtocol, h.Concurrency)
+	}
+	if limit := m.maxConcurrency(); h.Concurrency > limit {
+		w.log.WithFields(logrus.Fields{"concurrency": h.Concurrency, "max_concurrency": limit}).
+			Warn("worker declared a concurrency above max_concurrency; it gets at most max_concurrency events at once")
+		h.Concurrency = limit
 	}
 	if h.Role != "" && h.Role != w.role {
 		return fmt.Errorf("%w: hello as %q from a %s slot (check worker.cmd and task_worker.cmd)", errProtocol, h.Role, w.role)
@@ -455,3 +491,29 @@ func closeWithTask(l *reactor.Loop, t *reactor.Task) {
 		}
 	}
 }
+
+// maxConcurrency is max_concurrency, with its default when unset (a Master
+// built by hand in tests).
+func (m *Master) maxConcurrency() int {
+	if m.cfg != nil && m.cfg.MaxConcurrency > 0 {
+		return m.cfg.MaxConcurrency
+	}
+	return config.DefaultMaxConcurrency
+}
+
+// workerBufferSize is worker_buffer_size, with its default when unset.
+func (m *Master) workerBufferSize() int64 {
+	if m.cfg != nil && m.cfg.WorkerBufferSize > 0 {
+		return int64(m.cfg.WorkerBufferSize)
+	}
+	return int64(config.DefaultWorkerBufferSize)
+}
+
+// held is what the master holds for w: bytes written and not yet taken by
+// its socket pair, and the payloads queued for it. Called with
+// dispatcher.mu held.
+func (w *worker) held() int64 { return w.outBytes.Load() + w.queueBytes }
+
+// full reports whether held has reached worker_buffer_size: w gets no new
+// request or message until it reads. Called with dispatcher.mu held.
+func (w *worker) full() bool { return w.held() >= w.m.workerBufferSize() }
