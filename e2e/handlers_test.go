@@ -63,6 +63,8 @@ func runHandler(role string) {
 		}, worker.WithConcurrency(4))
 	case "http":
 		serveHTTPHandler()
+	case "nested-hello", "deaf":
+		runHostileHandler(role) // hostile_wire_test.go
 	default:
 		fmt.Fprintln(os.Stderr, "unknown E2E_HANDLER", role)
 		os.Exit(2)

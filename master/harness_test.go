@@ -34,11 +34,12 @@ const waitTimeout = 10 * time.Second
 const testPackageMax = 4096
 
 type harnessOpts struct {
-	mode     int  // dispatch mode; 0 = round-robin
-	workers  int  // worker_num (slots); 0 = 2
-	queueMax int  // dispatch_queue_max; 0 = 16
-	loops    int  // reactor_num; 0 = 1
-	http     bool // the listener speaks HTTP instead of the length protocol
+	mode     int // dispatch mode; 0 = round-robin
+	workers  int // worker_num (slots); 0 = 2
+	queueMax int // dispatch_queue_max; 0 = 16
+	loops    int // reactor_num; 0 = 1
+
+	http bool // the listener speaks HTTP instead of the length protocol
 }
 
 type harness struct {
