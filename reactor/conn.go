@@ -23,7 +23,7 @@ type Conn struct {
 	out    []byte // output not yet written
 	outOff int    // written prefix of out
 
-	lastRead int64 // UnixNano of the iteration that last read data
+	lastRead int64 // UnixNano of the iteration that last read or wrote data (heartbeat_idle_time)
 
 	closed     bool
 	dirty      bool // queued for the end-of-iteration flush
@@ -316,6 +316,11 @@ func (c *Conn) flush() {
 		return
 	}
 	wrote := c.outOff > start
+	if wrote {
+		// A connection the server is still writing to (a long answer, a
+		// stream of events) is not idle.
+		c.lastRead = c.l.now.UnixNano()
+	}
 	if cap(c.out) > readBufSize {
 		c.out = nil
 	} else {
