@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/config"
 	"github.com/drover-dev/drover/ipc"
@@ -238,4 +240,61 @@ func heldFor(d *dispatcher, w *worker) int64 {
 	n += int64(len(w.out) - w.outOff)
 	w.outMu.Unlock()
 	return n
+}
+
+// withTaskWorkers gives the harness's master n task worker slots and a
+// task router (the harness starts with none).
+func withTaskWorkers(h *harness, n int) {
+	h.m.cfg.TaskWorkerNum, h.m.cfg.TaskQueueMax = n, 16
+	h.m.disp.tasks = make([]*worker, n)
+	h.m.tasks = newTaskRouter(h.m)
+}
+
+// readyTaskWorker adds a task worker for slot and makes it say hello.
+func (h *harness) readyTaskWorker(slot, concurrency int) *testWorker {
+	h.t.Helper()
+	ours, theirs, err := ipc.SocketPair(unix.SOCK_STREAM)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	conn, err := net.FileConn(theirs)
+	theirs.Close()
+	if err != nil {
+		ours.Close()
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { conn.Close() })
+	h.gen++
+	h.m.addWorker(ipc.WorkerEvent{Role: ipc.RoleTaskWorker, Slot: slot, Gen: h.gen, PID: 11000 + slot, Launch: "exec"}, ours)
+	tw := &testWorker{h: h, w: h.m.disp.byGen(h.gen), conn: conn}
+	tw.write(helloFrame(ipc.Hello{Version: ipc.ProtocolVersion, PID: tw.w.pid, Concurrency: concurrency, Role: ipc.RoleTaskWorker}))
+	h.waitReady(tw)
+	return tw
+}
+
+// TestQueuedTaskOfAWorkerThatLeftStillRuns: a task queued for a task
+// worker when the worker that asked for it leaves (a reload replaced it)
+// still runs, as a fire-and-forget task must; only its result is dropped,
+// with a log line. Before, it was dropped unstarted and silently.
+func TestQueuedTaskOfAWorkerThatLeftStillRuns(t *testing.T) {
+	h := newHarness(t, harnessOpts{workers: 1})
+	withTaskWorkers(h, 1)
+	tk := h.readyTaskWorker(0, 1)
+	asker := h.readyWorker(0, 1)
+	asker.write(cat(frame(ipc.TypeTask, 1, []byte("first")), frame(ipc.TypeTask, 2, []byte("second"))))
+	hd, p := tk.expect(ipc.TypeTask, 0)
+	if string(p) != "first" {
+		t.Fatalf("task worker got %q first, want \"first\"", p)
+	}
+	h.eventually("the second task queued", func() bool { return h.m.tasks.queued() == 1 })
+	// The asker leaves (a reload replaced it and it exited).
+	asker.conn.(*net.UnixConn).CloseWrite()
+	asker.gone()
+	tk.write(frame(ipc.TypeTaskResult, hd.ID, []byte("1")))
+	if _, p := tk.expect(ipc.TypeTask, 0); string(p) != "second" {
+		t.Fatalf("task worker got %q, want the queued task \"second\"", p)
+	}
+	h.hook.wait(t, "the dropped result's log line", func(e logEntry) bool {
+		return e.msg == "task result dropped: the worker that asked for it has left"
+	})
 }
