@@ -298,3 +298,45 @@ func TestQueuedTaskOfAWorkerThatLeftStillRuns(t *testing.T) {
 		return e.msg == "task result dropped: the worker that asked for it has left"
 	})
 }
+
+// TestSendToAnHTTPConnectionIsRefused: Send and CloseConn are stream
+// frames (any worker may send to any stream connection, as Swoole's
+// send($fd)). On an HTTP connection they would write bytes outside the
+// master's framing, or close a connection whose request another worker
+// holds: they are dropped with a log line, and the client gets the answer
+// of the worker that holds its request, and nothing else.
+func TestSendToAnHTTPConnectionIsRefused(t *testing.T) {
+	h := newHarness(t, harnessOpts{http: true})
+	a := h.readyWorker(0, 1)
+	b := h.readyWorker(1, 1)
+	cl := h.dial()
+	br := bufio.NewReader(cl.c)
+	cl.c.SetWriteDeadline(time.Now().Add(waitTimeout))
+	if _, err := io.WriteString(cl.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	hd, _ := a.expect(ipc.TypeRequest, 0)
+	id := hd.ID
+	b.write(cat(frame(ipc.TypeSend, id, []byte("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX-From: B\r\n\r\nB")),
+		frame(ipc.TypeCloseConn, id, nil)))
+	h.hook.wait(t, "the refusal's log line", func(e logEntry) bool {
+		return e.msg == "stream frame for an HTTP connection dropped" && e.data["conn"] == id && e.data["worker_id"] == 1
+	})
+	p, err := ipc.Marshal(ipc.Response{Status: 200, Headers: []string{"X-From", "A"}, Body: []byte("A")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.write(ipc.AppendFrame(nil, ipc.TypeResponse, ipc.FlagEnd, id, p))
+	cl.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.Header.Get("X-From") != "A" || string(body) != "A" {
+		t.Fatalf("the client got a response from %q with body %q, want A's", resp.Header.Get("X-From"), body)
+	}
+	if b.state() != stateReady {
+		t.Fatalf("worker B is %s: a refused stream frame is not a protocol violation (it may race a connection's close)", b.state())
+	}
+}

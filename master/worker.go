@@ -275,8 +275,9 @@ var errProtocol = errors.New("protocol violation")
 type ipcCounters struct {
 	framesOut, writes, framesIn, reads atomic.Uint64
 	// foreign counts response frames refused because their worker does
-	// not serve the connection they name.
-	foreign atomic.Uint64
+	// not serve the connection they name; onHTTP, Send and CloseConn
+	// frames dropped because they named an HTTP connection.
+	foreign, onHTTP atomic.Uint64
 }
 
 // frame handles one frame from a worker on its owner loop l.
@@ -296,9 +297,9 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 	}
 	switch h.Type {
 	case ipc.TypeSend:
-		m.toConn(l, h.ID, func(c *reactor.Conn) { c.Write(payload) }, payload, sendTask)
+		m.toConnArg(l, h.ID, func(c *reactor.Conn) { sendByWorker(c, w.slot, payload) }, payload, w.slot, sendTask)
 	case ipc.TypeCloseConn:
-		m.toConn(l, h.ID, closeByWorker, nil, closeConnTask)
+		m.toConnArg(l, h.ID, func(c *reactor.Conn) { closeByWorker(c, w.slot) }, nil, w.slot, closeConnTask)
 	case ipc.TypeResponse, ipc.TypeResponseBody:
 		if !m.disp.serves(w, h.ID) {
 			// Only the worker holding a connection's request may answer
@@ -449,7 +450,30 @@ func windowTask(l *reactor.Loop, t *reactor.Task) {
 
 func sendTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
-		c.Write(t.Data)
+		sendByWorker(c, t.Arg, t.Data)
+	}
+}
+
+// sendByWorker writes a worker's Send to c: a stream connection, which
+// any worker may send to (Swoole's send($fd)). On an HTTP connection the
+// bytes would bypass the master's framing (a response injected into
+// someone else's keep-alive connection): dropped with a log line.
+func sendByWorker(c *reactor.Conn, slot int, p []byte) {
+	if st := c.Ctx.(*connState); st.http != nil {
+		st.m.streamFrameOnHTTP(c, slot, ipc.TypeSend)
+		return
+	}
+	c.Write(p)
+}
+
+// streamFrameOnHTTP logs a Send or CloseConn that named an HTTP
+// connection: the first and every 1000th, with the count. It is not a
+// protocol violation: the id may be a stream connection's that closed, its
+// number reused.
+func (m *Master) streamFrameOnHTTP(c *reactor.Conn, slot int, t ipc.Type) {
+	if n := m.ipc.onHTTP.Add(1); n == 1 || n%1000 == 0 {
+		m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "worker_id": slot, "frame": t.String(), "dropped": n}).
+			Warn("stream frame for an HTTP connection dropped")
 	}
 }
 
@@ -468,13 +492,19 @@ func bindConn(c *reactor.Conn, uid uint64) {
 
 func closeConnTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
-		closeByWorker(c)
+		closeByWorker(c, t.Arg)
 	}
 }
 
-// closeByWorker closes c after its output, as a worker's CloseConn asks.
-func closeByWorker(c *reactor.Conn) {
-	c.Ctx.(*connState).byWorker = true
+// closeByWorker closes c after its output, as worker slot's CloseConn
+// asks; not an HTTP connection (see sendByWorker).
+func closeByWorker(c *reactor.Conn, slot int) {
+	st := c.Ctx.(*connState)
+	if st.http != nil {
+		st.m.streamFrameOnHTTP(c, slot, ipc.TypeCloseConn)
+		return
+	}
+	st.byWorker = true
 	c.CloseWhenFlushed()
 }
 
