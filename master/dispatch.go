@@ -401,11 +401,13 @@ func (d *dispatcher) retire(w *worker) int {
 			} else {
 				delete(w.owed, q.id)
 			}
-			d.total--
 			l := w.m.rx.LoopOf(q.id)
 			if l == nil {
+				d.total--
 				continue
 			}
+			// Still counted in total until its loop took it back, so that a
+			// drain does not see the workers idle meanwhile.
 			if d.handoff == nil {
 				d.handoff = make(map[uint64]int)
 			}
@@ -417,19 +419,21 @@ func (d *dispatcher) retire(w *worker) int {
 			l.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) { w.m.takeBack(l, evs) }})
 		}
 		w.log.WithField("events", n).Info("queued events of a retiring worker handed back for dispatch to the others")
-		d.signalIdle()
 	}
 	return w.inflight
 }
 
-// handedBack forgets the handed-back events of connection id: they are in
-// its loop's pending list, in order. Runs on the connection's loop.
+// handedBack forgets n handed-back events of connection id: they are in
+// its loop's pending list, in order (or dropped, the connection being
+// closed), no longer at any worker. Runs on the connection's loop.
 func (d *dispatcher) handedBack(id uint64, n int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.handoff[id] -= n; d.handoff[id] <= 0 {
 		delete(d.handoff, id)
 	}
+	d.total -= n
+	d.signalIdle()
 }
 
 // isFull reports whether w holds worker_buffer_size bytes (worker.full).
