@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/config"
 	"github.com/drover-dev/drover/ipc"
@@ -95,6 +94,53 @@ func TestHelloConcurrencyIsCapped(t *testing.T) {
 	})
 }
 
+// httpClient is an HTTP/1.1 client of the harness's listener (http: true),
+// one keep-alive connection.
+type httpClient struct {
+	t  testing.TB
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func (h *harness) dialHTTP() *httpClient {
+	h.t.Helper()
+	c := h.dial()
+	return &httpClient{t: h.t, c: c.c, br: bufio.NewReader(c.c)}
+}
+
+// get sends a GET request for path.
+func (hc *httpClient) get(path string) {
+	hc.t.Helper()
+	hc.c.SetWriteDeadline(time.Now().Add(waitTimeout))
+	if _, err := io.WriteString(hc.c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		hc.t.Fatal(err)
+	}
+}
+
+// expectFrom reads the next response and checks it is 200 from who
+// (its X-From header) with who as its body.
+func (hc *httpClient) expectFrom(who string) {
+	hc.t.Helper()
+	hc.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	resp, err := http.ReadResponse(hc.br, nil)
+	if err != nil {
+		hc.t.Fatalf("reading the response (want %q's): %v", who, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || string(body) != who || resp.Header.Get("X-From") != who {
+		hc.t.Fatalf("response %d from %q body %q (%v), want 200 from and with %q", resp.StatusCode, resp.Header.Get("X-From"), body, err, who)
+	}
+}
+
+// answerFrom is a Response payload from who: X-From and body say who.
+func answerFrom(t testing.TB, who string) []byte {
+	p, err := ipc.Marshal(ipc.Response{Status: 200, Headers: []string{"X-From", who}, Body: []byte(who)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestResponseFromAnotherWorkerIsRefused: worker B writes a response for
 // a connection whose request worker A holds. The client must get A's
 // answer only; B is taken out (a conforming worker never does this).
@@ -102,50 +148,24 @@ func TestResponseFromAnotherWorkerIsRefused(t *testing.T) {
 	h := newHarness(t, harnessOpts{http: true})
 	a := h.readyWorker(0, 1)
 	b := h.readyWorker(1, 1)
-	cl := h.dial()
-	br := bufio.NewReader(cl.c)
-	get := func(path string) {
-		cl.c.SetWriteDeadline(time.Now().Add(waitTimeout))
-		if _, err := io.WriteString(cl.c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	answer := func(status int, body string) []byte {
-		p, err := ipc.Marshal(ipc.Response{Status: status, Headers: []string{"X-From", body}, Body: []byte(body)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	read := func(want string) {
-		t.Helper()
-		cl.c.SetReadDeadline(time.Now().Add(waitTimeout))
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("reading the response (want %q): %v", want, err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != 200 || string(body) != want || resp.Header.Get("X-From") != want {
-			t.Fatalf("response %d from %q body %q (%v), want 200 from and with %q", resp.StatusCode, resp.Header.Get("X-From"), body, err, want)
-		}
-	}
-	get("/one")
+	cl := h.dialHTTP()
+	cl.get("/one")
 	// The idle-first dispatch sends the request to worker 0.
 	hd, _ := a.expect(ipc.TypeRequest, 0)
 	id := hd.ID
 	// B starts a response (no FlagEnd) on A's connection.
-	b.write(ipc.AppendFrame(nil, ipc.TypeResponse, 0, id, answer(200, "B")))
+	b.write(ipc.AppendFrame(nil, ipc.TypeResponse, 0, id, answerFrom(t, "B")))
 	e := b.gone()
 	if e.level != logrus.ErrorLevel || !strings.Contains(e.data["reason"].(string), "does not serve") {
 		t.Fatalf("worker B: %s %q %v; want it killed for a response on a connection it does not serve", e.level, e.msg, e.data)
 	}
-	a.write(ipc.AppendFrame(nil, ipc.TypeResponse, ipc.FlagEnd, id, answer(200, "A")))
-	read("A")
+	a.write(ipc.AppendFrame(nil, ipc.TypeResponse, ipc.FlagEnd, id, answerFrom(t, "A")))
+	cl.expectFrom("A")
 	// The connection is still in step: the next answer is the next request's.
-	get("/two")
+	cl.get("/two")
 	a.expect(ipc.TypeRequest, id)
-	a.write(ipc.AppendFrame(nil, ipc.TypeResponse, ipc.FlagEnd, id, answer(200, "A")))
-	read("A")
+	a.write(ipc.AppendFrame(nil, ipc.TypeResponse, ipc.FlagEnd, id, answerFrom(t, "A")))
+	cl.expectFrom("A")
 }
 
 // TestRetiringWorkerHandsItsQueueToItsSuccessor: events queued at a worker
@@ -253,20 +273,7 @@ func withTaskWorkers(h *harness, n int) {
 // readyTaskWorker adds a task worker for slot and makes it say hello.
 func (h *harness) readyTaskWorker(slot, concurrency int) *testWorker {
 	h.t.Helper()
-	ours, theirs, err := ipc.SocketPair(unix.SOCK_STREAM)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	conn, err := net.FileConn(theirs)
-	theirs.Close()
-	if err != nil {
-		ours.Close()
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() { conn.Close() })
-	h.gen++
-	h.m.addWorker(ipc.WorkerEvent{Role: ipc.RoleTaskWorker, Slot: slot, Gen: h.gen, PID: 11000 + slot, Launch: "exec"}, ours)
-	tw := &testWorker{h: h, w: h.m.disp.byGen(h.gen), conn: conn}
+	tw := h.addWorkerAs(ipc.RoleTaskWorker, slot)
 	tw.write(helloFrame(ipc.Hello{Version: ipc.ProtocolVersion, PID: tw.w.pid, Concurrency: concurrency, Role: ipc.RoleTaskWorker}))
 	h.waitReady(tw)
 	return tw
@@ -309,12 +316,8 @@ func TestSendToAnHTTPConnectionIsRefused(t *testing.T) {
 	h := newHarness(t, harnessOpts{http: true})
 	a := h.readyWorker(0, 1)
 	b := h.readyWorker(1, 1)
-	cl := h.dial()
-	br := bufio.NewReader(cl.c)
-	cl.c.SetWriteDeadline(time.Now().Add(waitTimeout))
-	if _, err := io.WriteString(cl.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	cl := h.dialHTTP()
+	cl.get("/")
 	hd, _ := a.expect(ipc.TypeRequest, 0)
 	id := hd.ID
 	b.write(cat(frame(ipc.TypeSend, id, []byte("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX-From: B\r\n\r\nB")),
@@ -322,20 +325,8 @@ func TestSendToAnHTTPConnectionIsRefused(t *testing.T) {
 	h.hook.wait(t, "the refusal's log line", func(e logEntry) bool {
 		return e.msg == "stream frame for an HTTP connection dropped" && e.data["conn"] == id && e.data["worker_id"] == 1
 	})
-	p, err := ipc.Marshal(ipc.Response{Status: 200, Headers: []string{"X-From", "A"}, Body: []byte("A")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.write(ipc.AppendFrame(nil, ipc.TypeResponse, ipc.FlagEnd, id, p))
-	cl.c.SetReadDeadline(time.Now().Add(waitTimeout))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("reading the response: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	if resp.Header.Get("X-From") != "A" || string(body) != "A" {
-		t.Fatalf("the client got a response from %q with body %q, want A's", resp.Header.Get("X-From"), body)
-	}
+	a.write(ipc.AppendFrame(nil, ipc.TypeResponse, ipc.FlagEnd, id, answerFrom(t, "A")))
+	cl.expectFrom("A")
 	if b.state() != stateReady {
 		t.Fatalf("worker B is %s: a refused stream frame is not a protocol violation (it may race a connection's close)", b.state())
 	}
