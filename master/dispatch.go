@@ -220,6 +220,7 @@ func (d *dispatcher) send(l *reactor.Loop, w *worker, t ipc.Type, id uint64, pay
 		// A Close is a few bytes per connection, and the worker needs it;
 		// anything else counts against worker_buffer_size.
 		if held, limit := w.held(), w.m.workerBufferSize(); held > 0 && held+int64(len(payload)) > limit {
+			w.refused()
 			return &errWorkerBufferFull{slot: w.slot, pid: w.pid, held: held, limit: limit}
 		}
 	}

@@ -386,10 +386,18 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 		defer t.Stop()
 		memTick = t.C
 	}
+	var stuckTick <-chan time.Time
+	if m.cfg.WorkerSendTimeout > 0 {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		stuckTick = t.C
+	}
 	for {
 		select {
 		case <-memTick:
 			m.checkMemory()
+		case now := <-stuckTick:
+			m.checkStuck(now)
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:

@@ -206,8 +206,9 @@ func TestRetiringWorkerHandsItsQueueToItsSuccessor(t *testing.T) {
 
 // TestWorkerThatDoesNotReadIsBounded: a worker that declares a large
 // concurrency and never reads its socket pair makes the master hold at most
-// worker_buffer_size bytes for it (plus one frame); events beyond close
-// their connection with a log line naming the worker.
+// worker_buffer_size bytes for it, plus what one loop iteration read (64
+// KiB a connection); events beyond close their connection with a log line
+// naming the worker.
 func TestWorkerThatDoesNotReadIsBounded(t *testing.T) {
 	const bound = 64 << 10
 	h := newHarness(t, harnessOpts{workers: 1, queueMax: 1 << 20})
@@ -216,13 +217,14 @@ func TestWorkerThatDoesNotReadIsBounded(t *testing.T) {
 	deaf := h.addWorker(0)
 	deaf.write(helloFrame(ipc.Hello{Version: ipc.ProtocolVersion, PID: deaf.w.pid, Concurrency: 1 << 20, Role: ipc.RoleWorker}))
 	h.waitReady(deaf)
-	// 2 MiB, in 4000-byte packets over 16 connections (each pauses at 64
-	// events outstanding): far more than the socket pair's buffer.
+	// 8 MiB, in 4 KiB packets over 32 connections (each pauses at 64
+	// events outstanding): far more than the socket pair takes (2 MiB,
+	// ipc.SocketBufferSize doubled by the kernel).
 	body := strings.Repeat("x", testPackageMax-4)
-	for range 16 {
+	for range 32 {
 		c := h.dial()
 		go func() {
-			for range 32 {
+			for range 64 {
 				c.c.SetWriteDeadline(time.Now().Add(waitTimeout))
 				if _, err := c.c.Write(packet(body)); err != nil {
 					return // closed by the bound: expected
@@ -241,10 +243,49 @@ func TestWorkerThatDoesNotReadIsBounded(t *testing.T) {
 	h.onLoop(func() {
 		held = heldFor(h.m.disp, deaf.w)
 	})
-	if held > bound+testPackageMax+ipc.HeaderSize {
-		t.Fatalf("the master holds %d bytes for the worker, want at most worker_buffer_size %d plus one frame", held, bound)
+	if held > bound+32*64<<10 {
+		t.Fatalf("the master holds %d bytes for the worker, want at most worker_buffer_size %d plus 64 KiB a connection", held, bound)
 	}
 	t.Logf("held for the deaf worker: %d bytes (bound %d)", held, bound)
+}
+
+// TestWorkerThatDoesNotReadIsReplaced: a worker whose buffer is full and
+// that reads nothing of it for worker_send_timeout is killed and replaced
+// (nginx's proxy_send_timeout); one that reads is left alone.
+func TestWorkerThatDoesNotReadIsReplaced(t *testing.T) {
+	h := newHarness(t, harnessOpts{workers: 1, queueMax: 1 << 20})
+	h.m.cfg.WorkerBufferSize = 64 << 10
+	h.m.cfg.WorkerSendTimeout = config.Duration(time.Minute)
+	deaf := h.addWorker(0)
+	deaf.write(helloFrame(ipc.Hello{Version: ipc.ProtocolVersion, PID: deaf.w.pid, Concurrency: 1 << 10, Role: ipc.RoleWorker}))
+	h.waitReady(deaf)
+	// 16 MiB over 64 connections: more than the socket pair takes (2 MiB,
+	// ipc.SocketBufferSize doubled by the kernel).
+	body := strings.Repeat("x", testPackageMax-4)
+	for range 64 {
+		c := h.dial()
+		go func() {
+			for range 64 {
+				c.c.SetWriteDeadline(time.Now().Add(waitTimeout))
+				if _, err := c.c.Write(packet(body)); err != nil {
+					return // closed by the bound
+				}
+			}
+		}()
+	}
+	h.eventually("work refused for the worker after its socket pair stopped taking bytes", func() bool {
+		return deaf.w.refusedAt.Load() > deaf.w.lastTook.Load() && deaf.w.outBytes.Load() > 0
+	})
+	// Not yet: a minute has not passed.
+	h.m.checkStuck(time.Now())
+	if deaf.state() != stateReady {
+		t.Fatalf("worker is %s before worker_send_timeout passed", deaf.state())
+	}
+	h.m.checkStuck(time.Now().Add(time.Minute + time.Second))
+	e := deaf.gone()
+	if e.level != logrus.ErrorLevel || !strings.Contains(e.data["reason"].(string), "worker_send_timeout") {
+		t.Fatalf("worker taken out: %s %q %v; want an error naming worker_send_timeout", e.level, e.msg, e.data)
+	}
 }
 
 // heldFor is what the master holds for w: bytes written and not yet read

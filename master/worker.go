@@ -60,13 +60,22 @@ type worker struct {
 	outOff int
 	armed  bool
 	closed bool // the descriptor was closed; guarded by outMu
-	// outBytes is len(out)-outOff: written to the worker and not yet taken
-	// by its socket pair. Stored under outMu; read without it (by the
-	// dispatcher, for worker_buffer_size).
+	// outBytes is len(out)-outOff as the last flush left it: frames the
+	// worker's socket pair did not take (it is full: the worker does not
+	// read fast enough). Frames queued since, to go out at the end of a
+	// loop iteration, do not count: a burst of one iteration is no sign of
+	// a worker that does not read. Stored under outMu; read without it (by
+	// the dispatcher, for worker_buffer_size).
 	outBytes atomic.Int64
 	// dropped counts messages refused because the worker's buffer was
 	// full; the first and every 1000th are logged. Any goroutine.
 	dropped atomic.Uint64
+	// refusedAt is when something was last refused for this worker because
+	// its buffer was full, and lastTook when its socket pair last took
+	// bytes from the master, kept from the first refusal on (unix ns): a
+	// refusal after the last bytes taken, worker_send_timeout ago, replaces
+	// it (checkStuck).
+	refusedAt, lastTook atomic.Int64
 
 	// Guarded by dispatcher.mu.
 	state       workerState
@@ -117,7 +126,6 @@ func (w *worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64,
 		w.out, w.outOff = w.out[:0], 0
 	}
 	w.out = ipc.AppendFrame(w.out, t, flags, id, payload)
-	w.outBytes.Store(int64(len(w.out) - w.outOff))
 	w.m.ipc.framesOut.Add(1)
 	w.outMu.Unlock()
 	if l == nil {
@@ -150,6 +158,9 @@ func (w *worker) flushOut() {
 		w.m.ipc.writes.Add(1)
 		if n > 0 {
 			w.outOff += n
+			if w.refusedAt.Load() != 0 {
+				w.lastTook.Store(time.Now().UnixNano())
+			}
 			continue
 		}
 		switch err {
@@ -539,11 +550,50 @@ func (m *Master) workerBufferSize() int64 {
 	return int64(config.DefaultWorkerBufferSize)
 }
 
-// held is what the master holds for w: bytes written and not yet taken by
-// its socket pair, and the payloads queued for it. Called with
+// held is what the master holds for w: bytes its socket pair did not take
+// at the last flush, and the payloads queued for it. Called with
 // dispatcher.mu held.
 func (w *worker) held() int64 { return w.outBytes.Load() + w.queueBytes }
 
 // full reports whether held has reached worker_buffer_size: w gets no new
 // request or message until it reads. Called with dispatcher.mu held.
-func (w *worker) full() bool { return w.held() >= w.m.workerBufferSize() }
+func (w *worker) full() bool {
+	if w.held() < w.m.workerBufferSize() {
+		return false
+	}
+	w.refused()
+	return true
+}
+
+// refused notes that something was refused for w, its buffer being full:
+// unless its socket pair takes bytes again, worker_send_timeout runs.
+func (w *worker) refused() {
+	now := time.Now().UnixNano()
+	if w.refusedAt.Load() == 0 {
+		w.lastTook.Store(now) // from now on flushOut keeps it
+	}
+	w.refusedAt.Store(now)
+}
+
+// checkStuck replaces the workers whose socket pair has taken none of the
+// bytes waiting for them for worker_send_timeout, as of now, while their
+// full buffer made the master refuse work for them: they are stuck, or do
+// not read at all, and their share of the clients would be refused for
+// ever. Runs on the master's loop (once a second).
+func (m *Master) checkStuck(now time.Time) {
+	timeout := m.cfg.WorkerSendTimeout.D()
+	if timeout <= 0 {
+		return
+	}
+	for _, wi := range m.disp.snapshot() {
+		w := wi.w
+		refused, took := w.refusedAt.Load(), w.lastTook.Load()
+		if refused == 0 || refused <= took || w.outBytes.Load() == 0 || wi.state == stateDead ||
+			now.Sub(time.Unix(0, took)) < timeout {
+			continue
+		}
+		m.takeOut(w, fmt.Sprintf("worker_send_timeout (%s) exceeded: its socket pair took none of the %d bytes waiting for it (worker_buffer_size %d)",
+			timeout, w.outBytes.Load(), m.workerBufferSize()), true,
+			"worker killed: it stopped reading its socket pair; starting a successor")
+	}
+}

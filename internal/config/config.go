@@ -128,6 +128,11 @@ type Config struct {
 	// for another worker (then 503), a message to it is dropped; each with a
 	// log line. Default 32 MiB; >= 64 KiB.
 	WorkerBufferSize Size `yaml:"worker_buffer_size" json:"worker_buffer_size"`
+	// WorkerSendTimeout replaces a worker whose buffer is full (see
+	// WorkerBufferSize) and whose socket pair has taken nothing for this
+	// long: it is stuck, or does not read at all. Default 60s (nginx's
+	// proxy_send_timeout); 0 is off.
+	WorkerSendTimeout Duration `yaml:"worker_send_timeout" json:"worker_send_timeout"`
 }
 
 // Process is one user process.

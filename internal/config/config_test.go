@@ -48,8 +48,9 @@ func TestParseValid(t *testing.T) {
 					MaxConn:          10000,
 					// Issue 16: bounds on what a worker and an idle client may cost.
 					MaxConcurrency: 16384, WorkerBufferSize: 32 << 20, HeartbeatIdleTime: Duration(10 * time.Minute),
-					UpgradeTimeout:  Duration(time.Minute),
-					DispatchTimeout: Duration(5 * time.Second), HTTPMaxHeaderSize: 16 << 10,
+					WorkerSendTimeout: Duration(time.Minute),
+					UpgradeTimeout:    Duration(time.Minute),
+					DispatchTimeout:   Duration(5 * time.Second), HTTPMaxHeaderSize: 16 << 10,
 					HTTPHeaderTimeout: Duration(10 * time.Second), HTTPIdleTimeout: Duration(time.Minute),
 					LogLevel:  "info",
 					LogFormat: "text",

@@ -43,6 +43,9 @@ const (
 	// DefaultHeartbeatIdleTime is heartbeat_idle_time when the key is
 	// absent: nginx's stream proxy_timeout.
 	DefaultHeartbeatIdleTime = Duration(10 * time.Minute)
+	// DefaultWorkerSendTimeout is worker_send_timeout: nginx's
+	// proxy_send_timeout.
+	DefaultWorkerSendTimeout = Duration(60 * time.Second)
 )
 
 // Dispatch modes, in Swoole's numbering. DispatchDefault lets each
@@ -189,6 +192,9 @@ func (v *validator) defaults(c *Config) {
 	if unset("worker_buffer_size") {
 		c.WorkerBufferSize = DefaultWorkerBufferSize
 	}
+	if unset("worker_send_timeout") {
+		c.WorkerSendTimeout = DefaultWorkerSendTimeout
+	}
 	if unset("heartbeat_idle_time") {
 		c.HeartbeatIdleTime = DefaultHeartbeatIdleTime
 	}
@@ -246,6 +252,7 @@ func (v *validator) validate(c *Config) {
 	v.atLeast("max_conn", c.MaxConn, 1, -1)
 	v.atLeast("max_concurrency", c.MaxConcurrency, 1, 1<<20)
 	v.minSize("worker_buffer_size", c.WorkerBufferSize, 64<<10)
+	v.duration("worker_send_timeout", c.WorkerSendTimeout, false)
 	v.duration("upgrade_timeout", c.UpgradeTimeout, true)
 	v.duration("dispatch_timeout", c.DispatchTimeout, true)
 	v.minSize("http_max_header_size", c.HTTPMaxHeaderSize, 1<<10)
