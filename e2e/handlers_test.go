@@ -63,7 +63,7 @@ func runHandler(role string) {
 		}, worker.WithConcurrency(4))
 	case "http":
 		serveHTTPHandler()
-	case "nested-hello", "deaf":
+	case "nested-hello", "deaf", "tasker":
 		runHostileHandler(role) // hostile_wire_test.go
 	default:
 		fmt.Fprintln(os.Stderr, "unknown E2E_HANDLER", role)

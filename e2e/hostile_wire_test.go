@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/worker"
 )
 
 // Hostile workers and the master-worker wire (issue 16, items 4 to 6):
@@ -28,6 +29,7 @@ import (
 //	              hello with an unknown key nested 300,000 arrays deep; the
 //	              others run "commands"
 //	deaf          says hello with concurrency 1<<20, then never reads
+//	tasker        submits the async tasks a packet "tasks N" asks for
 func runHostileHandler(role string) {
 	pair := os.NewFile(ipc.WorkerFD, "pair")
 	hello := func(concurrency int, extra []byte) {
@@ -48,6 +50,18 @@ func runHostileHandler(role string) {
 		}
 	}
 	switch role {
+	case "tasker":
+		// "tasks N" submits N async tasks of 300 ms to the tasks example's
+		// task workers and answers "queued".
+		worker.Run(worker.Events{
+			OnReceive: func(s *worker.Server, conn uint64, data []byte) {
+				n, _ := strconv.Atoi(strings.TrimPrefix(string(data[4:]), "tasks "))
+				for range n {
+					worker.Task([]byte("square 7 300ms"), func([]byte, error) {})
+				}
+				s.Send(conn, frame("queued"))
+			},
+		})
 	case "nested-hello":
 		mark := os.Getenv("E2E_MARK")
 		if _, err := os.Stat(mark + ".arm"); err != nil {
@@ -366,4 +380,44 @@ func TestReloadUnderStreamLoadLosesNoEvent(t *testing.T) {
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d connections lost events across the reload: %v", len(failed), conns, errors.Join(failed...))
 	}
+}
+
+// TestStopGivesQueuedTasksMaxWaitTime (item 5): at stop, tasks queued for a
+// task worker get max_wait_time like events do, and those still left are
+// counted in a log line (they were dropped silently, and at once).
+func TestStopGivesQueuedTasksMaxWaitTime(t *testing.T) {
+	s := startServer(t, `
+worker_num: 1
+task_worker_num: 1
+max_wait_time: 1
+worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: tasker}
+task_worker:
+  cmd: [{{bin}}/tasks]
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: length
+    package_length_type: N
+    package_body_offset: 4
+`)
+	c := dial(t, s.addrs[0])
+	if got, err := c.roundTrip("tasks 8"); err != nil || got != "queued" {
+		t.Fatalf("tasks 8: %q, %v", got, err)
+	}
+	s.waitStatus("the tasks in flight", func(rows []statusRow) bool { return inFlight(rows, "task_worker") > 0 })
+	logs := s.subscribe()
+	if out, err := s.drover("stop", "-c", s.config); err != nil {
+		t.Fatalf("drover stop: %v\n%s", err, out)
+	}
+	e := s.waitLog(logs, 10*time.Second, "the count of tasks left at stop", func(e logEntry) bool {
+		return strings.HasPrefix(e.msg(), "stopping with tasks left")
+	})
+	dropped, _ := strconv.Atoi(e.str("tasks_dropped"))
+	running, _ := strconv.Atoi(e.str("tasks_running"))
+	// 8 tasks of 300 ms, one at a time, 1 s to drain: about 3 ran.
+	if dropped+running >= 8 || dropped+running == 0 {
+		t.Fatalf("tasks left at stop: %d queued, %d running; want some run during the drain and some left (8 of 300 ms, max_wait_time 1s)", dropped, running)
+	}
+	t.Logf("at stop: %d tasks dropped, %d running", dropped, running)
 }
