@@ -380,7 +380,7 @@ func (d *dispatcher) taskDone(w *worker) {
 }
 
 // retire stops sending new events to w, whose successor has taken its
-// slot, and returns how many it still has in flight or queued.
+// slot, and returns how many it still has in flight.
 //
 // The events queued at w (not yet sent) are handed back to their
 // connections' loops, to be dispatched again (to its successor in the
@@ -397,8 +397,8 @@ func (d *dispatcher) retire(w *worker) int {
 	if n := len(w.queue); n > 0 && w.m != nil && w.m.rx != nil {
 		byLoop := make(map[*reactor.Loop][]pendingEvent)
 		for _, q := range w.queue {
-			if n := w.owed[q.id]; n > 1 {
-				w.owed[q.id] = n - 1
+			if k := w.owed[q.id]; k > 1 {
+				w.owed[q.id] = k - 1
 			} else {
 				delete(w.owed, q.id)
 			}

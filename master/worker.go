@@ -312,18 +312,17 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 	case ipc.TypeCloseConn:
 		m.toConnArg(l, h.ID, func(c *reactor.Conn) { closeByWorker(c, w.slot) }, nil, w.slot, closeConnTask)
 	case ipc.TypeResponse, ipc.TypeResponseBody:
-		if !m.disp.serves(w, h.ID) {
-			// Only the worker holding a connection's request may answer
-			// it: a conforming worker never answers another's (nor its
-			// own after the end), so this one is broken or hostile.
-			m.ipc.foreign.Add(1)
-			return fmt.Errorf("%w: %s frame for connection %d, which this worker does not serve (dropped; %d such frames so far)",
-				errProtocol, h.Type, h.ID, m.ipc.foreign.Load())
+		// Only the worker holding a connection's request may answer it: a
+		// conforming worker never answers another's (nor its own after
+		// the end), so this one is broken or hostile. The last frame's
+		// check is done's (one lock for both).
+		end := h.Flags&ipc.FlagEnd != 0
+		if end && !m.disp.done(l, w, h.ID) || !end && !m.disp.serves(w, h.ID) {
+			n := m.ipc.foreign.Add(1)
+			return fmt.Errorf("%w: %s frame for connection %d, which this worker does not serve: no request of it in flight here (dropped; %d such frames so far)",
+				errProtocol, h.Type, h.ID, n)
 		}
-		if h.Flags&ipc.FlagEnd != 0 {
-			if !m.disp.done(l, w, h.ID) {
-				return fmt.Errorf("%w: end of a response for connection %d with no request in flight", errProtocol, h.ID)
-			}
+		if end {
 			if m.httpWaiting.Load() > 0 {
 				// A slot freed up: requests waiting for one go now.
 				for _, ll := range m.rx.Loops() {
