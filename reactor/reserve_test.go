@@ -3,6 +3,8 @@ package reactor
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -53,5 +55,46 @@ func TestPartialPacketReservesOnlyWhatArrived(t *testing.T) {
 	if limit := conns * readBufSize; reserved > limit {
 		t.Fatalf("%d connections that sent %d bytes each reserved %d bytes (%d each), want at most %d each: a declared size must not be reserved before its bytes arrive",
 			conns, sent+4, reserved, reserved/conns, readBufSize)
+	}
+}
+
+// TestIdleTimeoutSparesAConnectionBeingWrittenTo: heartbeat_idle_time (on
+// by default since issue 16) counts bytes sent as activity, as nginx's
+// proxy_timeout does: a client that only reads a long answer or a stream
+// of events is not idle. Once nothing moves either way it is closed.
+func TestIdleTimeoutSparesAConnectionBeingWrittenTo(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	r, addr, h := startEcho(t, Options{Loops: 1, IdleTimeout: idle}, 1024)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go io.Copy(io.Discard, c)
+	stop := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(idle / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				r.Loops()[0].Post(Task{Fn: func(l *Loop, _ *Task) {
+					l.EachConn(func(c *Conn) { c.Write([]byte("x")) })
+				}})
+			}
+		}
+	}()
+	// Five idle periods of writes only: the connection must stay open.
+	select {
+	case err := <-h.done:
+		close(stop)
+		t.Fatalf("closed (%v) while the server was writing to it", err)
+	case <-time.After(5 * idle):
+	}
+	close(stop)
+	if err := <-h.done; !errors.Is(err, ErrIdleTimeout) {
+		t.Fatalf("close reason %v, want ErrIdleTimeout once nothing moves", err)
 	}
 }
