@@ -197,6 +197,7 @@ func (m *Master) routeMessage(l *reactor.Loop, from *worker, id int, data []byte
 	if m.disp.isFull(to) {
 		// A worker that does not read would otherwise make the master
 		// buffer every message sent to it.
+		to.refused()
 		if n := to.dropped.Add(1); n == 1 || n%1000 == 0 {
 			to.log.WithFields(logrus.Fields{"from": m.globalID(from), "dropped": n, "worker_buffer_size": m.workerBufferSize()}).
 				Warn("message dropped: the worker's buffer is full (it does not read its socket pair); the sender is not told")

@@ -555,17 +555,14 @@ func (m *Master) workerBufferSize() int64 {
 func (w *worker) held() int64 { return w.outBytes.Load() + w.queueBytes }
 
 // full reports whether held has reached worker_buffer_size: w gets no new
-// request or message until it reads. Called with dispatcher.mu held.
-func (w *worker) full() bool {
-	if w.held() < w.m.workerBufferSize() {
-		return false
-	}
-	w.refused()
-	return true
-}
+// request, task or message until it reads. Called with dispatcher.mu held.
+func (w *worker) full() bool { return w.held() >= w.m.workerBufferSize() }
 
-// refused notes that something was refused for w, its buffer being full:
-// unless its socket pair takes bytes again, worker_send_timeout runs.
+// refused notes that a stream event or a message was refused for w, its
+// buffer being full: unless its socket pair takes bytes again,
+// worker_send_timeout runs. (An HTTP request that merely goes to another
+// worker does not count: a sequential worker busy with a long request may
+// hold a large body it has not read yet.)
 func (w *worker) refused() {
 	now := time.Now().UnixNano()
 	if w.refusedAt.Load() == 0 {
