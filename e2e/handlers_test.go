@@ -69,6 +69,8 @@ func runHandler(role string) {
 		serveHTTPHandler()
 	case "hygiene":
 		serveHygieneHandler()
+	case "nested-hello", "deaf", "tasker":
+		runHostileHandler(role) // hostile_wire_test.go
 	default:
 		fmt.Fprintln(os.Stderr, "unknown E2E_HANDLER", role)
 		os.Exit(2)

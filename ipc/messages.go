@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -152,3 +153,79 @@ type RuntimeStats struct {
 // payload) that asks the manager to kill every child and its process group
 // at once instead of giving them max_wait_time.
 const ShutdownForce = "force"
+
+// MaxHelloSize bounds the payload of a Hello frame. A hello is a handful of
+// short keys (about 60 bytes from the SDKs); the master refuses a larger
+// one, and reads no more than this many bytes from a worker before its
+// hello, whatever package_max_length allows later.
+const MaxHelloSize = 64 << 10
+
+// DecodeHello decodes a Hello payload without reflection and with bounded
+// work: the payload must be at most MaxHelloSize bytes, and an unknown key's
+// value is skipped by MsgReader.Skip, which refuses values nested deeper
+// than 32 levels (the msgpack library's generic decoder recurses without a
+// limit, so a deeply nested hello could exhaust the master's stack). It
+// accepts what msgpack.Unmarshal into a Hello accepts from a well-formed
+// hello: any integer encoding, str or bin keys and strings, nil for a
+// missing value, keys in any order; a value of the wrong type is an error.
+// Errors wrap ErrBadFrame.
+func DecodeHello(payload []byte) (Hello, error) {
+	var h Hello
+	if len(payload) > MaxHelloSize {
+		return h, fmt.Errorf("%w: hello of %d bytes exceeds %d", ErrBadFrame, len(payload), MaxHelloSize)
+	}
+	d := NewMsgReader(payload)
+	n, err := d.MapLen()
+	if err != nil {
+		return h, fmt.Errorf("%w: decode *ipc.Hello: want a msgpack map: %v", ErrBadFrame, err)
+	}
+	for i := 0; i < n; i++ {
+		key, _, err := d.Bytes()
+		if err != nil {
+			return h, fmt.Errorf("%w: decode *ipc.Hello: key %d: %v", ErrBadFrame, i, err)
+		}
+		var v int64
+		var s []byte
+		switch string(key) {
+		case "version":
+			v, err = d.Int()
+			h.Version = int(v)
+		case "pid":
+			v, err = d.Int()
+			h.PID = int(v)
+		case "concurrency":
+			v, err = d.Int()
+			h.Concurrency = clampInt(v)
+		case "prefetch":
+			v, err = d.Int()
+			h.Prefetch = clampInt(v)
+		case "role":
+			s, _, err = d.Bytes()
+			h.Role = string(s)
+		case "sdk":
+			s, _, err = d.Bytes()
+			h.SDK = string(s)
+		case "flow":
+			h.Flow, err = d.Bool()
+		default:
+			err = d.Skip()
+		}
+		if err != nil {
+			return h, fmt.Errorf("%w: decode *ipc.Hello: value of %q: %v", ErrBadFrame, key, err)
+		}
+	}
+	return h, nil
+}
+
+// clampInt converts v to an int without wrapping on 32-bit platforms, so a
+// huge declared count stays huge (and is refused or capped) instead of
+// turning small or negative.
+func clampInt(v int64) int {
+	if v > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	if v < math.MinInt32 {
+		return math.MinInt32
+	}
+	return int(v)
+}

@@ -58,6 +58,7 @@ type pendingEvent struct {
 	id      uint64
 	t       ipc.Type
 	payload []byte
+	handoff bool // taken back from a retiring worker's queue
 }
 
 // OnOpen implements reactor.Handler.
@@ -191,6 +192,11 @@ func (m *Master) retryPending(l *reactor.Loop, _ *reactor.Task) {
 			continue
 		}
 		st := c.Ctx.(*connState)
+		if p.handoff && p.t == ipc.TypeConnect {
+			// The retiring worker never got this connect: the next worker
+			// gets it as the connection's first event, not a second one.
+			st.w = nil
+		}
 		ok, err := m.disp.dispatch(c, st, p.t, p.payload)
 		if err != nil {
 			st.pending--
@@ -209,6 +215,28 @@ func (m *Master) retryPending(l *reactor.Loop, _ *reactor.Task) {
 			st.busySince = l.Now()
 		}
 	}
+}
+
+// takeBack puts events handed back by a retiring worker (dispatcher.retire)
+// at the head of l's pending list, before any later event of their
+// connections, and dispatches them again. Events of a connection closed
+// meanwhile are dropped: nobody is left to serve. Runs on l.
+func (m *Master) takeBack(l *reactor.Loop, evs []pendingEvent) {
+	ls := &m.loops[l.Index()]
+	counts := make(map[uint64]int)
+	keep := make([]pendingEvent, 0, len(evs)+len(ls.pending))
+	for _, p := range evs {
+		counts[p.id]++
+		if c := l.Conn(p.id); c != nil {
+			c.Ctx.(*connState).pending++ // still counted in outstanding
+			keep = append(keep, p)
+		}
+	}
+	ls.pending = append(keep, ls.pending...)
+	for id, n := range counts {
+		m.disp.handedBack(id, n)
+	}
+	m.retryPending(l, nil)
 }
 
 // connDone accounts one finished event of c. Runs on c's loop.

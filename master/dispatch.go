@@ -23,6 +23,18 @@ const (
 // errQueueFull closes a connection whose event found every queue full.
 var errQueueFull = errors.New("dispatch queue full: every worker busy and dispatch_queue_max events queued (add workers or raise dispatch_queue_max)")
 
+// errWorkerBufferFull closes a connection whose event would take the
+// bytes held for its worker past worker_buffer_size.
+type errWorkerBufferFull struct {
+	slot, pid   int
+	held, limit int64
+}
+
+func (e *errWorkerBufferFull) Error() string {
+	return fmt.Sprintf("worker %d (pid %d) is not reading its socket pair: %d bytes held for it reach worker_buffer_size %d; connection closed (raise worker_buffer_size, or find why the worker does not read)",
+		e.slot, e.pid, e.held, e.limit)
+}
+
 // dispatcher owns the worker table and the per-worker accounting. Loops
 // call it concurrently; one mutex guards it (held for a few map and slice
 // operations, never across a system call).
@@ -40,6 +52,10 @@ type dispatcher struct {
 	leadAt   time.Time     // … since when
 	total    int           // events in flight or queued at workers
 	idle     chan struct{} // closed when total drops to 0, while someone waits
+	// handoff counts, by connection, events taken from a retiring worker's
+	// queue that are on their way back to their connection's loop; while
+	// a connection has some, its new events wait behind them (pending).
+	handoff map[uint64]int
 }
 
 func newDispatcher(mode, workers, tasks, queueMax int) *dispatcher {
@@ -173,6 +189,9 @@ func (d *dispatcher) dispatch(c *reactor.Conn, st *connState, t ipc.Type, payloa
 	l := c.Loop()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.handoff[c.ID()] > 0 {
+		return false, nil // behind events handed back from a retiring worker
+	}
 	w := d.target(c, st)
 	if w == nil {
 		return false, nil
@@ -197,6 +216,14 @@ func (d *dispatcher) dispatch(c *reactor.Conn, st *connState, t ipc.Type, payloa
 // send puts one event in flight at w, or in w's queue when w is at its
 // declared concurrency. Called with mu held.
 func (d *dispatcher) send(l *reactor.Loop, w *worker, t ipc.Type, id uint64, payload []byte) error {
+	if t != ipc.TypeClose {
+		// A Close is a few bytes per connection, and the worker needs it;
+		// anything else counts against worker_buffer_size.
+		if held, limit := w.held(), w.m.workerBufferSize(); held > 0 && held+int64(len(payload)) > limit {
+			w.refused()
+			return &errWorkerBufferFull{slot: w.slot, pid: w.pid, held: held, limit: limit}
+		}
+	}
 	if w.inflight < w.concurrency+w.prefetch && len(w.queue) == 0 {
 		w.inflight++
 		w.write(l, t, id, payload)
@@ -205,6 +232,7 @@ func (d *dispatcher) send(l *reactor.Loop, w *worker, t ipc.Type, id uint64, pay
 			return errQueueFull
 		}
 		w.queue = append(w.queue, queued{t: t, id: id, payload: append([]byte(nil), payload...)})
+		w.queueBytes += int64(len(payload))
 	}
 	w.owed[id]++
 	d.total++
@@ -226,7 +254,9 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 	defer d.mu.Unlock()
 	var pick *worker
 	n := len(d.workers)
-	free := func(w *worker) bool { return w != nil && w.state == stateReady && w.inflight < w.concurrency }
+	free := func(w *worker) bool {
+		return w != nil && w.state == stateReady && w.inflight < w.concurrency && !w.full()
+	}
 	switch d.httpMode {
 	case modeRoundRobin:
 		for i := 0; i < n && pick == nil; i++ {
@@ -260,7 +290,7 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 		// least loaded, rather than wait here for an answer to come back.
 		for i := 0; i < n; i++ {
 			w := d.workers[(d.lead+i)%n]
-			if w != nil && w.state == stateReady && w.inflight < w.concurrency+w.prefetch && w.held.Load() == 0 &&
+			if w != nil && w.state == stateReady && w.inflight < w.concurrency+w.prefetch && w.heldBack.Load() == 0 && !w.full() &&
 				(pick == nil || w.inflight-w.concurrency < pick.inflight-pick.concurrency) {
 				pick = w
 			}
@@ -311,10 +341,13 @@ func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
 	} else {
 		delete(w.owed, id)
 	}
-	for w.inflight < w.concurrency+w.prefetch && len(w.queue) > 0 && w.state != stateDead {
+	// A retiring worker's queue went to other workers at retire (it may
+	// read no more after its Stop).
+	for w.inflight < w.concurrency+w.prefetch && len(w.queue) > 0 && w.state == stateReady {
 		q := w.queue[0]
 		w.queue[0] = queued{}
 		w.queue = w.queue[1:]
+		w.queueBytes -= int64(len(q.payload))
 		w.inflight++
 		w.write(l, q.t, q.id, q.payload)
 	}
@@ -347,14 +380,76 @@ func (d *dispatcher) taskDone(w *worker) {
 }
 
 // retire stops sending new events to w, whose successor has taken its
-// slot, and returns how many it still has in flight or queued.
+// slot, and returns how many it still has in flight.
+//
+// The events queued at w (not yet sent) are handed back to their
+// connections' loops, to be dispatched again (to its successor in the
+// modes that bind a connection to a worker): w is about to get Stop, after
+// which a worker reads nothing more (docs/protocol.md), so they must not
+// wait for it. Until a connection's handed-back events are dispatched again
+// its new events wait behind them, so each connection keeps its order.
 func (d *dispatcher) retire(w *worker) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if w.state == stateReady {
 		w.state = stateRetiring
 	}
-	return w.inflight + len(w.queue)
+	if n := len(w.queue); n > 0 && w.m != nil && w.m.rx != nil {
+		byLoop := make(map[*reactor.Loop][]pendingEvent)
+		for _, q := range w.queue {
+			if k := w.owed[q.id]; k > 1 {
+				w.owed[q.id] = k - 1
+			} else {
+				delete(w.owed, q.id)
+			}
+			l := w.m.rx.LoopOf(q.id)
+			if l == nil {
+				d.total--
+				continue
+			}
+			// Still counted in total until its loop took it back, so that a
+			// drain does not see the workers idle meanwhile.
+			if d.handoff == nil {
+				d.handoff = make(map[uint64]int)
+			}
+			d.handoff[q.id]++
+			byLoop[l] = append(byLoop[l], pendingEvent{id: q.id, t: q.t, payload: q.payload, handoff: true})
+		}
+		w.queue, w.queueBytes = nil, 0
+		for l, evs := range byLoop {
+			l.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) { w.m.takeBack(l, evs) }})
+		}
+		w.log.WithField("events", n).Info("queued events of a retiring worker handed back for dispatch to the others")
+	}
+	return w.inflight
+}
+
+// handedBack forgets n handed-back events of connection id: they are in
+// its loop's pending list, in order (or dropped, the connection being
+// closed), no longer at any worker. Runs on the connection's loop.
+func (d *dispatcher) handedBack(id uint64, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.handoff[id] -= n; d.handoff[id] <= 0 {
+		delete(d.handoff, id)
+	}
+	d.total -= n
+	d.signalIdle()
+}
+
+// isFull reports whether w holds worker_buffer_size bytes (worker.full).
+func (d *dispatcher) isFull(w *worker) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return w.full()
+}
+
+// serves reports whether w holds an event of connection id (in flight or
+// queued): only then may it answer that connection's request.
+func (d *dispatcher) serves(w *worker, id uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return w.owed[id] > 0
 }
 
 // resume undoes retire for a worker whose replacement failed: it takes
@@ -424,7 +519,7 @@ func (d *dispatcher) remove(w *worker) (ids []uint64, was workerState) {
 		ids = append(ids, id)
 		d.total -= int(n)
 	}
-	w.owed, w.queue, w.inflight = nil, nil, 0
+	w.owed, w.queue, w.queueBytes, w.inflight = nil, nil, 0, 0
 	d.signalIdle()
 	return ids, was
 }
@@ -488,7 +583,7 @@ func (d *dispatcher) pickTask(busy func(*worker) int) *worker {
 		if w == nil || w.state != stateReady {
 			continue
 		}
-		if b := busy(w); b < w.concurrency && (pick == nil || b < pickBusy) {
+		if b := busy(w); b < w.concurrency && !w.full() && (pick == nil || b < pickBusy) {
 			pick, pickBusy = w, b
 		}
 	}

@@ -136,6 +136,12 @@ type testWorker struct {
 // CtlWorkerStarted does.
 func (h *harness) addWorker(slot int) *testWorker {
 	h.t.Helper()
+	return h.addWorkerAs(ipc.RoleWorker, slot)
+}
+
+// addWorkerAs is addWorker for a process of role (a task worker).
+func (h *harness) addWorkerAs(role string, slot int) *testWorker {
+	h.t.Helper()
 	ours, theirs, err := ipc.SocketPair(unix.SOCK_STREAM)
 	if err != nil {
 		h.t.Fatal(err)
@@ -148,7 +154,7 @@ func (h *harness) addWorker(slot int) *testWorker {
 	}
 	h.t.Cleanup(func() { conn.Close() })
 	h.gen++
-	h.m.addWorker(ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: slot, Gen: h.gen, PID: 10000 + slot, Launch: "exec"}, ours)
+	h.m.addWorker(ipc.WorkerEvent{Role: role, Slot: slot, Gen: h.gen, PID: 10000 + slot, Launch: "exec"}, ours)
 	w := h.m.disp.byGen(h.gen)
 	if w == nil {
 		ours.Close()

@@ -143,7 +143,7 @@ type httpState struct {
 	acctBody  int64
 	acctOut   int64
 	// holdW is the worker whose answer the master holds back for this
-	// slow client (worker.held counts it), nil if none.
+	// slow client (worker.heldBack counts it), nil if none.
 	holdW *worker
 }
 
@@ -154,9 +154,9 @@ func (h *httpState) setHeld(on bool) {
 	switch {
 	case on && h.holdW == nil && h.w != nil:
 		h.holdW = h.w
-		h.holdW.held.Add(1)
+		h.holdW.heldBack.Add(1)
 	case !on && h.holdW != nil:
-		h.holdW.held.Add(-1)
+		h.holdW.heldBack.Add(-1)
 		h.holdW = nil
 	}
 }

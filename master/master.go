@@ -510,10 +510,18 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 		defer t.Stop()
 		memTick = t.C
 	}
+	var stuckTick <-chan time.Time
+	if m.cfg.WorkerSendTimeout > 0 {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		stuckTick = t.C
+	}
 	for {
 		select {
 		case <-memTick:
 			m.checkMemory()
+		case now := <-stuckTick:
+			m.checkStuck(now)
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
@@ -797,11 +805,13 @@ func (m *Master) drain(hurry <-chan struct{}) {
 	// request (Connection: close); idle ones are closed after a moment.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for m.httpConns.Load() > 0 {
+	for m.httpConns.Load() > 0 || m.tasksLeft() > 0 {
 		select {
 		case <-tick.C:
 		case <-t.C:
-			m.log.WithField("connections", m.httpConns.Load()).Info("max_wait_time reached with HTTP connections open; closing them")
+			if n := m.httpConns.Load(); n > 0 {
+				m.log.WithField("connections", n).Info("max_wait_time reached with HTTP connections open; closing them")
+			}
 			return
 		case <-hurry:
 			return
@@ -809,9 +819,27 @@ func (m *Master) drain(hurry <-chan struct{}) {
 	}
 }
 
+// tasksLeft is how many tasks are queued or running: the drain gives them
+// max_wait_time too (an async task holds no event of its asker).
+func (m *Master) tasksLeft() int {
+	if m.tasks == nil {
+		return 0
+	}
+	q, r := m.tasks.left()
+	return q + r
+}
+
 // shutdown stops the workers and the manager and closes every connection.
+// Tasks still queued then are dropped, and counted in a log line; those
+// running finish within max_wait_time, as events do.
 func (m *Master) shutdown(force bool) {
 	m.stopping.Store(true)
+	if m.tasks != nil {
+		if q, r := m.tasks.left(); q+r > 0 {
+			m.log.WithFields(logrus.Fields{"tasks_dropped": q, "tasks_running": r, "max_wait_time": m.cfg.MaxWaitTime.D().String()}).
+				Warn("stopping with tasks left: the queued ones are dropped unstarted, the running ones get max_wait_time to finish")
+		}
+	}
 	for _, wi := range m.disp.snapshot() {
 		if wi.state != stateDead {
 			wi.w.write(nil, ipc.TypeStop, 0, nil)

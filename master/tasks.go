@@ -16,7 +16,8 @@ import (
 // to task_queue_max), and routes the task worker's TypeTaskResult back to
 // the asking incarnation under the asker's id. A result for an incarnation
 // that has left is dropped with a log line: a successor never receives its
-// predecessor's results. Runs on reactor loops (the workers' frames) and
+// predecessor's results. A task queued when its asker leaves still runs
+// (an async task is work someone counts on). Runs on reactor loops (the workers' frames) and
 // the master's loop (task workers ready or gone); one mutex guards it.
 
 // taskRec is a task in flight at a task worker.
@@ -127,9 +128,9 @@ func (tr *taskRouter) drain(l *reactor.Loop) {
 		q := tr.queue[0]
 		tr.queue[0] = queuedTask{}
 		tr.queue = tr.queue[1:]
-		if !tr.m.disp.alive(q.asker) {
-			continue // nobody waits for it any more
-		}
+		// Run even when the asker has left (a reload replaced it): an
+		// async task is work someone counts on being done; only its
+		// result is dropped, with a log line (finish).
 		tr.start(l, tw, q.asker, q.askerID, q.data)
 	}
 	if len(tr.queue) == 0 {
@@ -193,6 +194,16 @@ func (m *Master) routeMessage(l *reactor.Loop, from *worker, id int, data []byte
 			Warn("message dropped: no worker runs under that id (workers are 0..worker_num-1, then task workers)")
 		return
 	}
+	if m.disp.isFull(to) {
+		// A worker that does not read would otherwise make the master
+		// buffer every message sent to it.
+		to.refused()
+		if n := to.dropped.Add(1); n == 1 || n%1000 == 0 {
+			to.log.WithFields(logrus.Fields{"from": m.globalID(from), "dropped": n, "worker_buffer_size": m.workerBufferSize()}).
+				Warn("message dropped: the worker's buffer is full (it does not read its socket pair); the sender is not told")
+		}
+		return
+	}
 	to.write(l, ipc.TypeMessage, uint64(m.globalID(from)), data)
 }
 
@@ -215,6 +226,13 @@ func (tr *taskRouter) timedOut(id uint64) {
 	}
 	tr.m.takeOut(rec.at, fmt.Sprintf("%s (%s) exceeded by a task", key, d), true,
 		"task worker killed: a task exceeded "+key+"; starting a successor")
+}
+
+// left is how many tasks wait for a task worker and how many run at one.
+func (tr *taskRouter) left() (queued, running int) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return len(tr.queue), len(tr.flight)
 }
 
 // queued is how many tasks wait for a task worker, for drover status.

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/drover-dev/drover/internal/config"
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/reactor"
 )
@@ -59,16 +60,33 @@ type worker struct {
 	outOff int
 	armed  bool
 	closed bool // the descriptor was closed; guarded by outMu
+	// outBytes is len(out)-outOff as the last flush left it: frames the
+	// worker's socket pair did not take (it is full: the worker does not
+	// read fast enough). Frames queued since, to go out at the end of a
+	// loop iteration, do not count: a burst of one iteration is no sign of
+	// a worker that does not read. Stored under outMu; read without it (by
+	// the dispatcher, for worker_buffer_size).
+	outBytes atomic.Int64
+	// dropped counts messages refused because the worker's buffer was
+	// full; the first and every 1000th are logged. Any goroutine.
+	dropped atomic.Uint64
+	// refusedAt is when something was last refused for this worker because
+	// its buffer was full, and lastTook when its socket pair last took
+	// bytes from the master, kept from the first refusal on (unix ns): a
+	// refusal after the last bytes taken, worker_send_timeout ago, replaces
+	// it (checkStuck).
+	refusedAt, lastTook atomic.Int64
 
 	// Guarded by dispatcher.mu.
 	state       workerState
 	concurrency int
 	prefetch    int          // events sent ahead beyond concurrency (Hello.Prefetch)
 	lastEnd     atomic.Int64 // with prefetch: when it last finished an event (unix ns); the next one started then
-	held        atomic.Int32 // its answers held back by flow control for slow clients (HTTP loops); nothing is sent ahead to it then
+	heldBack    atomic.Int32 // its answers held back by flow control for slow clients (HTTP loops); nothing is sent ahead to it then
 	inflight    int
 	owed        map[uint64]int32 // connection id → events in flight or queued here
 	queue       []queued         // events waiting for a free concurrency slot
+	queueBytes  int64            // the payload bytes in queue
 	served      uint64
 	sdk         string
 	flow        bool   // the worker grants and honours TypeWindow credit (set before it gets requests)
@@ -130,6 +148,7 @@ func (w *worker) Flush(l *reactor.Loop) {
 func (w *worker) flushOut() {
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
+	defer func() { w.outBytes.Store(int64(len(w.out) - w.outOff)) }()
 	if w.closed {
 		// The descriptor number may already belong to someone else.
 		w.out, w.outOff = nil, 0
@@ -140,6 +159,9 @@ func (w *worker) flushOut() {
 		w.m.ipc.writes.Add(1)
 		if n > 0 {
 			w.outOff += n
+			if w.refusedAt.Load() != 0 {
+				w.lastTook.Store(time.Now().UnixNano())
+			}
 			continue
 		}
 		switch err {
@@ -218,7 +240,13 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 	w.in = w.in[:len(w.in)+n]
 	off := 0
 	for {
-		h, payload, k, err := ipc.Next(w.in[off:], w.m.maxFrame)
+		limit := w.m.maxFrame
+		if w.readyAt.IsZero() {
+			// Before its hello a worker may write only a hello: no
+			// package_max_length-sized frame is buffered for it.
+			limit = ipc.MaxHelloSize
+		}
+		h, payload, k, err := ipc.Next(w.in[off:], limit)
 		if err != nil {
 			w.m.workerGone(w, fmt.Sprintf("malformed frame: %v", err), true)
 			w.abandon(l)
@@ -258,14 +286,21 @@ var errProtocol = errors.New("protocol violation")
 // system call is the batching factor, shown by drover status.
 type ipcCounters struct {
 	framesOut, writes, framesIn, reads atomic.Uint64
+	// foreign counts response frames refused because their worker does
+	// not serve the connection they name; onHTTP, Send and CloseConn
+	// frames dropped because they named an HTTP connection.
+	foreign, onHTTP atomic.Uint64
 }
 
 // frame handles one frame from a worker on its owner loop l.
 func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte) error {
 	if h.Type == ipc.TypeHello {
-		var hello ipc.Hello
-		if err := ipc.Unmarshal(payload, &hello); err != nil {
-			return err
+		// Decoded with the depth-limited reader: the msgpack library's
+		// generic decoder recurses once per nesting level of an unknown
+		// key's value, so a hostile hello could exhaust the stack.
+		hello, err := ipc.DecodeHello(payload)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errProtocol, err)
 		}
 		return m.hello(w, &hello)
 	}
@@ -274,14 +309,21 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 	}
 	switch h.Type {
 	case ipc.TypeSend:
-		m.toConn(l, h.ID, func(c *reactor.Conn) { c.Write(payload) }, payload, sendTask)
+		m.toConnArg(l, h.ID, func(c *reactor.Conn) { sendByWorker(c, w.slot, payload) }, payload, w.slot, sendTask)
 	case ipc.TypeCloseConn:
-		m.toConn(l, h.ID, closeByWorker, nil, closeConnTask)
+		m.toConnArg(l, h.ID, func(c *reactor.Conn) { closeByWorker(c, w.slot) }, nil, w.slot, closeConnTask)
 	case ipc.TypeResponse, ipc.TypeResponseBody:
-		if h.Flags&ipc.FlagEnd != 0 {
-			if !m.disp.done(l, w, h.ID) {
-				return fmt.Errorf("%w: end of a response for connection %d with no request in flight", errProtocol, h.ID)
-			}
+		// Only the worker holding a connection's request may answer it: a
+		// conforming worker never answers another's (nor its own after
+		// the end), so this one is broken or hostile. The last frame's
+		// check is done's (one lock for both).
+		end := h.Flags&ipc.FlagEnd != 0
+		if end && !m.disp.done(l, w, h.ID) || !end && !m.disp.serves(w, h.ID) {
+			n := m.ipc.foreign.Add(1)
+			return fmt.Errorf("%w: %s frame for connection %d, which this worker does not serve: no request of it in flight here (dropped; %d such frames so far)",
+				errProtocol, h.Type, h.ID, n)
+		}
+		if end {
 			if m.httpWaiting.Load() > 0 {
 				// A slot freed up: requests waiting for one go now.
 				for _, ll := range m.rx.Loops() {
@@ -352,6 +394,11 @@ func (m *Master) hello(w *worker, h *ipc.Hello) error {
 	if h.Concurrency < 1 {
 		return fmt.Errorf("%w: hello with concurrency %d (want at least 1)", errProtocol, h.Concurrency)
 	}
+	if limit := m.maxConcurrency(); h.Concurrency > limit {
+		w.log.WithFields(logrus.Fields{"concurrency": h.Concurrency, "max_concurrency": limit}).
+			Warn("worker declared a concurrency above max_concurrency; it gets at most max_concurrency events at once")
+		h.Concurrency = limit
+	}
 	if h.Role != "" && h.Role != w.role {
 		return fmt.Errorf("%w: hello as %q from a %s slot (check worker.cmd and task_worker.cmd)", errProtocol, h.Role, w.role)
 	}
@@ -414,7 +461,30 @@ func windowTask(l *reactor.Loop, t *reactor.Task) {
 
 func sendTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
-		c.Write(t.Data)
+		sendByWorker(c, t.Arg, t.Data)
+	}
+}
+
+// sendByWorker writes a worker's Send to c: a stream connection, which
+// any worker may send to (Swoole's send($fd)). On an HTTP connection the
+// bytes would bypass the master's framing (a response injected into
+// someone else's keep-alive connection): dropped with a log line.
+func sendByWorker(c *reactor.Conn, slot int, p []byte) {
+	if st := c.Ctx.(*connState); st.http != nil {
+		st.m.streamFrameOnHTTP(c, slot, ipc.TypeSend)
+		return
+	}
+	c.Write(p)
+}
+
+// streamFrameOnHTTP logs a Send or CloseConn that named an HTTP
+// connection: the first and every 1000th, with the count. It is not a
+// protocol violation: the id may be a stream connection's that closed, its
+// number reused.
+func (m *Master) streamFrameOnHTTP(c *reactor.Conn, slot int, t ipc.Type) {
+	if n := m.ipc.onHTTP.Add(1); n == 1 || n%1000 == 0 {
+		m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "worker_id": slot, "frame": t.String(), "dropped": n}).
+			Warn("stream frame for an HTTP connection dropped")
 	}
 }
 
@@ -433,13 +503,19 @@ func bindConn(c *reactor.Conn, uid uint64) {
 
 func closeConnTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
-		closeByWorker(c)
+		closeByWorker(c, t.Arg)
 	}
 }
 
-// closeByWorker closes c after its output, as a worker's CloseConn asks.
-func closeByWorker(c *reactor.Conn) {
-	c.Ctx.(*connState).byWorker = true
+// closeByWorker closes c after its output, as worker slot's CloseConn
+// asks; not an HTTP connection (see sendByWorker).
+func closeByWorker(c *reactor.Conn, slot int) {
+	st := c.Ctx.(*connState)
+	if st.http != nil {
+		st.m.streamFrameOnHTTP(c, slot, ipc.TypeCloseConn)
+		return
+	}
+	st.byWorker = true
 	c.CloseWhenFlushed()
 }
 
@@ -454,5 +530,67 @@ func closeWithTask(l *reactor.Loop, t *reactor.Task) {
 		if !c.Ctx.(*connState).m.failHTTP(c, t.Err) {
 			c.Close(t.Err)
 		}
+	}
+}
+
+// maxConcurrency is max_concurrency, with its default when unset (a Master
+// built by hand in tests).
+func (m *Master) maxConcurrency() int {
+	if m.cfg != nil && m.cfg.MaxConcurrency > 0 {
+		return m.cfg.MaxConcurrency
+	}
+	return config.DefaultMaxConcurrency
+}
+
+// workerBufferSize is worker_buffer_size, with its default when unset.
+func (m *Master) workerBufferSize() int64 {
+	if m.cfg != nil && m.cfg.WorkerBufferSize > 0 {
+		return int64(m.cfg.WorkerBufferSize)
+	}
+	return int64(config.DefaultWorkerBufferSize)
+}
+
+// held is what the master holds for w: bytes its socket pair did not take
+// at the last flush, and the payloads queued for it. Called with
+// dispatcher.mu held.
+func (w *worker) held() int64 { return w.outBytes.Load() + w.queueBytes }
+
+// full reports whether held has reached worker_buffer_size: w gets no new
+// request, task or message until it reads. Called with dispatcher.mu held.
+func (w *worker) full() bool { return w.held() >= w.m.workerBufferSize() }
+
+// refused notes that a stream event or a message was refused for w, its
+// buffer being full: unless its socket pair takes bytes again,
+// worker_send_timeout runs. (An HTTP request that merely goes to another
+// worker does not count: a sequential worker busy with a long request may
+// hold a large body it has not read yet.)
+func (w *worker) refused() {
+	now := time.Now().UnixNano()
+	if w.refusedAt.Load() == 0 {
+		w.lastTook.Store(now) // from now on flushOut keeps it
+	}
+	w.refusedAt.Store(now)
+}
+
+// checkStuck replaces the workers whose socket pair has taken none of the
+// bytes waiting for them for worker_send_timeout, as of now, while their
+// full buffer made the master refuse work for them: they are stuck, or do
+// not read at all, and their share of the clients would be refused for
+// ever. Runs on the master's loop (once a second).
+func (m *Master) checkStuck(now time.Time) {
+	timeout := m.cfg.WorkerSendTimeout.D()
+	if timeout <= 0 {
+		return
+	}
+	for _, wi := range m.disp.snapshot() {
+		w := wi.w
+		refused, took := w.refusedAt.Load(), w.lastTook.Load()
+		if refused == 0 || refused <= took || w.outBytes.Load() == 0 || wi.state == stateDead ||
+			now.Sub(time.Unix(0, took)) < timeout {
+			continue
+		}
+		m.takeOut(w, fmt.Sprintf("worker_send_timeout (%s) exceeded: its socket pair took none of the %d bytes waiting for it (worker_buffer_size %d)",
+			timeout, w.outBytes.Load(), m.workerBufferSize()), true,
+			"worker killed: it stopped reading its socket pair; starting a successor")
 	}
 }

@@ -23,7 +23,7 @@ type Conn struct {
 	out    []byte // output not yet written
 	outOff int    // written prefix of out
 
-	lastRead int64 // UnixNano of the iteration that last read data
+	lastRead int64 // UnixNano of the iteration that last read or wrote data (heartbeat_idle_time)
 
 	closed     bool
 	dirty      bool // queued for the end-of-iteration flush
@@ -277,25 +277,38 @@ func (c *Conn) read() {
 			c.in = c.in[:0]
 		}
 	case len(c.in) == 0: // data is the loop's buffer: keep the partial packet
-		c.in = append(make([]byte, 0, max(c.want, len(rest)+readBufSize/4)), rest...)
+		c.in = append(make([]byte, 0, c.inCap(len(rest), 0)), rest...)
 	default:
 		c.in = c.in[:copy(c.in, rest)]
 	}
 }
 
-// growIn makes room in c.in for the next read: the whole pending packet
-// when its size is known, otherwise another chunk.
+// growIn makes room in c.in for the next read.
 func (c *Conn) growIn() {
-	need := len(c.in) + readBufSize/4
-	if c.want > need {
-		need = c.want
-	}
-	if cap(c.in)-len(c.in) >= readBufSize/4 || cap(c.in) >= need && cap(c.in) > len(c.in) {
+	if cap(c.in)-len(c.in) >= readBufSize/4 || c.want > len(c.in) && cap(c.in) >= c.want {
 		return
 	}
-	nb := make([]byte, len(c.in), max(need, 2*cap(c.in)))
+	nb := make([]byte, len(c.in), c.inCap(len(c.in), cap(c.in)))
 	copy(nb, c.in)
 	c.in = nb
+}
+
+// inCap is the capacity of a receive buffer holding n bytes of a partial
+// packet (its previous capacity was old): another chunk, doubling, and at
+// most the pending packet's declared size. The declared size is reserved
+// only once a quarter of it has arrived: a length header alone must not
+// make the master reserve package_max_length (1,000 clients that each sent
+// a header declaring 2 MiB reserved 2 GiB). The buffer is thus at most
+// about four times the bytes received, with a few copies per packet.
+func (c *Conn) inCap(n, old int) int {
+	size := max(n+readBufSize/4, 2*old)
+	if c.want > n {
+		if 4*n >= c.want {
+			return c.want
+		}
+		size = min(size, c.want)
+	}
+	return size
 }
 
 func (c *Conn) readFailed(err error) {
@@ -343,6 +356,11 @@ func (c *Conn) flush() {
 		return
 	}
 	wrote := c.outOff > start
+	if wrote {
+		// A connection the server is still writing to (a long answer, a
+		// stream of events) is not idle.
+		c.lastRead = c.l.now.UnixNano()
+	}
 	if cap(c.out) > readBufSize {
 		c.out = nil
 	} else {

@@ -68,7 +68,8 @@ type Config struct {
 	// BufferOutputSize bounds each connection's output buffer. Default
 	// 2 MiB; >= 64.
 	BufferOutputSize Size `yaml:"buffer_output_size" json:"buffer_output_size"`
-	// HeartbeatIdleTime closes connections idle for longer. 0 (default) is
+	// HeartbeatIdleTime closes connections that neither sent nor received
+	// a byte for longer. Default 10m (nginx stream's proxy_timeout); 0 is
 	// off.
 	HeartbeatIdleTime Duration `yaml:"heartbeat_idle_time" json:"heartbeat_idle_time"`
 	// MaxConn is the maximum number of concurrent connections. Default
@@ -143,6 +144,21 @@ type Config struct {
 	// Processes are user processes (Swoole's addProcess): commands the
 	// manager keeps running once per server, beside the workers.
 	Processes []Process `yaml:"processes" json:"processes"`
+	// MaxConcurrency caps the concurrency a worker declares in its hello
+	// (events in flight at it at once); a larger one is lowered to it with
+	// a log line. Default 16384; 1..1048576.
+	MaxConcurrency int `yaml:"max_concurrency" json:"max_concurrency"`
+	// WorkerBufferSize bounds the bytes the master holds for one worker:
+	// frames written and not yet read by it plus events queued for it. An
+	// event beyond it closes its connection (stream), an HTTP request waits
+	// for another worker (then 503), a message to it is dropped; each with a
+	// log line. Default 32 MiB; >= 64 KiB.
+	WorkerBufferSize Size `yaml:"worker_buffer_size" json:"worker_buffer_size"`
+	// WorkerSendTimeout replaces a worker whose buffer is full (see
+	// WorkerBufferSize) and whose socket pair has taken nothing for this
+	// long: it is stuck, or does not read at all. Default 60s (nginx's
+	// proxy_send_timeout); 0 is off.
+	WorkerSendTimeout Duration `yaml:"worker_send_timeout" json:"worker_send_timeout"`
 }
 
 // Process is one user process.

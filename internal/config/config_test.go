@@ -46,8 +46,11 @@ func TestParseValid(t *testing.T) {
 					PackageMaxLength: 2 << 20,
 					BufferOutputSize: 2 << 20,
 					MaxConn:          10000,
-					UpgradeTimeout:   Duration(time.Minute),
-					DispatchTimeout:  Duration(5 * time.Second), HTTPMaxHeaderSize: 16 << 10,
+					// Issue 16: bounds on what a worker and an idle client may cost.
+					MaxConcurrency: 16384, WorkerBufferSize: 32 << 20, HeartbeatIdleTime: Duration(10 * time.Minute),
+					WorkerSendTimeout: Duration(time.Minute),
+					UpgradeTimeout:    Duration(time.Minute),
+					DispatchTimeout:   Duration(5 * time.Second), HTTPMaxHeaderSize: 16 << 10,
 					HTTPHeaderTimeout: Duration(10 * time.Second), HTTPIdleTimeout: Duration(time.Minute),
 					HTTPBodyTimeout: Duration(time.Minute), HTTPBodyBufferSize: 1 << 20, HTTPSendTimeout: Duration(time.Minute),
 					HTTPSendMinRate: 512, HTTPMaxBuffered: 256 << 20,

@@ -40,6 +40,18 @@ const (
 	DefaultLaunch             = "auto"
 	DefaultStartTimeout       = Duration(10 * time.Second)
 	DefaultLengthType         = "N"
+	// DefaultMaxConcurrency is max_concurrency: 256 × the Go SDK's default
+	// of 64 per CPU.
+	DefaultMaxConcurrency = 16384
+	// DefaultWorkerBufferSize is worker_buffer_size: 16 packets of the
+	// default package_max_length.
+	DefaultWorkerBufferSize = Size(32 << 20)
+	// DefaultHeartbeatIdleTime is heartbeat_idle_time when the key is
+	// absent: nginx's stream proxy_timeout.
+	DefaultHeartbeatIdleTime = Duration(10 * time.Minute)
+	// DefaultWorkerSendTimeout is worker_send_timeout: nginx's
+	// proxy_send_timeout.
+	DefaultWorkerSendTimeout = Duration(60 * time.Second)
 )
 
 // Dispatch modes, in Swoole's numbering. DispatchDefault lets each
@@ -195,6 +207,18 @@ func (v *validator) defaults(c *Config) {
 	if unset("http_max_buffered") {
 		c.HTTPMaxBuffered = DefaultHTTPMaxBuffered
 	}
+	if unset("max_concurrency") {
+		c.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if unset("worker_buffer_size") {
+		c.WorkerBufferSize = DefaultWorkerBufferSize
+	}
+	if unset("worker_send_timeout") {
+		c.WorkerSendTimeout = DefaultWorkerSendTimeout
+	}
+	if unset("heartbeat_idle_time") {
+		c.HeartbeatIdleTime = DefaultHeartbeatIdleTime
+	}
 	if unset("log_level") {
 		c.LogLevel = DefaultLogLevel
 	}
@@ -255,6 +279,9 @@ func (v *validator) validate(c *Config) {
 	v.minSize("buffer_output_size", c.BufferOutputSize, 64)
 	v.duration("heartbeat_idle_time", c.HeartbeatIdleTime, false)
 	v.atLeast("max_conn", c.MaxConn, 1, -1)
+	v.atLeast("max_concurrency", c.MaxConcurrency, 1, 1<<20)
+	v.minSize("worker_buffer_size", c.WorkerBufferSize, 64<<10)
+	v.duration("worker_send_timeout", c.WorkerSendTimeout, false)
 	v.duration("upgrade_timeout", c.UpgradeTimeout, true)
 	v.duration("dispatch_timeout", c.DispatchTimeout, true)
 	v.minSize("http_max_header_size", c.HTTPMaxHeaderSize, 1<<10)
