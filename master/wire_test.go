@@ -220,18 +220,7 @@ func TestWorkerThatDoesNotReadIsBounded(t *testing.T) {
 	// 8 MiB, in 4 KiB packets over 32 connections (each pauses at 64
 	// events outstanding): far more than the socket pair takes (2 MiB,
 	// ipc.SocketBufferSize doubled by the kernel).
-	body := strings.Repeat("x", testPackageMax-4)
-	for range 32 {
-		c := h.dial()
-		go func() {
-			for range 64 {
-				c.c.SetWriteDeadline(time.Now().Add(waitTimeout))
-				if _, err := c.c.Write(packet(body)); err != nil {
-					return // closed by the bound: expected
-				}
-			}
-		}()
-	}
+	flood(h, 32)
 	e := h.hook.wait(t, "a connection closed by the worker buffer bound", func(e logEntry) bool {
 		r, _ := e.data["reason"].(string)
 		return e.msg == "connection closed" && strings.Contains(r, "worker_buffer_size")
@@ -261,18 +250,7 @@ func TestWorkerThatDoesNotReadIsReplaced(t *testing.T) {
 	h.waitReady(deaf)
 	// 16 MiB over 64 connections: more than the socket pair takes (2 MiB,
 	// ipc.SocketBufferSize doubled by the kernel).
-	body := strings.Repeat("x", testPackageMax-4)
-	for range 64 {
-		c := h.dial()
-		go func() {
-			for range 64 {
-				c.c.SetWriteDeadline(time.Now().Add(waitTimeout))
-				if _, err := c.c.Write(packet(body)); err != nil {
-					return // closed by the bound
-				}
-			}
-		}()
-	}
+	flood(h, 64)
 	h.eventually("work refused for the worker after its socket pair stopped taking bytes", func() bool {
 		return deaf.w.refusedAt.Load() > deaf.w.lastTook.Load() && deaf.w.outBytes.Load() > 0
 	})
@@ -285,6 +263,24 @@ func TestWorkerThatDoesNotReadIsReplaced(t *testing.T) {
 	e := deaf.gone()
 	if e.level != logrus.ErrorLevel || !strings.Contains(e.data["reason"].(string), "worker_send_timeout") {
 		t.Fatalf("worker taken out: %s %q %v; want an error naming worker_send_timeout", e.level, e.msg, e.data)
+	}
+}
+
+// flood sends 64 packets of the largest size on each of conns new
+// connections, each from its own goroutine, until the master closes it (the
+// bounds under test do).
+func flood(h *harness, conns int) {
+	body := strings.Repeat("x", testPackageMax-4)
+	for range conns {
+		c := h.dial()
+		go func() {
+			for range 64 {
+				c.c.SetWriteDeadline(time.Now().Add(waitTimeout))
+				if _, err := c.c.Write(packet(body)); err != nil {
+					return // closed by the bound
+				}
+			}
+		}()
 	}
 }
 
