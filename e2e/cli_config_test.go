@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+)
+
+// Flags of drover start beat the file's values (configuration.md): the
+// file asks for 1 worker, error-level logs and a daemon; the command line
+// for 3 workers, info-level logs and the foreground. Started in the
+// foreground with info logs is what startVia waits for ("drover ready" on
+// stderr), and status lists 3 workers.
+func TestStartFlagsOverrideTheFile(t *testing.T) {
+	s := newServer(t, `
+worker_num: 1
+log_level: error
+daemonize: true
+worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: http}
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`)
+	s.startVia(droverBin, "start", "-c", s.config, "--worker-num", "3", "--log-level", "info", "--daemonize=false")
+	if n := len(pidsOf(s.status(), "worker")); n != 3 {
+		t.Fatalf("%d workers with --worker-num 3 over the file's worker_num: 1, want 3", n)
+	}
+	wantGetOK(t, httpURL(s, "/"))
+}
+
+// A flag's value is checked as the file's would be, and the problem named
+// by the key, without a file and line (configuration.md, Error messages).
+func TestStartFlagIsChecked(t *testing.T) {
+	s := newServer(t, httpConfig)
+	out, err := s.drover("start", "-c", s.config, "--worker-num", "0")
+	if err == nil || !strings.Contains(out, "worker_num: 0 is out of range (want 1 to 1024)") {
+		t.Fatalf("start --worker-num 0: %v\n%s", err, out)
+	}
+}
+
+// A listener address that passes the config check but cannot be bound is
+// reported like any problem of the file: "<file>:<line>: listeners[N].address:
+// <what> (<how to fix>)", once the master tries to bind it.
+func TestUnusableListenerAddressNamesFileAndLine(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	for _, c := range []struct {
+		name, addr, want string
+	}{
+		{"in use", held.Addr().String(), held.Addr().String() + " is already in use by another socket ("},
+		// TEST-NET-1 (RFC 5737): no interface of this machine has it.
+		{"not local", "192.0.2.1:18999", "192.0.2.1:18999 is not an address of this machine ("},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newServer(t, fmt.Sprintf(`
+worker_num: 1
+worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: http}
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+  - address: tcp://%s
+    protocol: http
+`, c.addr))
+			out, err := s.drover("start", "-c", s.config)
+			if err == nil {
+				t.Fatalf("start with an unusable address succeeded:\n%s", out)
+			}
+			want := "drover.yaml:9: listeners[1].address: " + c.want
+			if !strings.Contains(out, want) {
+				t.Fatalf("output lacks %q:\n%s", want, out)
+			}
+		})
+	}
+}
