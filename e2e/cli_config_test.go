@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Flags of drover start beat the file's values (configuration.md): the
@@ -78,5 +81,40 @@ listeners:
 				t.Fatalf("output lacks %q:\n%s", want, out)
 			}
 		})
+	}
+}
+
+// A daemon started with -d keeps the other flags: the file's worker_num is
+// 1, the command line's 2, and the master in the background runs 2.
+func TestDaemonKeepsTheFlags(t *testing.T) {
+	s := newServer(t, `
+worker_num: 1
+log_file: {{dir}}/drover.log
+worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: http}
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`)
+	out, err := s.drover("start", "-d", "-c", s.config, "--worker-num", "2")
+	t.Cleanup(func() {
+		var rows []statusRow
+		if out, err := s.drover("status", "--json", "-c", s.config); err == nil {
+			json.Unmarshal([]byte(out), &rows)
+		}
+		pids := allPIDs(rows)
+		for _, p := range pids {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+		if left := waitExited(pids, 5*time.Second); len(left) > 0 {
+			t.Errorf("processes %v outlived the test's clean-up", left)
+		}
+	})
+	if err != nil {
+		t.Fatalf("drover start -d --worker-num 2: %v\n%s", err, out)
+	}
+	if n := len(pidsOf(s.status(), "worker")); n != 2 {
+		t.Fatalf("the daemon runs %d workers with --worker-num 2 over the file's worker_num: 1, want 2", n)
 	}
 }
