@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,12 +55,25 @@ func TestUnusableListenerAddressNamesFileAndLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
+	sock, err := os.MkdirTemp("", "drsock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sock)
+	sock = filepath.Join(sock, "app.sock")
+	heldUnix, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer heldUnix.Close()
 	for _, c := range []struct {
 		name, addr, want string
 	}{
-		{"in use", held.Addr().String(), held.Addr().String() + " is already in use by another socket ("},
+		{"in use", "tcp://" + held.Addr().String(), held.Addr().String() + " is already in use by another socket ("},
 		// TEST-NET-1 (RFC 5737): no interface of this machine has it.
-		{"not local", "192.0.2.1:18999", "192.0.2.1:18999 is not an address of this machine ("},
+		{"not local", "tcp://192.0.2.1:18999", "192.0.2.1:18999 is not an address of this machine ("},
+		// A live socket file is not removed as a stale one.
+		{"unix in use", "unix://" + sock, sock + " is already in use: a process accepts connections on it ("},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newServer(t, fmt.Sprintf(`
@@ -69,7 +84,7 @@ worker:
 listeners:
   - address: tcp://127.0.0.1:0
     protocol: http
-  - address: tcp://%s
+  - address: %s
     protocol: http
 `, c.addr))
 			out, err := s.drover("start", "-c", s.config)
