@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -331,14 +332,14 @@ func (m *Master) listen() ([]*reactor.Listener, error) {
 		}
 		ln, err := m.upg.Listen(lc.Network, lc.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
+			return nil, m.cfg.KeyError(fmt.Sprintf("listeners[%d].address", i), bindProblem(lc, err))
 		}
 		if lc.Network == "unix" {
 			// Bound now, or inherited from the master before an upgrade:
 			// either way the socket file gets this config's mode and owner.
 			if err := setSocketPerm(lc); err != nil {
 				ln.Close()
-				return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
+				return nil, m.cfg.KeyError(fmt.Sprintf("listeners[%d].address", i), fmt.Sprintf("%s: %v", lc.Address, err))
 			}
 		}
 		// The reactor polls the raw descriptor; the net.Listener must stay
@@ -384,6 +385,34 @@ func setSocketPerm(lc config.Listener) error {
 		return fmt.Errorf("socket mode %04o: %w", mode, err)
 	}
 	return nil
+}
+
+// bindProblem says why lc's address could not be bound and how to fix it,
+// for the file:line error of listeners[N].address. tableflip formats the
+// bind error as text (%s, not %w), so the errno is recognised by its text.
+func bindProblem(lc config.Listener, err error) string {
+	errno := syscall.Errno(0)
+	for _, e := range []syscall.Errno{unix.EADDRINUSE, unix.EADDRNOTAVAIL, unix.EACCES, unix.ENOENT, unix.ENOTDIR} {
+		if errors.Is(err, e) || strings.HasSuffix(err.Error(), e.Error()) {
+			errno = e
+			break
+		}
+	}
+	switch {
+	case errno == unix.EADDRINUSE && lc.Network == "unix":
+		return fmt.Sprintf("%s is already in use: a process accepts connections on it (stop it, or choose another path)", lc.Addr)
+	case errno == unix.EADDRINUSE:
+		return fmt.Sprintf("%s is already in use by another socket (stop the process that holds it, `ss -ltnp` names it, or choose another port)", lc.Addr)
+	case errno == unix.EADDRNOTAVAIL:
+		return fmt.Sprintf("%s is not an address of this machine (use one that `ip addr` lists, 127.0.0.1, or 0.0.0.0 for all)", lc.Addr)
+	case errno == unix.EACCES && lc.Network == "unix":
+		return fmt.Sprintf("%s: permission denied (drover's user needs write and search permission on the socket's directory)", lc.Addr)
+	case errno == unix.EACCES:
+		return fmt.Sprintf("%s: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; or choose a port from 1024)", lc.Addr)
+	case errno != 0 && lc.Network == "unix":
+		return fmt.Sprintf("%s: %v (its directory must exist and be a directory; relative paths resolve against the config file's directory)", lc.Addr, errno)
+	}
+	return fmt.Sprintf("%s: %v", lc.Addr, err)
 }
 
 func clearStaleSocket(path string) {

@@ -38,7 +38,9 @@ func startCommand() *cli.Command {
 		Usage: "start the master, manager and workers",
 		Flags: []cli.Flag{
 			configFlag,
-			&cli.BoolFlag{Name: "daemonize", Aliases: []string{"d"}, Usage: "run in the background (logs go to log_file)"},
+			&cli.BoolFlag{Name: "daemonize", Aliases: []string{"d"}, Usage: "run in the background (logs go to log_file); --daemonize=false runs in the foreground whatever the file says (daemonize)"},
+			&cli.IntFlag{Name: "worker-num", Usage: "number of worker processes (worker_num)"},
+			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error (log_level)"},
 		},
 		Action: func(c *cli.Context) error {
 			path := c.String("config")
@@ -46,19 +48,61 @@ func startCommand() *cli.Command {
 				path = "drover.yaml"
 			}
 			cfg, err := config.Load(path)
+			if err == nil {
+				err = applyFlags(c, cfg)
+			}
 			if err != nil {
 				master.ReportUpgradeFailure(path, err) // to the master we would replace
 				return cli.Exit(err.Error(), 2)
 			}
-			if c.Bool("daemonize") {
-				cfg.Daemonize = true
-			}
 			if cfg.Daemonize && os.Getenv(readyFDEnv) == "" {
-				return daemonize(cfg)
+				return daemonize(cfg, overrides(c))
 			}
-			return runMaster(cfg)
+			return asGiven(runMaster(cfg), cfg.File, path)
 		},
 	}
+}
+
+// applyFlags sets the keys that drover start's flags name, where given
+// (a flag beats the file), and checks the result again: a flag's bad value
+// is reported as the file's would be, by its key, without a line.
+func applyFlags(c *cli.Context, cfg *config.Config) error {
+	if !c.IsSet("daemonize") && !c.IsSet("worker-num") && !c.IsSet("log-level") {
+		return nil
+	}
+	if c.IsSet("daemonize") {
+		cfg.Daemonize = c.Bool("daemonize")
+	}
+	if c.IsSet("worker-num") {
+		cfg.WorkerNum = c.Int("worker-num")
+	}
+	if c.IsSet("log-level") {
+		cfg.LogLevel = c.String("log-level")
+	}
+	return cfg.Validate()
+}
+
+// overrides are the flags of applyFlags that c was given, for the daemon
+// started by daemonize (which runs in the background whatever its flags say).
+func overrides(c *cli.Context) []string {
+	var out []string
+	for _, name := range []string{"worker-num", "log-level"} {
+		if c.IsSet(name) {
+			out = append(out, "--"+name+"="+c.String(name))
+		}
+	}
+	return out
+}
+
+// asGiven names the config file in a problem the master found with it
+// (config.Config.KeyError: an address that cannot be bound) as the user
+// gave it to -c, as Load's problems do, instead of by its absolute path.
+func asGiven(err error, abs, given string) error {
+	var ce *config.Error
+	if errors.As(err, &ce) && ce.File == abs {
+		ce.File = given
+	}
+	return err
 }
 
 // runMaster runs the master in this process, logging to log_file or stderr.
@@ -141,8 +185,8 @@ func daemonLogFile(cfg *config.Config) (string, error) {
 }
 
 // daemonize starts this command again in a new session, detached from the
-// terminal, and waits until it serves or fails.
-func daemonize(cfg *config.Config) error {
+// terminal, with flags (overrides), and waits until it serves or fails.
+func daemonize(cfg *config.Config, flags []string) error {
 	logFile, err := daemonLogFile(cfg)
 	if err != nil {
 		return err
@@ -159,7 +203,8 @@ func daemonize(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(exe, "start", "-c", cfg.File)
+	// -c made absolute; the child applies the same overrides to the file.
+	cmd := exec.Command(exe, append([]string{"start", "-c", cfg.File}, flags...)...)
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
 	cmd.Stdin, cmd.ExtraFiles = devnull, []*os.File{w}
 	// Checked as the master checks log_file: no link, no file or directory

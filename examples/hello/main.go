@@ -2,6 +2,7 @@
 // by worker.RunHTTP inside a drover worker. See examples/hello.yaml.
 //
 //	GET  /                 200 "Hello, World!" (text/plain)
+//	GET  /64k              64 KiB of text (a large answer, for scripts/bench/http.sh)
 //	POST /echo             the request body back; long bodies stream both ways
 //	GET  /stream?n=5       n server-sent events, each flushed as it is written
 //	                       (&interval=200ms spaces them out, to watch with curl -N)
@@ -12,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drover-dev/drover/worker"
@@ -23,9 +25,20 @@ func main() {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "Hello, World!")
 	})
+	mux.HandleFunc("GET /64k", big)
 	mux.HandleFunc("POST /echo", echo)
 	mux.HandleFunc("GET /stream", stream)
 	worker.RunHTTP(mux)
+}
+
+// bigBody is the answer of GET /64k: 64 KiB of text, lines of 64 bytes.
+var bigBody = []byte(strings.Repeat(strings.Repeat("x", 63)+"\n", 1024))
+
+// big answers 64 KiB, the large-answer case of scripts/bench/http.sh
+// (scripts/bench/nethttp serves the same).
+func big(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(bigBody)
 }
 
 // echo copies the body to the response as it arrives: a body longer than

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -158,4 +159,26 @@ func quoteList(items []string, conj string) string {
 		return items[0]
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " " + conj + " " + items[len(items)-1]
+}
+
+// KeyError is a problem with key found after the file was loaded, such as
+// a listener address that cannot be bound: an *Error carrying c's file
+// and the line of key (or of its nearest enclosing key), as the problems
+// Load finds. The file is read again for the line (a Config keeps no
+// positions); when it cannot be, the error has no line, and without a file
+// (a Config built in code) it is "<key>: <msg>".
+func (c *Config) KeyError(key, msg string) *Error {
+	e := &Error{File: c.File, Key: key, Msg: msg}
+	if c.File == "" {
+		return e
+	}
+	data, err := os.ReadFile(c.File)
+	if err != nil {
+		return e
+	}
+	d := newDecoder(c.File)
+	if d.decode(data, &Config{}) {
+		e.Line = (&validator{lines: d.lines}).lineOf(key)
+	}
+	return e
 }

@@ -11,12 +11,24 @@
 # commit's bin/, built with `git worktree add /tmp/old COMMIT && make -C
 # /tmp/old build`) as "drover-old", in the same rounds: a redesign is
 # compared with the build before it side by side.
-# Usage: [ROUNDS=3] [OLD=DIR] scripts/bench/http.sh [duration per run, default 10s]
+# Large bodies (CASES=big runs only these, against drover, net/http and
+# drover-old): a 64 KiB answer (GET /64k) and a 1 MiB POST echoed back
+# (POST /echo, the body made by a wrk Lua script), at 8 and 64 connections.
+# Usage: [ROUNDS=3] [OLD=DIR] [CASES=all|hello|big] scripts/bench/http.sh [duration per run, default 10s]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${1:-10s}
-for bin in wrk nginx; do need $bin "wrk nginx-light php-fpm"; done
-fpm=$(find_fpm)
+cases=${CASES:-all}
+case $cases in all | hello | big) ;; *) die "CASES must be all, hello or big" ;; esac
+hello=0 big=0
+[ "$cases" = big ] || hello=1
+[ "$cases" = hello ] || big=1
+need wrk "wrk nginx-light php-fpm"
+fpm=""
+if [ $hello = 1 ]; then
+  need nginx "wrk nginx-light php-fpm"
+  fpm=$(find_fpm)
+fi
 make build >/dev/null
 go build -o bin/nethttp ./scripts/bench/nethttp
 start_tmp drhttp
@@ -31,6 +43,8 @@ if [ -n "${OLD:-}" ]; then
   targets="$targets drover-old:18085"
 fi
 
+# The peers below answer the hello world only.
+drover_targets=$targets
 # nginx + php-fpm with a one-line script (php.sh runs the SDK under it).
 if [ -n "$fpm" ]; then
   mkdir -p "$tmp/www"
@@ -40,13 +54,17 @@ if [ -n "$fpm" ]; then
 fi
 
 # The Python peers, each the same hello world under WSGI.
-if command -v gunicorn >/dev/null; then
+if [ $hello = 0 ]; then
+  :
+elif command -v gunicorn >/dev/null; then
   start_gunicorn gunicorn 18083
   targets="$targets gunicorn:18083"
 else
   echo "# gunicorn not installed (apt-get install gunicorn): not measured"
 fi
-if command -v uwsgi >/dev/null && [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ]; then
+if [ $hello = 0 ]; then
+  :
+elif command -v uwsgi >/dev/null && [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ]; then
   start_uwsgi uwsgi 18084
   targets="$targets uwsgi:18084"
 else
@@ -57,9 +75,54 @@ fi
 for t in $targets; do wait_http "http://127.0.0.1:${t#*:}/" || true; done
 
 # Each cell is measured $rounds times and reported by its median (lib.sh).
-echo "# $(machine), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!'"
+if [ $hello = 1 ]; then
+  echo "# $(machine), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!'"
+  columns
+  for c in 8 64 256; do
+    measure $c / $targets
+    report $c net/http $targets
+  done
+fi
+[ $big = 1 ] || exit 0
+
+# serving CHECK WHY: big_targets becomes those of drover_targets whose
+# server passes CHECK (a command given its base URL); each other one is
+# named with WHY and left out (an older build's hello may lack a route).
+serving() {
+  local t
+  big_targets=""
+  for t in $drover_targets; do
+    if $1 "http://127.0.0.1:${t#*:}"; then
+      big_targets+=" $t"
+    else
+      echo "# ${t%%:*}: $2: not measured"
+    fi
+  done
+}
+# The 1 MiB body, and the wrk script that POSTs it.
+head -c $((1 << 20)) /dev/urandom > "$tmp/body.bin"
+cat > "$tmp/post.lua" <<LUA
+local f = assert(io.open("$tmp/body.bin", "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
+get64k() { [ "$(curl -sf "$1/64k" | wc -c)" = 65536 ]; }
+echo1m() { curl -sf --data-binary "@$tmp/body.bin" -H 'Content-Type: application/octet-stream' "$1/echo" | cmp -s - "$tmp/body.bin"; }
+
+echo "# $(machine), wrk -t1 -d$dur, $rounds rounds (median), GET /64k -> 64 KiB"
+serving get64k "its hello has no GET /64k answering 64 KiB"
 columns
-for c in 8 64 256; do
-  measure $c / $targets
-  report $c net/http $targets
+for c in 8 64; do
+  measure $c /64k $big_targets
+  report $c net/http $big_targets
+done
+echo "# $(machine), wrk -t1 -d$dur, $rounds rounds (median), POST /echo 1 MiB -> the same 1 MiB"
+serving echo1m "its hello has no POST /echo sending the body back"
+wrk_script=$tmp/post.lua
+columns
+for c in 8 64; do
+  measure $c /echo $big_targets
+  report $c net/http $big_targets
 done

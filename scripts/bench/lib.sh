@@ -6,6 +6,7 @@
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 rounds=${ROUNDS:-3}
 measure_rss=0
+wrk_script=""
 tmp=""
 pids=()
 declare -A runs=()
@@ -146,7 +147,8 @@ columns() {
 }
 
 # measure CONNS PATH TARGET...: $rounds wrk runs of each target, the
-# targets taking turns within a round. On a shared 2-core VM one 10 s run of
+# targets taking turns within a round (with wrk's -s $wrk_script when set:
+# a Lua script that makes the request, e.g. a POST with a body). On a shared 2-core VM one 10 s run of
 # the same server varies by ±10 %, more than the effects measured.
 measure() {
   local c=$1 path=$2 t name out r p50 p99 errs rss round
@@ -155,7 +157,7 @@ measure() {
   for round in $(seq "$rounds"); do
     for t in "$@"; do
       name=${t%%:*}
-      out=$(wrk -t1 -c"$c" -d"$dur" --latency "http://127.0.0.1:${t#*:}$path")
+      out=$(wrk -t1 -c"$c" -d"$dur" --latency ${wrk_script:+-s "$wrk_script"} "http://127.0.0.1:${t#*:}$path")
       r=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
       p50=$(awk '$1=="50%"{print $2}' <<<"$out")
       p99=$(awk '$1=="99%"{print $2}' <<<"$out")
