@@ -338,9 +338,15 @@ func statusCommand() *cli.Command {
 	}
 }
 
+// statusTimeFormat is how drover status prints a start time.
+const statusTimeFormat = "2006-01-02 15:04:05 MST"
+
 func printStatus(out io.Writer, ps []master.Process) {
 	if len(ps) > 0 && ps[0].Role == "master" {
 		m := ps[0]
+		// Its generation (1, then +1 per upgrade) and start time say which
+		// master answers, and whether an upgrade took (docs/operations.md).
+		fmt.Fprintf(out, "master:      pid %d, generation %d, started %s\n", m.PID, m.Generation, m.Started.Local().Format(statusTimeFormat))
 		fmt.Fprintf(out, "config:      %s\nlisteners:   %s\nconnections: %d open, %d accepted\n",
 			m.Config, strings.Join(m.Listeners, ", "), m.Connections, m.Accepted)
 		if s := m.IPC; s != nil {
