@@ -47,7 +47,11 @@ func startCommand() *cli.Command {
 			}
 			cfg, err := config.Load(path)
 			if err != nil {
-				master.ReportUpgradeFailure(path, err) // to the master we would replace
+				if master.ReportUpgradeFailure(path, err) { // to the master we would replace
+					// It logs err as the upgrade's cause, on the stream that is
+					// our stderr too.
+					return reportedError{err}
+				}
 				return cli.Exit(err.Error(), 2)
 			}
 			if c.Bool("daemonize") {
@@ -122,10 +126,22 @@ func runMaster(cfg *config.Config) error {
 			notify.WriteString(err.Error() + "\n")
 		}
 		log.WithError(err).Error("drover failed")
+		if out == os.Stderr || daemon {
+			// Logged where main would print it: on stderr, or in the log
+			// file that is a daemon's stderr.
+			return reportedError{err}
+		}
 		return err
 	}
 	return nil
 }
+
+// reportedError is an error already written where main would print it
+// (logged on stderr, or handed to the master that logs it): main exits 1
+// without printing it a second time.
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
 
 // daemonLogFile is where a daemon logs: log_file, or
 // <runtime dir>/<config name>.log when none is set.
