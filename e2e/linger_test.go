@@ -62,3 +62,57 @@ func TestHTTPErrorLingeringClose(t *testing.T) {
 		return false
 	})
 }
+
+// A lingering connection counts as open (it holds a descriptor and a slot
+// of max_conn) until it ends, and does not hold a stop back: a draining
+// master closes it instead of waiting max_wait_time for a client that
+// goes on sending.
+func TestHTTPLingeringConnectionAndStop(t *testing.T) {
+	s := startServer(t, httpConfig+"\nmax_wait_time: 8s\n")
+	c, err := net.DialTimeout("tcp", tcpAddr(s.addrs[0]), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte("GET /" + strings.Repeat("a", 32<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(c) // ends at the master's shutdown of its side
+	if !strings.HasPrefix(string(out), "HTTP/1.1 414 ") || err != nil {
+		t.Fatalf("read %q, %v; want a 414 and a clean end of stream", firstLine(string(out)), err)
+	}
+	// The client has not closed: the master lingers on it.
+	rows := s.status()
+	if rows[0].Role != "master" || rows[0].Connections != 1 {
+		t.Fatalf("status while lingering: %+v; want the master with 1 open connection", rows[0])
+	}
+	// A client trickling bytes keeps it lingering (up to 30 s) ...
+	stop := make(chan struct{})
+	trickled := make(chan struct{})
+	go func() {
+		defer close(trickled)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := c.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-trickled }()
+	// ... but not a stop.
+	start := time.Now()
+	if out, err := s.drover("stop", "-c", s.config); err != nil {
+		t.Fatalf("drover stop: %v\n%s", err, out)
+	}
+	t.Logf("drover stop took %s with a lingering connection open", time.Since(start).Round(time.Millisecond))
+	if s.hasLog(func(e logEntry) bool { return strings.HasPrefix(e.msg(), "max_wait_time reached") }) {
+		t.Fatalf("the stop waited max_wait_time for the lingering connection:\n%s", s.logText())
+	}
+}

@@ -204,7 +204,8 @@ func (c *Conn) flushed() {
 	c.paused = false
 	c.updateEvents()
 	l.lingering = append(l.lingering, c)
-	c.drop()
+	// Not read here: this may run inside read, whose data aliases the
+	// loop's buffer. epoll reports what is waiting on the next wait.
 }
 
 // drop reads and discards what a lingering connection's peer sent; it
@@ -344,7 +345,8 @@ func (c *Conn) read() {
 		l.h.OnPacket(c, data[off:off+n])
 		off += n
 	}
-	if c.closed {
+	if c.closed || c.lingering {
+		c.in = nil // lingering: what is left is dropped
 		return
 	}
 	rest := data[off:]
@@ -463,7 +465,8 @@ func (c *Conn) flush() {
 // keeps what it did not consume in c.in.
 func (c *Conn) stream(data []byte) {
 	n := c.l.sh.OnStream(c, data)
-	if c.closed {
+	if c.closed || c.lingering {
+		c.in = nil // lingering: what is left is dropped
 		return
 	}
 	rest := data[n:]

@@ -141,3 +141,34 @@ func TestCloseLingeringBounds(t *testing.T) {
 		}
 	})
 }
+
+// refuseHandler answers a connection's first bytes and closes it
+// lingering, from inside OnStream, as the master refuses a bad request.
+type refuseHandler struct{ echoHandler }
+
+func (h *refuseHandler) OnStream(c *Conn, data []byte) int {
+	c.Write([]byte("refused\n"))
+	c.CloseLingering()
+	return 0
+}
+
+func TestCloseLingeringFromOnStream(t *testing.T) {
+	ln, fd := listenRaw(t)
+	h := &refuseHandler{echoHandler{done: make(chan error, 1)}}
+	serve(t, Options{Loops: 1}, &Listener{Name: "refuse", FD: fd}, h)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	_, werr := c.Write(bytes.Repeat([]byte("z"), 4<<20))
+	got, rerr := io.ReadAll(c)
+	if string(got) != "refused\n" || rerr != nil || werr != nil {
+		t.Fatalf("the client read %q, then %v (write: %v); want the answer, a clean end of stream, and its write taken", got, rerr, werr)
+	}
+	c.Close()
+	if err := <-h.done; err != nil {
+		t.Errorf("OnClose(%v); want nil once the client closed", err)
+	}
+}
