@@ -136,6 +136,8 @@ func (m *Master) OnClose(c *reactor.Conn, err error) {
 		m.log.WithFields(fields).Debug("connection reset by peer")
 	case errors.Is(err, reactor.ErrIdleTimeout):
 		m.log.WithFields(fields).Info("connection closed")
+	case errors.Is(err, reactor.ErrLingerLimit):
+		m.log.WithFields(fields).Info("connection closed after its error answer: the client went on sending past the lingering close's bounds (unread input gets a reset)")
 	case errors.As(err, &gone):
 		fields["worker_id"], fields["pid"] = gone.slot, gone.pid
 		m.log.WithFields(fields).Warn("connection closed")

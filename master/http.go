@@ -627,6 +627,14 @@ func (m *Master) OnTick(l *reactor.Loop) {
 		if m.sendTimedOut(c, h, now) {
 			return
 		}
+		if c.Lingering() {
+			// Answered and closing: the reactor bounds the lingering close;
+			// a draining master does not wait for it.
+			if m.stopping.Load() {
+				c.Close(nil)
+			}
+			return
+		}
 		reading := h.phase == phBuffer || h.phase == phBody && !h.bodyDone && !h.windowWait
 		switch {
 		case reading && now.Sub(h.bodyStart) > m.cfg.HTTPBodyTimeout.D():
@@ -740,7 +748,11 @@ func (m *Master) httpReject(c *reactor.Conn, h *httpState, err error) {
 }
 
 // httpError writes a short plain-text error response and closes the
-// connection once it is written.
+// connection once it is written. The close lingers (Conn.CloseLingering):
+// a client still sending what the master refused reads the answer and a
+// clean end of stream instead of a reset. A 408 does not linger: its
+// client is the slow one, and has had http_header_timeout or
+// http_body_timeout already.
 func (m *Master) httpError(c *reactor.Conn, h *httpState, status int, msg, extra string) {
 	if h.started {
 		c.Close(fmt.Errorf("%d %s", status, msg))
@@ -761,7 +773,11 @@ func (m *Master) httpError(c *reactor.Conn, h *httpState, status int, msg, extra
 	}
 	ls.scratch = b
 	m.write(c, h, b)
-	c.CloseWhenFlushed()
+	if status == http.StatusRequestTimeout {
+		c.CloseWhenFlushed()
+		return
+	}
+	c.CloseLingering()
 }
 
 // handedBack dispatches again a request a dying worker handed back

@@ -147,19 +147,19 @@ func (m *Master) reportUpgradeFailure(err error) {
 
 // ReportUpgradeFailure leaves err for the old master when this process was
 // started by an upgrade and fails before master.Run (a config file that no
-// longer loads), so that drover upgrade can say why.
-func ReportUpgradeFailure(configFile string, err error) {
+// longer loads), so that drover upgrade can say why. It reports whether it
+// did: the old master then logs err as the upgrade's cause.
+func ReportUpgradeFailure(configFile string, err error) bool {
 	if !StartedByUpgrade() {
-		return
+		return false
 	}
 	// The instance is named by the absolute path (cfg.File); the command
 	// line may hold a relative one.
 	if abs, aerr := filepath.Abs(configFile); aerr == nil {
 		configFile = abs
 	}
-	if p, perr := ControlPath(configFile); perr == nil {
-		os.WriteFile(p+".upgrade-error", []byte(err.Error()), 0o600)
-	}
+	p, perr := ControlPath(configFile)
+	return perr == nil && os.WriteFile(p+".upgrade-error", []byte(err.Error()), 0o600) == nil
 }
 
 // StartedByUpgrade reports whether this process is a new master started

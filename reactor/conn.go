@@ -31,6 +31,10 @@ type Conn struct {
 	paused     bool // EPOLLIN removed by PauseRead
 	eof        bool // the peer shut down its side
 	closeAfter bool // close once out is written
+	linger     bool // … lingering: CloseLingering asked for it
+	lingering  bool // output done and shut down: reading and dropping input until lingerEnd
+	lingerEnd  int64
+	lingerLeft int // bytes still dropped before the connection is closed
 
 	written func(*Conn) // NotifyWritten's hook
 
@@ -150,15 +154,87 @@ func (c *Conn) CloseWhenFlushed() {
 	c.closeAfter = true
 	c.PauseRead()
 	if c.Buffered() == 0 {
-		c.Close(nil)
+		c.flushed()
 		return
 	}
 	c.markDirty()
 }
 
+// CloseLingering is CloseWhenFlushed for a connection whose peer may still
+// be sending (the server refused a request before reading all of it):
+// once the output is written, the sending side is shut down (the peer
+// reads a clean end of stream after the answer) and what the peer still
+// sends is read and dropped until it closes, for at most
+// Options.LingerTime in all, Options.LingerTimeout between reads and
+// Options.LingerBytes, then the socket is closed. Closing at once would
+// make the kernel answer the unread input with a reset, and the peer may
+// lose the answer with it: nginx's lingering_close, net/http's
+// closeWriteAndWait. A lingering connection still counts against MaxConn
+// (it holds a descriptor); its OnClose runs when it ends, with nil or
+// ErrLingerLimit.
+func (c *Conn) CloseLingering() {
+	if c.closed || c.closeAfter {
+		return
+	}
+	c.linger = !c.eof && c.l.r.opts.LingerTime > 0
+	c.CloseWhenFlushed()
+}
+
+// Lingering reports whether c, its output written, is reading and
+// dropping its peer's last input before it closes (CloseLingering).
+func (c *Conn) Lingering() bool { return c.lingering }
+
+// flushed ends a connection closing once its output is written: it closes,
+// or starts lingering.
+func (c *Conn) flushed() {
+	if !c.linger || c.eof {
+		c.Close(nil)
+		return
+	}
+	l := c.l
+	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
+		c.Close(nil) // the peer is gone already
+		return
+	}
+	c.lingering = true
+	c.lingerEnd = l.now.Add(l.r.opts.LingerTime).UnixNano()
+	c.lingerLeft = l.r.opts.LingerBytes
+	c.lastRead = l.now.UnixNano()
+	c.in, c.out, c.outOff = nil, nil, 0
+	c.paused = false
+	c.updateEvents()
+	l.lingering = append(l.lingering, c)
+	// Not read here: this may run inside read, whose data aliases the
+	// loop's buffer. epoll reports what is waiting on the next wait.
+}
+
+// drop reads and discards what a lingering connection's peer sent; it
+// closes on the peer's end of stream, an error or past LingerBytes.
+func (c *Conn) drop() {
+	l := c.l
+	for i := 0; i < 4; i++ { // a bounded batch; epoll reports the rest
+		n, err := unix.Read(c.fd, l.buf)
+		switch {
+		case n > 0:
+			c.lastRead = l.now.UnixNano()
+			if c.lingerLeft -= n; c.lingerLeft <= 0 {
+				c.Close(ErrLingerLimit)
+				return
+			}
+			continue
+		case err == unix.EAGAIN:
+			return
+		case err == unix.EINTR:
+			continue
+		}
+		c.Close(nil) // end of stream (or a reset): done
+		return
+	}
+}
+
 // PauseRead stops reading from the connection (backpressure).
 func (c *Conn) PauseRead() {
-	if c.closed || c.paused {
+	if c.closed || c.paused || c.lingering {
 		return
 	}
 	c.paused = true
@@ -191,7 +267,7 @@ func (c *Conn) Close(err error) {
 	if c.closed {
 		return
 	}
-	c.closed = true
+	c.closed, c.lingering = true, false
 	l := c.l
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)
@@ -215,6 +291,10 @@ func (c *Conn) Abort(err error) {
 }
 
 func (c *Conn) event(l *Loop, ev uint32) {
+	if c.lingering {
+		c.drop()
+		return
+	}
 	if ev&unix.EPOLLOUT != 0 {
 		c.flush()
 		if c.closed {
@@ -265,7 +345,8 @@ func (c *Conn) read() {
 		l.h.OnPacket(c, data[off:off+n])
 		off += n
 	}
-	if c.closed {
+	if c.closed || c.lingering {
+		c.in = nil // lingering: what is left is dropped
 		return
 	}
 	rest := data[off:]
@@ -372,7 +453,7 @@ func (c *Conn) flush() {
 		c.updateEvents()
 	}
 	if c.closeAfter {
-		c.Close(nil)
+		c.flushed()
 		return
 	}
 	if c.written != nil && wrote {
@@ -384,7 +465,8 @@ func (c *Conn) flush() {
 // keeps what it did not consume in c.in.
 func (c *Conn) stream(data []byte) {
 	n := c.l.sh.OnStream(c, data)
-	if c.closed {
+	if c.closed || c.lingering {
+		c.in = nil // lingering: what is left is dropped
 		return
 	}
 	rest := data[n:]

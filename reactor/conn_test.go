@@ -1,6 +1,7 @@
 package reactor
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -41,5 +42,133 @@ func TestUnsentAndAbort(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := io.Copy(io.Discard, c); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after Abort the client read %d bytes, then %v; want a reset (the kernel held %d)", n, err, unsent)
+	}
+}
+
+// lingerConn serves one lineHandler connection that holds its input, for
+// the lingering-close tests; on runs fn on the loop and waits for it.
+func lingerConn(t *testing.T, opts Options) (net.Conn, *Conn, *lineHandler, func(func())) {
+	t.Helper()
+	ln, fd := listenRaw(t)
+	h := &lineHandler{hold: true, conns: make(chan *Conn, 1)}
+	h.done = make(chan error, 1)
+	r := serve(t, opts, &Listener{Name: "lines", FD: fd}, h)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	on := func(fn func()) {
+		done := make(chan struct{})
+		r.Loops()[0].Post(Task{Fn: func(*Loop, *Task) { fn(); close(done) }})
+		<-done
+	}
+	return c, <-h.conns, h, on
+}
+
+// A connection answered and closed with CloseLingering while its client
+// is still sending: the client reads the answer and a clean end of stream
+// (not a reset), its writes all succeed, and the connection ends when the
+// client closes.
+func TestCloseLingering(t *testing.T) {
+	c, conn, h, on := lingerConn(t, Options{Loops: 1})
+	// Input the server has not consumed, in its buffer and in the kernel's.
+	if _, err := c.Write(bytes.Repeat([]byte("x"), 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	for pending := 0; pending == 0; {
+		on(func() { pending = conn.Pending() })
+	}
+	on(func() {
+		conn.Write([]byte("refused\n"))
+		conn.CloseLingering()
+	})
+	// More than the socket buffers hold: it goes through only if the
+	// server reads it.
+	_, werr := c.Write(bytes.Repeat([]byte("y"), 4<<20))
+	got, rerr := io.ReadAll(c)
+	if string(got) != "refused\n" || rerr != nil {
+		t.Fatalf("the client read %q, then %v (write: %v); want the answer and a clean end of stream", got, rerr, werr)
+	}
+	if werr != nil {
+		t.Errorf("the client's write after the answer: %v; want it read and dropped", werr)
+	}
+	c.Close()
+	if err := <-h.done; err != nil {
+		t.Errorf("OnClose(%v); want nil once the client closed", err)
+	}
+}
+
+// The lingering close is bounded: a client that goes on sending is cut at
+// LingerBytes (ErrLingerLimit), one that goes quiet without closing at
+// LingerTimeout (nil: nothing was left unread).
+func TestCloseLingeringBounds(t *testing.T) {
+	t.Run("bytes", func(t *testing.T) {
+		c, conn, h, on := lingerConn(t, Options{Loops: 1, LingerBytes: 256 << 10})
+		on(func() {
+			conn.Write([]byte("refused\n"))
+			conn.CloseLingering()
+		})
+		go func() {
+			for {
+				if _, err := c.Write(make([]byte, 64<<10)); err != nil {
+					return
+				}
+			}
+		}()
+		if err := <-h.done; !errors.Is(err, ErrLingerLimit) {
+			t.Fatalf("OnClose(%v); want ErrLingerLimit", err)
+		}
+	})
+	t.Run("quiet", func(t *testing.T) {
+		c, conn, h, on := lingerConn(t, Options{Loops: 1, LingerTimeout: 50 * time.Millisecond})
+		on(func() {
+			conn.Write([]byte("refused\n"))
+			conn.CloseLingering()
+		})
+		got, err := io.ReadAll(c) // the end of stream comes with the answer
+		if string(got) != "refused\n" || err != nil {
+			t.Fatalf("read %q, %v", got, err)
+		}
+		if err := <-h.done; err != nil {
+			t.Fatalf("OnClose(%v); want nil", err)
+		}
+		var lingering bool
+		on(func() { lingering = conn.Lingering() })
+		if lingering {
+			t.Error("still lingering after OnClose")
+		}
+	})
+}
+
+// refuseHandler answers a connection's first bytes and closes it
+// lingering, from inside OnStream, as the master refuses a bad request.
+type refuseHandler struct{ echoHandler }
+
+func (h *refuseHandler) OnStream(c *Conn, data []byte) int {
+	c.Write([]byte("refused\n"))
+	c.CloseLingering()
+	return 0
+}
+
+func TestCloseLingeringFromOnStream(t *testing.T) {
+	ln, fd := listenRaw(t)
+	h := &refuseHandler{echoHandler{done: make(chan error, 1)}}
+	serve(t, Options{Loops: 1}, &Listener{Name: "refuse", FD: fd}, h)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	_, werr := c.Write(bytes.Repeat([]byte("z"), 4<<20))
+	got, rerr := io.ReadAll(c)
+	if string(got) != "refused\n" || rerr != nil || werr != nil {
+		t.Fatalf("the client read %q, then %v (write: %v); want the answer, a clean end of stream, and its write taken", got, rerr, werr)
+	}
+	c.Close()
+	if err := <-h.done; err != nil {
+		t.Errorf("OnClose(%v); want nil once the client closed", err)
 	}
 }

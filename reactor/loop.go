@@ -51,6 +51,19 @@ var (
 	ErrIdleTimeout  = errors.New("idle for longer than heartbeat_idle_time")
 	ErrOutputFull   = errors.New("output buffer over buffer_output_size (client not reading)")
 	ErrServerClosed = errors.New("server shutting down")
+	// ErrLingerLimit: a connection closing after its answer (CloseLingering)
+	// went on sending past LingerBytes or LingerTime; it is closed, with a
+	// reset if input is left unread.
+	ErrLingerLimit = errors.New("client went on sending after the answer past the lingering close's bounds")
+)
+
+// Defaults of the lingering close's bounds (Options.Linger*): nginx's
+// lingering_time and lingering_timeout, and a byte count that a client
+// sending at line rate on a LAN reaches in well under LingerTime.
+const (
+	DefaultLingerTime    = 30 * time.Second
+	DefaultLingerTimeout = 5 * time.Second
+	DefaultLingerBytes   = 8 << 20
 )
 
 // Options configure a Reactor.
@@ -59,8 +72,15 @@ type Options struct {
 	MaxConn     int           // connections open at once over all loops; 0 = unlimited
 	IdleTimeout time.Duration // heartbeat_idle_time; 0 = never
 	OutputLimit int           // buffer_output_size; 0 = unlimited
-	Tick        time.Duration // period of Ticker.OnTick, if the Handler is one
-	Log         *logrus.Entry
+	// A connection closed with CloseLingering reads and drops its peer's
+	// input for at most LingerTime in all, LingerTimeout between reads
+	// and LingerBytes. Zero selects the Default; LingerTime < 0 turns
+	// lingering off (CloseLingering is CloseWhenFlushed).
+	LingerTime    time.Duration
+	LingerTimeout time.Duration
+	LingerBytes   int
+	Tick          time.Duration // period of Ticker.OnTick, if the Handler is one
+	Log           *logrus.Entry
 }
 
 // Listener is a listening socket the loops accept on. The Reactor does not
@@ -87,6 +107,15 @@ func New(opts Options, lns []*Listener, h Handler) (*Reactor, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	if opts.LingerTime == 0 {
+		opts.LingerTime = DefaultLingerTime
+	}
+	if opts.LingerTimeout <= 0 {
+		opts.LingerTimeout = DefaultLingerTimeout
+	}
+	if opts.LingerBytes <= 0 {
+		opts.LingerBytes = DefaultLingerBytes
 	}
 	for _, ln := range lns {
 		if _, ok := h.(StreamHandler); ln.Splitter == nil && !ok {
@@ -220,8 +249,9 @@ type Loop struct {
 	seq   uint64
 	buf   []byte // read buffer shared by the loop's connections
 
-	dirty    []*Conn
-	flushers []Flusher
+	dirty     []*Conn
+	flushers  []Flusher
+	lingering []*Conn // connections in their lingering close (may hold closed ones until the next sweep)
 
 	inboxMu sync.Mutex
 	inbox   []Task
@@ -382,7 +412,7 @@ func (l *Loop) timeout() int {
 	if l.r.opts.IdleTimeout > 0 {
 		t = 1000
 	}
-	if !l.acceptAt.IsZero() {
+	if !l.acceptAt.IsZero() || len(l.lingering) > 0 {
 		t = 100
 	}
 	if l.tk != nil {
@@ -406,6 +436,9 @@ func (l *Loop) timers() {
 			l.r.opts.Log.WithError(err).Error("cannot resume accepting")
 		}
 	}
+	if len(l.lingering) > 0 {
+		l.sweepLingering()
+	}
 	idle := l.r.opts.IdleTimeout
 	if idle <= 0 || l.now.Sub(l.lastSweep) < time.Second {
 		return
@@ -413,11 +446,34 @@ func (l *Loop) timers() {
 	l.lastSweep = l.now
 	cutoff := l.now.Add(-idle).UnixNano()
 	for _, c := range l.conns {
-		if c.lastRead < cutoff {
+		if c.lastRead < cutoff && !c.lingering {
 			c.Close(ErrIdleTimeout)
 		}
 	}
 	l.flush()
+}
+
+// sweepLingering closes the lingering connections past LingerTime (with
+// ErrLingerLimit) or quiet for LingerTimeout (with nil), and forgets
+// closed ones.
+func (l *Loop) sweepLingering() {
+	now := l.now.UnixNano()
+	quiet := now - int64(l.r.opts.LingerTimeout)
+	keep := l.lingering[:0]
+	for _, c := range l.lingering {
+		switch {
+		case c.closed:
+		case c.lingerEnd <= now:
+			c.Close(ErrLingerLimit)
+		case c.lastRead <= quiet:
+			c.Close(nil) // the peer went quiet: nothing is left unread
+		}
+		if !c.closed {
+			keep = append(keep, c)
+		}
+	}
+	clear(l.lingering[len(keep):])
+	l.lingering = keep
 }
 
 func (l *Loop) runInbox() {

@@ -52,7 +52,11 @@ func startCommand() *cli.Command {
 				err = applyFlags(c, cfg)
 			}
 			if err != nil {
-				master.ReportUpgradeFailure(path, err) // to the master we would replace
+				if master.ReportUpgradeFailure(path, err) { // to the master we would replace
+					// It logs err as the upgrade's cause, on the stream that is
+					// our stderr too.
+					return reportedError{err}
+				}
 				return cli.Exit(err.Error(), 2)
 			}
 			if cfg.Daemonize && os.Getenv(readyFDEnv) == "" {
@@ -166,10 +170,22 @@ func runMaster(cfg *config.Config) error {
 			notify.WriteString(err.Error() + "\n")
 		}
 		log.WithError(err).Error("drover failed")
+		if out == os.Stderr || daemon {
+			// Logged where main would print it: on stderr, or in the log
+			// file that is a daemon's stderr.
+			return reportedError{err}
+		}
 		return err
 	}
 	return nil
 }
+
+// reportedError is an error already written where main would print it
+// (logged on stderr, or handed to the master that logs it): main exits 1
+// without printing it a second time.
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
 
 // daemonLogFile is where a daemon logs: log_file, or
 // <runtime dir>/<config name>.log when none is set.
@@ -383,9 +399,15 @@ func statusCommand() *cli.Command {
 	}
 }
 
+// statusTimeFormat is how drover status prints a start time.
+const statusTimeFormat = "2006-01-02 15:04:05 MST"
+
 func printStatus(out io.Writer, ps []master.Process) {
 	if len(ps) > 0 && ps[0].Role == "master" {
 		m := ps[0]
+		// Its generation (1, then +1 per upgrade) and start time say which
+		// master answers, and whether an upgrade took (docs/operations.md).
+		fmt.Fprintf(out, "master:      pid %d, generation %d, started %s\n", m.PID, m.Generation, m.Started.Local().Format(statusTimeFormat))
 		fmt.Fprintf(out, "config:      %s\nlisteners:   %s\nconnections: %d open, %d accepted\n",
 			m.Config, strings.Join(m.Listeners, ", "), m.Connections, m.Accepted)
 		if s := m.IPC; s != nil {

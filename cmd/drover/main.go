@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -71,6 +72,9 @@ func main() {
 			},
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
+			if errors.As(err, new(reportedError)) {
+				os.Exit(1) // already printed once
+			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "drover:", err)
 				os.Exit(1)
