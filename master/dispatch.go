@@ -296,18 +296,33 @@ func (d *dispatcher) send(l *reactor.Loop, w *worker, t ipc.Type, id uint64, pay
 // handing over (docs/benchmarks.md). 1 s still has every worker serve.
 const packRotate = time.Second
 
-// dispatchHTTP sends an HTTP request to the worker choose picks, and
+// dispatchHTTP sends an HTTP request to the worker pickHTTP picks, and
 // returns it, or nil when the request must wait for a worker (the caller
-// keeps it, up to dispatch_timeout). A request never queues at a worker:
-// its body frames must follow it directly. So it goes to a worker with a
-// free slot, or ahead to one that prefetches (hello prefetch) and is not
-// held back by a slow client: in modes 1 and 3 the least loaded such
-// worker when none has a free slot, in the binding modes only the
-// connection's worker, which it otherwise waits for. Runs on c's loop.
+// keeps it, up to dispatch_timeout). Runs on c's loop.
 func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte) *worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	pick := d.choose(d.httpMode, true, st, c.Loop().Now())
+	pick := d.pickHTTP(st, c.Loop().Now())
+	if pick == nil {
+		return nil
+	}
+	st.w = pick
+	pick.inflight++
+	pick.owed[c.ID()]++
+	d.total++
+	pick.write(c.Loop(), ipc.TypeRequest, c.ID(), payload)
+	return pick
+}
+
+// pickHTTP returns the worker for an HTTP connection's next request, or
+// nil when it must wait. A request never queues at a worker: its body
+// frames must follow it directly. So it goes to the worker choose picks
+// with a free slot, or ahead to one that prefetches (hello prefetch) and
+// is not held back by a slow client: in modes 1 and 3 the least loaded
+// such worker when none has a free slot; in the binding modes only the
+// connection's worker, which it otherwise waits for. Called with mu held.
+func (d *dispatcher) pickHTTP(st *connState, now time.Time) *worker {
+	pick := d.choose(d.httpMode, true, st, now)
 	switch {
 	case pick == nil && !binds(d.httpMode):
 		// Every worker is busy: send ahead to one that prefetches, the
@@ -322,14 +337,6 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 	case pick != nil && binds(d.httpMode) && !pick.free() && !pick.ahead():
 		pick = nil // the connection's worker is busy: wait for it
 	}
-	if pick == nil {
-		return nil
-	}
-	st.w = pick
-	pick.inflight++
-	pick.owed[c.ID()]++
-	d.total++
-	pick.write(c.Loop(), ipc.TypeRequest, c.ID(), payload)
 	return pick
 }
 
