@@ -39,9 +39,12 @@ func (e *errWorkerBufferFull) Error() string {
 // call it concurrently; one mutex guards it (held for a few map and slice
 // operations, never across a system call).
 type dispatcher struct {
-	mu       sync.Mutex
-	mode     int // for stream listeners (default 2)
-	httpMode int // for HTTP listeners (default 3); the same rules (choose)
+	mu sync.Mutex
+	// The dispatch mode of stream listeners (default 2) and of HTTP
+	// listeners (default 3), under the same rules (choose). Set before the
+	// loops start (Run), read-only after.
+	mode     int
+	httpMode int
 	queueMax int
 	workers  []*worker // by slot: the incarnation taking new events, nil if none
 	tasks    []*worker // task workers by slot
