@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -193,6 +194,28 @@ func TestDispatchHTTPMode5ByUID(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			if who, want := getOn(t, c, br, "/whoami"), fmt.Sprintf("worker %d ", uid%3); !strings.HasPrefix(who, want) {
 				t.Fatalf("uid %d answered by %q, want worker %d", uid, who, uid%3)
+			}
+		}
+	}
+}
+
+// Mode 5 with PHP HTTP workers: Drover\Http\Worker::bind ties the
+// request's connection to a uid.
+func TestDispatchHTTPMode5ByUIDInPHP(t *testing.T) {
+	s := startServer(t, phpWorkers(3, phpScript(t, "handler.php"), httpListener, "dispatch_mode: 5"))
+	for _, uid := range []int{4, 5, 6, 4} {
+		c := dial(t, s.addrs[0])
+		br := bufio.NewReader(c.c)
+		if got := getOn(t, c, br, fmt.Sprintf("/bind?uid=%d", uid)); got != "bound" {
+			t.Fatalf("bind: %q", got)
+		}
+		for i := 0; i < 5; i++ {
+			var who struct{ ID int }
+			if err := json.Unmarshal([]byte(getOn(t, c, br, "/whoami")), &who); err != nil {
+				t.Fatal(err)
+			}
+			if who.ID != uid%3 {
+				t.Fatalf("uid %d answered by worker %d, want worker %d", uid, who.ID, uid%3)
 			}
 		}
 	}
