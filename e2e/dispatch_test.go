@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -185,24 +186,34 @@ func TestDispatchHTTPMode4ByClientIP(t *testing.T) {
 // (worker.Bind), its requests go to worker uid % worker_num.
 func TestDispatchHTTPMode5ByUID(t *testing.T) {
 	s := startServer(t, httpWithMode(5))
-	for _, uid := range []int{4, 5, 6, 4} {
-		c := dial(t, s.addrs[0])
-		br := bufio.NewReader(c.c)
-		if got := getOn(t, c, br, fmt.Sprintf("/bind?uid=%d", uid)); got != "bound" {
-			t.Fatalf("bind: %q", got)
+	checkBindByUID(t, s, func(who string) int {
+		f := strings.Fields(who) // worker <id> pid <pid>
+		if len(f) != 4 {
+			t.Fatalf("whoami answered %q", who)
 		}
-		for i := 0; i < 5; i++ {
-			if who, want := getOn(t, c, br, "/whoami"), fmt.Sprintf("worker %d ", uid%3); !strings.HasPrefix(who, want) {
-				t.Fatalf("uid %d answered by %q, want worker %d", uid, who, uid%3)
-			}
-		}
-	}
+		id, _ := strconv.Atoi(f[1])
+		return id
+	})
 }
 
 // Mode 5 with PHP HTTP workers: Drover\Http\Worker::bind ties the
 // request's connection to a uid.
 func TestDispatchHTTPMode5ByUIDInPHP(t *testing.T) {
 	s := startServer(t, phpWorkers(3, phpScript(t, "handler.php"), httpListener, "dispatch_mode: 5"))
+	checkBindByUID(t, s, func(who string) int {
+		var w struct{ ID int }
+		if err := json.Unmarshal([]byte(who), &w); err != nil {
+			t.Fatalf("whoami answered %q: %v", who, err)
+		}
+		return w.ID
+	})
+}
+
+// checkBindByUID binds a connection per uid with GET /bind?uid=N on s (3
+// workers) and checks that its next requests are answered by worker
+// uid % 3, which workerOf reads from a GET /whoami answer.
+func checkBindByUID(t *testing.T, s *server, workerOf func(whoami string) int) {
+	t.Helper()
 	for _, uid := range []int{4, 5, 6, 4} {
 		c := dial(t, s.addrs[0])
 		br := bufio.NewReader(c.c)
@@ -210,12 +221,8 @@ func TestDispatchHTTPMode5ByUIDInPHP(t *testing.T) {
 			t.Fatalf("bind: %q", got)
 		}
 		for i := 0; i < 5; i++ {
-			var who struct{ ID int }
-			if err := json.Unmarshal([]byte(getOn(t, c, br, "/whoami")), &who); err != nil {
-				t.Fatal(err)
-			}
-			if who.ID != uid%3 {
-				t.Fatalf("uid %d answered by worker %d, want worker %d", uid, who.ID, uid%3)
+			if who := getOn(t, c, br, "/whoami"); workerOf(who) != uid%3 {
+				t.Fatalf("uid %d answered by %q, want worker %d", uid, who, uid%3)
 			}
 		}
 	}
