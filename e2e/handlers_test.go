@@ -113,6 +113,8 @@ var bigPiece = func() []byte {
 //	/slow?ms=N    answers "slept" after N milliseconds
 //	/fifo?path=P  answers "released" once the test closed FIFO P (holdFIFO)
 //	/ping?to=N    messages worker N, which messages back: "pong … from N to …"
+//	/whoami       answers "worker <id> pid <pid>"
+//	/bind?uid=N   binds the connection to uid N (dispatch_mode 5); answers "bound"
 func serveHTTPHandler() {
 	// A slow start-up, once the test asks for one (simulates an application
 	// that loads for a while before it serves).
@@ -181,6 +183,17 @@ func serveHTTPHandler() {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		io.WriteString(w, "slept")
+	})
+	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "worker %s pid %d", os.Getenv("DROVER_WORKER_ID"), os.Getpid())
+	})
+	mux.HandleFunc("/bind", func(w http.ResponseWriter, r *http.Request) {
+		uid, _ := strconv.ParseUint(r.URL.Query().Get("uid"), 10, 64)
+		if err := worker.Bind(r.Context(), uid); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "bound")
 	})
 	mux.HandleFunc("/fifo", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, readFIFO(r.URL.Query().Get("path")))

@@ -25,7 +25,8 @@ const (
 // and touched only on the connection's loop.
 type connState struct {
 	m           *Master
-	w           *worker // bound worker (dispatch modes 2 and 4)
+	w           *worker // the worker of its last event or request; bound to it in dispatch modes 2, 4 and 5
+	home        uint64  // places it in those modes (home), set at open
 	info        []byte  // msgpack ConnInfo, for connect events
 	outstanding int     // events dispatched, queued or pending, not yet done
 	pending     int     // of which waiting in the loop's pending list
@@ -68,8 +69,10 @@ func (m *Master) OnOpen(c *reactor.Conn) {
 	m.accepted.Add(1)
 	if m.cfg.Listeners[c.Listener().Index].Protocol == "http" {
 		st.http = m.newHTTPState(c)
+		st.home = home(m.disp.httpMode, c)
 		return
 	}
+	st.home = home(m.disp.mode, c)
 	if m.disp.bound() {
 		ln := m.cfg.Listeners[c.Listener().Index]
 		st.info, _ = ipc.Marshal(ipc.ConnInfo{Listener: c.Listener().Index, Remote: c.RemoteAddr(), Local: ln.Addr})

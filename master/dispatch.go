@@ -39,9 +39,12 @@ func (e *errWorkerBufferFull) Error() string {
 // call it concurrently; one mutex guards it (held for a few map and slice
 // operations, never across a system call).
 type dispatcher struct {
-	mu       sync.Mutex
-	mode     int // for stream listeners
-	httpMode int // for HTTP listeners
+	mu sync.Mutex
+	// The dispatch mode of stream listeners (default 2) and of HTTP
+	// listeners (default 3), under the same rules (choose). Set before the
+	// loops start (Run), read-only after.
+	mode     int
+	httpMode int
 	queueMax int
 	workers  []*worker // by slot: the incarnation taking new events, nil if none
 	tasks    []*worker // task workers by slot
@@ -59,15 +62,16 @@ type dispatcher struct {
 }
 
 func newDispatcher(mode, workers, tasks, queueMax int) *dispatcher {
-	return &dispatcher{mode: mode, queueMax: queueMax, workers: make([]*worker, workers),
+	return &dispatcher{mode: mode, httpMode: modeIdle, queueMax: queueMax, workers: make([]*worker, workers),
 		tasks: make([]*worker, tasks), all: make(map[uint64]*worker)}
 }
 
 // bound reports whether the mode ties a connection to one worker, which
 // then sees its connect and close events.
-func (d *dispatcher) bound() bool {
-	return d.mode == modeFixed || d.mode == modeIP || d.mode == modeUID
-}
+func (d *dispatcher) bound() bool { return binds(d.mode) }
+
+// binds reports whether mode ties a connection to one worker.
+func binds(mode int) bool { return mode == modeFixed || mode == modeIP || mode == modeUID }
 
 func (d *dispatcher) add(w *worker) {
 	d.mu.Lock()
@@ -124,13 +128,31 @@ func (d *dispatcher) readyCount() (workers, tasks int) {
 	return workers, tasks
 }
 
-// target picks the worker for connection c's next event, or nil when no
-// worker is ready. Called with mu held.
-func (d *dispatcher) target(c *reactor.Conn, st *connState) *worker {
+// choose picks the worker for a connection's next event (a stream
+// listener's) or request (an HTTP listener's: http) under dispatch mode
+// mode. The rule is the same for both kinds of listener
+// (docs/configuration.md, Dispatch modes):
+//
+//   - 1 round-robin: the next ready worker in turn with a free slot.
+//   - 3 idle worker first: a ready worker with a free slot, never a busy
+//     one while another has a free slot: the least loaded on a stream
+//     listener; on an HTTP listener the first from the lead one (packed,
+//     see packRotate).
+//   - 2, 4 and 5 bind the connection to one worker: after a bind (mode 5)
+//     worker uid % worker_num, else the worker the connection has, else
+//     the one its home places it at (its id; its client IP in mode 4);
+//     when that worker is not ready, the next ready one.
+//
+// When no worker has a free slot, modes 1 and 3 return on a stream
+// listener a ready worker to queue at (the next one in turn; the least
+// loaded), and nil on an HTTP listener (dispatchHTTP sends ahead or
+// waits). The binding modes return the connection's worker, busy or not.
+// It returns nil when no worker is ready. now is the loop's time (HTTP
+// mode 3 only). Called with mu held; it allocates nothing.
+func (d *dispatcher) choose(mode int, http bool, st *connState, now time.Time) *worker {
 	n := len(d.workers)
-	switch d.mode {
+	switch mode {
 	case modeRoundRobin:
-		// The next ready worker with room; failing that, the next ready one.
 		var fallback *worker
 		for i := 0; i < n; i++ {
 			d.rr = (d.rr + 1) % n
@@ -138,15 +160,18 @@ func (d *dispatcher) target(c *reactor.Conn, st *connState) *worker {
 			if w == nil || w.state != stateReady {
 				continue
 			}
-			if w.inflight < w.concurrency {
+			if w.free() {
 				return w
 			}
-			if fallback == nil {
+			if fallback == nil && !http {
 				fallback = w
 			}
 		}
 		return fallback
 	case modeIdle:
+		if http {
+			return d.packed(now)
+		}
 		var best *worker
 		for _, w := range d.workers {
 			if w == nil || w.state != stateReady {
@@ -158,7 +183,7 @@ func (d *dispatcher) target(c *reactor.Conn, st *connState) *worker {
 		}
 		return best
 	}
-	if d.mode == modeUID && st.uidBound {
+	if mode == modeUID && st.uidBound {
 		if w := d.workers[int(st.uid%uint64(n))]; w != nil && w.state == stateReady {
 			return w
 		}
@@ -166,20 +191,48 @@ func (d *dispatcher) target(c *reactor.Conn, st *connState) *worker {
 	if st.w != nil && st.w.state == stateReady {
 		return st.w
 	}
-	var pref int
-	if d.mode == modeIP && c.RemoteIP() != nil {
-		h := fnv.New32a()
-		h.Write(c.RemoteIP())
-		pref = int(h.Sum32() % uint32(n))
-	} else {
-		pref = int((c.ID() >> 8) % uint64(n))
-	}
+	pref := int(st.home % uint64(n))
 	for i := 0; i < n; i++ {
 		if w := d.workers[(pref+i)%n]; w != nil && w.state == stateReady {
 			return w
 		}
 	}
 	return nil
+}
+
+// target is choose for a stream listener's event.
+func (d *dispatcher) target(st *connState) *worker {
+	return d.choose(d.mode, false, st, time.Time{})
+}
+
+// packed returns the first ready worker with a free slot from the lead
+// one, or nil: requests arriving together share one worker's reads and
+// writes; the lead moves on every packRotate, so that every worker
+// serves (and recycles) too. Called with mu held.
+func (d *dispatcher) packed(now time.Time) *worker {
+	n := len(d.workers)
+	var pick *worker
+	for i := 0; i < n && pick == nil; i++ {
+		if w := d.workers[(d.lead+i)%n]; w != nil && w.state == stateReady && w.free() {
+			pick = w
+		}
+	}
+	if now.Sub(d.leadAt) >= packRotate {
+		d.lead, d.leadAt = (d.lead+1)%n, now
+	}
+	return pick
+}
+
+// home is where connection c's events go in the modes that bind it to a
+// worker, before anything else decided (connState.home): its client IP's
+// hash in mode 4, its id otherwise.
+func home(mode int, c *reactor.Conn) uint64 {
+	if ip := c.RemoteIP(); mode == modeIP && ip != nil {
+		h := fnv.New32a()
+		h.Write(ip)
+		return uint64(h.Sum32())
+	}
+	return c.ID() >> 8
 }
 
 // dispatch sends an event of connection c to a worker. It returns false
@@ -192,7 +245,7 @@ func (d *dispatcher) dispatch(c *reactor.Conn, st *connState, t ipc.Type, payloa
 	if d.handoff[c.ID()] > 0 {
 		return false, nil // behind events handed back from a retiring worker
 	}
-	w := d.target(c, st)
+	w := d.target(st)
 	if w == nil {
 		return false, nil
 	}
@@ -246,56 +299,13 @@ func (d *dispatcher) send(l *reactor.Loop, w *worker, t ipc.Type, id uint64, pay
 // handing over (docs/benchmarks.md). 1 s still has every worker serve.
 const packRotate = time.Second
 
-// dispatchHTTP sends an HTTP request to a ready worker with a free slot
-// (never queued at a worker: its body frames must follow it directly) and
-// returns that worker, or nil when none has a free slot. Runs on c's loop.
+// dispatchHTTP sends an HTTP request to the worker pickHTTP picks, and
+// returns it, or nil when the request must wait for a worker (the caller
+// keeps it, up to dispatch_timeout). Runs on c's loop.
 func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte) *worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var pick *worker
-	n := len(d.workers)
-	free := func(w *worker) bool {
-		return w != nil && w.state == stateReady && w.inflight < w.concurrency && !w.full()
-	}
-	switch d.httpMode {
-	case modeRoundRobin:
-		for i := 0; i < n && pick == nil; i++ {
-			d.rr = (d.rr + 1) % n
-			if w := d.workers[d.rr]; free(w) {
-				pick = w
-			}
-		}
-	case modeFixed, modeIP, modeUID:
-		if free(st.w) {
-			pick = st.w
-		}
-	}
-	if pick == nil {
-		// Idle worker first (mode 3, and the fallback of the others),
-		// packed: the first worker with a free slot from the lead one, so
-		// that requests arriving together share one worker's reads and
-		// writes; the lead moves on every packRotate, so that every worker
-		// serves (and recycles) too.
-		for i := 0; i < n && pick == nil; i++ {
-			if w := d.workers[(d.lead+i)%n]; free(w) {
-				pick = w
-			}
-		}
-		if now := c.Loop().Now(); now.Sub(d.leadAt) >= packRotate {
-			d.lead, d.leadAt = (d.lead+1)%n, now
-		}
-	}
-	if pick == nil {
-		// Every worker is busy: send ahead to one that prefetches, the
-		// least loaded, rather than wait here for an answer to come back.
-		for i := 0; i < n; i++ {
-			w := d.workers[(d.lead+i)%n]
-			if w != nil && w.state == stateReady && w.inflight < w.concurrency+w.prefetch && w.heldBack.Load() == 0 && !w.full() &&
-				(pick == nil || w.inflight-w.concurrency < pick.inflight-pick.concurrency) {
-				pick = w
-			}
-		}
-	}
+	pick := d.pickHTTP(st, c.Loop().Now())
 	if pick == nil {
 		return nil
 	}
@@ -304,6 +314,32 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 	pick.owed[c.ID()]++
 	d.total++
 	pick.write(c.Loop(), ipc.TypeRequest, c.ID(), payload)
+	return pick
+}
+
+// pickHTTP returns the worker for an HTTP connection's next request, or
+// nil when it must wait. A request never queues at a worker: its body
+// frames must follow it directly. So it goes to the worker choose picks
+// with a free slot, or ahead to one that prefetches (hello prefetch) and
+// is not held back by a slow client: in modes 1 and 3 the least loaded
+// such worker when none has a free slot; in the binding modes only the
+// connection's worker, which it otherwise waits for. Called with mu held.
+func (d *dispatcher) pickHTTP(st *connState, now time.Time) *worker {
+	pick := d.choose(d.httpMode, true, st, now)
+	switch {
+	case pick == nil && !binds(d.httpMode):
+		// Every worker is busy: send ahead to one that prefetches, the
+		// least loaded, rather than wait here for an answer to come back.
+		n := len(d.workers)
+		for i := 0; i < n; i++ {
+			if w := d.workers[(d.lead+i)%n]; w != nil && w.state == stateReady && w.ahead() &&
+				(pick == nil || w.inflight-w.concurrency < pick.inflight-pick.concurrency) {
+				pick = w
+			}
+		}
+	case pick != nil && binds(d.httpMode) && !pick.free() && !pick.ahead():
+		pick = nil // the connection's worker is busy: wait for it
+	}
 	return pick
 }
 

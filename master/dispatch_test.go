@@ -68,7 +68,7 @@ func (b *bareWorker) marker() { b.w.write(nil, ipc.TypeStop, 0, nil) }
 func pick(d *dispatcher) *worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.target(nil, &connState{})
+	return d.target(&connState{})
 }
 
 func send(d *dispatcher, w *worker, id uint64, payload string) error {

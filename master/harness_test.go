@@ -41,6 +41,8 @@ type harnessOpts struct {
 
 	// http: the listener speaks HTTP (httpTestConfig) instead of length.
 	http bool
+	// httpMode: the dispatch mode of HTTP listeners; 0 = 3.
+	httpMode int
 }
 
 type harness struct {
@@ -97,6 +99,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		slots: make(map[slotKey]*slotInfo), started: time.Now(), netLns: []net.Listener{ln}}
 	m.maxFrame = int(cfg.PackageMaxLength) + 64<<10
 	m.disp = newDispatcher(o.mode, cfg.WorkerNum, cfg.TaskWorkerNum, cfg.DispatchQueueMax)
+	if o.httpMode != 0 {
+		m.disp.httpMode = o.httpMode
+	}
 	m.rx, err = reactor.New(reactor.Options{Loops: cfg.ReactorNum, Log: m.log},
 		[]*reactor.Listener{{Index: 0, Name: lc.Address, FD: fd, Splitter: splitterFor(lc)}}, m)
 	if err != nil {

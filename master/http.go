@@ -547,9 +547,13 @@ func (f retryFlusher) Flush(l *reactor.Loop) {
 }
 
 // retryHTTP dispatches, in order, the requests of this loop that wait for
-// a worker. Runs on l.
+// a worker. In modes 1 and 3 any worker with a free slot serves any
+// request: the first that cannot go stops the rest. In the binding modes
+// (2, 4, 5) each waits for its connection's worker: one that cannot go
+// stays, and the next are tried. Runs on l.
 func (m *Master) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
 	ls := &m.loops[l.Index()]
+	var kept []uint64 // waiting for a busy worker (binding modes)
 	for len(ls.waiting) > 0 {
 		id := ls.waiting[0]
 		c := l.Conn(id)
@@ -558,7 +562,12 @@ func (m *Master) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
 			h := st.http
 			if h.phase == phQueued {
 				if !m.sendRequest(c, st, h.pending) {
-					return
+					if !binds(m.disp.httpMode) {
+						return
+					}
+					kept = append(kept, id)
+					ls.waiting = ls.waiting[1:]
+					continue
 				}
 				if !h.bodyDone && h.bodyFollows {
 					// Waiting for a worker is not the client's time.
@@ -575,7 +584,7 @@ func (m *Master) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
 		ls.waiting = ls.waiting[1:]
 		m.httpWaiting.Add(-1)
 	}
-	ls.waiting = nil
+	ls.waiting = kept
 }
 
 // OnTick implements reactor.Ticker: dispatch_timeout, header and idle

@@ -167,9 +167,8 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	m.disp = newDispatcher(mode, cfg.WorkerNum, cfg.TaskWorkerNum, cfg.DispatchQueueMax)
 	m.disp.procs = make([]*worker, len(cfg.Processes))
 	m.tasks = newTaskRouter(m)
-	m.disp.httpMode = cfg.DispatchMode
-	if m.disp.httpMode == 0 {
-		m.disp.httpMode = modeIdle
+	if cfg.DispatchMode != 0 {
+		m.disp.httpMode = cfg.DispatchMode // else newDispatcher's default, 3
 	}
 	defer close(m.done)
 	defer func() {

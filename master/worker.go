@@ -559,6 +559,19 @@ func (w *worker) held() int64 { return w.outBytes.Load() + w.queueBytes }
 // request, task or message until it reads. Called with dispatcher.mu held.
 func (w *worker) full() bool { return w.held() >= w.m.workerBufferSize() }
 
+// free reports whether w has a free slot: fewer events or requests in
+// flight than its declared concurrency, and room in its buffer. Called
+// with dispatcher.mu held.
+func (w *worker) free() bool { return w.inflight < w.concurrency && !w.full() }
+
+// ahead reports whether an HTTP request may be sent ahead to w, past its
+// concurrency: it prefetches, has room for one more, is not held back by
+// a slow client's answer, and has room in its buffer. Called with
+// dispatcher.mu held.
+func (w *worker) ahead() bool {
+	return w.inflight < w.concurrency+w.prefetch && w.heldBack.Load() == 0 && !w.full()
+}
+
 // refused notes that a stream event or a message was refused for w, its
 // buffer being full: unless its socket pair takes bytes again,
 // worker_send_timeout runs. (An HTTP request that merely goes to another

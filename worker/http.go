@@ -57,7 +57,9 @@ func RunHTTP(h http.Handler, opts ...Option) {
 // the order received; Host moved to Request.Host), ContentLength (-1 and
 // TransferEncoding ["chunked"] for a chunked body), Close, RemoteAddr, and
 // Body (http.NoBody when there is none). Its context is cancelled when the
-// client's side ends (the master's TypeCancel) and when the handler returns.
+// client's side ends (the master's TypeCancel) and when the handler returns;
+// Bind(r.Context(), uid) binds the request's connection to a uid for
+// dispatch_mode 5.
 // Bodies longer than ipc.MaxInlineBody arrive in pieces while the handler
 // runs; pieces the handler has not read yet are held up to
 // WithRequestBodyBuffer bytes.

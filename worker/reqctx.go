@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -34,9 +35,37 @@ func (x *exchange) Err() error {
 	return x.cerr
 }
 
-// Value implements context.Context: a request context carries no values
-// of drover's.
-func (x *exchange) Value(any) any { return nil }
+// Value implements context.Context: the only value a request context
+// carries is its exchange, for Bind, under a key no other package can name.
+func (x *exchange) Value(key any) any {
+	if key == (exchangeKey{}) {
+		return x
+	}
+	return nil
+}
+
+// exchangeKey is the context key of a request's exchange.
+type exchangeKey struct{}
+
+// Bind binds the client connection of an HTTP request to uid for
+// dispatch_mode 5, as Server.Bind does for a stream connection (Swoole's
+// bind): from the connection's next request on, its requests go to worker
+// uid % worker_num, while that worker is ready. Before it, the connection's
+// requests go to one worker as in dispatch_mode 2. ctx is the request's
+// context (r.Context()) or one derived from it; call Bind before the
+// handler returns. The bind is in effect by the time the client reads this
+// request's answer. Each new connection of the user binds again, as in
+// Swoole.
+func Bind(ctx context.Context, uid uint64) error {
+	x, ok := ctx.Value(exchangeKey{}).(*exchange)
+	if !ok {
+		return errors.New("worker: bind: the context is not an HTTP request's (pass r.Context() of a request this worker serves)")
+	}
+	if x.Err() != nil {
+		return errors.New("worker: bind: the request is over (its handler returned or its client went away)")
+	}
+	return x.s.Bind(x.conn, uid)
+}
 
 // afterFunc is one registration of AfterFunc.
 type afterFunc struct{ f func() }

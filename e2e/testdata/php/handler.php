@@ -168,6 +168,10 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             return Response::text('not final', (int) $r->query('status', 103));
         case '/whoami':
             return Response::json(['id' => Server::workerId(), 'workers' => Server::workerNum(), 'tasks' => Server::taskWorkerNum(), 'pid' => getmypid()]);
+        case '/bind':
+            // Binds the connection to a uid (dispatch_mode 5).
+            Drover\Http\Worker::bind((int) $r->query('uid', 0));
+            return Response::text('bound');
     }
     return Response::text('no route ' . $r->path(), 404);
 });

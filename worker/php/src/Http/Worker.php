@@ -41,6 +41,23 @@ final class Worker
         Loop::run(new HttpHandler($handler, $globals));
     }
 
+    /**
+     * Binds the connection of the request being handled to user id $uid
+     * for dispatch_mode 5 (Swoole's bind): from the connection's next
+     * request on, its requests go to worker $uid % worker_num. Before it,
+     * they go to one worker as in dispatch_mode 2. Each new connection of
+     * the user binds again. Outside drover (php-fpm) it does nothing.
+     *
+     * @throws \LogicException when called outside a request's handler
+     */
+    public static function bind(int $uid): void
+    {
+        if (PHP_SAPI !== 'cli' && PHP_SAPI !== 'phpdbg') {
+            return;
+        }
+        HttpHandler::bind($uid);
+    }
+
     /** Sends a response through PHP's SAPI (php-fpm and the like). */
     public static function emit(Response $res): void
     {

@@ -19,6 +19,8 @@ use Drover\Http\Response;
 final class HttpHandler implements Handler
 {
     private ?int $id = null;
+    /** The connection of the request being handled, for bind(); null between requests. */
+    private static ?int $serving = null;
     private string $what = '';
     private bool $started = false;
     private bool $cancelled = false;
@@ -69,7 +71,7 @@ final class HttpHandler implements Handler
             throw new ProtocolError('undecodable request frame');
         }
         $loop = Loop::get();
-        $this->id = $id;
+        $this->id = self::$serving = $id;
         $this->what = $m['method'] . ' ' . $m['target'];
         $this->started = $this->cancelled = false;
         $this->unacked = 0;
@@ -109,8 +111,22 @@ final class HttpHandler implements Handler
 
     private function finish(): void
     {
-        $this->id = null;
+        $this->id = self::$serving = null;
         $this->what = '';
+    }
+
+    /**
+     * Binds the connection of the request being handled to $uid
+     * (dispatch_mode 5); the frame goes before the response.
+     *
+     * @throws \LogicException outside a request's handler
+     */
+    public static function bind(int $uid): void
+    {
+        if (self::$serving === null) {
+            throw new \LogicException('Drover\Http\Worker::bind: no request is being handled (call it from the handler)');
+        }
+        StreamHandler::bind(self::$serving, $uid);
     }
 
     /** Reads the rest of the body, crediting it as it arrives so that the master keeps sending. */
