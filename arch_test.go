@@ -11,15 +11,17 @@ func TestImportDirections(t *testing.T) {
 	const mod = "github.com/drover-dev/drover/"
 	// What each package may import of ours (prefixes); anything else fails.
 	allowed := map[string][]string{
-		"ipc":             {},
-		"internal/plugin": {"internal/lines"},
-		"internal/lines":  {},
-		"internal/config": {},
-		"reactor":         {"ipc"},
-		"worker":          {"ipc", "internal/plugin", "internal/lines"},
-		"taskworker":      {"ipc", "internal/plugin", "internal/lines"},
-		"manager":         {"ipc", "internal/config", "internal/plugin", "internal/lines"},
-		"master":          {"ipc", "reactor", "internal/config", "internal/lines"},
+		"ipc":                 {},
+		"internal/plugin":     {"internal/lines", "internal/pluginhook"},
+		"internal/pluginhook": {},
+		"internal/lines":      {},
+		"internal/config":     {},
+		"reactor":             {"ipc"},
+		"worker":              {"ipc", "internal/pluginhook", "internal/lines"},
+		"worker/plugin":       {"internal/plugin", "internal/pluginhook", "internal/lines"},
+		"taskworker":          {"ipc", "internal/pluginhook", "internal/lines"},
+		"manager":             {"ipc", "internal/config", "internal/plugin", "internal/pluginhook", "internal/lines"},
+		"master":              {"ipc", "reactor", "internal/config", "internal/lines"},
 	}
 	for pkg, ok := range allowed {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()
@@ -43,6 +45,27 @@ func TestImportDirections(t *testing.T) {
 			if !fine {
 				t.Errorf("%s imports %s; allowed: %v", pkg, dep, ok)
 			}
+		}
+	}
+}
+
+// TestSDKsLeaveGoPluginOut: a Go handler links go-plugin and gRPC only when
+// it opts into `launch: plugin` (import _ ".../worker/plugin"); the default
+// SDK packages, and the hello example built on them, do not.
+func TestSDKsLeaveGoPluginOut(t *testing.T) {
+	for _, pkg := range []string{"./worker", "./taskworker", "./examples/hello"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		var bad []string
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, "github.com/hashicorp/go-plugin") || strings.HasPrefix(dep, "google.golang.org/grpc") {
+				bad = append(bad, dep)
+			}
+		}
+		if len(bad) > 0 {
+			t.Errorf("%s depends on %d go-plugin/gRPC packages (%s, ...): only worker/plugin may bring them into a handler", pkg, len(bad), bad[0])
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/worker"
+	_ "github.com/drover-dev/drover/worker/plugin" // helpers run with launch: plugin and auto
 )
 
 // runHandler makes this test binary a drover worker (the os/exec

@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"crypto/sha256"
-	"debug/buildinfo"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -468,7 +467,8 @@ const (
 )
 
 // launchMode resolves worker.launch: auto means plugin for a Go executable
-// built with drover's SDK (its build info lists this module), exec for
+// built with drover's SDK and worker/plugin (its build info lists go-plugin,
+// or does not list modules at all, as for a test binary), exec for
 // anything else.
 func (mg *Manager) launchMode(h *config.Handler) (string, error) {
 	switch h.Launch {
@@ -481,22 +481,13 @@ func (mg *Manager) launchMode(h *config.Handler) (string, error) {
 		return mode, nil
 	}
 	mode := launchExec
-	if bi, err := buildinfo.ReadFile(h.Path); err == nil {
-		if bi.Main.Path == sdkModule {
-			mode = launchPlugin
-		}
-		for _, d := range bi.Deps {
-			if d.Path == sdkModule {
-				mode = launchPlugin
-			}
-		}
+	switch config.PluginSupportOf(h.Path) {
+	case config.PluginPresent, config.PluginUnknown:
+		mode = launchPlugin
 	}
 	mg.launches[h.Path] = mode
 	return mode, nil
 }
-
-// sdkModule is the module of drover's Go SDK.
-const sdkModule = "github.com/drover-dev/drover"
 
 // startExec starts the child directly; its output is read here.
 func (c *child) startExec(cmd *exec.Cmd, h *config.Handler) error {

@@ -89,6 +89,22 @@ func TestLaunchModeAuto(t *testing.T) {
 	}
 }
 
+// TestLaunchAutoWithoutPluginSupport: a Go handler built with the SDK but
+// without worker/plugin (examples/hello) does not link go-plugin, so auto
+// launches it with exec.
+func TestLaunchAutoWithoutPluginSupport(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "hello")
+	build := exec.Command("go", "build", "-o", bin, "../examples/hello")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build examples/hello: %v\n%s", err, out)
+	}
+	mg := &Manager{launches: map[string]string{}, log: logrus.NewEntry(logrus.New())}
+	got, err := mg.launchMode(&config.Handler{Path: bin, Launch: "auto"})
+	if err != nil || got != launchExec {
+		t.Errorf("launch auto of examples/hello: %q, %v; want %q (it does not import worker/plugin)", got, err, launchExec)
+	}
+}
+
 // An exit report with long output lines still fits one control message:
 // every line is cut to reportLineMax and says it was cut.
 func TestExitReportFitsWithLongLines(t *testing.T) {

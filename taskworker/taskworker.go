@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"sync/atomic"
 
-	"github.com/drover-dev/drover/internal/plugin"
+	"github.com/drover-dev/drover/internal/pluginhook"
 	"github.com/drover-dev/drover/ipc"
 )
 
@@ -74,9 +74,10 @@ func Serve(h Handler) error {
 		return err
 	}
 	defer f.Close()
-	// Started with launch: plugin, the go-plugin handshake comes first (a
+	// Started with launch: plugin, the go-plugin handshake comes first
+	// (served by worker/plugin when the handler imports it; a
 	// stop request over it is answered by the stop frame that follows).
-	if err := plugin.ServeIfLaunched(func() {}); err != nil {
+	if err := pluginhook.ServeIfLaunched(func() {}); err != nil {
 		return fmt.Errorf("%w: plugin handshake: %v", ipc.ErrBootFailure, err)
 	}
 	return serve(ipc.NewReader(f, ipc.DefaultMaxPayload), ipc.NewWriter(f, ipc.WriterBacklog), ipc.WorkerID(), h)

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/drover-dev/drover/internal/plugin"
+	"github.com/drover-dev/drover/internal/pluginhook"
 	"github.com/drover-dev/drover/ipc"
 )
 
@@ -141,10 +141,11 @@ func serveRole(role string, ev Events, o options) error {
 		return err
 	}
 	defer f.Close()
-	// Started with launch: plugin, the go-plugin handshake comes first; the
+	// Started with launch: plugin, the go-plugin handshake comes first (served
+	// by worker/plugin when the handler imports it, an error otherwise); the
 	// socket pair is fd 3 in both launch modes, so nothing below changes.
 	var running atomic.Pointer[Server]
-	if err := plugin.ServeIfLaunched(func() {
+	if err := pluginhook.ServeIfLaunched(func() {
 		if s := running.Load(); s != nil {
 			s.Stop()
 		}

@@ -525,6 +525,10 @@ func (v *validator) handler(key string, h *Handler) {
 	}
 	v.duration(key+".request_timeout", h.RequestTimeout, false)
 	v.duration(key+".start_timeout", h.StartTimeout, true)
+	if h.Launch == "plugin" && h.Path != "" && PluginSupportOf(h.Path) == PluginAbsent {
+		v.fail(key+".launch", "plugin, but %s was built with drover's Go SDK without plugin support (go-plugin is not in its build info): "+
+			"add import _ \"github.com/drover-dev/drover/worker/plugin\" to its main package and rebuild, or set launch: exec (or auto)", h.Path)
+	}
 }
 
 // checkExecutable says what keeps p from being run, or "" when nothing does.

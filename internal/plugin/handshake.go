@@ -2,9 +2,10 @@ package plugin
 
 import (
 	"errors"
-	"os"
 
 	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/drover-dev/drover/internal/pluginhook"
 )
 
 // The go-plugin handshake between the manager and a handler. CookieKey must
@@ -12,8 +13,8 @@ import (
 // refuses to run; ProtocolVersion is compared by go-plugin on both sides and
 // must be bumped when the control service changes incompatibly.
 const (
-	CookieKey       = "DROVER_PLUGIN"
-	CookieValue     = "a7c4e9d2-drover-worker-handler"
+	CookieKey       = pluginhook.CookieKey
+	CookieValue     = pluginhook.CookieValue
 	ProtocolVersion = 1
 )
 
@@ -28,7 +29,7 @@ var ErrNotPluginLaunch = errors.New("plugin: not launched by drover (" + CookieK
 // environment once the manager has attached, so that the handler's own
 // children do not inherit it; after that IsPluginLaunch reports false.
 func IsPluginLaunch() bool {
-	return os.Getenv(CookieKey) == CookieValue
+	return pluginhook.Launched()
 }
 
 // handshake is the go-plugin view of the constants above; a function, not a
