@@ -88,7 +88,17 @@
 //
 // With `launch: exec` the manager starts the program directly. With
 // `launch: plugin` it goes through hashicorp/go-plugin (handshake, checksum,
-// graceful kill); the socket pair is fd 3 all the same and the request path
-// never touches gRPC. Serve will perform the plugin handshake itself when
-// DROVER_LAUNCH=plugin (not implemented yet).
+// health checks, Go runtime stats, a graceful stop request); the socket pair
+// is fd 3 all the same and the request path never touches gRPC. This
+// package does not link go-plugin or gRPC: a handler that wants plugin
+// launches imports the package worker/plugin once, for its side effect,
+//
+//	import _ "github.com/drover-dev/drover/worker/plugin"
+//
+// and Serve then runs the plugin handshake before its hello when the manager
+// launched it as a plugin. `launch: auto` (the default) picks plugin for an
+// executable built with that import and exec otherwise; `launch: plugin` of
+// an executable built without it is refused when drover starts, and a
+// handler started as a plugin without it fails its start with an error
+// saying which import to add.
 package worker

@@ -11,7 +11,11 @@
 // child's stderr and stdout line by line into the manager's logs and a ring
 // of the last lines, and connects a small gRPC control service: Health, Stats
 // (Go runtime figures) and Stop (a graceful stop request). Inside the
-// handler, the worker SDK calls Serve before it says hello on fd 3. Requests
+// handler, the worker SDK calls Serve before it says hello on fd 3, through
+// internal/pluginhook: the package worker/plugin registers ServeIfLaunched
+// there from its init, so only handlers that import worker/plugin link this
+// package (and go-plugin and gRPC with it); worker and taskworker import
+// pluginhook alone, which needs only the standard library. Requests
 // never travel over gRPC: the per-request path is the frame protocol on fd 3,
 // exactly as with `launch: exec`.
 //
@@ -29,6 +33,8 @@
 // the standard gRPC health service that Health uses. The service
 // (drover.plugin.v1.Control) is registered by hand with grpc.ServiceDesc and
 // carries google.protobuf.Empty and BytesValue (JSON) messages, so no
-// generated code is needed. gRPC is linked into the handler either way:
-// go-plugin's server imports it even for net/rpc plugins.
+// generated code is needed. gRPC would be linked into a plugin handler
+// either way (go-plugin's server imports it even for net/rpc plugins),
+// which is why the plugin side is an opt-in import (worker/plugin) rather
+// than part of the SDK: a handler launched with exec links neither.
 package plugin
