@@ -328,7 +328,8 @@ func TestHTTPUnderConcurrency(t *testing.T) {
 }
 
 // TestHelloExample serves examples/hello as `make run` does (its own
-// binary, plugin launch) and checks the routes the README shows.
+// binary; launch: auto starts it with exec, as it does not import
+// worker/plugin) and checks the routes the README shows.
 func TestHelloExample(t *testing.T) {
 	s := startServer(t, `
 worker_num: 2

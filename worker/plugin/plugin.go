@@ -15,7 +15,11 @@
 // packages; examples/hello shrinks from 19.6 MB to 6.5 MB, 363 to 196
 // packages): `launch: auto` starts it with exec, and `launch: plugin` of it is refused at start with a message
 // naming the key and this import. With the import, `launch: auto` finds
-// go-plugin in the binary's build info and launches it as a plugin.
+// go-plugin in the binary's build info and launches it as a plugin. The
+// build info lists modules, not packages: a handler that links go-plugin
+// for a use of its own, without this import, is also launched as a plugin
+// by auto, and then fails its start with a message that names this import
+// and launch: exec.
 //
 // Why an import and not a build tag: the choice lives in the handler's
 // source, where a reader sees it, and every build (go build, go install,
