@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,16 +25,8 @@ listeners:
   - address: tcp://127.0.0.1:0
     protocol: http
 `)
-		// Bounded: a drover that accepted the handler would run on.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, droverBin, "start", "-c", s.config)
-		cmd.Env = s.env
-		var buf bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &buf, &buf
-		err := cmd.Run()
-		out := buf.String()
-		if ctx.Err() != nil {
+		out, ran, err := startBounded(s)
+		if ran {
 			t.Fatalf("launch: plugin of a handler without plugin support started and ran for 30s:\n%s", out)
 		}
 		if err == nil {
@@ -60,4 +53,45 @@ listeners:
 			}
 		}
 	})
+}
+
+// TestPluginLaunchWithoutWorkerPlugin: a handler that links go-plugin for a
+// use of its own but does not import worker/plugin is launched as a plugin
+// by auto (the build info lists modules, not packages); its start then
+// fails with the SDK's message naming the import and launch: exec.
+func TestPluginLaunchWithoutWorkerPlugin(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "linksgoplugin")
+	if out, err := exec.Command("go", "build", "-o", exe, "./testdata/linksgoplugin").CombinedOutput(); err != nil {
+		t.Fatalf("build testdata/linksgoplugin: %v\n%s", err, out)
+	}
+	s := newServer(t, `
+worker_num: 1
+worker:
+  cmd: [`+exe+`]
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`)
+	out, ran, err := startBounded(s)
+	if ran || err == nil {
+		t.Fatalf("a handler without worker/plugin served a plugin launch (ran %v, err %v):\n%s", ran, err, out)
+	}
+	for _, want := range []string{"launch: plugin", `import _ \"github.com/drover-dev/drover/worker/plugin\"`, "launch: exec", "exited with code 78"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the failure does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+// startBounded runs drover start on s's config in the foreground for at
+// most 30 s: ran reports that it was still running then (and was killed).
+func startBounded(s *server) (out string, ran bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, droverBin, "start", "-c", s.config)
+	cmd.Env = s.env
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err = cmd.Run()
+	return buf.String(), ctx.Err() != nil, err
 }
