@@ -133,7 +133,13 @@ func (m *Master) controlConn(c net.Conn) {
 		c.Close()
 		return
 	}
-	resp := <-reply
+	var resp Response
+	select {
+	case resp = <-reply:
+	case <-m.done: // stopped before the answer was ready (a status's samples)
+		c.Close()
+		return
+	}
 	writeResponse(c, resp)
 	if resp.Progress {
 		return // the command's goroutine writes the rest and closes c

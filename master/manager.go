@@ -162,8 +162,9 @@ func (m *Master) readManager(mp *managerProc) {
 			var st map[uint64]ipc.RuntimeStats
 			if err := ipc.Unmarshal(payload, &st); err == nil {
 				select {
-				case m.statsReplies <- statsReply{id: h.ID, stats: st}:
-				default: // nobody waits any more
+				case m.events <- evStatsReply{id: h.ID, stats: st}:
+				case <-m.done:
+					return
 				}
 			}
 			continue
@@ -265,36 +266,6 @@ func managerEnv(format, level string) []string {
 		env = append(env, kv)
 	}
 	return append(env, ipc.EnvRole+"="+ipc.RoleManager, "DROVER_LOG_FORMAT="+format, "DROVER_LOG_LEVEL="+level)
-}
-
-// statsReply carries the manager's answer to a CtlStats request.
-type statsReply struct {
-	id    uint64
-	stats map[uint64]ipc.RuntimeStats
-}
-
-// runtimeStats asks the manager for the Go runtime figures of its
-// plugin-launched workers; nil if it does not answer within a second.
-func (m *Master) runtimeStats() map[uint64]ipc.RuntimeStats {
-	mp := m.curMgr()
-	if mp == nil {
-		return nil
-	}
-	m.statsSeq++
-	if err := mp.ctl.Send(ipc.CtlStats, m.statsSeq, nil); err != nil {
-		return nil
-	}
-	timeout := time.After(time.Second)
-	for {
-		select {
-		case r := <-m.statsReplies:
-			if r.id == m.statsSeq {
-				return r.stats
-			}
-		case <-timeout:
-			return nil
-		}
-	}
 }
 
 // curMgr is the current manager process, nil before the first start.

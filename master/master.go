@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/cloudflare/tableflip"
-	"github.com/shirou/gopsutil/v3/process"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -97,8 +95,8 @@ type Master struct {
 	holdMu sync.Mutex
 	held   []net.Conn
 
-	statsSeq     uint64
-	statsReplies chan statsReply
+	statsSeq  uint64                // the last CtlStats id asked of the manager
+	statsWait map[uint64]*statusJob // status answers waiting for the manager's runtime figures, by CtlStats id
 }
 
 type slotKey struct {
@@ -153,7 +151,7 @@ func (m *Master) post(ev any) {
 func Run(cfg *config.Config, opts Options) (err error) {
 	m := &Master{cfg: cfg, opts: opts, log: opts.Log.WithField("role", ipc.RoleMaster),
 		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),
-		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsReplies: make(chan statsReply, 1)}
+		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsWait: make(map[uint64]*statusJob)}
 	// A worker's frame carries at most a packet's worth of stream data, or
 	// an HTTP response head with up to MaxInlineBody of body.
 	m.maxFrame = max(int(cfg.PackageMaxLength), ipc.MaxInlineBody) + 64<<10
@@ -522,7 +520,7 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 				req.reply <- Response{Error: fmt.Sprintf("drover is starting (%d of %d workers, %d of %d task workers said hello); %s once it is ready",
 					w, m.cfg.WorkerNum, t, m.cfg.TaskWorkerNum, req.Cmd)}
 			default:
-				req.reply <- m.answer(req.Request)
+				m.answer(req)
 			}
 		case <-deadline.C:
 			return notReady(w, t)
@@ -588,7 +586,7 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 				go m.reloadFor(req)
 				continue
 			}
-			req.reply <- m.answer(req.Request)
+			m.answer(req)
 		case ev := <-m.events:
 			if up, ok := ev.(evUpgraded); ok {
 				if up.req != nil {
@@ -610,12 +608,14 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 	}
 }
 
-func (m *Master) answer(req Request) Response {
-	switch req.Cmd {
-	case "status":
-		return Response{OK: true, Processes: m.status()}
+// answer answers a request that the loop does not handle itself: status
+// is answered once its samples are in (startStatus), anything else at once.
+func (m *Master) answer(req controlReq) {
+	if req.Cmd == "status" {
+		m.startStatus(req.reply)
+		return
 	}
-	return Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
+	req.reply <- Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
 }
 
 // handle applies one event to the master's tables.
@@ -659,6 +659,10 @@ func (m *Master) handle(ev any) error {
 			return nil
 		}
 		return m.startManager()
+	case evStatsReply:
+		m.statsIn(e.id, e.stats)
+	case evStatsTimeout:
+		m.statsIn(e.id, nil)
 	}
 	return nil
 }
@@ -909,82 +913,6 @@ func removeOwnPIDFile(path string) {
 	if err == nil && string(b) == fmt.Sprint(os.Getpid()) {
 		os.Remove(path)
 	}
-}
-
-// status builds the drover status table.
-func (m *Master) status() []Process {
-	now := time.Now()
-	tasksQueued := 0
-	if m.tasks != nil {
-		tasksQueued = m.tasks.queued()
-	}
-	state := "running"
-	if !m.ready.Load() {
-		state = "starting" // its workers have not all said hello yet
-	}
-	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: state, Started: m.started, Generation: generation(), Queued: tasksQueued,
-		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load(),
-		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
-			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()},
-		HTTPBuffered: m.httpBuffered.Load()}}
-	if m.curMgr() != nil {
-		state := "running"
-		select {
-		case <-m.curMgr().exited:
-			state = "restarting"
-		default:
-		}
-		out = append(out, Process{Role: ipc.RoleManager, PID: m.curMgr().pid, State: state, Started: m.curMgr().started,
-			Restarts: int(m.mgrSeq) - 1})
-	}
-	seen := map[slotKey]bool{}
-	var ws []Process
-	rt := m.runtimeStats()
-	for _, wi := range m.disp.snapshot() {
-		k := slotKey{wi.w.role, wi.w.slot}
-		seen[k] = true
-		p := Process{Role: wi.w.role, ID: wi.w.slot, PID: wi.w.pid, State: wi.state.String(), Started: wi.w.started,
-			Requests: wi.served, InFlight: wi.inflight, Queued: wi.queued, Concurrency: wi.concurrency, Launch: wi.w.launch, SDK: wi.sdk}
-		if wi.w.role == ipc.RoleTaskWorker && m.tasks != nil {
-			p.InFlight = m.tasks.inFlight(wi.w)
-		}
-		if si := m.slots[k]; si != nil {
-			p.Restarts, p.LastExit = si.restarts, si.lastExit
-		}
-		if st, ok := rt[wi.w.gen]; ok {
-			p.Runtime = &st
-		}
-		ws = append(ws, p)
-	}
-	for k, si := range m.slots {
-		if !seen[k] {
-			ws = append(ws, Process{Role: k.role, ID: k.slot, State: "backoff", Restarts: si.restarts, LastExit: si.lastExit})
-		}
-	}
-	sort.Slice(ws, func(i, j int) bool {
-		if ws[i].Role != ws[j].Role {
-			return ws[i].Role < ws[j].Role
-		}
-		return ws[i].ID < ws[j].ID
-	})
-	out = append(out, ws...)
-	for i := range out {
-		p := &out[i]
-		if !p.Started.IsZero() {
-			p.UptimeSec = now.Sub(p.Started).Seconds()
-		}
-		if p.PID > 0 {
-			if proc, err := process.NewProcess(int32(p.PID)); err == nil {
-				if mi, err := proc.MemoryInfo(); err == nil {
-					p.RSS = mi.RSS
-				}
-				if cpu, err := proc.CPUPercent(); err == nil {
-					p.CPU = cpu
-				}
-			}
-		}
-	}
-	return out
 }
 
 // tickFor is the reactor tick: HTTP listeners need one for their timeouts.
