@@ -83,3 +83,67 @@ func TestStatusLeavesLoopFree(t *testing.T) {
 		}
 	}
 }
+
+// nextEvent plays the master's loop for one event: it takes the next one
+// posted and handles it.
+func (h *harness) nextEvent() any {
+	h.t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	select {
+	case ev := <-h.m.events:
+		if err := h.m.handle(ev); err != nil {
+			h.t.Fatal(err)
+		}
+		return ev
+	case <-timer.C:
+		h.t.Fatalf("no master event within %s; the master logged:\n%s", waitTimeout, h.hook.dump())
+	}
+	return nil
+}
+
+// countLogs is how many log lines have message msg.
+func (h *harness) countLogs(msg string) int {
+	h.hook.mu.Lock()
+	defer h.hook.mu.Unlock()
+	n := 0
+	for _, e := range h.hook.entries {
+		if e.msg == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// Changes under the watch paths during a reload of another origin make
+// one reload once that one ended, started by its end event (no polling).
+func TestWatchReloadFollowsRunningReload(t *testing.T) {
+	h := newHarness(t, harnessOpts{workers: 1})
+	h.m.reloading.Store(true) // a drover reload or SIGUSR1 runs
+	for _, change := range []string{"app.php", "lib.php"} {
+		if err := h.m.handle(evWatch{change}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !h.m.watchDue || h.m.watchBusy {
+		t.Fatalf("watch: due %v, busy %v during another reload; want due, not started", h.m.watchDue, h.m.watchBusy)
+	}
+	h.m.reloading.Store(false)
+	if err := h.m.handle(evReloadEnded{}); err != nil {
+		t.Fatal(err)
+	}
+	if !h.m.watchBusy {
+		t.Fatal("the end of the running reload did not start the reload the watch asked for")
+	}
+	for {
+		if _, ok := h.nextEvent().(evWatchReloaded); ok {
+			break
+		}
+	}
+	if h.m.watchDue || h.m.watchBusy {
+		t.Fatalf("watch: due %v, busy %v after its reload; want neither", h.m.watchDue, h.m.watchBusy)
+	}
+	if n := h.countLogs("reload done"); n != 1 {
+		t.Fatalf("%d reloads done for two changes during a reload, want 1; the master logged:\n%s", n, h.hook.dump())
+	}
+}

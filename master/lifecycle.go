@@ -164,7 +164,10 @@ func (m *Master) reload(tasksOnly bool, progress func(string)) (int, error) {
 	if !m.reloading.CompareAndSwap(false, true) {
 		return 0, errReloadBusy
 	}
-	defer m.reloading.Store(false)
+	defer func() {
+		m.reloading.Store(false)
+		m.post(evReloadEnded{}) // a reload the watch asked for meanwhile may start
+	}()
 	// Claimed like a recycling, so that max_request does not replace them
 	// meanwhile; one being recycled already is left to that.
 	targets := m.disp.claim(func(w *worker) bool {
@@ -335,49 +338,55 @@ func (m *Master) startWatch() io.Closer {
 		m.log.WithError(err).Error("watch: cannot watch the watch paths; changes will not reload the workers (fix the watch list and restart)")
 		return nil
 	}
-	m.watchDue = make(chan struct{}, 1)
-	go m.watchReloads()
 	m.log.WithField("paths", m.cfg.Watch).Info("watching for changes: a change reloads the workers")
 	return w
 }
 
+// evReloadEnded: a reload (of any origin) is over; a reload the watch
+// asked for meanwhile may start.
+type evReloadEnded struct{}
+
+// evWatchReloaded: the reload the watch started is over, with its error.
+type evWatchReloaded struct{ err error }
+
 // watchReload asks for a reload after a change under the watch paths.
 // Changes during a reload make one more reload after it, so that the
-// workers always end up running what is on disk.
+// workers always end up running what is on disk. Runs on the loop.
 func (m *Master) watchReload(change string) {
 	if m.stopping.Load() {
 		return
 	}
 	m.log.WithField("change", change).Info("watch: files changed; reloading the workers")
-	select {
-	case m.watchDue <- struct{}{}:
-	default: // one is due already; it will take this change too
-	}
+	m.watchDue = true // if one is due already, it takes this change too
+	m.watchNext()
 }
 
-// watchReloads runs the reloads watchReload asks for until drover stops.
-func (m *Master) watchReloads() {
-	for {
-		select {
-		case <-m.done:
-			return
-		case <-m.watchDue:
-		}
-		for {
-			_, err := m.reload(false, func(string) {})
-			if !errors.Is(err, errReloadBusy) {
-				if err != nil {
-					m.log.WithError(err).Error("watch: reload failed; the workers not replaced keep serving, and the next change tries again")
-				}
-				break
-			}
-			select { // another reload runs: ours follows it
-			case <-m.done:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
+// watchNext starts the reload the watch asked for, unless one runs (a
+// watch reload, or one of a signal or drover reload): then evReloadEnded
+// or evWatchReloaded brings the loop back here once it is over. Runs on
+// the loop.
+func (m *Master) watchNext() {
+	if !m.watchDue || m.watchBusy || m.reloading.Load() || m.stopping.Load() {
+		return
 	}
+	m.watchDue, m.watchBusy = false, true
+	go func() {
+		_, err := m.reload(false, func(string) {})
+		m.post(evWatchReloaded{err})
+	}()
+}
+
+// watchReloaded handles the end of a reload the watch started. Runs on the
+// loop.
+func (m *Master) watchReloaded(err error) {
+	m.watchBusy = false
+	switch {
+	case errors.Is(err, errReloadBusy):
+		m.watchDue = true // another reload started first: ours follows it
+	case err != nil:
+		m.log.WithError(err).Error("watch: reload failed; the workers not replaced keep serving, and the next change tries again")
+	}
+	m.watchNext()
 }
 
 // streamTimedOut closes a stream connection whose worker has held an event

@@ -79,7 +79,9 @@ type Master struct {
 	upgraded  atomic.Bool                 // a new master took over: leave its paths alone
 	ready     atomic.Bool                 // serving (tableflip ready)
 	httpConns atomic.Int64                // open HTTP connections (a drain waits for them)
-	watchDue  chan struct{}               // a change under the watch paths waits for its reload
+	drainWake chan struct{}               // wakeDrain: an HTTP connection or a task ended during a drain
+	watchDue  bool                        // loop: a change under the watch paths waits for its reload
+	watchBusy bool                        // loop: a reload the watch started runs
 	life      lifeSubs                    // worker lifecycle events for replacements in progress
 	tasks     *taskRouter
 	mgrSeq    uint64
@@ -151,7 +153,8 @@ func (m *Master) post(ev any) {
 func Run(cfg *config.Config, opts Options) (err error) {
 	m := &Master{cfg: cfg, opts: opts, log: opts.Log.WithField("role", ipc.RoleMaster),
 		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),
-		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsWait: make(map[uint64]*statusJob)}
+		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsWait: make(map[uint64]*statusJob),
+		drainWake: make(chan struct{}, 1)}
 	// A worker's frame carries at most a packet's worth of stream data, or
 	// an HTTP response head with up to MaxInlineBody of body.
 	m.maxFrame = max(int(cfg.PackageMaxLength), ipc.MaxInlineBody) + 64<<10
@@ -637,6 +640,10 @@ func (m *Master) handle(ev any) error {
 		m.recycle(e.w, e.cause)
 	case evWatch:
 		m.watchReload(e.change)
+	case evReloadEnded:
+		m.watchNext()
+	case evWatchReloaded:
+		m.watchReloaded(e.err)
 	case evWorkerReady:
 		m.life.publish(e)
 		if e.w.role == ipc.RoleTaskWorker && m.tasks != nil {
@@ -835,11 +842,10 @@ func (m *Master) drain(hurry <-chan struct{}) {
 	}
 	// HTTP connections end with the response to their current or next
 	// request (Connection: close); idle ones are closed after a moment.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
+	// Each HTTP connection closed and each task ended wakes us (wakeDrain).
 	for m.httpConns.Load() > 0 || m.tasksLeft() > 0 {
 		select {
-		case <-tick.C:
+		case <-m.drainWake:
 		case <-t.C:
 			if n := m.httpConns.Load(); n > 0 {
 				m.log.WithField("connections", n).Info("max_wait_time reached with HTTP connections open; closing them")
@@ -848,6 +854,19 @@ func (m *Master) drain(hurry <-chan struct{}) {
 		case <-hurry:
 			return
 		}
+	}
+}
+
+// wakeDrain tells a drain waiting for HTTP connections and tasks to end
+// that one ended. Safe from any goroutine; never blocks (one wake pending
+// is enough: drain counts again when it wakes).
+func (m *Master) wakeDrain() {
+	if !m.stopping.Load() {
+		return
+	}
+	select {
+	case m.drainWake <- struct{}{}:
+	default:
 	}
 }
 
