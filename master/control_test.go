@@ -1,9 +1,12 @@
 package master
 
 import (
+	"io"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/ipc"
@@ -145,5 +148,42 @@ func TestWatchReloadFollowsRunningReload(t *testing.T) {
 	}
 	if n := h.countLogs("reload done"); n != 1 {
 		t.Fatalf("%d reloads done for two changes during a reload, want 1; the master logged:\n%s", n, h.hook.dump())
+	}
+}
+
+// post never starts a goroutine: with the events channel full, what is
+// posted waits in the loop's backlog, and the loop gets every event, in
+// the order posted.
+func TestPostStartsNoGoroutine(t *testing.T) {
+	logger := logrus.New()
+	logger.SetOutput(io.Discard)
+	m := &Master{log: logrus.NewEntry(logger), events: make(chan any, 2), done: make(chan struct{}),
+		backlogWake: make(chan struct{}, 1)}
+	defer close(m.done)
+	const n = 102
+	before := runtime.NumGoroutine()
+	for i := range n {
+		m.post(i)
+	}
+	if started := runtime.NumGoroutine() - before; started >= n-cap(m.events) {
+		t.Fatalf("posting %d events into a channel of %d started %d goroutines, want none", n, cap(m.events), started)
+	}
+	select {
+	case <-m.backlogWake:
+	default:
+		t.Fatal("events went to the backlog without waking the loop")
+	}
+	got := m.takePosted()
+	if len(got) != n {
+		t.Fatalf("the loop got %d events, want %d", len(got), n)
+	}
+	for i, ev := range got {
+		if ev != i {
+			t.Fatalf("event %d is %v: not in the order posted", i, ev)
+		}
+	}
+	m.post(n) // the backlog is empty again: straight into the channel
+	if ev := <-m.events; ev != n {
+		t.Fatalf("after the backlog, post put %v in the channel, want %d", ev, n)
 	}
 }

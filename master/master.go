@@ -63,11 +63,17 @@ type Master struct {
 	netLns   []net.Listener // owners of the reactor's listening descriptors
 	pidPath  string
 
-	events   chan any
-	control  chan controlReq
-	done     chan struct{}
-	stopping atomic.Bool
-	accepted atomic.Uint64
+	events chan any // loop-bound events; the loop reads them (post, readManager write)
+	// backlog holds, oldest first, what post could not put into events
+	// (full); backlogWake (one pending at most) tells the loop. backlogMu
+	// guards backlog: posters on any goroutine append, the loop takes.
+	backlogMu   sync.Mutex
+	backlog     []any
+	backlogWake chan struct{}
+	control     chan controlReq
+	done        chan struct{}
+	stopping    atomic.Bool
+	accepted    atomic.Uint64
 	// httpWaiting counts HTTP requests waiting for a worker slot, so that a
 	// finished response wakes the loops only when someone waits.
 	httpWaiting atomic.Int64
@@ -134,18 +140,61 @@ type (
 )
 
 // post hands an event to the master's loop without blocking the caller (a
-// reactor loop must never wait for the main loop).
+// reactor loop must never wait for the main loop) and without starting a
+// goroutine. The event goes into m.events while it has room and nothing
+// waits in the backlog; else it joins the backlog, which the loop empties
+// in order (takeBacklog) once woken by backlogWake. Dropping is no option
+// (a lost evWorkerReady leaves a worker idle, a lost evRecycle a worker
+// claimed for ever), and blocking is none either; the backlog stays small
+// because what is posted is bounded by the processes: one evWorkerReady
+// per hello, one evRecycle per claimed worker, one evManagerExited per
+// manager, one evStatsTimeout per status asked, the watch's and reloads'
+// events one per change or reload. It fills only while the loop does not
+// read events (a drain) or under a storm of them, and the warning says so
+// once per storm.
 func (m *Master) post(ev any) {
-	select {
-	case m.events <- ev:
-	default:
-		go func() {
-			select {
-			case m.events <- ev:
-			case <-m.done:
-			}
-		}()
+	m.backlogMu.Lock()
+	defer m.backlogMu.Unlock()
+	if len(m.backlog) == 0 {
+		select {
+		case m.events <- ev:
+			return
+		default:
+		}
 	}
+	m.backlog = append(m.backlog, ev)
+	if len(m.backlog) == backlogWarnAt {
+		m.log.WithFields(logrus.Fields{"backlog": len(m.backlog), "events_buffer": cap(m.events)}).
+			Warn("the master's loop is behind: events wait in its backlog (it is draining, or a storm of worker events came); none is lost")
+	}
+	select {
+	case m.backlogWake <- struct{}{}:
+	default: // a wake is pending already
+	}
+}
+
+// takePosted returns, oldest first, the events waiting in m.events and
+// then those of the backlog. Runs on the loop after a backlogWake: what is
+// in m.events was posted before the backlog began, so it goes first.
+func (m *Master) takePosted() []any {
+	var evs []any
+	for n := len(m.events); n > 0; n-- { // only the loop reads m.events
+		evs = append(evs, <-m.events)
+	}
+	return append(evs, m.takeBacklog()...)
+}
+
+// backlogWarnAt is the backlog length at which post logs a warning.
+const backlogWarnAt = 1024
+
+// takeBacklog returns the events posted while m.events was full, oldest
+// first, and empties the backlog. Runs on the loop, after a backlogWake.
+func (m *Master) takeBacklog() []any {
+	m.backlogMu.Lock()
+	defer m.backlogMu.Unlock()
+	evs := m.backlog
+	m.backlog = nil
+	return evs
 }
 
 // Run starts the master and serves until a stop signal or command; it
@@ -154,7 +203,7 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	m := &Master{cfg: cfg, opts: opts, log: opts.Log.WithField("role", ipc.RoleMaster),
 		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),
 		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsWait: make(map[uint64]*statusJob),
-		drainWake: make(chan struct{}, 1)}
+		drainWake: make(chan struct{}, 1), backlogWake: make(chan struct{}, 1)}
 	// A worker's frame carries at most a packet's worth of stream data, or
 	// an HTTP response head with up to MaxInlineBody of body.
 	m.maxFrame = max(int(cfg.PackageMaxLength), ipc.MaxInlineBody) + 64<<10
@@ -504,11 +553,14 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 		}
 		select {
 		case ev := <-m.events:
-			if err := m.handle(ev); err != nil {
+			if err := m.startEvent(ev); err != nil {
 				return err
 			}
-			if x, ok := ev.(evWorkerExited); ok && x.mgr == m.curMgr() {
-				return fmt.Errorf("%s %d failed to start: %s", x.ev.Role, x.ev.Slot, describeExit(x.ev))
+		case <-m.backlogWake:
+			for _, ev := range m.takePosted() {
+				if err := m.startEvent(ev); err != nil {
+					return err
+				}
 			}
 		case s := <-sigs:
 			return fmt.Errorf("interrupted by %s while starting workers", s)
@@ -591,24 +643,51 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 			}
 			m.answer(req)
 		case ev := <-m.events:
-			if up, ok := ev.(evUpgraded); ok {
-				if up.req != nil {
-					// Held open until this process exits: drover upgrade
-					// learns from its EOF that the drain is over.
-					m.holdMu.Lock()
-					m.held = append(m.held, up.req.conn)
-					m.holdMu.Unlock()
-				}
-				m.shutdownWith(sigs, false)
-				return nil
-			}
-			if err := m.handle(ev); err != nil {
-				m.log.WithError(err).Error("master failed; stopping")
-				m.shutdown(true)
+			if end, err := m.loopEvent(sigs, ev); end {
 				return err
+			}
+		case <-m.backlogWake:
+			for _, ev := range m.takePosted() {
+				if end, err := m.loopEvent(sigs, ev); end {
+					return err
+				}
 			}
 		}
 	}
+}
+
+// startEvent handles an event while the workers start (waitWorkers): a
+// worker that exits then fails the start.
+func (m *Master) startEvent(ev any) error {
+	if err := m.handle(ev); err != nil {
+		return err
+	}
+	if x, ok := ev.(evWorkerExited); ok && x.mgr == m.curMgr() {
+		return fmt.Errorf("%s %d failed to start: %s", x.ev.Role, x.ev.Slot, describeExit(x.ev))
+	}
+	return nil
+}
+
+// loopEvent handles an event on the main loop; end: the loop is over
+// (drover stopped after an upgrade, or the master failed: err).
+func (m *Master) loopEvent(sigs <-chan os.Signal, ev any) (end bool, err error) {
+	if up, ok := ev.(evUpgraded); ok {
+		if up.req != nil {
+			// Held open until this process exits: drover upgrade
+			// learns from its EOF that the drain is over.
+			m.holdMu.Lock()
+			m.held = append(m.held, up.req.conn)
+			m.holdMu.Unlock()
+		}
+		m.shutdownWith(sigs, false)
+		return true, nil
+	}
+	if err := m.handle(ev); err != nil {
+		m.log.WithError(err).Error("master failed; stopping")
+		m.shutdown(true)
+		return true, err
+	}
+	return false, nil
 }
 
 // answer answers a request that the loop does not handle itself: status
