@@ -279,22 +279,52 @@ func (m *Master) reloadFor(req controlReq) {
 // memoryCheckEvery is how often worker.max_memory is checked.
 const memoryCheckEvery = time.Second
 
-// checkMemory recycles the workers and task workers whose RSS exceeds their
-// max_memory (worker.max_memory, task_worker.max_memory), the graceful way
-// (the successor first). Runs on the master's loop.
+// evMemory carries the RSS samples of a memory check: the workers over
+// their max_memory, with their RSS.
+type evMemory struct{ over map[*worker]uint64 }
+
+// checkMemory samples the RSS of the ready workers and task workers that
+// have a max_memory (worker.max_memory, task_worker.max_memory), off the
+// loop (gopsutil reads /proc for each); the workers over their limit come
+// back as evMemory. One check at a time. Runs on the master's loop.
 func (m *Master) checkMemory() {
-	limits := map[string]uint64{ipc.RoleWorker: uint64(m.cfg.Worker.MaxMemory), ipc.RoleTaskWorker: uint64(m.cfg.TaskWorker.MaxMemory)}
-	over := map[*worker]uint64{}
+	if m.memChecking {
+		return // the last one has not come back yet
+	}
+	limits := m.memoryLimits()
+	var ws []*worker
 	for _, wi := range m.disp.snapshot() {
-		if limit := limits[wi.w.role]; limit > 0 && wi.state == stateReady {
-			if rss := rssOf(wi.w.pid); rss > limit {
-				over[wi.w] = rss
-			}
+		if limits[wi.w.role] > 0 && wi.state == stateReady {
+			ws = append(ws, wi.w)
 		}
 	}
+	if len(ws) == 0 {
+		return
+	}
+	m.memChecking = true
+	go func() {
+		over := map[*worker]uint64{}
+		for _, w := range ws {
+			if rss := rssOf(w.pid); rss > limits[w.role] {
+				over[w] = rss
+			}
+		}
+		m.post(evMemory{over})
+	}()
+}
+
+func (m *Master) memoryLimits() map[string]uint64 {
+	return map[string]uint64{ipc.RoleWorker: uint64(m.cfg.Worker.MaxMemory), ipc.RoleTaskWorker: uint64(m.cfg.TaskWorker.MaxMemory)}
+}
+
+// memoryChecked recycles the workers a memory check found over their
+// max_memory, the graceful way (the successor first). Runs on the loop.
+func (m *Master) memoryChecked(over map[*worker]uint64) {
+	m.memChecking = false
 	if len(over) == 0 {
 		return
 	}
+	limits := m.memoryLimits()
 	for _, w := range m.disp.claim(func(w *worker) bool { _, ok := over[w]; return ok }) {
 		key := "max_memory"
 		if w.role == ipc.RoleTaskWorker {

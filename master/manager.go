@@ -244,11 +244,13 @@ func (mp *managerProc) stop(force bool, wait time.Duration) {
 	} else {
 		mp.ctl.Send(ipc.CtlShutdown, 0, nil)
 	}
+	deadline := time.NewTimer(wait) // the deadline of the ladder, not a poll
+	defer deadline.Stop()
 	select {
 	case <-mp.exited:
 		mp.ctl.Close()
 		return
-	case <-time.After(wait):
+	case <-deadline.C:
 	}
 	syscall.Kill(mp.pid, syscall.SIGKILL)
 	<-mp.exited

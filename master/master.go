@@ -79,20 +79,21 @@ type Master struct {
 	httpWaiting atomic.Int64
 	ipc         ipcCounters
 
-	mgrp      atomic.Pointer[managerProc] // the current manager; read from any goroutine
-	reloading atomic.Bool                 // a reload runs
-	upgrading atomic.Bool                 // an upgrade runs
-	upgraded  atomic.Bool                 // a new master took over: leave its paths alone
-	ready     atomic.Bool                 // serving (tableflip ready)
-	httpConns atomic.Int64                // open HTTP connections (a drain waits for them)
-	drainWake chan struct{}               // wakeDrain: an HTTP connection or a task ended during a drain
-	watchDue  bool                        // loop: a change under the watch paths waits for its reload
-	watchBusy bool                        // loop: a reload the watch started runs
-	life      lifeSubs                    // worker lifecycle events for replacements in progress
-	tasks     *taskRouter
-	mgrSeq    uint64
-	mgrFails  int
-	slots     map[slotKey]*slotInfo
+	mgrp        atomic.Pointer[managerProc] // the current manager; read from any goroutine
+	reloading   atomic.Bool                 // a reload runs
+	upgrading   atomic.Bool                 // an upgrade runs
+	upgraded    atomic.Bool                 // a new master took over: leave its paths alone
+	ready       atomic.Bool                 // serving (tableflip ready)
+	httpConns   atomic.Int64                // open HTTP connections (a drain waits for them)
+	drainWake   chan struct{}               // wakeDrain: an HTTP connection or a task ended during a drain
+	watchDue    bool                        // loop: a change under the watch paths waits for its reload
+	watchBusy   bool                        // loop: a reload the watch started runs
+	memChecking bool                        // loop: a memory check samples RSS off the loop (evMemory ends it)
+	life        lifeSubs                    // worker lifecycle events for replacements in progress
+	tasks       *taskRouter
+	mgrSeq      uint64
+	mgrFails    int
+	slots       map[slotKey]*slotInfo
 
 	// httpBuffered counts the request bodies and answers the master holds
 	// for HTTP connections (http_max_buffered); httpOver: it reached the
@@ -749,6 +750,8 @@ func (m *Master) handle(ev any) error {
 		m.statsIn(e.id, e.stats)
 	case evStatsTimeout:
 		m.statsIn(e.id, nil)
+	case evMemory:
+		m.memoryChecked(e.over)
 	}
 	return nil
 }
