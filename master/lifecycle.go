@@ -24,6 +24,8 @@ import (
 // start leaves the predecessor in service.
 
 // lifeSubs fans worker lifecycle events out to replacements in progress.
+// mu guards subs: the master's loop publishes, each replace goroutine
+// subscribes and unsubscribes.
 type lifeSubs struct {
 	mu   sync.Mutex
 	subs map[chan any]struct{}
@@ -59,7 +61,8 @@ func (ls *lifeSubs) publish(ev any) {
 	}
 }
 
-// evRecycle asks the master's loop to replace w (max_request).
+// evRecycle asks the master's loop to replace w (max_request). Events are
+// values: written once by their sender, read by the loop.
 type evRecycle struct {
 	w     *worker
 	cause string

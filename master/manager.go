@@ -19,7 +19,11 @@ import (
 	"github.com/drover-dev/drover/ipc"
 )
 
-// managerProc is the master's handle on one manager process.
+// managerProc is the master's handle on one manager process. startManager
+// (on the master's loop) sets its fields before it publishes it (mgrp);
+// then they are read-only, but exited, which the goroutine that waits for
+// the process closes. ctl is safe from any goroutine (one datagram per
+// Send; only readManager receives).
 type managerProc struct {
 	pid       int
 	started   time.Time

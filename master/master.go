@@ -46,66 +46,94 @@ type Options struct {
 }
 
 // Master is the master process: listeners, reactor, dispatcher, the
-// manager it supervises, and its control socket. Its state is owned by the
-// goroutine running Run's loop; loops and helpers reach it through events.
+// manager it supervises, and its control socket.
+//
+// Owners. The fields of the first group are set by Run before the reactor
+// starts (or by the test harness) and only read afterwards. "loop" is the
+// goroutine running Run: waitWorkers, then loop (and drain and shutdown at
+// the end); the control plane's tables are its alone, and other goroutines
+// reach it through events (post, m.events) and control requests
+// (m.control). Fields with another owner say so: reactor loops write the
+// data plane's counters, and the goroutines that still run a reload,
+// replacement or upgrade (lifecycle.go, upgrade.go) share the atomics named
+// below with the loop.
 type Master struct {
+	// Set up by Run, then read-only.
 	cfg      *config.Config
 	opts     Options
 	log      *logrus.Entry
 	upg      *tableflip.Upgrader
 	rx       *reactor.Reactor
-	disp     *dispatcher
-	loops    []loopState
+	disp     *dispatcher // its own mutex guards it (dispatch.go)
 	maxFrame int
 	started  time.Time
 	ctlPath  string
 	bound    []string       // listener addresses as bound (port 0 resolved)
 	netLns   []net.Listener // owners of the reactor's listening descriptors
 	pidPath  string
+	tasks    *taskRouter // its own mutex guards it (tasks.go)
 
-	events chan any // loop-bound events; the loop reads them (post, readManager write)
+	// loops[i] is owned by reactor loop i (the slice itself is read-only).
+	loops []loopState
+
+	// Channels into the loop (made by Run, read-only fields). events: the
+	// loop reads; post and readManager write. control: the loop reads;
+	// control connections write. done: closed by Run when it returns.
+	events  chan any
+	control chan controlReq
+	done    chan struct{}
 	// backlog holds, oldest first, what post could not put into events
 	// (full); backlogWake (one pending at most) tells the loop. backlogMu
 	// guards backlog: posters on any goroutine append, the loop takes.
 	backlogMu   sync.Mutex
 	backlog     []any
 	backlogWake chan struct{}
-	control     chan controlReq
-	done        chan struct{}
-	stopping    atomic.Bool
-	accepted    atomic.Uint64
+	// drainWake: wakeDrain (reactor loops closing an HTTP connection, task
+	// results and timeouts) writes, the loop's drain reads.
+	drainWake chan struct{}
+
+	// Owned by the loop.
+	mgrSeq      uint64                // managers started; their generation base
+	mgrFails    int                   // quick manager exits in a row (backoff)
+	slots       map[slotKey]*slotInfo // what status remembers of each slot
+	watchDue    bool                  // a change under the watch paths waits for its reload
+	watchBusy   bool                  // a reload the watch started runs
+	memChecking bool                  // a memory check samples RSS off the loop (evMemory ends it)
+	statsSeq    uint64                // the last CtlStats id asked of the manager
+	statsWait   map[uint64]*statusJob // status answers waiting for the manager's runtime figures, by CtlStats id
+
+	// Written by the loop, read from any goroutine.
+	mgrp     atomic.Pointer[managerProc] // the current manager
+	stopping atomic.Bool                 // a stop began (set by drain or shutdown); reactor loops stop taking work
+	ready    atomic.Bool                 // serving (tableflip ready)
+
+	// Shared with the goroutines of reload (lifecycle.go) and upgrade
+	// (upgrade.go), which set them by CompareAndSwap: one of each at a time,
+	// and no reload during an upgrade or the other way round.
+	reloading atomic.Bool // a reload runs
+	upgrading atomic.Bool // an upgrade runs
+	upgraded  atomic.Bool // a new master took over: leave its paths alone (upgrade writes, shutdown reads)
+	life      lifeSubs    // worker lifecycle events for replacements in progress: the loop publishes, replace subscribes; its mutex guards it
+
+	// Written by the reactor loops (the data plane), read by status and
+	// drain: counters only.
+	accepted  atomic.Uint64
+	httpConns atomic.Int64 // open HTTP connections (a drain waits for them)
 	// httpWaiting counts HTTP requests waiting for a worker slot, so that a
 	// finished response wakes the loops only when someone waits.
 	httpWaiting atomic.Int64
 	ipc         ipcCounters
-
-	mgrp        atomic.Pointer[managerProc] // the current manager; read from any goroutine
-	reloading   atomic.Bool                 // a reload runs
-	upgrading   atomic.Bool                 // an upgrade runs
-	upgraded    atomic.Bool                 // a new master took over: leave its paths alone
-	ready       atomic.Bool                 // serving (tableflip ready)
-	httpConns   atomic.Int64                // open HTTP connections (a drain waits for them)
-	drainWake   chan struct{}               // wakeDrain: an HTTP connection or a task ended during a drain
-	watchDue    bool                        // loop: a change under the watch paths waits for its reload
-	watchBusy   bool                        // loop: a reload the watch started runs
-	memChecking bool                        // loop: a memory check samples RSS off the loop (evMemory ends it)
-	life        lifeSubs                    // worker lifecycle events for replacements in progress
-	tasks       *taskRouter
-	mgrSeq      uint64
-	mgrFails    int
-	slots       map[slotKey]*slotInfo
-
 	// httpBuffered counts the request bodies and answers the master holds
 	// for HTTP connections (http_max_buffered); httpOver: it reached the
 	// bound and has not yet come back under half of it.
 	httpBuffered atomic.Int64
 	httpOver     atomic.Bool
 
+	// held: control connections (stop, upgrade) kept open until the
+	// process exits, so that the CLI learns of the exit by their EOF.
+	// Appended by control connections and the loop under holdMu.
 	holdMu sync.Mutex
 	held   []net.Conn
-
-	statsSeq  uint64                // the last CtlStats id asked of the manager
-	statsWait map[uint64]*statusJob // status answers waiting for the manager's runtime figures, by CtlStats id
 }
 
 type slotKey struct {
@@ -114,7 +142,7 @@ type slotKey struct {
 }
 
 // slotInfo is what the master remembers of a worker slot across
-// incarnations, for status.
+// incarnations, for status. Owned by the loop.
 type slotInfo struct {
 	restarts     int
 	lastExit     string
