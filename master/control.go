@@ -85,6 +85,9 @@ type controlReq struct {
 	Request
 	reply chan<- Response
 	conn  net.Conn
+	// sent is closed once the first answer, a progress one, is written to
+	// conn: the command's later answers follow it.
+	sent chan struct{}
 }
 
 // serveControl accepts control connections until ln is closed.
@@ -127,8 +130,9 @@ func (m *Master) controlConn(c net.Conn) {
 		return
 	}
 	reply := make(chan Response, 1)
+	sent := make(chan struct{})
 	select {
-	case m.control <- controlReq{Request: req, reply: reply, conn: c}:
+	case m.control <- controlReq{Request: req, reply: reply, conn: c, sent: sent}:
 	case <-m.done:
 		c.Close()
 		return
@@ -142,6 +146,7 @@ func (m *Master) controlConn(c net.Conn) {
 	}
 	writeResponse(c, resp)
 	if resp.Progress {
+		close(sent)
 		return // the command's goroutine writes the rest and closes c
 	}
 	if req.Cmd == "stop" && resp.OK {

@@ -119,35 +119,75 @@ func (h *harness) countLogs(msg string) int {
 }
 
 // Changes under the watch paths during a reload of another origin make
-// one reload once that one ended, started by its end event (no polling).
+// one reload once that one ended, started by its end (no polling).
 func TestWatchReloadFollowsRunningReload(t *testing.T) {
 	h := newHarness(t, harnessOpts{workers: 1})
-	h.m.reloading.Store(true) // a drover reload or SIGUSR1 runs
+	tw := h.readyWorker(0, 1)
+	mgr := h.fakeManager()
+	t.Cleanup(func() { h.m.stopping.Store(true); h.m.replaceStop() })
+	// A drover reload or SIGUSR1 runs: worker 0's successor is starting.
+	if err := h.m.reload(false, func(string) {}, func(int, error) {}); err != nil {
+		t.Fatal(err)
+	}
+	expectCtl(t, mgr, ipc.CtlReplace, tw.w.gen)
+	first := h.m.reloadRun
 	for _, change := range []string{"app.php", "lib.php"} {
 		if err := h.m.handle(evWatch{change}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !h.m.watchDue || h.m.watchBusy {
-		t.Fatalf("watch: due %v, busy %v during another reload; want due, not started", h.m.watchDue, h.m.watchBusy)
+	if !h.m.watchDue || h.m.reloadRun != first {
+		t.Fatalf("watch: due %v, reload %p (first %p) during another reload; want due, the first still running", h.m.watchDue, h.m.reloadRun, first)
 	}
-	h.m.reloading.Store(false)
-	if err := h.m.handle(evReloadEnded{}); err != nil {
+	// The successor fails: that reload is over, the watch's starts.
+	if err := h.m.handle(evWorkerExited{mgr: h.m.curMgr(), ev: ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: 0, Gen: tw.w.gen + 1, ExitCode: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if !h.m.watchBusy {
-		t.Fatal("the end of the running reload did not start the reload the watch asked for")
+	if h.m.watchDue || h.m.reloadRun == nil || h.m.reloadRun == first {
+		t.Fatalf("watch: due %v, reload %p (first %p) after the first reload ended; want the watch's reload running", h.m.watchDue, h.m.reloadRun, first)
 	}
-	for {
-		if _, ok := h.nextEvent().(evWatchReloaded); ok {
-			break
-		}
+	expectCtl(t, mgr, ipc.CtlReplace, tw.w.gen)
+	if n := h.countLogs("reload: replacing workers"); n != 2 {
+		t.Fatalf("%d reloads for one reload and two changes during it, want 2; the master logged:\n%s", n, h.hook.dump())
 	}
-	if h.m.watchDue || h.m.watchBusy {
-		t.Fatalf("watch: due %v, busy %v after its reload; want neither", h.m.watchDue, h.m.watchBusy)
+}
+
+// expectCtl reads the fake manager's next message, past the master's
+// CtlWorkerReady notes, and checks it.
+func expectCtl(t *testing.T, mgr *ipc.Control, typ ipc.Type, gen uint64) {
+	t.Helper()
+	hd, _, _, err := mgr.Recv()
+	for err == nil && hd.Type == ipc.CtlWorkerReady && typ != ipc.CtlWorkerReady {
+		hd, _, _, err = mgr.Recv()
 	}
-	if n := h.countLogs("reload done"); n != 1 {
-		t.Fatalf("%d reloads done for two changes during a reload, want 1; the master logged:\n%s", n, h.hook.dump())
+	if err != nil || hd.Type != typ || hd.ID != gen {
+		t.Fatalf("manager got %v for %d (%v), want %v for %d", hd.Type, hd.ID, err, typ, gen)
+	}
+}
+
+// A recycling is a state machine of the loop: each step is taken by an
+// event the loop handles (the successor's hello, the old worker's exit),
+// none by a goroutine of its own.
+func TestRecycleIsAdvancedByLoopEvents(t *testing.T) {
+	h := newHarness(t, harnessOpts{workers: 1})
+	old := h.readyWorker(0, 1)
+	mgr := h.fakeManager()
+	if len(h.m.disp.claim(func(w *worker) bool { return w == old.w })) != 1 {
+		t.Fatal("worker 0 not claimed")
+	}
+	h.m.recycle(old.w, "max_request reached")
+	expectCtl(t, mgr, ipc.CtlReplace, old.w.gen)
+	succ := h.readyWorker(0, 1) // its evWorkerReady, handled, retires the old one
+	expectCtl(t, mgr, ipc.CtlRetire, old.w.gen)
+	old.expect(ipc.TypeStop, 0)
+	if r := h.m.replacing[old.w]; r == nil || r.succ != succ.w {
+		t.Fatalf("replacement %+v after the successor's hello, want one waiting for the old worker's exit", r)
+	}
+	if err := h.m.handle(evWorkerExited{mgr: h.m.curMgr(), ev: ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: 0, Gen: old.w.gen, ExitCode: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.m.replacing) != 0 {
+		t.Fatalf("replacements %v after the old worker's exit, want none", h.m.replacing)
 	}
 }
 

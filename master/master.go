@@ -53,10 +53,10 @@ type Options struct {
 // goroutine running Run: waitWorkers, then loop (and drain and shutdown at
 // the end); the control plane's tables are its alone, and other goroutines
 // reach it through events (post, m.events) and control requests
-// (m.control). Fields with another owner say so: reactor loops write the
-// data plane's counters, and the goroutines that still run a reload,
-// replacement or upgrade (lifecycle.go, upgrade.go) share the atomics named
-// below with the loop.
+// (m.control). Reloads and replacements are state machines of the loop
+// (lifecycle.go). Fields with another owner say so: reactor loops write
+// the data plane's counters, and the goroutine of an upgrade (upgrade.go)
+// shares the atomics named below with the loop.
 type Master struct {
 	// Set up by Run, then read-only.
 	cfg      *config.Config
@@ -93,27 +93,30 @@ type Master struct {
 	drainWake chan struct{}
 
 	// Owned by the loop.
-	mgrSeq      uint64                // managers started; their generation base
-	mgrFails    int                   // quick manager exits in a row (backoff)
-	slots       map[slotKey]*slotInfo // what status remembers of each slot
-	watchDue    bool                  // a change under the watch paths waits for its reload
-	watchBusy   bool                  // a reload the watch started runs
-	memChecking bool                  // a memory check samples RSS off the loop (evMemory ends it)
-	statsSeq    uint64                // the last CtlStats id asked of the manager
-	statsWait   map[uint64]*statusJob // status answers waiting for the manager's runtime figures, by CtlStats id
+	mgrSeq      uint64                   // managers started; their generation base
+	mgrFails    int                      // quick manager exits in a row (backoff)
+	slots       map[slotKey]*slotInfo    // what status remembers of each slot
+	watchDue    bool                     // a change under the watch paths waits for its reload
+	replacing   map[*worker]*replacement // replacements in progress, by the worker replaced
+	reloadRun   *reloadRun               // the reload in progress, if any
+	memChecking bool                     // a memory check samples RSS off the loop (evMemory ends it)
+	statsSeq    uint64                   // the last CtlStats id asked of the manager
+	statsWait   map[uint64]*statusJob    // status answers waiting for the manager's runtime figures, by CtlStats id
 
 	// Written by the loop, read from any goroutine.
 	mgrp     atomic.Pointer[managerProc] // the current manager
 	stopping atomic.Bool                 // a stop began (set by drain or shutdown); reactor loops stop taking work
 	ready    atomic.Bool                 // serving (tableflip ready)
 
-	// Shared with the goroutines of reload (lifecycle.go) and upgrade
-	// (upgrade.go), which set them by CompareAndSwap: one of each at a time,
-	// and no reload during an upgrade or the other way round.
+	// Shared with the goroutine of an upgrade (upgrade.go: tableflip's
+	// Upgrade blocks until the new master is ready or failed), so that no
+	// reload runs during an upgrade or the other way round. reloading: the
+	// loop writes (reload, reloadEnd), upgrade reads. upgrading: upgrade
+	// sets it by CompareAndSwap (one at a time) and clears it; the loop
+	// reads. upgraded: upgrade writes, shutdown reads.
 	reloading atomic.Bool // a reload runs
 	upgrading atomic.Bool // an upgrade runs
-	upgraded  atomic.Bool // a new master took over: leave its paths alone (upgrade writes, shutdown reads)
-	life      lifeSubs    // worker lifecycle events for replacements in progress: the loop publishes, replace subscribes; its mutex guards it
+	upgraded  atomic.Bool // a new master took over: leave its paths alone
 
 	// Written by the reactor loops (the data plane), read by status and
 	// drain: counters only.
@@ -642,12 +645,15 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 				}()
 				continue
 			case syscall.SIGUSR1, syscall.SIGUSR2:
-				tasks := s == syscall.SIGUSR2
-				go func() {
-					if _, err := m.reload(tasks, func(string) {}); err != nil {
-						m.log.WithField("signal", s.String()).Error(err.Error())
+				fail := func(err error) { m.log.WithField("signal", s.String()).Error(err.Error()) }
+				err := m.reload(s == syscall.SIGUSR2, func(string) {}, func(_ int, err error) {
+					if err != nil {
+						fail(err)
 					}
-				}()
+				})
+				if err != nil {
+					fail(err)
+				}
 				continue
 			}
 			m.log.WithField("signal", s.String()).Info("stopping")
@@ -667,7 +673,7 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 			}
 			if req.Cmd == "reload" {
 				req.reply <- Response{OK: true, Progress: true, Message: "reload started"}
-				go m.reloadFor(req)
+				m.reloadFor(req)
 				continue
 			}
 			m.answer(req)
@@ -743,17 +749,17 @@ func (m *Master) handle(ev any) error {
 			return nil
 		}
 		m.workerExited(e.ev)
-		m.life.publish(e)
+		m.replaceExited(e.ev)
 	case evRecycle:
 		m.recycle(e.w, e.cause)
+	case evRetire:
+		m.retire(e.w, e.cause)
+	case evReplaceTimeout:
+		m.replaceTimedOut(e)
 	case evWatch:
 		m.watchReload(e.change)
-	case evReloadEnded:
-		m.watchNext()
-	case evWatchReloaded:
-		m.watchReloaded(e.err)
 	case evWorkerReady:
-		m.life.publish(e)
+		m.replaceReady(e.w)
 		if e.w.role == ipc.RoleTaskWorker && m.tasks != nil {
 			m.tasks.kick()
 		}
@@ -995,6 +1001,7 @@ func (m *Master) tasksLeft() int {
 // running finish within max_wait_time, as events do.
 func (m *Master) shutdown(force bool) {
 	m.stopping.Store(true)
+	m.replaceStop()
 	if m.tasks != nil {
 		if q, r := m.tasks.left(); q+r > 0 {
 			m.log.WithFields(logrus.Fields{"tasks_dropped": q, "tasks_running": r, "max_wait_time": m.cfg.MaxWaitTime.D().String()}).
