@@ -191,7 +191,7 @@ type reloadRun struct {
 // both on the loop. It fails at once (errReloadBusy, or during an
 // upgrade) without calling them. Runs on the loop.
 func (m *Master) reload(tasksOnly bool, progress func(string), finish func(n int, err error)) error {
-	if m.upgrading.Load() {
+	if m.upgrading {
 		return errors.New("an upgrade is in progress; reload the new master once it is over")
 	}
 	if m.reloadRun != nil {
@@ -214,7 +214,6 @@ func (m *Master) reload(tasksOnly bool, progress func(string), finish func(n int
 		run.what = "task workers"
 	}
 	m.reloadRun = run
-	m.reloading.Store(true)
 	m.log.WithFields(logrus.Fields{"count": len(targets), "reload_batch": max(m.cfg.ReloadBatch, 1)}).Info("reload: replacing " + run.what)
 	m.reloadBatch()
 	return nil
@@ -271,7 +270,6 @@ func (m *Master) reloadReplaced(run *reloadRun, err error) {
 func (m *Master) reloadEnd(n int, err error) {
 	run := m.reloadRun
 	m.reloadRun = nil
-	m.reloading.Store(false)
 	run.finish(n, err)
 	m.watchNext() // a reload the watch asked for meanwhile may start
 }

@@ -54,9 +54,10 @@ type Options struct {
 // the end); the control plane's tables are its alone, and other goroutines
 // reach it through events (post, m.events) and control requests
 // (m.control). Reloads and replacements are state machines of the loop
-// (lifecycle.go). Fields with another owner say so: reactor loops write
-// the data plane's counters, and the goroutine of an upgrade (upgrade.go)
-// shares the atomics named below with the loop.
+// (lifecycle.go), an upgrade is one whose slow part (tableflip) runs on a
+// goroutine that ends with an event. Fields with another owner say so:
+// reactor loops write the data plane's counters, and the upgrade's
+// goroutine sets upgraded.
 type Master struct {
 	// Set up by Run, then read-only.
 	cfg      *config.Config
@@ -99,6 +100,7 @@ type Master struct {
 	watchDue    bool                     // a change under the watch paths waits for its reload
 	replacing   map[*worker]*replacement // replacements in progress, by the worker replaced
 	reloadRun   *reloadRun               // the reload in progress, if any
+	upgrading   bool                     // an upgrade runs (evUpgradeDone ends it)
 	memChecking bool                     // a memory check samples RSS off the loop (evMemory ends it)
 	statsSeq    uint64                   // the last CtlStats id asked of the manager
 	statsWait   map[uint64]*statusJob    // status answers waiting for the manager's runtime figures, by CtlStats id
@@ -108,15 +110,10 @@ type Master struct {
 	stopping atomic.Bool                 // a stop began (set by drain or shutdown); reactor loops stop taking work
 	ready    atomic.Bool                 // serving (tableflip ready)
 
-	// Shared with the goroutine of an upgrade (upgrade.go: tableflip's
-	// Upgrade blocks until the new master is ready or failed), so that no
-	// reload runs during an upgrade or the other way round. reloading: the
-	// loop writes (reload, reloadEnd), upgrade reads. upgrading: upgrade
-	// sets it by CompareAndSwap (one at a time) and clears it; the loop
-	// reads. upgraded: upgrade writes, shutdown reads.
-	reloading atomic.Bool // a reload runs
-	upgrading atomic.Bool // an upgrade runs
-	upgraded  atomic.Bool // a new master took over: leave its paths alone
+	// upgraded: the goroutine of an upgrade (upgrade.go: tableflip's
+	// Upgrade blocks until the new master is ready or failed) writes it
+	// as soon as the new master is ready; shutdown reads it.
+	upgraded atomic.Bool // a new master took over: leave its paths alone
 
 	// Written by the reactor loops (the data plane), read by status and
 	// drain: counters only.
@@ -638,11 +635,9 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
-				go func() {
-					if _, err := m.upgrade(); err == nil {
-						m.post(evUpgraded{})
-					}
-				}()
+				if err := m.upgrade(nil); err != nil {
+					m.log.WithField("signal", s.String()).Error(err.Error())
+				}
 				continue
 			case syscall.SIGUSR1, syscall.SIGUSR2:
 				fail := func(err error) { m.log.WithField("signal", s.String()).Error(err.Error()) }
@@ -668,7 +663,13 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 			}
 			if req.Cmd == "upgrade" {
 				req.reply <- Response{OK: true, Progress: true, Message: "upgrade started"}
-				go m.upgradeFor(req)
+				if err := m.upgrade(&req); err != nil {
+					go func() {
+						<-req.sent // after "upgrade started"
+						writeResponse(req.conn, Response{Error: err.Error()})
+						req.conn.Close()
+					}()
+				}
 				continue
 			}
 			if req.Cmd == "reload" {
@@ -706,16 +707,12 @@ func (m *Master) startEvent(ev any) error {
 // loopEvent handles an event on the main loop; end: the loop is over
 // (drover stopped after an upgrade, or the master failed: err).
 func (m *Master) loopEvent(sigs <-chan os.Signal, ev any) (end bool, err error) {
-	if up, ok := ev.(evUpgraded); ok {
-		if up.req != nil {
-			// Held open until this process exits: drover upgrade
-			// learns from its EOF that the drain is over.
-			m.holdMu.Lock()
-			m.held = append(m.held, up.req.conn)
-			m.holdMu.Unlock()
+	if up, ok := ev.(evUpgradeDone); ok {
+		if m.upgradeDone(up) {
+			m.shutdownWith(sigs, false)
+			return true, nil
 		}
-		m.shutdownWith(sigs, false)
-		return true, nil
+		return false, nil
 	}
 	if err := m.handle(ev); err != nil {
 		m.log.WithError(err).Error("master failed; stopping")
