@@ -121,8 +121,12 @@ func (m *Master) replaceReady(w *worker) {
 // worker's once its successor serves, or a successor's that never said
 // hello. Runs on the loop.
 func (m *Master) replaceExited(ev ipc.WorkerEvent) {
-	for _, r := range m.replacing {
+	// Ending one may start others (a reload's next batch): decide on the
+	// replacements as they are now.
+	for _, r := range m.replacements() {
 		switch {
+		case m.replacing[r.old] != r:
+			// over already
 		case r.succ != nil && ev.Gen == r.old.gen:
 			m.replaceOver(r, nil)
 		case r.succ == nil && ev.Role == r.old.role && ev.Slot == r.old.slot && ev.Gen > r.old.gen:
@@ -132,6 +136,15 @@ func (m *Master) replaceExited(ev ipc.WorkerEvent) {
 			m.replaceOver(r, err)
 		}
 	}
+}
+
+// replacements returns the replacements in progress. Runs on the loop.
+func (m *Master) replacements() []*replacement {
+	rs := make([]*replacement, 0, len(m.replacing))
+	for _, r := range m.replacing {
+		rs = append(rs, r)
+	}
+	return rs
 }
 
 // replaceTimedOut ends a replacement whose phase deadline passed. Runs on
@@ -162,7 +175,10 @@ func (m *Master) replaceOver(r *replacement, err error) {
 // replaceStop ends the replacements in progress as drover stops: those
 // waiting for a successor fail, the others are over. Runs on the loop.
 func (m *Master) replaceStop() {
-	for _, r := range m.replacing {
+	for _, r := range m.replacements() {
+		if m.replacing[r.old] != r {
+			continue // over already
+		}
 		var err error
 		if r.succ == nil {
 			err = errors.New("drover is stopping")
