@@ -614,6 +614,9 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 
 // loop is the master's main loop: every change to its tables happens here.
 func (m *Master) loop(sigs <-chan os.Signal) error {
+	// Two periodic checks remain: no event tells of a worker's RSS (the
+	// check samples it, off the loop: checkMemory), nor of a socket pair
+	// that stopped draining (checkStuck, the data plane's counters).
 	var memTick <-chan time.Time
 	if m.cfg.Worker.MaxMemory > 0 || m.cfg.TaskWorker.MaxMemory > 0 {
 		t := time.NewTicker(memoryCheckEvery)
