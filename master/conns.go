@@ -113,6 +113,7 @@ func (m *Master) OnClose(c *reactor.Conn, err error) {
 	st := c.Ctx.(*connState)
 	if h := st.http; h != nil {
 		m.httpConns.Add(-1)
+		m.wakeDrain()
 		m.cancelHTTP(c, h, true)
 		m.releaseHTTP(h)
 	} else if m.disp.bound() && !m.stopping.Load() {

@@ -85,6 +85,9 @@ type controlReq struct {
 	Request
 	reply chan<- Response
 	conn  net.Conn
+	// sent is closed once the first answer, a progress one, is written to
+	// conn: the command's later answers follow it.
+	sent chan struct{}
 }
 
 // serveControl accepts control connections until ln is closed.
@@ -127,15 +130,23 @@ func (m *Master) controlConn(c net.Conn) {
 		return
 	}
 	reply := make(chan Response, 1)
+	sent := make(chan struct{})
 	select {
-	case m.control <- controlReq{Request: req, reply: reply, conn: c}:
+	case m.control <- controlReq{Request: req, reply: reply, conn: c, sent: sent}:
 	case <-m.done:
 		c.Close()
 		return
 	}
-	resp := <-reply
+	var resp Response
+	select {
+	case resp = <-reply:
+	case <-m.done: // stopped before the answer was ready (a status's samples)
+		c.Close()
+		return
+	}
 	writeResponse(c, resp)
 	if resp.Progress {
+		close(sent)
 		return // the command's goroutine writes the rest and closes c
 	}
 	if req.Cmd == "stop" && resp.OK {

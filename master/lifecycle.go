@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/shirou/gopsutil/v3/process"
@@ -22,44 +21,14 @@ import (
 // its stop frame, finishes what it has in flight and exits (the manager
 // escalates to signals after max_wait_time). A successor that fails to
 // start leaves the predecessor in service.
+//
+// A replacement and a reload are state machines owned by the master's
+// loop (replacement, reloadRun): they advance on the loop's events (a
+// worker's hello, a worker's exit, a deadline's evReplaceTimeout, a
+// control request), and no goroutine waits for them.
 
-// lifeSubs fans worker lifecycle events out to replacements in progress.
-type lifeSubs struct {
-	mu   sync.Mutex
-	subs map[chan any]struct{}
-}
-
-func (ls *lifeSubs) subscribe() chan any {
-	ch := make(chan any, 64)
-	ls.mu.Lock()
-	if ls.subs == nil {
-		ls.subs = make(map[chan any]struct{})
-	}
-	ls.subs[ch] = struct{}{}
-	ls.mu.Unlock()
-	return ch
-}
-
-func (ls *lifeSubs) unsubscribe(ch chan any) {
-	ls.mu.Lock()
-	delete(ls.subs, ch)
-	ls.mu.Unlock()
-}
-
-// publish hands ev to every subscriber; a full subscriber misses it (it
-// then times out with a clear message rather than blocking the master).
-func (ls *lifeSubs) publish(ev any) {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	for ch := range ls.subs {
-		select {
-		case ch <- ev:
-		default:
-		}
-	}
-}
-
-// evRecycle asks the master's loop to replace w (max_request).
+// evRecycle asks the master's loop to replace w (max_request). Events are
+// values: written once by their sender, read by the loop.
 type evRecycle struct {
 	w     *worker
 	cause string
@@ -93,78 +62,157 @@ func (m *Master) successorTimeout(role string) time.Duration {
 	return time.Minute
 }
 
-// replace replaces the worker old with a successor and returns once the
-// successor serves and old has exited, or with an error when the successor
-// could not start (old then keeps serving). Runs outside the master's loop.
-func (m *Master) replace(old *worker, cause string) error {
-	sub := m.life.subscribe()
-	defer m.life.unsubscribe(sub)
-	log := old.log.WithField("cause", cause)
-	log.Info("replacing worker: starting its successor")
-	m.notifyManager(ipc.CtlReplace, old, cause)
-	timeout := time.NewTimer(m.successorTimeout(old.role))
-	defer timeout.Stop()
-	var succ *worker
-	for succ == nil {
-		select {
-		case ev := <-sub:
-			switch e := ev.(type) {
-			case evWorkerReady:
-				if e.w.role == old.role && e.w.slot == old.slot && e.w.gen > old.gen {
-					succ = e.w
-				}
-			case evWorkerExited:
-				if e.ev.Role == old.role && e.ev.Slot == old.slot && e.ev.Gen > old.gen {
-					err := fmt.Errorf("worker %d: its successor failed to start: %s; the old worker (pid %d) keeps serving",
-						old.slot, describeExit(e.ev), old.pid)
-					log.WithError(err).Error("replacement failed")
-					return err
-				}
-			}
-		case <-timeout.C:
-			err := fmt.Errorf("worker %d: its successor did not say hello within %s; the old worker (pid %d) keeps serving",
-				old.slot, m.successorTimeout(old.role), old.pid)
-			log.WithError(err).Error("replacement failed")
-			return err
-		case <-m.done:
-			return errors.New("drover is stopping")
-		}
+// replacement is one worker being replaced (reload, max_request,
+// max_memory, its Retire frame): a state machine on the master's loop, which
+// owns it. It waits for the successor's hello (evWorkerReady) or its
+// failure (evWorkerExited, or successorTimeout: evReplaceTimeout), then for
+// the old worker's exit (evWorkerExited, or max_wait_time and a margin).
+type replacement struct {
+	old   *worker
+	cause string
+	log   *logrus.Entry
+	succ  *worker         // the successor, once it said hello
+	timer *time.Timer     // the deadline of the current phase
+	end   func(err error) // runs on the loop when it is over; err: the successor did not start
+}
+
+// evReplaceTimeout: the deadline of r's phase (succ: the phase it was
+// armed in, nil for the successor's hello) passed.
+type evReplaceTimeout struct {
+	r    *replacement
+	succ *worker
+}
+
+// replace starts replacing the worker old with a successor; end runs on
+// the loop once the successor serves and old has exited (nil), or once the
+// successor could not start (old then keeps serving). Runs on the loop.
+func (m *Master) replace(old *worker, cause string, end func(error)) {
+	r := &replacement{old: old, cause: cause, log: old.log.WithField("cause", cause), end: end}
+	r.log.Info("replacing worker: starting its successor")
+	if m.replacing == nil {
+		m.replacing = make(map[*worker]*replacement)
 	}
-	// The successor took the slot at its hello; the predecessor now only
-	// finishes what it has.
-	inflight := m.disp.retire(old)
-	log.WithFields(logrus.Fields{"successor_pid": succ.pid, "in_flight": inflight}).
-		Info("successor ready; old worker finishes its requests and leaves")
-	old.write(nil, ipc.TypeStop, 0, nil)
-	m.notifyManager(ipc.CtlRetire, old, cause)
-	wait := time.NewTimer(m.cfg.MaxWaitTime.D() + 3*time.Second)
-	defer wait.Stop()
-	for {
-		select {
-		case ev := <-sub:
-			if e, ok := ev.(evWorkerExited); ok && e.ev.Gen == old.gen {
-				return nil
-			}
-		case <-wait.C:
-			log.Warn("old worker still running after max_wait_time; the manager is killing it")
-			return nil
-		case <-m.done:
-			return nil
+	m.replacing[old] = r
+	m.notifyManager(ipc.CtlReplace, old, cause)
+	r.timer = time.AfterFunc(m.successorTimeout(old.role), func() { m.post(evReplaceTimeout{r: r}) })
+}
+
+// replaceReady advances the replacements whose successor is w. Runs on the
+// loop.
+func (m *Master) replaceReady(w *worker) {
+	for _, r := range m.replacing {
+		if r.succ != nil || w.role != r.old.role || w.slot != r.old.slot || w.gen <= r.old.gen {
+			continue
+		}
+		// The successor took the slot at its hello; the predecessor now
+		// only finishes what it has.
+		r.succ = w
+		r.timer.Stop()
+		inflight := m.disp.retire(r.old)
+		r.log.WithFields(logrus.Fields{"successor_pid": w.pid, "in_flight": inflight}).
+			Info("successor ready; old worker finishes its requests and leaves")
+		r.old.write(nil, ipc.TypeStop, 0, nil)
+		m.notifyManager(ipc.CtlRetire, r.old, r.cause)
+		r.timer = time.AfterFunc(m.cfg.MaxWaitTime.D()+3*time.Second, func() { m.post(evReplaceTimeout{r: r, succ: w}) })
+	}
+}
+
+// replaceExited advances the replacements that the exit ev ends: the old
+// worker's once its successor serves, or a successor's that never said
+// hello. Runs on the loop.
+func (m *Master) replaceExited(ev ipc.WorkerEvent) {
+	// Ending one may start others (a reload's next batch): decide on the
+	// replacements as they are now.
+	for _, r := range m.replacements() {
+		switch {
+		case m.replacing[r.old] != r:
+			// over already
+		case r.succ != nil && ev.Gen == r.old.gen:
+			m.replaceOver(r, nil)
+		case r.succ == nil && ev.Role == r.old.role && ev.Slot == r.old.slot && ev.Gen > r.old.gen:
+			err := fmt.Errorf("worker %d: its successor failed to start: %s; the old worker (pid %d) keeps serving",
+				r.old.slot, describeExit(ev), r.old.pid)
+			r.log.WithError(err).Error("replacement failed")
+			m.replaceOver(r, err)
 		}
 	}
 }
 
-// reload replaces every worker (and task worker), or only the task
-// workers, reload_batch at a time (default 1), reporting progress. It stops
-// after the batch in which a successor failed to start.
-func (m *Master) reload(tasksOnly bool, progress func(string)) (int, error) {
-	if m.upgrading.Load() {
-		return 0, errors.New("an upgrade is in progress; reload the new master once it is over")
+// replacements returns the replacements in progress. Runs on the loop.
+func (m *Master) replacements() []*replacement {
+	rs := make([]*replacement, 0, len(m.replacing))
+	for _, r := range m.replacing {
+		rs = append(rs, r)
 	}
-	if !m.reloading.CompareAndSwap(false, true) {
-		return 0, errReloadBusy
+	return rs
+}
+
+// replaceTimedOut ends a replacement whose phase deadline passed. Runs on
+// the loop.
+func (m *Master) replaceTimedOut(e evReplaceTimeout) {
+	r := e.r
+	if m.replacing[r.old] != r || r.succ != e.succ {
+		return // over, or in its next phase, already
 	}
-	defer m.reloading.Store(false)
+	if r.succ == nil {
+		err := fmt.Errorf("worker %d: its successor did not say hello within %s; the old worker (pid %d) keeps serving",
+			r.old.slot, m.successorTimeout(r.old.role), r.old.pid)
+		r.log.WithError(err).Error("replacement failed")
+		m.replaceOver(r, err)
+		return
+	}
+	r.log.Warn("old worker still running after max_wait_time; the manager is killing it")
+	m.replaceOver(r, nil)
+}
+
+// replaceOver ends r. Runs on the loop.
+func (m *Master) replaceOver(r *replacement, err error) {
+	delete(m.replacing, r.old)
+	r.timer.Stop()
+	r.end(err)
+}
+
+// replaceStop ends the replacements in progress as drover stops: those
+// waiting for a successor fail, the others are over. Runs on the loop.
+func (m *Master) replaceStop() {
+	for _, r := range m.replacements() {
+		if m.replacing[r.old] != r {
+			continue // over already
+		}
+		var err error
+		if r.succ == nil {
+			err = errors.New("drover is stopping")
+		}
+		m.replaceOver(r, err)
+	}
+}
+
+// reloadRun is a reload in progress, owned by the master's loop: it
+// replaces targets reload_batch at a time, each batch once the one before
+// is over, and stops after the batch in which a successor failed to start.
+type reloadRun struct {
+	what     string // "workers" or "task workers"
+	targets  []*worker
+	next     int     // index in targets of the next batch
+	running  int     // replacements of the current batch not over
+	errs     []error // of the current batch
+	done     int     // replaced
+	start    time.Time
+	progress func(string)
+	finish   func(n int, err error)
+}
+
+// reload starts replacing every worker (and task worker), or only the
+// task workers; progress runs after each batch and finish at the end,
+// both on the loop. It fails at once (errReloadBusy, or during an
+// upgrade) without calling them. Runs on the loop.
+func (m *Master) reload(tasksOnly bool, progress func(string), finish func(n int, err error)) error {
+	if m.upgrading {
+		return errors.New("an upgrade is in progress; reload the new master once it is over")
+	}
+	if m.reloadRun != nil {
+		return errReloadBusy
+	}
 	// Claimed like a recycling, so that max_request does not replace them
 	// meanwhile; one being recycled already is left to that.
 	targets := m.disp.claim(func(w *worker) bool {
@@ -177,62 +225,98 @@ func (m *Master) reload(tasksOnly bool, progress func(string)) (int, error) {
 		}
 		return true
 	})
-	what := "workers"
+	run := &reloadRun{what: "workers", targets: targets, start: time.Now(), progress: progress, finish: finish}
 	if tasksOnly {
-		what = "task workers"
+		run.what = "task workers"
 	}
-	start := time.Now()
-	batch := max(m.cfg.ReloadBatch, 1)
-	m.log.WithFields(logrus.Fields{"count": len(targets), "reload_batch": batch}).Info("reload: replacing " + what)
-	done := 0
-	for b := 0; b < len(targets); b += batch {
-		group := targets[b:min(b+batch, len(targets))]
-		errs := make([]error, len(group))
-		var wg sync.WaitGroup
-		for i, w := range group {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = m.replace(w, "reload")
-			}()
+	m.reloadRun = run
+	m.log.WithFields(logrus.Fields{"count": len(targets), "reload_batch": max(m.cfg.ReloadBatch, 1)}).Info("reload: replacing " + run.what)
+	m.reloadBatch()
+	return nil
+}
+
+// reloadBatch starts the next batch of the reload, or ends it. Runs on the
+// loop.
+func (m *Master) reloadBatch() {
+	run := m.reloadRun
+	if m.stopping.Load() && run.next < len(run.targets) {
+		for _, left := range run.targets[run.next:] {
+			m.disp.unmarkRecycling(left)
 		}
-		wg.Wait()
-		for _, err := range errs {
-			if err == nil {
-				done++
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			for _, left := range targets[b:] {
-				m.disp.unmarkRecycling(left)
-			}
-			m.log.WithFields(logrus.Fields{"replaced": done, "of": len(targets)}).Error("reload stopped: " + err.Error())
-			return done, fmt.Errorf("reload stopped after %d/%d %s: %w", done, len(targets), what, err)
-		}
-		progress(fmt.Sprintf("reloaded %d/%d %s", done, len(targets), what))
+		m.reloadEnd(run.done, fmt.Errorf("reload stopped after %d/%d %s: drover is stopping", run.done, len(run.targets), run.what))
+		return
 	}
-	m.log.WithFields(logrus.Fields{"count": len(targets), "took_ms": time.Since(start).Milliseconds()}).Info("reload done")
-	return len(targets), nil
+	if run.next >= len(run.targets) {
+		m.log.WithFields(logrus.Fields{"count": len(run.targets), "took_ms": time.Since(run.start).Milliseconds()}).Info("reload done")
+		m.reloadEnd(len(run.targets), nil)
+		return
+	}
+	group := run.targets[run.next:min(run.next+max(m.cfg.ReloadBatch, 1), len(run.targets))]
+	run.running, run.errs = len(group), nil
+	for _, w := range group {
+		m.replace(w, "reload", func(err error) { m.reloadReplaced(run, err) })
+	}
+}
+
+// reloadReplaced counts a replacement of the current batch as over, and
+// starts the next batch once all are. Runs on the loop.
+func (m *Master) reloadReplaced(run *reloadRun, err error) {
+	if err == nil {
+		run.done++
+	}
+	run.errs = append(run.errs, err)
+	if run.running--; run.running > 0 {
+		return
+	}
+	batch := min(max(m.cfg.ReloadBatch, 1), len(run.targets)-run.next)
+	if err := errors.Join(run.errs...); err != nil {
+		for _, left := range run.targets[run.next:] {
+			m.disp.unmarkRecycling(left)
+		}
+		m.log.WithFields(logrus.Fields{"replaced": run.done, "of": len(run.targets)}).Error("reload stopped: " + err.Error())
+		m.reloadEnd(run.done, fmt.Errorf("reload stopped after %d/%d %s: %w", run.done, len(run.targets), run.what, err))
+		return
+	}
+	run.next += batch
+	run.progress(fmt.Sprintf("reloaded %d/%d %s", run.done, len(run.targets), run.what))
+	m.reloadBatch()
+}
+
+// reloadEnd ends the reload in progress. Runs on the loop.
+func (m *Master) reloadEnd(n int, err error) {
+	run := m.reloadRun
+	m.reloadRun = nil
+	run.finish(n, err)
+	m.watchNext() // a reload the watch asked for meanwhile may start
 }
 
 // recycle replaces w (max_request, max_memory), unless a reload runs
 // (which replaces it anyway) or drover stops; w was claimed (recycling).
+// Runs on the loop.
 func (m *Master) recycle(w *worker, cause string) {
-	if m.reloading.Load() || m.stopping.Load() {
+	if m.reloadRun != nil || m.stopping.Load() {
 		m.disp.unmarkRecycling(w)
 		return
 	}
-	go func() {
-		if err := m.replace(w, cause); err != nil {
+	m.replace(w, cause, func(err error) {
+		if err != nil {
 			m.disp.unmarkRecycling(w) // tried again later
 		}
-	}()
+	})
+}
+
+// evRetire: worker w asked to be replaced (its Retire frame) and takes no
+// new work.
+type evRetire struct {
+	w     *worker
+	cause string
 }
 
 // retireAsked handles a worker's Retire frame: it gets no new work from now
-// on (it is at its limit) and is replaced the graceful way. If its
-// successor cannot start it takes work again, as a failed max_request
-// recycling leaves the old worker serving. Runs on the worker's loop.
+// on (it is at its limit) and is replaced the graceful way, by the master's
+// loop (evRetire). If its successor cannot start it takes work again, as a
+// failed max_request recycling leaves the old worker serving. Runs on the
+// worker's loop.
 func (m *Master) retireAsked(w *worker, reason string) {
 	cause := "the worker asked to be replaced"
 	if reason != "" {
@@ -247,51 +331,118 @@ func (m *Master) retireAsked(w *worker, reason string) {
 		return
 	}
 	m.disp.retire(w)
-	go func() {
-		if err := m.replace(w, cause); err != nil {
-			m.disp.unmarkRecycling(w)
-			m.disp.resume(w)
+	m.post(evRetire{w: w, cause: cause})
+}
+
+// retire replaces a worker that asked for it (evRetire). Runs on the loop.
+func (m *Master) retire(w *worker, cause string) {
+	back := func() {
+		m.disp.unmarkRecycling(w)
+		m.disp.resume(w)
+	}
+	if m.stopping.Load() {
+		back()
+		return
+	}
+	m.replace(w, cause, func(err error) {
+		if err != nil {
+			back()
 		}
-	}()
+	})
 }
 
 // reloadFor runs a reload asked for on the control socket, writing its
-// progress and result to the client's connection, then closing it.
+// progress and result to the client's connection, then closing it. The
+// writes go through a goroutine of the connection's own: a client that
+// does not read must not hold the loop. Runs on the loop.
 func (m *Master) reloadFor(req controlReq) {
-	defer req.conn.Close()
-	n, err := m.reload(req.Tasks, func(msg string) {
-		writeResponse(req.conn, Response{OK: true, Progress: true, Message: msg})
-	})
-	if err != nil {
-		writeResponse(req.conn, Response{Error: err.Error()})
-		return
+	out := make(chan Response, 64)
+	go func() {
+		if req.sent != nil {
+			<-req.sent // "reload started" goes first
+		}
+		for r := range out {
+			writeResponse(req.conn, r)
+		}
+		req.conn.Close()
+	}()
+	// Only the loop sends, and the last place is kept for the result: the
+	// loop never blocks on out. A client that far behind misses progress
+	// lines, not its result.
+	send := func(r Response) {
+		if len(out) < cap(out)-1 {
+			out <- r
+		}
 	}
 	what := "workers"
 	if req.Tasks {
 		what = "task workers"
 	}
-	writeResponse(req.conn, Response{OK: true, Message: fmt.Sprintf("reloaded %d %s", n, what)})
+	err := m.reload(req.Tasks, func(msg string) {
+		send(Response{OK: true, Progress: true, Message: msg})
+	}, func(n int, err error) {
+		if err != nil {
+			out <- Response{Error: err.Error()}
+		} else {
+			out <- Response{OK: true, Message: fmt.Sprintf("reloaded %d %s", n, what)}
+		}
+		close(out)
+	})
+	if err != nil {
+		out <- Response{Error: err.Error()}
+		close(out)
+	}
 }
 
 // memoryCheckEvery is how often worker.max_memory is checked.
 const memoryCheckEvery = time.Second
 
-// checkMemory recycles the workers and task workers whose RSS exceeds their
-// max_memory (worker.max_memory, task_worker.max_memory), the graceful way
-// (the successor first). Runs on the master's loop.
+// evMemory carries the RSS samples of a memory check: the workers over
+// their max_memory, with their RSS.
+type evMemory struct{ over map[*worker]uint64 }
+
+// checkMemory samples the RSS of the ready workers and task workers that
+// have a max_memory (worker.max_memory, task_worker.max_memory), off the
+// loop (gopsutil reads /proc for each); the workers over their limit come
+// back as evMemory. One check at a time. Runs on the master's loop.
 func (m *Master) checkMemory() {
-	limits := map[string]uint64{ipc.RoleWorker: uint64(m.cfg.Worker.MaxMemory), ipc.RoleTaskWorker: uint64(m.cfg.TaskWorker.MaxMemory)}
-	over := map[*worker]uint64{}
+	if m.memChecking {
+		return // the last one has not come back yet
+	}
+	limits := m.memoryLimits()
+	var ws []*worker
 	for _, wi := range m.disp.snapshot() {
-		if limit := limits[wi.w.role]; limit > 0 && wi.state == stateReady {
-			if rss := rssOf(wi.w.pid); rss > limit {
-				over[wi.w] = rss
-			}
+		if limits[wi.w.role] > 0 && wi.state == stateReady {
+			ws = append(ws, wi.w)
 		}
 	}
+	if len(ws) == 0 {
+		return
+	}
+	m.memChecking = true
+	go func() {
+		over := map[*worker]uint64{}
+		for _, w := range ws {
+			if rss := rssOf(w.pid); rss > limits[w.role] {
+				over[w] = rss
+			}
+		}
+		m.post(evMemory{over})
+	}()
+}
+
+func (m *Master) memoryLimits() map[string]uint64 {
+	return map[string]uint64{ipc.RoleWorker: uint64(m.cfg.Worker.MaxMemory), ipc.RoleTaskWorker: uint64(m.cfg.TaskWorker.MaxMemory)}
+}
+
+// memoryChecked recycles the workers a memory check found over their
+// max_memory, the graceful way (the successor first). Runs on the loop.
+func (m *Master) memoryChecked(over map[*worker]uint64) {
+	m.memChecking = false
 	if len(over) == 0 {
 		return
 	}
+	limits := m.memoryLimits()
 	for _, w := range m.disp.claim(func(w *worker) bool { _, ok := over[w]; return ok }) {
 		key := "max_memory"
 		if w.role == ipc.RoleTaskWorker {
@@ -335,48 +486,37 @@ func (m *Master) startWatch() io.Closer {
 		m.log.WithError(err).Error("watch: cannot watch the watch paths; changes will not reload the workers (fix the watch list and restart)")
 		return nil
 	}
-	m.watchDue = make(chan struct{}, 1)
-	go m.watchReloads()
 	m.log.WithField("paths", m.cfg.Watch).Info("watching for changes: a change reloads the workers")
 	return w
 }
 
 // watchReload asks for a reload after a change under the watch paths.
 // Changes during a reload make one more reload after it, so that the
-// workers always end up running what is on disk.
+// workers always end up running what is on disk. Runs on the loop.
 func (m *Master) watchReload(change string) {
 	if m.stopping.Load() {
 		return
 	}
 	m.log.WithField("change", change).Info("watch: files changed; reloading the workers")
-	select {
-	case m.watchDue <- struct{}{}:
-	default: // one is due already; it will take this change too
-	}
+	m.watchDue = true // if one is due already, it takes this change too
+	m.watchNext()
 }
 
-// watchReloads runs the reloads watchReload asks for until drover stops.
-func (m *Master) watchReloads() {
-	for {
-		select {
-		case <-m.done:
-			return
-		case <-m.watchDue:
+// watchNext starts the reload the watch asked for, unless one runs (a
+// watch reload, or one of a signal or drover reload): then the end of that
+// reload (reloadEnd) brings the loop back here. Runs on the loop.
+func (m *Master) watchNext() {
+	if !m.watchDue || m.reloadRun != nil || m.stopping.Load() {
+		return
+	}
+	m.watchDue = false
+	err := m.reload(false, func(string) {}, func(_ int, err error) {
+		if err != nil {
+			m.log.WithError(err).Error("watch: reload failed; the workers not replaced keep serving, and the next change tries again")
 		}
-		for {
-			_, err := m.reload(false, func(string) {})
-			if !errors.Is(err, errReloadBusy) {
-				if err != nil {
-					m.log.WithError(err).Error("watch: reload failed; the workers not replaced keep serving, and the next change tries again")
-				}
-				break
-			}
-			select { // another reload runs: ours follows it
-			case <-m.done:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
+	})
+	if err != nil { // an upgrade runs
+		m.log.WithError(err).Error("watch: reload failed; the workers not replaced keep serving, and the next change tries again")
 	}
 }
 

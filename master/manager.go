@@ -19,7 +19,11 @@ import (
 	"github.com/drover-dev/drover/ipc"
 )
 
-// managerProc is the master's handle on one manager process.
+// managerProc is the master's handle on one manager process. startManager
+// (on the master's loop) sets its fields before it publishes it (mgrp);
+// then they are read-only, but exited, which the goroutine that waits for
+// the process closes. ctl is safe from any goroutine (one datagram per
+// Send; only readManager receives).
 type managerProc struct {
 	pid       int
 	started   time.Time
@@ -162,8 +166,9 @@ func (m *Master) readManager(mp *managerProc) {
 			var st map[uint64]ipc.RuntimeStats
 			if err := ipc.Unmarshal(payload, &st); err == nil {
 				select {
-				case m.statsReplies <- statsReply{id: h.ID, stats: st}:
-				default: // nobody waits any more
+				case m.events <- evStatsReply{id: h.ID, stats: st}:
+				case <-m.done:
+					return
 				}
 			}
 			continue
@@ -243,11 +248,13 @@ func (mp *managerProc) stop(force bool, wait time.Duration) {
 	} else {
 		mp.ctl.Send(ipc.CtlShutdown, 0, nil)
 	}
+	deadline := time.NewTimer(wait) // the deadline of the ladder, not a poll
+	defer deadline.Stop()
 	select {
 	case <-mp.exited:
 		mp.ctl.Close()
 		return
-	case <-time.After(wait):
+	case <-deadline.C:
 	}
 	syscall.Kill(mp.pid, syscall.SIGKILL)
 	<-mp.exited
@@ -265,36 +272,6 @@ func managerEnv(format, level string) []string {
 		env = append(env, kv)
 	}
 	return append(env, ipc.EnvRole+"="+ipc.RoleManager, "DROVER_LOG_FORMAT="+format, "DROVER_LOG_LEVEL="+level)
-}
-
-// statsReply carries the manager's answer to a CtlStats request.
-type statsReply struct {
-	id    uint64
-	stats map[uint64]ipc.RuntimeStats
-}
-
-// runtimeStats asks the manager for the Go runtime figures of its
-// plugin-launched workers; nil if it does not answer within a second.
-func (m *Master) runtimeStats() map[uint64]ipc.RuntimeStats {
-	mp := m.curMgr()
-	if mp == nil {
-		return nil
-	}
-	m.statsSeq++
-	if err := mp.ctl.Send(ipc.CtlStats, m.statsSeq, nil); err != nil {
-		return nil
-	}
-	timeout := time.After(time.Second)
-	for {
-		select {
-		case r := <-m.statsReplies:
-			if r.id == m.statsSeq {
-				return r.stats
-			}
-		case <-timeout:
-			return nil
-		}
-	}
 }
 
 // curMgr is the current manager process, nil before the first start.

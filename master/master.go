@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/cloudflare/tableflip"
-	"github.com/shirou/gopsutil/v3/process"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -48,57 +46,94 @@ type Options struct {
 }
 
 // Master is the master process: listeners, reactor, dispatcher, the
-// manager it supervises, and its control socket. Its state is owned by the
-// goroutine running Run's loop; loops and helpers reach it through events.
+// manager it supervises, and its control socket.
+//
+// Owners. The fields of the first group are set by Run before the reactor
+// starts (or by the test harness) and only read afterwards. "loop" is the
+// goroutine running Run: waitWorkers, then loop (and drain and shutdown at
+// the end); the control plane's tables are its alone, and other goroutines
+// reach it through events (post, m.events) and control requests
+// (m.control). Reloads and replacements are state machines of the loop
+// (lifecycle.go), an upgrade is one whose slow part (tableflip) runs on a
+// goroutine that ends with an event. Fields with another owner say so:
+// reactor loops write the data plane's counters, and the upgrade's
+// goroutine sets upgraded.
 type Master struct {
+	// Set up by Run, then read-only.
 	cfg      *config.Config
 	opts     Options
 	log      *logrus.Entry
 	upg      *tableflip.Upgrader
 	rx       *reactor.Reactor
-	disp     *dispatcher
-	loops    []loopState
+	disp     *dispatcher // its own mutex guards it (dispatch.go)
 	maxFrame int
 	started  time.Time
 	ctlPath  string
 	bound    []string       // listener addresses as bound (port 0 resolved)
 	netLns   []net.Listener // owners of the reactor's listening descriptors
 	pidPath  string
+	tasks    *taskRouter // its own mutex guards it (tasks.go)
 
-	events   chan any
-	control  chan controlReq
-	done     chan struct{}
-	stopping atomic.Bool
-	accepted atomic.Uint64
+	// loops[i] is owned by reactor loop i (the slice itself is read-only).
+	loops []loopState
+
+	// Channels into the loop (made by Run, read-only fields). events: the
+	// loop reads; post and readManager write. control: the loop reads;
+	// control connections write. done: closed by Run when it returns.
+	events  chan any
+	control chan controlReq
+	done    chan struct{}
+	// backlog holds, oldest first, what post could not put into events
+	// (full); backlogWake (one pending at most) tells the loop. backlogMu
+	// guards backlog: posters on any goroutine append, the loop takes.
+	backlogMu   sync.Mutex
+	backlog     []any
+	backlogWake chan struct{}
+	// drainWake: wakeDrain (reactor loops closing an HTTP connection, task
+	// results and timeouts) writes, the loop's drain reads.
+	drainWake chan struct{}
+
+	// Owned by the loop.
+	mgrSeq      uint64                   // managers started; their generation base
+	mgrFails    int                      // quick manager exits in a row (backoff)
+	slots       map[slotKey]*slotInfo    // what status remembers of each slot
+	watchDue    bool                     // a change under the watch paths waits for its reload
+	replacing   map[*worker]*replacement // replacements in progress, by the worker replaced
+	reloadRun   *reloadRun               // the reload in progress, if any
+	upgrading   bool                     // an upgrade runs (evUpgradeDone ends it)
+	memChecking bool                     // a memory check samples RSS off the loop (evMemory ends it)
+	statsSeq    uint64                   // the last CtlStats id asked of the manager
+	statsWait   map[uint64]*statusJob    // status answers waiting for the manager's runtime figures, by CtlStats id
+
+	// Written by the loop, read from any goroutine.
+	mgrp     atomic.Pointer[managerProc] // the current manager
+	stopping atomic.Bool                 // a stop began (set by drain or shutdown); reactor loops stop taking work
+	ready    atomic.Bool                 // serving (tableflip ready)
+
+	// upgraded: the goroutine of an upgrade (upgrade.go: tableflip's
+	// Upgrade blocks until the new master is ready or failed) writes it
+	// as soon as the new master is ready; shutdown reads it.
+	upgraded atomic.Bool // a new master took over: leave its paths alone
+
+	// Written by the reactor loops (the data plane), read by status and
+	// drain: counters only.
+	accepted  atomic.Uint64
+	httpConns atomic.Int64 // open HTTP connections (a drain waits for them)
 	// httpWaiting counts HTTP requests waiting for a worker slot, so that a
 	// finished response wakes the loops only when someone waits.
 	httpWaiting atomic.Int64
 	ipc         ipcCounters
-
-	mgrp      atomic.Pointer[managerProc] // the current manager; read from any goroutine
-	reloading atomic.Bool                 // a reload runs
-	upgrading atomic.Bool                 // an upgrade runs
-	upgraded  atomic.Bool                 // a new master took over: leave its paths alone
-	ready     atomic.Bool                 // serving (tableflip ready)
-	httpConns atomic.Int64                // open HTTP connections (a drain waits for them)
-	watchDue  chan struct{}               // a change under the watch paths waits for its reload
-	life      lifeSubs                    // worker lifecycle events for replacements in progress
-	tasks     *taskRouter
-	mgrSeq    uint64
-	mgrFails  int
-	slots     map[slotKey]*slotInfo
-
 	// httpBuffered counts the request bodies and answers the master holds
 	// for HTTP connections (http_max_buffered); httpOver: it reached the
 	// bound and has not yet come back under half of it.
 	httpBuffered atomic.Int64
 	httpOver     atomic.Bool
 
+	// held: control connections (stop, upgrade) kept open until the
+	// process exits, so that the CLI learns of the exit by their EOF.
+	// Appended by control connections and the loop under holdMu.
 	holdMu sync.Mutex
 	held   []net.Conn
-
-	statsSeq     uint64
-	statsReplies chan statsReply
 }
 
 type slotKey struct {
@@ -107,7 +142,7 @@ type slotKey struct {
 }
 
 // slotInfo is what the master remembers of a worker slot across
-// incarnations, for status.
+// incarnations, for status. Owned by the loop.
 type slotInfo struct {
 	restarts     int
 	lastExit     string
@@ -134,18 +169,61 @@ type (
 )
 
 // post hands an event to the master's loop without blocking the caller (a
-// reactor loop must never wait for the main loop).
+// reactor loop must never wait for the main loop) and without starting a
+// goroutine. The event goes into m.events while it has room and nothing
+// waits in the backlog; else it joins the backlog, which the loop empties
+// in order (takeBacklog) once woken by backlogWake. Dropping is no option
+// (a lost evWorkerReady leaves a worker idle, a lost evRecycle a worker
+// claimed for ever), and blocking is none either; the backlog stays small
+// because what is posted is bounded by the processes: one evWorkerReady
+// per hello, one evRecycle per claimed worker, one evManagerExited per
+// manager, one evStatsTimeout per status asked, the watch's and reloads'
+// events one per change or reload. It fills only while the loop does not
+// read events (a drain) or under a storm of them, and the warning says so
+// once per storm.
 func (m *Master) post(ev any) {
-	select {
-	case m.events <- ev:
-	default:
-		go func() {
-			select {
-			case m.events <- ev:
-			case <-m.done:
-			}
-		}()
+	m.backlogMu.Lock()
+	defer m.backlogMu.Unlock()
+	if len(m.backlog) == 0 {
+		select {
+		case m.events <- ev:
+			return
+		default:
+		}
 	}
+	m.backlog = append(m.backlog, ev)
+	if len(m.backlog) == backlogWarnAt {
+		m.log.WithFields(logrus.Fields{"backlog": len(m.backlog), "events_buffer": cap(m.events)}).
+			Warn("the master's loop is behind: events wait in its backlog (it is draining, or a storm of worker events came); none is lost")
+	}
+	select {
+	case m.backlogWake <- struct{}{}:
+	default: // a wake is pending already
+	}
+}
+
+// takePosted returns, oldest first, the events waiting in m.events and
+// then those of the backlog. Runs on the loop after a backlogWake: what is
+// in m.events was posted before the backlog began, so it goes first.
+func (m *Master) takePosted() []any {
+	var evs []any
+	for n := len(m.events); n > 0; n-- { // only the loop reads m.events
+		evs = append(evs, <-m.events)
+	}
+	return append(evs, m.takeBacklog()...)
+}
+
+// backlogWarnAt is the backlog length at which post logs a warning.
+const backlogWarnAt = 1024
+
+// takeBacklog returns the events posted while m.events was full, oldest
+// first, and empties the backlog. Runs on the loop, after a backlogWake.
+func (m *Master) takeBacklog() []any {
+	m.backlogMu.Lock()
+	defer m.backlogMu.Unlock()
+	evs := m.backlog
+	m.backlog = nil
+	return evs
 }
 
 // Run starts the master and serves until a stop signal or command; it
@@ -153,7 +231,8 @@ func (m *Master) post(ev any) {
 func Run(cfg *config.Config, opts Options) (err error) {
 	m := &Master{cfg: cfg, opts: opts, log: opts.Log.WithField("role", ipc.RoleMaster),
 		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),
-		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsReplies: make(chan statsReply, 1)}
+		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsWait: make(map[uint64]*statusJob),
+		drainWake: make(chan struct{}, 1), backlogWake: make(chan struct{}, 1)}
 	// A worker's frame carries at most a packet's worth of stream data, or
 	// an HTTP response head with up to MaxInlineBody of body.
 	m.maxFrame = max(int(cfg.PackageMaxLength), ipc.MaxInlineBody) + 64<<10
@@ -503,11 +582,14 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 		}
 		select {
 		case ev := <-m.events:
-			if err := m.handle(ev); err != nil {
+			if err := m.startEvent(ev); err != nil {
 				return err
 			}
-			if x, ok := ev.(evWorkerExited); ok && x.mgr == m.curMgr() {
-				return fmt.Errorf("%s %d failed to start: %s", x.ev.Role, x.ev.Slot, describeExit(x.ev))
+		case <-m.backlogWake:
+			for _, ev := range m.takePosted() {
+				if err := m.startEvent(ev); err != nil {
+					return err
+				}
 			}
 		case s := <-sigs:
 			return fmt.Errorf("interrupted by %s while starting workers", s)
@@ -522,7 +604,7 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 				req.reply <- Response{Error: fmt.Sprintf("drover is starting (%d of %d workers, %d of %d task workers said hello); %s once it is ready",
 					w, m.cfg.WorkerNum, t, m.cfg.TaskWorkerNum, req.Cmd)}
 			default:
-				req.reply <- m.answer(req.Request)
+				m.answer(req)
 			}
 		case <-deadline.C:
 			return notReady(w, t)
@@ -532,6 +614,9 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 
 // loop is the master's main loop: every change to its tables happens here.
 func (m *Master) loop(sigs <-chan os.Signal) error {
+	// Two periodic checks remain: no event tells of a worker's RSS (the
+	// check samples it, off the loop: checkMemory), nor of a socket pair
+	// that stopped draining (checkStuck, the data plane's counters).
 	var memTick <-chan time.Time
 	if m.cfg.Worker.MaxMemory > 0 || m.cfg.TaskWorker.MaxMemory > 0 {
 		t := time.NewTicker(memoryCheckEvery)
@@ -553,19 +638,20 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
-				go func() {
-					if _, err := m.upgrade(); err == nil {
-						m.post(evUpgraded{})
-					}
-				}()
+				if err := m.upgrade(nil); err != nil {
+					m.log.WithField("signal", s.String()).Error(err.Error())
+				}
 				continue
 			case syscall.SIGUSR1, syscall.SIGUSR2:
-				tasks := s == syscall.SIGUSR2
-				go func() {
-					if _, err := m.reload(tasks, func(string) {}); err != nil {
-						m.log.WithField("signal", s.String()).Error(err.Error())
+				fail := func(err error) { m.log.WithField("signal", s.String()).Error(err.Error()) }
+				err := m.reload(s == syscall.SIGUSR2, func(string) {}, func(_ int, err error) {
+					if err != nil {
+						fail(err)
 					}
-				}()
+				})
+				if err != nil {
+					fail(err)
+				}
 				continue
 			}
 			m.log.WithField("signal", s.String()).Info("stopping")
@@ -580,42 +666,73 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 			}
 			if req.Cmd == "upgrade" {
 				req.reply <- Response{OK: true, Progress: true, Message: "upgrade started"}
-				go m.upgradeFor(req)
+				if err := m.upgrade(&req); err != nil {
+					go func() {
+						<-req.sent // after "upgrade started"
+						writeResponse(req.conn, Response{Error: err.Error()})
+						req.conn.Close()
+					}()
+				}
 				continue
 			}
 			if req.Cmd == "reload" {
 				req.reply <- Response{OK: true, Progress: true, Message: "reload started"}
-				go m.reloadFor(req)
+				m.reloadFor(req)
 				continue
 			}
-			req.reply <- m.answer(req.Request)
+			m.answer(req)
 		case ev := <-m.events:
-			if up, ok := ev.(evUpgraded); ok {
-				if up.req != nil {
-					// Held open until this process exits: drover upgrade
-					// learns from its EOF that the drain is over.
-					m.holdMu.Lock()
-					m.held = append(m.held, up.req.conn)
-					m.holdMu.Unlock()
-				}
-				m.shutdownWith(sigs, false)
-				return nil
-			}
-			if err := m.handle(ev); err != nil {
-				m.log.WithError(err).Error("master failed; stopping")
-				m.shutdown(true)
+			if end, err := m.loopEvent(sigs, ev); end {
 				return err
+			}
+		case <-m.backlogWake:
+			for _, ev := range m.takePosted() {
+				if end, err := m.loopEvent(sigs, ev); end {
+					return err
+				}
 			}
 		}
 	}
 }
 
-func (m *Master) answer(req Request) Response {
-	switch req.Cmd {
-	case "status":
-		return Response{OK: true, Processes: m.status()}
+// startEvent handles an event while the workers start (waitWorkers): a
+// worker that exits then fails the start.
+func (m *Master) startEvent(ev any) error {
+	if err := m.handle(ev); err != nil {
+		return err
 	}
-	return Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
+	if x, ok := ev.(evWorkerExited); ok && x.mgr == m.curMgr() {
+		return fmt.Errorf("%s %d failed to start: %s", x.ev.Role, x.ev.Slot, describeExit(x.ev))
+	}
+	return nil
+}
+
+// loopEvent handles an event on the main loop; end: the loop is over
+// (drover stopped after an upgrade, or the master failed: err).
+func (m *Master) loopEvent(sigs <-chan os.Signal, ev any) (end bool, err error) {
+	if up, ok := ev.(evUpgradeDone); ok {
+		if m.upgradeDone(up) {
+			m.shutdownWith(sigs, false)
+			return true, nil
+		}
+		return false, nil
+	}
+	if err := m.handle(ev); err != nil {
+		m.log.WithError(err).Error("master failed; stopping")
+		m.shutdown(true)
+		return true, err
+	}
+	return false, nil
+}
+
+// answer answers a request that the loop does not handle itself: status
+// is answered once its samples are in (startStatus), anything else at once.
+func (m *Master) answer(req controlReq) {
+	if req.Cmd == "status" {
+		m.startStatus(req.reply)
+		return
+	}
+	req.reply <- Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
 }
 
 // handle applies one event to the master's tables.
@@ -632,13 +749,17 @@ func (m *Master) handle(ev any) error {
 			return nil
 		}
 		m.workerExited(e.ev)
-		m.life.publish(e)
+		m.replaceExited(e.ev)
 	case evRecycle:
 		m.recycle(e.w, e.cause)
+	case evRetire:
+		m.retire(e.w, e.cause)
+	case evReplaceTimeout:
+		m.replaceTimedOut(e)
 	case evWatch:
 		m.watchReload(e.change)
 	case evWorkerReady:
-		m.life.publish(e)
+		m.replaceReady(e.w)
 		if e.w.role == ipc.RoleTaskWorker && m.tasks != nil {
 			m.tasks.kick()
 		}
@@ -659,6 +780,12 @@ func (m *Master) handle(ev any) error {
 			return nil
 		}
 		return m.startManager()
+	case evStatsReply:
+		m.statsIn(e.id, e.stats)
+	case evStatsTimeout:
+		m.statsIn(e.id, nil)
+	case evMemory:
+		m.memoryChecked(e.over)
 	}
 	return nil
 }
@@ -831,11 +958,10 @@ func (m *Master) drain(hurry <-chan struct{}) {
 	}
 	// HTTP connections end with the response to their current or next
 	// request (Connection: close); idle ones are closed after a moment.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
+	// Each HTTP connection closed and each task ended wakes us (wakeDrain).
 	for m.httpConns.Load() > 0 || m.tasksLeft() > 0 {
 		select {
-		case <-tick.C:
+		case <-m.drainWake:
 		case <-t.C:
 			if n := m.httpConns.Load(); n > 0 {
 				m.log.WithField("connections", n).Info("max_wait_time reached with HTTP connections open; closing them")
@@ -844,6 +970,19 @@ func (m *Master) drain(hurry <-chan struct{}) {
 		case <-hurry:
 			return
 		}
+	}
+}
+
+// wakeDrain tells a drain waiting for HTTP connections and tasks to end
+// that one ended. Safe from any goroutine; never blocks (one wake pending
+// is enough: drain counts again when it wakes).
+func (m *Master) wakeDrain() {
+	if !m.stopping.Load() {
+		return
+	}
+	select {
+	case m.drainWake <- struct{}{}:
+	default:
 	}
 }
 
@@ -862,6 +1001,7 @@ func (m *Master) tasksLeft() int {
 // running finish within max_wait_time, as events do.
 func (m *Master) shutdown(force bool) {
 	m.stopping.Store(true)
+	m.replaceStop()
 	if m.tasks != nil {
 		if q, r := m.tasks.left(); q+r > 0 {
 			m.log.WithFields(logrus.Fields{"tasks_dropped": q, "tasks_running": r, "max_wait_time": m.cfg.MaxWaitTime.D().String()}).
@@ -909,82 +1049,6 @@ func removeOwnPIDFile(path string) {
 	if err == nil && string(b) == fmt.Sprint(os.Getpid()) {
 		os.Remove(path)
 	}
-}
-
-// status builds the drover status table.
-func (m *Master) status() []Process {
-	now := time.Now()
-	tasksQueued := 0
-	if m.tasks != nil {
-		tasksQueued = m.tasks.queued()
-	}
-	state := "running"
-	if !m.ready.Load() {
-		state = "starting" // its workers have not all said hello yet
-	}
-	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: state, Started: m.started, Generation: generation(), Queued: tasksQueued,
-		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load(),
-		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
-			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()},
-		HTTPBuffered: m.httpBuffered.Load()}}
-	if m.curMgr() != nil {
-		state := "running"
-		select {
-		case <-m.curMgr().exited:
-			state = "restarting"
-		default:
-		}
-		out = append(out, Process{Role: ipc.RoleManager, PID: m.curMgr().pid, State: state, Started: m.curMgr().started,
-			Restarts: int(m.mgrSeq) - 1})
-	}
-	seen := map[slotKey]bool{}
-	var ws []Process
-	rt := m.runtimeStats()
-	for _, wi := range m.disp.snapshot() {
-		k := slotKey{wi.w.role, wi.w.slot}
-		seen[k] = true
-		p := Process{Role: wi.w.role, ID: wi.w.slot, PID: wi.w.pid, State: wi.state.String(), Started: wi.w.started,
-			Requests: wi.served, InFlight: wi.inflight, Queued: wi.queued, Concurrency: wi.concurrency, Launch: wi.w.launch, SDK: wi.sdk}
-		if wi.w.role == ipc.RoleTaskWorker && m.tasks != nil {
-			p.InFlight = m.tasks.inFlight(wi.w)
-		}
-		if si := m.slots[k]; si != nil {
-			p.Restarts, p.LastExit = si.restarts, si.lastExit
-		}
-		if st, ok := rt[wi.w.gen]; ok {
-			p.Runtime = &st
-		}
-		ws = append(ws, p)
-	}
-	for k, si := range m.slots {
-		if !seen[k] {
-			ws = append(ws, Process{Role: k.role, ID: k.slot, State: "backoff", Restarts: si.restarts, LastExit: si.lastExit})
-		}
-	}
-	sort.Slice(ws, func(i, j int) bool {
-		if ws[i].Role != ws[j].Role {
-			return ws[i].Role < ws[j].Role
-		}
-		return ws[i].ID < ws[j].ID
-	})
-	out = append(out, ws...)
-	for i := range out {
-		p := &out[i]
-		if !p.Started.IsZero() {
-			p.UptimeSec = now.Sub(p.Started).Seconds()
-		}
-		if p.PID > 0 {
-			if proc, err := process.NewProcess(int32(p.PID)); err == nil {
-				if mi, err := proc.MemoryInfo(); err == nil {
-					p.RSS = mi.RSS
-				}
-				if cpu, err := proc.CPUPercent(); err == nil {
-					p.CPU = cpu
-				}
-			}
-		}
-	}
-	return out
 }
 
 // tickFor is the reactor tick: HTTP listeners need one for their timeouts.

@@ -106,6 +106,7 @@ func (tr *taskRouter) finish(l *reactor.Loop, tw *worker, id uint64, flags uint8
 		rec.timer.Stop()
 	}
 	tr.busy[tw]--
+	tr.m.wakeDrain()
 	tr.m.disp.taskDone(tw)
 	if tr.m.disp.alive(rec.asker) {
 		rec.asker.writeFlags(l, ipc.TypeTaskResult, flags&ipc.FlagAbort, rec.askerID, result)
@@ -164,6 +165,7 @@ func (tr *taskRouter) gone(w *worker, reason string) {
 	if w.role == ipc.RoleTaskWorker {
 		tr.drain(nil)
 	}
+	tr.m.wakeDrain()
 }
 
 // inFlight is how many tasks w runs, for drover status.
@@ -220,6 +222,7 @@ func (tr *taskRouter) timedOut(id uint64) {
 	delete(tr.flight, id)
 	tr.busy[rec.at]--
 	tr.mu.Unlock()
+	tr.m.wakeDrain()
 	d, key := tr.m.cfg.TaskLimit()
 	if tr.m.disp.alive(rec.asker) {
 		fail(nil, rec.asker, rec.askerID, fmt.Sprintf("%s (%s) exceeded at task worker %d (pid %d), which is replaced", key, d, rec.at.slot, rec.at.pid))

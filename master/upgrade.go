@@ -28,13 +28,6 @@ const EnvGeneration = "DROVER_GENERATION"
 // errUpgradeBusy refuses an upgrade while another one, or a reload, runs.
 var errUpgradeBusy = errors.New("an upgrade is already in progress; wait for it to finish")
 
-// evUpgraded tells the master's loop that a new master took over: it
-// drains and exits. reply, if any, is the control connection of the
-// drover upgrade that asked, held open until this process exits.
-type evUpgraded struct {
-	req *controlReq
-}
-
 // generation is this master's generation (EnvGeneration, default 1).
 func generation() int {
 	if n, err := strconv.Atoi(os.Getenv(EnvGeneration)); err == nil && n > 0 {
@@ -47,16 +40,63 @@ func generation() int {
 // leaves its reason for the old one to report.
 func (m *Master) upgradeErrorPath() string { return m.ctlPath + ".upgrade-error" }
 
-// upgrade starts a new master and waits until it is ready (then this
+// evUpgradeDone: the upgrade asked by req (nil: SIGHUP) is over; err
+// says why it failed (this master serves on), else pid is the new master.
+type evUpgradeDone struct {
+	req *controlReq
+	pid int
+	err error
+}
+
+// upgrade starts an upgrade, refused during a reload or another upgrade.
+// The slow part (waiting for a previous master to exit, tableflip starting
+// the new one and waiting for its ready) runs on a goroutine, which answers
+// req, if any, and ends with evUpgradeDone. Runs on the loop.
+func (m *Master) upgrade(req *controlReq) error {
+	if m.reloadRun != nil {
+		return errors.New("a reload is in progress; upgrade once it is over")
+	}
+	if m.upgrading {
+		return errUpgradeBusy
+	}
+	m.upgrading = true
+	go func() {
+		pid, err := m.upgradeSlow()
+		if req != nil {
+			<-req.sent // after "upgrade started"
+			if err != nil {
+				writeResponse(req.conn, Response{Error: err.Error()})
+				req.conn.Close()
+			} else {
+				writeResponse(req.conn, Response{OK: true, Message: fmt.Sprintf("new master pid %d ready; old master pid %d draining", pid, os.Getpid())})
+			}
+		}
+		m.post(evUpgradeDone{req: req, pid: pid, err: err})
+	}()
+	return nil
+}
+
+// upgradeDone ends an upgrade: a failed one leaves this master serving;
+// after a successful one it drains and exits (end). Runs on the loop.
+func (m *Master) upgradeDone(e evUpgradeDone) (end bool) {
+	m.upgrading = false
+	if e.err != nil {
+		return false
+	}
+	if e.req != nil {
+		// Held open until this process exits: drover upgrade learns from
+		// its EOF that the drain is over.
+		m.holdMu.Lock()
+		m.held = append(m.held, e.req.conn)
+		m.holdMu.Unlock()
+	}
+	return true
+}
+
+// upgradeSlow starts a new master and waits until it is ready (then this
 // master must drain and exit) or has failed (this one serves on). It
-// returns the new master's pid.
-func (m *Master) upgrade() (int, error) {
-	if m.reloading.Load() {
-		return 0, errors.New("a reload is in progress; upgrade once it is over")
-	}
-	if !m.upgrading.CompareAndSwap(false, true) {
-		return 0, errUpgradeBusy
-	}
+// returns the new master's pid. Runs on the upgrade's goroutine.
+func (m *Master) upgradeSlow() (int, error) {
 	start := time.Now()
 	if m.upg.HasParent() {
 		// Back to back: the master we replaced may still be finishing its
@@ -65,7 +105,6 @@ func (m *Master) upgrade() (int, error) {
 		err := m.upg.WaitForParent(ctx)
 		cancel()
 		if err != nil {
-			m.upgrading.Store(false)
 			return 0, fmt.Errorf("upgrade refused: the previous master has not exited yet (%v); try again once it has", err)
 		}
 	}
@@ -76,7 +115,6 @@ func (m *Master) upgrade() (int, error) {
 	err := m.upg.Upgrade()
 	os.Setenv(EnvGeneration, strconv.Itoa(gen))
 	if err != nil {
-		m.upgrading.Store(false)
 		reason := m.upgradeFailure(err)
 		err = fmt.Errorf("upgrade failed, this master (pid %d) keeps serving: %s", os.Getpid(), reason)
 		m.log.WithField("cause", reason).Error("upgrade failed; this master keeps serving")
@@ -86,6 +124,8 @@ func (m *Master) upgrade() (int, error) {
 	if b, err := os.ReadFile(m.pidPath); err == nil {
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
+	// At once, not on the loop: a stop handled meanwhile must leave the
+	// paths to the new master.
 	m.upgraded.Store(true)
 	m.log.WithFields(logrus.Fields{"new_master_pid": pid, "took_ms": time.Since(start).Milliseconds()}).
 		Info("upgrade: the new master is ready; this one drains and exits")
@@ -120,20 +160,6 @@ func (m *Master) upgradeFailure(err error) string {
 		return who + " exited before it was ready; its log says why"
 	}
 	return who + " did not start: " + msg
-}
-
-// upgradeFor runs an upgrade asked for on the control socket. On success
-// the connection stays open until this process exits, so that drover
-// upgrade learns when the drain is over.
-func (m *Master) upgradeFor(req controlReq) {
-	pid, err := m.upgrade()
-	if err != nil {
-		writeResponse(req.conn, Response{Error: err.Error()})
-		req.conn.Close()
-		return
-	}
-	writeResponse(req.conn, Response{OK: true, Message: fmt.Sprintf("new master pid %d ready; old master pid %d draining", pid, os.Getpid())})
-	m.post(evUpgraded{req: &req})
 }
 
 // reportUpgradeFailure leaves err for the old master when this one was
