@@ -202,8 +202,13 @@ func serveHTTPHandler() {
 	mux.HandleFunc("/grow", func(w http.ResponseWriter, r *http.Request) {
 		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
 		b := make([]byte, mb<<20)
-		for i := range b {
-			b[i] = byte(i) // touched: resident
+		// One byte a page makes it resident. Touching every byte took
+		// seconds under -race on a loaded machine, long enough for the
+		// max_memory check to retire the worker mid-request and kill it
+		// after max_wait_time (TestMaxMemoryRecycles then never saw
+		// "grown").
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
 		}
 		hoard = append(hoard, b)
 		fmt.Fprintf(w, "grown %d", os.Getpid())
