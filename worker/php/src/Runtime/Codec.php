@@ -118,7 +118,7 @@ final class Codec
             'method' => (string) ($m['method'] ?? ''),
             'target' => (string) ($m['target'] ?? ''),
             'proto' => (string) ($m['proto'] ?? ''),
-            'headers' => is_array($m['headers'] ?? null) ? array_map('strval', array_values($m['headers'])) : [],
+            'headers' => self::listOfStrings($m['headers'] ?? null),
             'content_length' => (int) ($m['content_length'] ?? 0),
             'body' => (string) ($m['body'] ?? ''),
             'body_follows' => (bool) ($m['body_follows'] ?? false),
@@ -150,7 +150,7 @@ final class Codec
         $m = self::map($payload, 'response');
         return [
             'status' => (int) ($m['status'] ?? 0),
-            'headers' => is_array($m['headers'] ?? null) ? array_map('strval', array_values($m['headers'])) : [],
+            'headers' => self::listOfStrings($m['headers'] ?? null),
             'body' => (string) ($m['body'] ?? ''),
         ];
     }
@@ -195,13 +195,33 @@ final class Codec
         return $m;
     }
 
+    /**
+     * A decoded array of str as a list of strings (nil or another type: none).
+     *
+     * @return list<string>
+     */
+    private static function listOfStrings(mixed $v): array
+    {
+        if (!is_array($v)) {
+            return [];
+        }
+        foreach ($v as $s) {
+            if (!is_string($s)) {
+                return array_map('strval', array_values($v));
+            }
+        }
+        return array_is_list($v) ? $v : array_values($v);
+    }
+
     /** @param list<string> $list */
     private static function strings(array $list): string
     {
         $n = count($list);
         $out = $n <= 15 ? chr(0x90 | $n) : ($n <= 0xffff ? "\xdc" . pack('n', $n) : "\xdd" . pack('N', $n));
         foreach ($list as $s) {
-            $out .= self::str((string) $s);
+            $s = (string) $s;
+            $len = strlen($s);
+            $out .= ($len <= 31 ? chr(0xa0 | $len) : self::strHead($len)) . $s; // inline: most headers are short
         }
         return $out;
     }
@@ -209,13 +229,16 @@ final class Codec
     private static function str(string $s): string
     {
         $n = strlen($s);
-        if ($n <= 31) {
-            return chr(0xa0 | $n) . $s;
-        }
+        return ($n <= 31 ? chr(0xa0 | $n) : self::strHead($n)) . $s;
+    }
+
+    /** The head of a str of more than 31 bytes. */
+    private static function strHead(int $n): string
+    {
         if ($n <= 0xff) {
-            return "\xd9" . chr($n) . $s;
+            return "\xd9" . chr($n);
         }
-        return $n <= 0xffff ? "\xda" . pack('n', $n) . $s : "\xdb" . pack('N', $n) . $s;
+        return $n <= 0xffff ? "\xda" . pack('n', $n) : "\xdb" . pack('N', $n);
     }
 
     private static function bin(string $b): string
