@@ -4,6 +4,15 @@ declare(strict_types=1);
 
 namespace Drover\Runtime;
 
+// Imported so that the per-request calls compile to direct calls (strlen,
+// is_array: to their opcodes) rather than a namespaced look-up.
+use function chr;
+use function is_array;
+use function msgpack_pack;
+use function msgpack_unpack;
+use function pack;
+use function strlen;
+
 /**
  * The payloads of the frames (docs/protocol.md), both ways: the msgpack maps
  * (Hello, ConnInfo, Request, Response) and the binary ones (Window, Bind).
@@ -12,14 +21,31 @@ namespace Drover\Runtime;
  * encoding, bodies as msgpack bin, optional keys left out when empty
  * (php-msgpack writes a body as str, which is why this is written by hand).
  * The decoders accept any msgpack the protocol allows and return every key
- * with its type, absent ones as Go's zero values. tests/Runtime/VectorTest
- * holds both to ipc/testdata/vectors.json, which the Go tests hold the Go
- * codec to.
+ * with its type, absent ones as Go's zero values, except decodeRequest,
+ * which is on every request's path and returns php-msgpack's map as it is
+ * (see there). tests/Runtime/VectorTest holds both to
+ * ipc/testdata/vectors.json, which the Go tests hold the Go codec to.
+ *
+ * Per request the SDK decodes one Request and encodes one Response; both
+ * leave the work to php-msgpack's C code where its output is the Go
+ * encoder's (a map decoded; a list of header strings encoded, with
+ * msgpack.use_str8_serialization on, which this file sets) and write by
+ * hand only what php-msgpack would write differently (the body as bin).
  *
  * @internal
  */
 final class Codec
 {
+    /**
+     * encodeResponse's head for each status seen, with a body (3 keys) and
+     * without (2). Owned by head(), which fills them; encodeResponse reads.
+     *
+     * @var array<int, string>
+     */
+    private static array $head3 = [];
+    /** @var array<int, string> */
+    private static array $head2 = [];
+
     /**
      * @param array{version?: int, pid?: int, concurrency?: int, role?: string, sdk?: string, flow?: bool, prefetch?: int} $h
      */
@@ -108,37 +134,69 @@ final class Codec
     }
 
     /**
-     * @return array{method: string, target: string, proto: string, headers: list<string>, content_length: int, body: string, body_follows: bool, remote: string, listener: int}
+     * Go's zero values of a Request's keys: what a reader of decodeRequest's
+     * map takes for an absent key (`$m['body'] ?? ''`, or `$m + REQUEST_ZEROS`).
+     */
+    public const REQUEST_ZEROS = ['method' => '', 'target' => '', 'proto' => '', 'headers' => [], 'content_length' => 0,
+        'body' => '', 'body_follows' => false, 'remote' => '', 'listener' => 0];
+
+    /**
+     * A Request payload as php-msgpack decodes it, with nothing added or
+     * converted: this runs for every request, and filling in the absent
+     * keys (the Go encoder leaves out body when empty and body_follows when
+     * false) would cost more than the decoding's C code (php-msgpack sizes
+     * the array for the keys it read, and two more grow it). A reader takes
+     * a key with `?? ` and its zero value from REQUEST_ZEROS; the types are
+     * the Go encoder's, which VectorTest holds to the vector (headers may be
+     * nil, as Go writes a nil list).
+     *
+     * @return array{method?: string, target?: string, proto?: string, headers?: list<string>|null, content_length?: int, body?: string, body_follows?: bool, remote?: string, listener?: int}
      * @throws ProtocolError when $payload is not a msgpack map
      */
     public static function decodeRequest(string $payload): array
     {
-        $m = self::map($payload, 'request');
-        return [
-            'method' => (string) ($m['method'] ?? ''),
-            'target' => (string) ($m['target'] ?? ''),
-            'proto' => (string) ($m['proto'] ?? ''),
-            'headers' => self::listOfStrings($m['headers'] ?? null),
-            'content_length' => (int) ($m['content_length'] ?? 0),
-            'body' => (string) ($m['body'] ?? ''),
-            'body_follows' => (bool) ($m['body_follows'] ?? false),
-            'remote' => (string) ($m['remote'] ?? ''),
-            'listener' => (int) ($m['listener'] ?? 0),
-        ];
+        $m = msgpack_unpack($payload); // '' is null; garbage false, with a warning (the loop logs it)
+        if (!is_array($m)) {
+            throw new ProtocolError('undecodable request frame: want a msgpack map');
+        }
+        return $m;
     }
 
     /**
      * A Response payload: status, headers (name, value, …) and body, which
-     * is left out when empty.
+     * is left out when empty. The bytes up to the header list depend on the
+     * status only and are kept from one response to the next; the header
+     * list is php-msgpack's (an array of str, each in its shortest form as
+     * Go writes it, given msgpack.use_str8_serialization, which this file
+     * sets); the body is a bin header written here and the body itself,
+     * copied once, into the payload.
      *
-     * @param list<string> $headers
+     * @param list<string> $headers a list of strings, as Response::headerList
+     *                              gives (php-msgpack would write another array as a map)
      */
     public static function encodeResponse(int $status, array $headers, string $body = ''): string
     {
-        return ($body === '' ? "\x82" : "\x83")
-            . "\xa6status" . self::int($status)
-            . "\xa7headers" . self::strings($headers)
-            . ($body === '' ? '' : "\xa4body" . self::bin($body));
+        $n = strlen($body);
+        if ($n === 0) {
+            return (self::$head2[$status] ?? self::head(false, $status)) . msgpack_pack($headers);
+        }
+        return (self::$head3[$status] ?? self::head(true, $status)) . msgpack_pack($headers)
+            . ($n <= 0xff ? "\xa4body\xc4" . chr($n) : ($n <= 0xffff ? "\xa4body\xc5" . pack('n', $n) : "\xa4body\xc6" . pack('N', $n)))
+            . $body;
+    }
+
+    /** A Response payload up to its header list: the map's head, status and the key headers. */
+    private static function head(bool $body, int $status): string
+    {
+        $head = ($body ? "\x83" : "\x82") . "\xa6status" . self::int($status) . "\xa7headers";
+        if ($status >= 100 && $status <= 999) { // HTTP's statuses: at most 900 of each
+            if ($body) {
+                self::$head3[$status] = $head;
+            } else {
+                self::$head2[$status] = $head;
+            }
+        }
+        return $head;
     }
 
     /**
@@ -273,3 +331,8 @@ final class Codec
         return $v >= -0x80000000 ? "\xd2" . pack('N', $v & 0xffffffff) : "\xd3" . pack('J', $v);
     }
 }
+
+// encodeResponse leaves the header list to php-msgpack, whose strings of
+// 32 to 255 bytes are str 8 (as Go writes them) only with this setting on
+// (its default; str 16 otherwise, which Go reads but is not the vector's).
+ini_set('msgpack.use_str8_serialization', '1');

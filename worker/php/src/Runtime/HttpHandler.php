@@ -66,8 +66,8 @@ final class HttpHandler implements Handler
 
     private function request(int $id, string $payload): void
     {
-        $m = Codec::decodeRequest($payload);
-        if ($m['method'] === '' || $m['target'] === '') {
+        $m = Codec::decodeRequest($payload); // absent keys: Codec::REQUEST_ZEROS
+        if (!isset($m['method'], $m['target'])) {
             throw new ProtocolError('undecodable request frame: no method or target');
         }
         $loop = Loop::get();
@@ -81,8 +81,8 @@ final class HttpHandler implements Handler
             $this->finish();
             return;
         }
-        $body = $m['body'];
-        if ($m['body_follows']) {
+        $body = (string) ($m['body'] ?? '');
+        if (!empty($m['body_follows'])) {
             $body = $this->readBody($id, $body);
         }
         if ($this->cancelled) {
@@ -163,18 +163,18 @@ final class HttpHandler implements Handler
         }
         $loop = Loop::get();
         $body = $res->body;
-        $head = ['status' => $res->status, 'headers' => self::withCharset($res->headerList())];
+        $headers = self::withCharset($res->headerList());
         if (is_string($body)) {
             if (strlen($body) <= Frame::MAX_CHUNK) {
-                $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($head['status'], $head['headers'], $body), Frame::FLAG_END);
+                $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers, $body), Frame::FLAG_END);
                 $this->started = true;
                 return;
             }
             if ($res->header('content-length') === null) {
-                $head['headers'][] = 'Content-Length';
-                $head['headers'][] = (string) strlen($body);
+                $headers[] = 'Content-Length';
+                $headers[] = (string) strlen($body);
             }
-            $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($head['status'], $head['headers']));
+            $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers));
             $this->started = true;
             $this->sendBody($body);
             $this->end();
@@ -184,7 +184,7 @@ final class HttpHandler implements Handler
             throw new \UnexpectedValueException(sprintf('response body is %s: want a string, an iterable of strings or a stream resource', get_debug_type($body)));
         }
         // Streamed: the head goes out now, each piece as it comes.
-        $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($head['status'], $head['headers']));
+        $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers));
         $loop->flush();
         $this->started = true;
         if (is_resource($body)) {

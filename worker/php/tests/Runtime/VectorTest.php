@@ -82,7 +82,8 @@ final class VectorTest extends TestCase
             case 'connect':
                 return Codec::decodeConnInfo($p);
             case 'request':
-                $r = Codec::decodeRequest($p);
+                $r = Codec::decodeRequest($p) + Codec::REQUEST_ZEROS; // as the SDK reads it: absent keys are zero
+                $r['headers'] ??= []; // a nil list
                 return ['method' => $r['method'], 'target' => $r['target'], 'proto' => $r['proto'], 'headers' => $r['headers'],
                     'content_length' => $r['content_length'], 'body_hex' => bin2hex($r['body']), 'body_follows' => $r['body_follows'],
                     'remote' => $r['remote'], 'listener' => $r['listener']];
