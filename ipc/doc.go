@@ -15,5 +15,8 @@
 //
 // The package logs nothing and imports nothing of drover's; errors that a
 // caller branches on are sentinels (ErrFrameTooLarge, ErrBadFrame).
-// docs/protocol.md is the specification for handler authors.
+// docs/protocol.md is the specification for handler authors, and
+// testdata/vectors.json, written from this package's encoders, is the
+// conformance test of every codec of the protocol (TestVectors for this one,
+// worker/php/tests/Runtime/VectorTest.php for the PHP SDK's).
 package ipc

@@ -1,5 +1,10 @@
 package ipc
 
+import (
+	"encoding/binary"
+	"fmt"
+)
+
 // Task frames (Swoole's task / finish). A worker hands work to the task
 // worker pool and gets the result back; the master routes both ways.
 const (
@@ -40,3 +45,14 @@ const TypeBind Type = 12
 // before the worker's last answers, so nothing is sent to a dying worker
 // after them.
 const TypeRetire Type = 13
+
+// AppendBind appends a TypeBind payload binding to uid.
+func AppendBind(dst []byte, uid uint64) []byte { return binary.BigEndian.AppendUint64(dst, uid) }
+
+// ParseBind decodes a TypeBind payload.
+func ParseBind(p []byte) (uint64, error) {
+	if len(p) != 8 {
+		return 0, fmt.Errorf("bind with a %d-byte payload (want an 8-byte uid)", len(p))
+	}
+	return binary.BigEndian.Uint64(p), nil
+}

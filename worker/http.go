@@ -185,8 +185,8 @@ type requestBody exchange
 
 // httpBufs are an exchange's pooled buffers.
 type httpBufs struct {
-	dec    requestDecoder
-	wire   wireRequest
+	dec    ipc.RequestDecoder
+	wire   ipc.Request  // the decoded TypeRequest; its body aliases the read buffer
 	tmpl   http.Request // request under construction; WithContext copies it
 	hdr    http.Header  // the response headers
 	pairs  []string     // snapshot of hdr: name, value, …
@@ -204,7 +204,7 @@ var bufsPool = sync.Pool{New: func() any { return &httpBufs{hdr: make(http.Heade
 const maxPooledEnc = ipc.MaxInlineBody + 16<<10
 
 func (b *httpBufs) release() {
-	b.wire = wireRequest{headers: clearSlice(b.wire.headers)}
+	b.wire = ipc.Request{Headers: clearSlice(b.wire.Headers)}
 	clear(b.hdr)
 	b.pairs, b.keys, b.extra = clearSlice(b.pairs), clearSlice(b.keys), clearSlice(b.extra)
 	b.chunks = b.chunks[:0]
@@ -230,7 +230,7 @@ func (s *Server) startRequest(conn uint64, payload []byte) *exchange {
 	}
 	b := bufsPool.Get().(*httpBufs)
 	x := &exchange{s: s, conn: conn, bufs: b, declared: -1, window: ipc.FlowWindow}
-	if err := b.dec.decode(payload, &b.wire); err != nil {
+	if err := b.dec.Decode(payload, &b.wire); err != nil {
 		s.opt.errorLog.Printf("worker %d: conn %d: undecodable HTTP request frame: %v", s.id, conn, err)
 		x.abort(http.StatusInternalServerError)
 		return nil
@@ -276,8 +276,8 @@ func (s *Server) refuseHTTP(conn uint64) {
 func (x *exchange) build() bool {
 	w := &x.bufs.wire
 	r := &x.bufs.tmpl
-	*r = http.Request{Method: w.method, RequestURI: w.target, RemoteAddr: w.remote}
-	rawURL := w.target
+	*r = http.Request{Method: w.Method, RequestURI: w.Target, RemoteAddr: w.Remote}
+	rawURL := w.Target
 	justAuthority := r.Method == http.MethodConnect && !strings.HasPrefix(rawURL, "/")
 	if justAuthority {
 		rawURL = "http://" + rawURL
@@ -289,25 +289,25 @@ func (x *exchange) build() bool {
 	if justAuthority {
 		r.URL.Scheme = ""
 	}
-	switch w.proto {
+	switch w.Proto {
 	case "HTTP/1.1":
 		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
 	case "HTTP/1.0":
 		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.0", 1, 0
 	default:
 		var ok bool
-		if r.ProtoMajor, r.ProtoMinor, ok = http.ParseHTTPVersion(w.proto); !ok {
+		if r.ProtoMajor, r.ProtoMinor, ok = http.ParseHTTPVersion(w.Proto); !ok {
 			return false
 		}
-		r.Proto = w.proto
+		r.Proto = w.Proto
 	}
 
 	// As net/textproto: one backing array for the first value of each name.
-	n := len(w.headers) / 2
+	n := len(w.Headers) / 2
 	h := make(http.Header, n)
 	strs := make([]string, n)
-	for i := 0; i+1 < len(w.headers); i += 2 {
-		k, v := http.CanonicalHeaderKey(w.headers[i]), w.headers[i+1]
+	for i := 0; i+1 < len(w.Headers); i += 2 {
+		k, v := http.CanonicalHeaderKey(w.Headers[i]), w.Headers[i+1]
 		if vv := h[k]; vv != nil {
 			h[k] = append(vv, v)
 		} else {
@@ -326,23 +326,23 @@ func (x *exchange) build() bool {
 	}
 	r.Close = shouldClose(r.ProtoMajor, r.ProtoMinor, h)
 
-	r.ContentLength = w.contentLength
-	if w.contentLength < 0 {
+	r.ContentLength = w.ContentLength
+	if w.ContentLength < 0 {
 		r.ContentLength = -1
 		r.TransferEncoding = []string{"chunked"}
 		delete(h, "Transfer-Encoding")
 		delete(h, "Content-Length")
 	}
 	switch {
-	case w.bodyFollows:
+	case w.BodyFollows:
 		x.follows = true
 		x.bcond.L = &x.bmu
 		r.Body = (*requestBody)(x)
-	case len(w.body) > 0 || w.contentLength != 0:
+	case len(w.Body) > 0 || w.ContentLength != 0:
 		x.ended = true
-		if len(w.body) > 0 {
-			x.cur = copyChunk(w.body)
-			x.received = int64(len(w.body))
+		if len(w.Body) > 0 {
+			x.cur = copyChunk(w.Body)
+			x.received = int64(len(w.Body))
 		}
 		r.Body = (*requestBody)(x)
 	default:
@@ -870,7 +870,7 @@ func (x *exchange) emit(body []byte, end bool) {
 		if x.head && end && len(body) > 0 && x.declared < 0 && bodyAllowed(x.status) {
 			b.extra = append(b.extra, "Content-Length", strconv.Itoa(len(body)))
 		}
-		b.enc = appendResponse(b.enc[:0], x.status, b.pairs, b.extra, data)
+		b.enc = ipc.AppendResponse(b.enc[:0], x.status, b.pairs, b.extra, data)
 		err = x.s.ch.w.WriteFrame(ipc.TypeResponse, flags, x.conn, b.enc)
 	} else if len(data) > 0 || end {
 		err = x.s.ch.w.WriteFrame(ipc.TypeResponseBody, flags, x.conn, data)

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -244,7 +243,7 @@ func (s *Server) message(from int, data []byte) {
 // connection the user comes back on. Before it, the connection stays with
 // one worker as in mode 2.
 func (s *Server) Bind(conn, uid uint64) error {
-	if err := s.ch.w.WriteFrame(ipc.TypeBind, 0, conn, binary.BigEndian.AppendUint64(nil, uid)); err != nil {
+	if err := s.ch.w.WriteFrame(ipc.TypeBind, 0, conn, ipc.AppendBind(nil, uid)); err != nil {
 		return fmt.Errorf("worker: bind conn %d to uid %d: %w", conn, uid, err)
 	}
 	return nil

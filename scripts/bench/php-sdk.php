@@ -66,3 +66,9 @@ $dt = microtime(true) - $start;
 printf("%d requests in %.3fs: %.0f req/s, %.1f us per request (depth %d)\n", $n, $dt, $n / $dt, $dt / $n * 1e6, $depth);
 socket_write($sock, pack('NCCnJ', 0, 2, 0, 0, 0)); // stop
 proc_close($proc);
+// The worker's own CPU time (start-up included), which other load on the
+// machine moves less than the wall-clock figure above.
+$ru = getrusage(1);
+printf("worker CPU: %.1f us per request (user %.1f, system %.1f)\n",
+    ($ru['ru_utime.tv_sec'] + $ru['ru_stime.tv_sec']) * 1e6 / $n + ($ru['ru_utime.tv_usec'] + $ru['ru_stime.tv_usec']) / $n,
+    ($ru['ru_utime.tv_sec'] * 1e6 + $ru['ru_utime.tv_usec']) / $n, ($ru['ru_stime.tv_sec'] * 1e6 + $ru['ru_stime.tv_usec']) / $n);

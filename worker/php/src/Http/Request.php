@@ -57,7 +57,7 @@ final class Request
             $port = (int) substr($remote, $i + 1);
             $remote = trim(substr($remote, 0, $i), '[]');
         }
-        return new self((string) $m['method'], (string) $m['target'], (string) ($m['proto'] ?? 'HTTP/1.1'),
+        return new self((string) $m['method'], (string) $m['target'], (string) (($m['proto'] ?? '') ?: 'HTTP/1.1'),
             $m['headers'] ?? [], $body, $remote, $port, (int) ($m['listener'] ?? 0));
     }
 

@@ -66,9 +66,9 @@ final class HttpHandler implements Handler
 
     private function request(int $id, string $payload): void
     {
-        $m = msgpack_unpack($payload);
-        if (!is_array($m) || !isset($m['method'], $m['target'])) {
-            throw new ProtocolError('undecodable request frame');
+        $m = Codec::decodeRequest($payload); // absent keys: Codec::REQUEST_ZEROS
+        if (!isset($m['method'], $m['target'])) {
+            throw new ProtocolError('undecodable request frame: no method or target');
         }
         $loop = Loop::get();
         $this->id = self::$serving = $id;
@@ -148,7 +148,7 @@ final class HttpHandler implements Handler
                 return implode('', $parts);
             }
             if ($uncredited >= Frame::CREDIT_BATCH) {
-                $loop->write(Frame::WINDOW_CREDIT, $id, pack('N', $uncredited));
+                $loop->write(Frame::WINDOW_CREDIT, $id, Codec::encodeWindow($uncredited));
                 $loop->flush();
                 $uncredited = 0;
             }
@@ -163,19 +163,18 @@ final class HttpHandler implements Handler
         }
         $loop = Loop::get();
         $body = $res->body;
-        $head = ['status' => $res->status, 'headers' => self::withCharset($res->headerList())];
+        $headers = self::withCharset($res->headerList());
         if (is_string($body)) {
             if (strlen($body) <= Frame::MAX_CHUNK) {
-                $head['body'] = $body;
-                $loop->write(Frame::RESPONSE, $this->id, msgpack_pack($head), Frame::FLAG_END);
+                $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers, $body), Frame::FLAG_END);
                 $this->started = true;
                 return;
             }
             if ($res->header('content-length') === null) {
-                $head['headers'][] = 'Content-Length';
-                $head['headers'][] = (string) strlen($body);
+                $headers[] = 'Content-Length';
+                $headers[] = (string) strlen($body);
             }
-            $loop->write(Frame::RESPONSE, $this->id, msgpack_pack($head));
+            $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers));
             $this->started = true;
             $this->sendBody($body);
             $this->end();
@@ -185,7 +184,7 @@ final class HttpHandler implements Handler
             throw new \UnexpectedValueException(sprintf('response body is %s: want a string, an iterable of strings or a stream resource', get_debug_type($body)));
         }
         // Streamed: the head goes out now, each piece as it comes.
-        $loop->write(Frame::RESPONSE, $this->id, msgpack_pack($head));
+        $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers));
         $loop->flush();
         $this->started = true;
         if (is_resource($body)) {
@@ -304,7 +303,7 @@ final class HttpHandler implements Handler
     private function credit(int $type, int $flags, string $payload): void
     {
         if ($type === Frame::WINDOW_CREDIT && strlen($payload) === 4) {
-            $this->unacked = max(0, $this->unacked - unpack('N', $payload)[1]);
+            $this->unacked = max(0, $this->unacked - Codec::decodeWindow($payload));
         } elseif ($type === Frame::CANCEL && ($flags & Frame::FLAG_END) !== 0) {
             $this->cancelled = true; // the connection is closed: nothing more will be credited
         }
@@ -324,11 +323,8 @@ final class HttpHandler implements Handler
             return;
         }
         $this->started = true;
-        $loop->write(Frame::RESPONSE, $this->id, msgpack_pack([
-            'status' => 500,
-            'headers' => ['Content-Type', 'text/plain; charset=utf-8'],
-            'body' => "Internal Server Error\n",
-        ]), Frame::FLAG_END);
+        $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse(500, ['Content-Type', 'text/plain; charset=utf-8'],
+            "Internal Server Error\n"), Frame::FLAG_END);
     }
 
     public function abort(string $why): void

@@ -117,7 +117,7 @@ final class Loop
             Boot::exit(78);
         }
         $loop->installErrorHandling();
-        $loop->channel->write(Frame::HELLO, 0, msgpack_pack([
+        $loop->channel->write(Frame::HELLO, 0, Codec::encodeHello([
             'version' => Frame::VERSION,
             'pid' => getmypid(),
             'concurrency' => 1,

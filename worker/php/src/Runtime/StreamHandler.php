@@ -35,7 +35,7 @@ final class StreamHandler implements Handler
     {
         [$what, $call] = match ($type) {
             Frame::CONNECT => ["connect of connection $id", $this->onConnect === null ? null
-                : fn () => ($this->onConnect)($id, (array) msgpack_unpack($payload))],
+                : fn () => ($this->onConnect)($id, Codec::decodeConnInfo($payload))],
             Frame::DATA => ["data of connection $id", fn () => ($this->onReceive)($id, $payload)],
             Frame::CLOSE => ["close of connection $id", $this->onClose === null ? null
                 : fn () => ($this->onClose)($id, $payload)],
@@ -49,7 +49,7 @@ final class StreamHandler implements Handler
         if ($type === Frame::REQUEST) {
             // An HTTP listener's request: this worker only serves streams.
             Log::line('this PHP worker serves stream listeners (Drover\Stream\Worker) but got an HTTP request; answered 500 (use Drover\Http\Worker for HTTP listeners)');
-            $loop->write(Frame::RESPONSE, $id, msgpack_pack(['status' => 500, 'headers' => [], 'body' => "no HTTP handler\n"]), Frame::FLAG_END);
+            $loop->write(Frame::RESPONSE, $id, Codec::encodeResponse(500, [], "no HTTP handler\n"), Frame::FLAG_END);
             return;
         }
         if ($call !== null) {
@@ -82,7 +82,7 @@ final class StreamHandler implements Handler
         if ($uid < 0) {
             throw new \InvalidArgumentException("uid $uid: want a number from 0");
         }
-        Loop::get()->write(Frame::BIND, $conn, pack('J', $uid));
+        Loop::get()->write(Frame::BIND, $conn, Codec::encodeBind($uid));
     }
 
     public static function close(int $conn): void
