@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -378,6 +379,7 @@ func (m *Master) releaseHTTP(h *httpState) {
 		h.acctBody, h.acctOut = 0, 0
 		m.noteBuffered(m.httpBuffered.Add(-n))
 	}
+	putBody(h.body)
 	h.body = nil
 }
 
@@ -445,6 +447,9 @@ func (m *Master) takeBody(c *reactor.Conn, h *httpState, data []byte) (int, bool
 				return len(data), false
 			}
 			h.acctBody += int64(len(piece))
+			if cap(h.body) == 0 {
+				h.body = getBody()
+			}
 			h.body = append(h.body, piece...)
 		}
 		if done {
@@ -481,6 +486,10 @@ const maxBodyFrame = 64 << 10
 // body's end: the request then waits for its answer (phWait). Runs on c's
 // loop.
 func (m *Master) pumpBody(c *reactor.Conn, h *httpState) {
+	// The frames of one call go out together (worker.writeBodies).
+	var batch [8][]byte
+	pieces := batch[:0]
+	var flags uint8
 	for h.phase == phBody {
 		pend := h.body[h.bodyOff:]
 		if len(pend) == 0 && !h.bodyDone {
@@ -497,27 +506,58 @@ func (m *Master) pumpBody(c *reactor.Conn, h *httpState) {
 			}
 			piece = piece[:min(int64(len(piece)), max(room, 0))]
 		}
-		var flags uint8
 		if h.bodyDone && len(piece) == len(pend) {
 			flags = ipc.FlagEnd
 			h.phase = phWait
 		}
-		h.w.writeFlags(c.Loop(), ipc.TypeRequestBody, flags, c.ID(), piece)
+		pieces = append(pieces, piece)
 		h.bodyOff += len(piece)
 		h.reqSent += int64(len(piece))
 		h.acctBody -= int64(len(piece))
 		m.noteBuffered(m.httpBuffered.Add(-int64(len(piece))))
 	}
+	if len(pieces) > 0 {
+		h.w.writeBodies(c.Loop(), flags, c.ID(), pieces)
+	}
 	switch {
 	case h.phase != phBody:
-		h.body, h.bodyOff = nil, 0 // an idle connection pins no buffer
+		putBody(h.body) // an idle connection pins no buffer
+		h.body, h.bodyOff = nil, 0
 	case h.bodyOff == len(h.body):
 		if cap(h.body) > maxBodyFrame {
+			putBody(h.body)
 			h.body = nil
 		}
 		h.body, h.bodyOff = h.body[:0], 0
 	}
 }
+
+// bodyPool holds request body buffers (*[]byte) between requests: a body
+// buffered by the master is then written into memory already mapped, not
+// into a buffer grown by copies from 64 KiB and cleared by the runtime
+// each time. The garbage collector empties it when the buffers go unused.
+var bodyPool sync.Pool
+
+// getBody returns an empty body buffer, from the pool when it has one.
+func getBody() []byte {
+	if bp, ok := bodyPool.Get().(*[]byte); ok {
+		return (*bp)[:0]
+	}
+	return nil
+}
+
+// putBody gives a body buffer no longer referenced back to the pool; small
+// ones are left to the collector.
+func putBody(b []byte) {
+	if cap(b) >= maxBodyFrame && cap(b) <= maxPooledBody {
+		b = b[:0]
+		bodyPool.Put(&b)
+	}
+}
+
+// maxPooledBody is the largest request body buffer kept in bodyPool: a
+// body of package_max_length's default (2 MiB) and some growth room.
+const maxPooledBody = 4 << 20
 
 var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 

@@ -139,6 +139,74 @@ func (w *worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64,
 	}
 }
 
+// writeBodies queues TypeRequestBody frames for connection id, one per
+// piece, the last with flags, as writeFlags would; but when nothing is
+// waiting for the worker's socket pair, it writes them at once from the
+// pieces with one writev and keeps only what the pair did not take: a
+// buffered request body then goes to the worker without being copied into
+// its output first. The pieces are not kept.
+func (w *worker) writeBodies(l *reactor.Loop, flags uint8, id uint64, pieces [][]byte) {
+	w.outMu.Lock()
+	if w.closed || w.armed || len(w.out) > w.outOff {
+		w.outMu.Unlock()
+		for i, p := range pieces {
+			var f uint8
+			if i == len(pieces)-1 {
+				f = flags
+			}
+			w.writeFlags(l, ipc.TypeRequestBody, f, id, p)
+		}
+		return
+	}
+	defer w.outMu.Unlock()
+	heads := make([]byte, 0, len(pieces)*ipc.HeaderSize)
+	iov := make([][]byte, 0, 2*len(pieces))
+	total := 0
+	for i, p := range pieces {
+		var f uint8
+		if i == len(pieces)-1 {
+			f = flags
+		}
+		heads = ipc.AppendHeader(heads, ipc.TypeRequestBody, f, id, len(p))
+		iov = append(iov, heads[len(heads)-ipc.HeaderSize:], p)
+		total += ipc.HeaderSize + len(p)
+	}
+	w.m.ipc.framesOut.Add(uint64(len(pieces)))
+	n := 0
+	for {
+		k, err := unix.Writev(w.fd, iov)
+		w.m.ipc.writes.Add(1)
+		if k > 0 {
+			n = k
+			if w.refusedAt.Load() != 0 {
+				w.lastTook.Store(time.Now().UnixNano())
+			}
+			break
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != unix.EAGAIN {
+			return // the pair is broken: the read side sees EOF and retires the worker
+		}
+		break
+	}
+	if n == total {
+		return
+	}
+	// The rest waits in out for the pair to drain.
+	w.out, w.outOff = w.out[:0], 0
+	for _, b := range iov {
+		k := min(n, len(b))
+		w.out, n = append(w.out, b[k:]...), n-k
+	}
+	w.outBytes.Store(int64(len(w.out)))
+	if !w.armed {
+		w.armed = true
+		w.owner.WantWrite(w.fd, true)
+	}
+}
+
 // Flush implements reactor.Flusher.
 func (w *worker) Flush(l *reactor.Loop) {
 	w.marked[l.Index()] = false
