@@ -870,10 +870,10 @@ func (x *exchange) emit(body []byte, end bool) {
 		if x.head && end && len(body) > 0 && x.declared < 0 && bodyAllowed(x.status) {
 			b.extra = append(b.extra, "Content-Length", strconv.Itoa(len(body)))
 		}
-		b.enc = appendResponse(b.enc[:0], x.status, b.pairs, b.extra, data)
-		err = x.s.ch.w.WriteFrame(ipc.TypeResponse, flags, x.conn, b.enc)
+		b.enc = appendResponseHead(b.enc[:0], x.status, b.pairs, b.extra, len(data))
+		err = x.s.ch.w.WriteFrameParts(ipc.TypeResponse, flags, x.conn, b.enc, data)
 	} else if len(data) > 0 || end {
-		err = x.s.ch.w.WriteFrame(ipc.TypeResponseBody, flags, x.conn, data)
+		err = x.s.ch.w.WriteFrameParts(ipc.TypeResponseBody, flags, x.conn, nil, data)
 	}
 	if err != nil && x.werr == nil {
 		x.werr = fmt.Errorf("worker: response to conn %d: %w", x.conn, err)

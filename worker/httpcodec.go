@@ -101,7 +101,14 @@ func (dec *requestDecoder) decode(payload []byte, w *wireRequest) error {
 // appendResponse appends an ipc.Response payload: status, headers (name,
 // value, … as pairs, then extra) and body, omitted when empty.
 func appendResponse(dst []byte, status int, pairs []string, extra []string, body []byte) []byte {
-	if len(body) > 0 {
+	return append(appendResponseHead(dst, status, pairs, extra, len(body)), body...)
+}
+
+// appendResponseHead is appendResponse without the body's bytes, which go
+// right after it (the body is the encoding's last field): a large body is
+// then written from where it is (ipc.Writer.WriteFrameParts).
+func appendResponseHead(dst []byte, status int, pairs []string, extra []string, bodyLen int) []byte {
+	if bodyLen > 0 {
 		dst = ipc.AppendMapLen(dst, 3)
 	} else {
 		dst = ipc.AppendMapLen(dst, 2)
@@ -116,9 +123,9 @@ func appendResponse(dst []byte, status int, pairs []string, extra []string, body
 	for _, s := range extra {
 		dst = ipc.AppendStr(dst, s)
 	}
-	if len(body) > 0 {
+	if bodyLen > 0 {
 		dst = ipc.AppendStr(dst, "body")
-		dst = ipc.AppendBin(dst, body)
+		dst = ipc.AppendBinLen(dst, bodyLen)
 	}
 	return dst
 }
