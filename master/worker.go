@@ -48,8 +48,9 @@ type worker struct {
 	started time.Time
 	log     *logrus.Entry
 
-	// Owned by the owner loop.
-	in []byte
+	// Owned by the owner loop: in[inBeg:] is read and not yet handled.
+	in    []byte
+	inBeg int
 
 	// marked[i] is touched only by loop i: the worker is deferred for
 	// flushing in that loop's current iteration.
@@ -286,11 +287,7 @@ func (w *worker) drain(l *reactor.Loop, exit string) {
 // with reason gone, or "socket pair closed" when that is empty). Runs on
 // the owner loop l.
 func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
-	if cap(w.in)-len(w.in) < 16<<10 {
-		nb := make([]byte, len(w.in), max(64<<10, 2*cap(w.in)))
-		copy(nb, w.in)
-		w.in = nb
-	}
+	w.roomIn()
 	n, err := unix.Read(w.fd, w.in[len(w.in):cap(w.in)])
 	w.m.ipc.reads.Add(1)
 	if n <= 0 {
@@ -306,7 +303,7 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 		return false
 	}
 	w.in = w.in[:len(w.in)+n]
-	off := 0
+	off := w.inBeg
 	for {
 		limit := w.m.maxFrame
 		if w.readyAt.IsZero() {
@@ -331,12 +328,50 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 			return false
 		}
 	}
-	rest := copy(w.in, w.in[off:])
-	w.in = w.in[:rest]
-	if rest == 0 && cap(w.in) > 1<<20 {
-		w.in = nil
+	// A partial frame stays where it is: roomIn moves it only when the
+	// rest of it would not fit behind it.
+	w.inBeg = off
+	if off == len(w.in) {
+		w.in, w.inBeg = w.in[:0], 0
+		if cap(w.in) > 1<<20 {
+			w.in = nil
+		}
 	}
 	return true
+}
+
+// inRoom is the free space roomIn makes behind the unread bytes before a
+// read of the socket pair, and inFrameRoom the most of a large frame's
+// rest it makes room for at once.
+const inRoom, inFrameRoom = 16 << 10, 256 << 10
+
+// roomIn makes room in w.in for the next read: inRoom bytes, or the rest
+// of the partial frame there (up to inFrameRoom), so that a large frame is
+// read into place instead of being moved to the front of the buffer after
+// each read. Runs on the owner loop.
+func (w *worker) roomIn() {
+	pending := len(w.in) - w.inBeg
+	need, size := inRoom, 64<<10
+	if pending >= ipc.HeaderSize {
+		if h, err := ipc.ParseHeader(w.in[w.inBeg:], w.m.maxFrame); err == nil {
+			frame := ipc.HeaderSize + int(h.Length)
+			need = max(need, min(frame-pending, inFrameRoom))
+			// Room for a few such frames: the partial one at the end
+			// is moved once every few frames, not after each.
+			size = max(size, min(4*frame, 1<<20))
+		}
+	}
+	if cap(w.in)-len(w.in) >= need {
+		return
+	}
+	if w.inBeg > 0 && cap(w.in)-pending >= need && cap(w.in) >= size {
+		w.in = w.in[:copy(w.in, w.in[w.inBeg:])]
+		w.inBeg = 0
+		return
+	}
+	nb := make([]byte, pending, max(size, 2*cap(w.in), pending+need))
+	copy(nb, w.in[w.inBeg:])
+	w.in, w.inBeg = nb, 0
 }
 
 // abandon stops reading a worker taken out of service, at once: frames
@@ -345,7 +380,7 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 // owner loop.
 func (w *worker) abandon(l *reactor.Loop) {
 	l.Unwatch(w.fd)
-	w.in = nil
+	w.in, w.inBeg = nil, 0
 }
 
 var errProtocol = errors.New("protocol violation")
