@@ -617,6 +617,71 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo writes the request body to w as its pieces arrive, each from
+// the buffer it arrived in (io.Copy uses it): a handler copying the body
+// to its response, or a file, does without a copy into its own buffer.
+// Pieces are credited to the master as Read credits them.
+func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
+	x := (*exchange)(b)
+	var total int64
+	for {
+		bp, off, grant, err := x.nextPiece()
+		if grant > 0 {
+			var win [4]byte
+			_ = x.s.ch.w.WriteFrame(ipc.TypeWindow, 0, x.conn, ipc.AppendWindow(win[:0], uint32(grant)))
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, werr := w.Write((*bp)[off:])
+		putChunk(bp)
+		total += int64(n)
+		if werr != nil {
+			return total, werr
+		}
+	}
+}
+
+// nextPiece is readBody taking the rest of the next piece whole: the
+// caller owns *bp from off on, and puts it back in the pool.
+func (x *exchange) nextPiece() (bp *[]byte, off, grant int, err error) {
+	x.bmu.Lock()
+	defer x.bmu.Unlock()
+	for {
+		if x.berr != nil {
+			return nil, 0, 0, x.berr
+		}
+		if x.cur == nil && len(x.chunks) > 0 {
+			x.cur = x.chunks[0]
+			x.chunks = append(x.chunks[:0], x.chunks[1:]...)
+			x.queued -= len(*x.cur)
+		}
+		if x.cur != nil {
+			bp, off = x.cur, x.off
+			x.cur, x.off = nil, 0
+			n := len(*bp) - off
+			x.read += int64(n)
+			if x.follows {
+				if x.uncredited += n; x.uncredited >= ipc.FlowWindow/2 {
+					grant, x.uncredited = x.uncredited, 0
+				}
+			}
+			return bp, off, grant, nil
+		}
+		if x.ended {
+			if cl := x.req.ContentLength; cl > 0 && x.read < cl {
+				return nil, 0, 0, io.ErrUnexpectedEOF
+			}
+			return nil, 0, 0, io.EOF
+		}
+		x.s.wakeReader()
+		x.bcond.Wait()
+	}
+}
+
 // readBody is Read under bmu; grant is the credit to send after it.
 func (x *exchange) readBody(p []byte) (n, grant int, err error) {
 	x.bmu.Lock()
@@ -792,7 +857,9 @@ func (x *exchange) Write(p []byte) (int, error) {
 	b.out = append(b.out, p[:room]...)
 	p = p[room:]
 	x.emit(b.out, false)
-	for len(p) > ipc.MaxInlineBody && x.werr == nil {
+	// Whole frames go from p (a piece of the request body written by
+	// requestBody.WriteTo is one).
+	for len(p) >= ipc.MaxInlineBody && x.werr == nil {
 		x.emit(p[:ipc.MaxInlineBody], false)
 		p = p[ipc.MaxInlineBody:]
 	}
