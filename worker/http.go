@@ -848,15 +848,19 @@ func (x *exchange) Write(p []byte) (int, error) {
 	}
 	x.written += int64(len(p))
 	b := x.bufs
-	if len(b.out)+len(p) <= ipc.MaxInlineBody {
+	// Once the response streams, a whole frame's worth with nothing
+	// buffered goes out from p, without being buffered first.
+	if len(b.out)+len(p) <= ipc.MaxInlineBody && !(x.sent && len(b.out) == 0 && len(p) == ipc.MaxInlineBody) {
 		b.out = append(b.out, p...)
 		return len(p), nil
 	}
 	n := len(p)
-	room := ipc.MaxInlineBody - len(b.out)
-	b.out = append(b.out, p[:room]...)
-	p = p[room:]
-	x.emit(b.out, false)
+	if len(b.out) > 0 {
+		room := ipc.MaxInlineBody - len(b.out)
+		b.out = append(b.out, p[:room]...)
+		p = p[room:]
+		x.emit(b.out, false)
+	}
 	// Whole frames go from p (a piece of the request body written by
 	// requestBody.WriteTo is one).
 	for len(p) >= ipc.MaxInlineBody && x.werr == nil {
