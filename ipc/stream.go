@@ -145,21 +145,7 @@ func NewWriter(w io.Writer, limit int) *Writer {
 // of an earlier failed write; frames queued while another goroutine writes
 // report a failure on a later call.
 func (w *Writer) WriteFrame(t Type, flags uint8, id uint64, payload []byte) error {
-	w.mu.Lock()
-	for w.err == nil && w.writing && len(w.buf) > w.limit {
-		w.room.Wait()
-	}
-	if w.err != nil {
-		err := w.err
-		w.mu.Unlock()
-		return err
-	}
-	w.buf = AppendFrame(w.buf, t, flags, id, payload)
-	if w.writing || w.held && len(w.buf) < holdMax {
-		w.mu.Unlock()
-		return nil
-	}
-	return w.flushLocked()
+	return w.WriteFrameParts(t, flags, id, payload, nil)
 }
 
 // DirectFrame is the body size from which WriteFrameParts writes a frame
