@@ -95,7 +95,14 @@ func (dec *RequestDecoder) Decode(payload []byte, r *Request) error {
 // … as pairs, then extra) and body, omitted when empty. It allocates only
 // to grow dst.
 func AppendResponse(dst []byte, status int, pairs []string, extra []string, body []byte) []byte {
-	if len(body) > 0 {
+	return append(AppendResponseHead(dst, status, pairs, extra, len(body)), body...)
+}
+
+// AppendResponseHead is AppendResponse without the body's bytes, which go
+// right after it (the body is the encoding's last field): a large body is
+// then written from where it is (Writer.WriteFrameParts).
+func AppendResponseHead(dst []byte, status int, pairs []string, extra []string, bodyLen int) []byte {
+	if bodyLen > 0 {
 		dst = AppendMapLen(dst, 3)
 	} else {
 		dst = AppendMapLen(dst, 2)
@@ -110,9 +117,9 @@ func AppendResponse(dst []byte, status int, pairs []string, extra []string, body
 	for _, s := range extra {
 		dst = AppendStr(dst, s)
 	}
-	if len(body) > 0 {
+	if bodyLen > 0 {
 		dst = AppendStr(dst, "body")
-		dst = AppendBin(dst, body)
+		dst = AppendBinLen(dst, bodyLen)
 	}
 	return dst
 }

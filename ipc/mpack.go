@@ -330,15 +330,19 @@ func AppendStr(dst []byte, s string) []byte {
 
 // AppendBin appends b as a msgpack bin.
 func AppendBin(dst []byte, b []byte) []byte {
-	switch n := len(b); {
+	return append(AppendBinLen(dst, len(b)), b...)
+}
+
+// AppendBinLen appends the header of a msgpack bin of n bytes: the bytes
+// follow it (AppendBin is both).
+func AppendBinLen(dst []byte, n int) []byte {
+	switch {
 	case n <= math.MaxUint8:
-		dst = append(dst, 0xc4, byte(n))
+		return append(dst, 0xc4, byte(n))
 	case n <= math.MaxUint16:
-		dst = binary.BigEndian.AppendUint16(append(dst, 0xc5), uint16(n))
-	default:
-		dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
+		return binary.BigEndian.AppendUint16(append(dst, 0xc5), uint16(n))
 	}
-	return append(dst, b...)
+	return binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
 }
 
 // AppendRequest appends r encoded as msgpack.Marshal(r) would decode it:

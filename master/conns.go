@@ -47,6 +47,7 @@ type loopState struct {
 	pending []pendingEvent   // events waiting for any worker to be ready
 	waiting []uint64         // HTTP connections whose request waits for a worker slot
 	scratch []byte           // HTTP response heads are built here
+	tail    []byte           // … and the end of a chunk written with Conn.WriteDirect
 	reqBuf  []byte           // HTTP Request payloads are encoded here
 	resp    ipc.ResponseView // the TypeResponse being written, aliasing its payload
 	date    []byte           // the Date header's value, formatted once a second

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -330,7 +331,12 @@ func (m *Master) requestSent(c *reactor.Conn, h *httpState, payload []byte) {
 // http_max_buffered).
 func (m *Master) write(c *reactor.Conn, h *httpState, b []byte) {
 	c.Write(b)
-	h.outTotal += int64(len(b))
+	m.wrote(c, h, len(b))
+}
+
+// wrote keeps the output accounting after n bytes were handed to c.
+func (m *Master) wrote(c *reactor.Conn, h *httpState, n int) {
+	h.outTotal += int64(n)
 	if !h.bigOut && h.outTotal-h.respStart > untrackedOut {
 		h.bigOut = true
 	}
@@ -373,6 +379,7 @@ func (m *Master) releaseHTTP(h *httpState) {
 		h.acctBody, h.acctOut = 0, 0
 		m.noteBuffered(m.httpBuffered.Add(-n))
 	}
+	putBody(h.body)
 	h.body = nil
 }
 
@@ -440,6 +447,9 @@ func (m *Master) takeBody(c *reactor.Conn, h *httpState, data []byte) (int, bool
 				return len(data), false
 			}
 			h.acctBody += int64(len(piece))
+			if cap(h.body) == 0 {
+				h.body = getBody()
+			}
 			h.body = append(h.body, piece...)
 		}
 		if done {
@@ -476,6 +486,10 @@ const maxBodyFrame = 64 << 10
 // body's end: the request then waits for its answer (phWait). Runs on c's
 // loop.
 func (m *Master) pumpBody(c *reactor.Conn, h *httpState) {
+	// The frames of one call go out together (worker.writeBodies).
+	var batch [8][]byte
+	pieces := batch[:0]
+	var flags uint8
 	for h.phase == phBody {
 		pend := h.body[h.bodyOff:]
 		if len(pend) == 0 && !h.bodyDone {
@@ -492,29 +506,63 @@ func (m *Master) pumpBody(c *reactor.Conn, h *httpState) {
 			}
 			piece = piece[:min(int64(len(piece)), max(room, 0))]
 		}
-		var flags uint8
 		if h.bodyDone && len(piece) == len(pend) {
 			flags = ipc.FlagEnd
 			h.phase = phWait
 		}
-		h.w.writeFlags(c.Loop(), ipc.TypeRequestBody, flags, c.ID(), piece)
+		pieces = append(pieces, piece)
 		h.bodyOff += len(piece)
 		h.reqSent += int64(len(piece))
 		h.acctBody -= int64(len(piece))
 		m.noteBuffered(m.httpBuffered.Add(-int64(len(piece))))
 	}
+	if len(pieces) > 0 {
+		h.w.writeBodies(c.Loop(), flags, c.ID(), pieces)
+	}
 	switch {
 	case h.phase != phBody:
-		h.body, h.bodyOff = nil, 0 // an idle connection pins no buffer
+		putBody(h.body) // an idle connection pins no buffer
+		h.body, h.bodyOff = nil, 0
 	case h.bodyOff == len(h.body):
 		if cap(h.body) > maxBodyFrame {
+			putBody(h.body)
 			h.body = nil
 		}
 		h.body, h.bodyOff = h.body[:0], 0
 	}
 }
 
+// bodyPool holds request body buffers (*[]byte) between requests: a body
+// buffered by the master is then written into memory already mapped, not
+// into a buffer grown by copies from 64 KiB and cleared by the runtime
+// each time. The garbage collector empties it when the buffers go unused.
+var bodyPool sync.Pool
+
+// getBody returns an empty body buffer, from the pool when it has one.
+func getBody() []byte {
+	if bp, ok := bodyPool.Get().(*[]byte); ok {
+		return (*bp)[:0]
+	}
+	return nil
+}
+
+// putBody gives a body buffer no longer referenced back to the pool; small
+// ones are left to the collector.
+func putBody(b []byte) {
+	if cap(b) >= maxBodyFrame && cap(b) <= maxPooledBody {
+		b = b[:0]
+		bodyPool.Put(&b)
+	}
+}
+
+// maxPooledBody is the largest request body buffer kept in bodyPool: a
+// body of package_max_length's default (2 MiB) and some growth room.
+const maxPooledBody = 4 << 20
+
 var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// lastChunk ends a chunked response.
+var lastChunk = []byte("0\r\n\r\n")
 
 var errBadBody = errors.New("malformed request body")
 
@@ -918,9 +966,7 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		b = m.appendDateHeader(b, c.Loop())
 	}
 	b = append(b, "\r\n"...)
-	b = m.appendBody(c, b, h, resp.Body)
-	ls.scratch = b
-	m.write(c, h, b)
+	m.writeBody(c, h, ls, b, m.trimBody(c, h, resp.Body), h.chunked, nil)
 	m.cutAfterWrite(c, h, end)
 	if end {
 		m.checkLength(c, h)
@@ -995,20 +1041,18 @@ func (m *Master) httpResponseBody(c *reactor.Conn, flags uint8, payload []byte) 
 	ls := &m.loops[c.Loop().Index()]
 	h.lastFrom = c.Loop().Now()
 	h.respBody += int64(len(payload))
-	b := m.appendBody(c, ls.scratch[:0], h, payload)
+	body, chunked := m.trimBody(c, h, payload), h.chunked
 	end := flags&ipc.FlagEnd != 0
 	if end && flags&ipc.FlagAbort != 0 {
 		m.abortResponse(c, h)
 	} else if end {
 		m.checkLength(c, h)
 	}
+	var last []byte
 	if end && h.chunked && !h.cut {
-		b = append(b, "0\r\n\r\n"...)
+		last = lastChunk
 	}
-	ls.scratch = b
-	if len(b) > 0 {
-		m.write(c, h, b)
-	}
+	m.writeBody(c, h, ls, ls.scratch[:0], body, chunked, last)
 	m.cutAfterWrite(c, h, end)
 	if end {
 		m.endResponse(c, h)
@@ -1026,22 +1070,63 @@ func (m *Master) abortResponse(c *reactor.Conn, h *httpState) {
 		Warn("response aborted by the handler; closing the connection so the client sees it incomplete")
 }
 
-// appendBody appends a piece of the handler's body as the response's
-// framing allows: none after HEAD, 204 or 304 (dropped, logged once, the
+// directBody is the size from which a piece of a response body is written
+// to the client from the worker's frame (Conn.WriteDirect) instead of
+// being copied after its head into the loop's scratch buffer and from
+// there into the connection's output: below it, the copies cost less than
+// a system call, and small answers of one iteration go out in one write.
+const directBody = 16 << 10
+
+// writeBody writes head (status line and headers, or nothing), then body,
+// a piece of the handler's body that trimBody let through, as a chunk if
+// chunked, then end (the last chunk, or nothing): a large piece with
+// Conn.WriteDirect, the rest in the loop's scratch buffer.
+func (m *Master) writeBody(c *reactor.Conn, h *httpState, ls *loopState, head, body []byte, chunked bool, end []byte) {
+	if len(body) < directBody {
+		b := head
+		if len(body) > 0 && chunked {
+			b = strconv.AppendInt(b, int64(len(body)), 16)
+			b = append(b, "\r\n"...)
+			b = append(b, body...)
+			b = append(b, "\r\n"...)
+		} else {
+			b = append(b, body...)
+		}
+		b = append(b, end...)
+		ls.scratch = b
+		if len(b) > 0 {
+			m.write(c, h, b)
+		}
+		return
+	}
+	tail := end
+	if chunked {
+		head = strconv.AppendInt(head, int64(len(body)), 16)
+		head = append(head, "\r\n"...)
+		tail = append(append(ls.tail[:0], "\r\n"...), end...)
+		ls.tail = tail
+	}
+	ls.scratch = head
+	c.WriteDirect(head, body, tail)
+	m.wrote(c, h, len(head)+len(body)+len(tail))
+}
+
+// trimBody is the part of a piece of the handler's body that the
+// response's framing allows: none after HEAD, 204 or 304 (dropped, logged once, the
 // connection stays framed), and no byte beyond a declared Content-Length:
 // the excess is dropped, logged with the worker, and the connection
 // closes after the declared bytes, as net/http and nginx do, so that what
 // follows can never read as another response.
-func (m *Master) appendBody(c *reactor.Conn, b []byte, h *httpState, body []byte) []byte {
+func (m *Master) trimBody(c *reactor.Conn, h *httpState, body []byte) []byte {
 	if len(body) == 0 || h.cut {
-		return b
+		return nil
 	}
 	if h.noBody {
 		if !h.head && !h.warned {
 			h.warned = true
 			m.log.WithFields(m.respFields(c, h)).Warn("response body dropped: none is allowed after 204 or 304")
 		}
-		return b
+		return nil
 	}
 	if h.declared >= 0 {
 		if rest := h.declared - h.sent; int64(len(body)) > rest {
@@ -1052,13 +1137,7 @@ func (m *Master) appendBody(c *reactor.Conn, b []byte, h *httpState, body []byte
 		}
 		h.sent += int64(len(body))
 	}
-	if !h.chunked {
-		return append(b, body...)
-	}
-	b = strconv.AppendInt(b, int64(len(body)), 16)
-	b = append(b, "\r\n"...)
-	b = append(b, body...)
-	return append(b, "\r\n"...)
+	return body
 }
 
 // cutAfterWrite closes, once the declared bytes are written, a connection

@@ -48,8 +48,9 @@ type worker struct {
 	started time.Time
 	log     *logrus.Entry
 
-	// Owned by the owner loop.
-	in []byte
+	// Owned by the owner loop: in[inBeg:] is read and not yet handled.
+	in    []byte
+	inBeg int
 
 	// marked[i] is touched only by loop i: the worker is deferred for
 	// flushing in that loop's current iteration.
@@ -139,6 +140,74 @@ func (w *worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64,
 	}
 }
 
+// writeBodies queues TypeRequestBody frames for connection id, one per
+// piece, the last with flags, as writeFlags would; but when nothing is
+// waiting for the worker's socket pair, it writes them at once from the
+// pieces with one writev and keeps only what the pair did not take: a
+// buffered request body then goes to the worker without being copied into
+// its output first. The pieces are not kept.
+func (w *worker) writeBodies(l *reactor.Loop, flags uint8, id uint64, pieces [][]byte) {
+	w.outMu.Lock()
+	if w.closed || w.armed || len(w.out) > w.outOff {
+		w.outMu.Unlock()
+		for i, p := range pieces {
+			var f uint8
+			if i == len(pieces)-1 {
+				f = flags
+			}
+			w.writeFlags(l, ipc.TypeRequestBody, f, id, p)
+		}
+		return
+	}
+	defer w.outMu.Unlock()
+	heads := make([]byte, 0, len(pieces)*ipc.HeaderSize)
+	iov := make([][]byte, 0, 2*len(pieces))
+	total := 0
+	for i, p := range pieces {
+		var f uint8
+		if i == len(pieces)-1 {
+			f = flags
+		}
+		heads = ipc.AppendHeader(heads, ipc.TypeRequestBody, f, id, len(p))
+		iov = append(iov, heads[len(heads)-ipc.HeaderSize:], p)
+		total += ipc.HeaderSize + len(p)
+	}
+	w.m.ipc.framesOut.Add(uint64(len(pieces)))
+	n := 0
+	for {
+		k, err := unix.Writev(w.fd, iov)
+		w.m.ipc.writes.Add(1)
+		if k > 0 {
+			n = k
+			if w.refusedAt.Load() != 0 {
+				w.lastTook.Store(time.Now().UnixNano())
+			}
+			break
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != unix.EAGAIN {
+			return // the pair is broken: the read side sees EOF and retires the worker
+		}
+		break
+	}
+	if n == total {
+		return
+	}
+	// The rest waits in out for the pair to drain.
+	w.out, w.outOff = w.out[:0], 0
+	for _, b := range iov {
+		k := min(n, len(b))
+		w.out, n = append(w.out, b[k:]...), n-k
+	}
+	w.outBytes.Store(int64(len(w.out)))
+	if !w.armed {
+		w.armed = true
+		w.owner.WantWrite(w.fd, true)
+	}
+}
+
 // Flush implements reactor.Flusher.
 func (w *worker) Flush(l *reactor.Loop) {
 	w.marked[l.Index()] = false
@@ -218,11 +287,7 @@ func (w *worker) drain(l *reactor.Loop, exit string) {
 // with reason gone, or "socket pair closed" when that is empty). Runs on
 // the owner loop l.
 func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
-	if cap(w.in)-len(w.in) < 16<<10 {
-		nb := make([]byte, len(w.in), max(64<<10, 2*cap(w.in)))
-		copy(nb, w.in)
-		w.in = nb
-	}
+	w.roomIn()
 	n, err := unix.Read(w.fd, w.in[len(w.in):cap(w.in)])
 	w.m.ipc.reads.Add(1)
 	if n <= 0 {
@@ -238,7 +303,7 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 		return false
 	}
 	w.in = w.in[:len(w.in)+n]
-	off := 0
+	off := w.inBeg
 	for {
 		limit := w.m.maxFrame
 		if w.readyAt.IsZero() {
@@ -263,12 +328,50 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 			return false
 		}
 	}
-	rest := copy(w.in, w.in[off:])
-	w.in = w.in[:rest]
-	if rest == 0 && cap(w.in) > 1<<20 {
-		w.in = nil
+	// A partial frame stays where it is: roomIn moves it only when the
+	// rest of it would not fit behind it.
+	w.inBeg = off
+	if off == len(w.in) {
+		w.in, w.inBeg = w.in[:0], 0
+		if cap(w.in) > 1<<20 {
+			w.in = nil
+		}
 	}
 	return true
+}
+
+// inRoom is the free space roomIn makes behind the unread bytes before a
+// read of the socket pair, and inFrameRoom the most of a large frame's
+// rest it makes room for at once.
+const inRoom, inFrameRoom = 16 << 10, 256 << 10
+
+// roomIn makes room in w.in for the next read: inRoom bytes, or the rest
+// of the partial frame there (up to inFrameRoom), so that a large frame is
+// read into place instead of being moved to the front of the buffer after
+// each read. Runs on the owner loop.
+func (w *worker) roomIn() {
+	pending := len(w.in) - w.inBeg
+	need, size := inRoom, 64<<10
+	if pending >= ipc.HeaderSize {
+		if h, err := ipc.ParseHeader(w.in[w.inBeg:], w.m.maxFrame); err == nil {
+			frame := ipc.HeaderSize + int(h.Length)
+			need = max(need, min(frame-pending, inFrameRoom))
+			// Room for a few such frames: the partial one at the end
+			// is moved once every few frames, not after each.
+			size = max(size, min(4*frame, 1<<20))
+		}
+	}
+	if cap(w.in)-len(w.in) >= need {
+		return
+	}
+	if w.inBeg > 0 && cap(w.in)-pending >= need && cap(w.in) >= size {
+		w.in = w.in[:copy(w.in, w.in[w.inBeg:])]
+		w.inBeg = 0
+		return
+	}
+	nb := make([]byte, pending, max(size, 2*cap(w.in), pending+need))
+	copy(nb, w.in[w.inBeg:])
+	w.in, w.inBeg = nb, 0
 }
 
 // abandon stops reading a worker taken out of service, at once: frames
@@ -277,7 +380,7 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 // owner loop.
 func (w *worker) abandon(l *reactor.Loop) {
 	l.Unwatch(w.fd)
-	w.in = nil
+	w.in, w.inBeg = nil, 0
 }
 
 var errProtocol = errors.New("protocol violation")

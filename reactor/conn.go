@@ -138,6 +138,64 @@ func (c *Conn) Write(b []byte) {
 	c.markDirty()
 }
 
+// WriteDirect writes head, body and tail (any may be empty) in that
+// order, as three Writes would; but when none of c's output is waiting, it
+// writes them to the socket at once with one writev and keeps only what
+// the socket did not take: a large answer then leaves from the caller's
+// buffer instead of being copied into c's output first. NotifyWritten's
+// fn is not called for it: the caller accounts for what it wrote. An
+// error leaves the bytes buffered; the next flush meets it and closes c.
+func (c *Conn) WriteDirect(head, body, tail []byte) {
+	if c.closed || c.closeAfter {
+		return
+	}
+	total := len(head) + len(body) + len(tail)
+	if c.Buffered() > 0 || c.writeArmed || total == 0 {
+		c.writeParts(head, body, tail, total)
+		return
+	}
+	iov := [3][]byte{head, body, tail}
+	var n int
+	for {
+		var err error
+		n, err = unix.Writev(c.fd, iov[:])
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if n <= 0 {
+		c.writeParts(head, body, tail, total)
+		return
+	}
+	c.lastRead = c.l.now.UnixNano()
+	if n == total {
+		return
+	}
+	for i := range iov {
+		k := min(n, len(iov[i]))
+		iov[i], n = iov[i][k:], n-k
+	}
+	// The socket is full: the rest waits for it to drain (not for the end
+	// of the iteration: writeArmed keeps it off the dirty list).
+	c.writeArmed = true
+	c.updateEvents()
+	c.writeParts(iov[0], iov[1], iov[2], len(iov[0])+len(iov[1])+len(iov[2]))
+}
+
+// writeParts appends head, body and tail (total bytes) to the output, as
+// Write does.
+func (c *Conn) writeParts(head, body, tail []byte, total int) {
+	if lim := c.l.r.opts.OutputLimit; lim > 0 && c.Buffered()+total > lim {
+		c.Close(ErrOutputFull)
+		return
+	}
+	if c.outOff > 0 && c.outOff == len(c.out) {
+		c.out, c.outOff = c.out[:0], 0
+	}
+	c.out = append(append(append(c.out, head...), body...), tail...)
+	c.markDirty()
+}
+
 func (c *Conn) markDirty() {
 	if !c.dirty && !c.writeArmed {
 		c.dirty = true

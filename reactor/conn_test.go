@@ -14,23 +14,7 @@ import (
 // Abort resets the connection, so the kernel drops it instead of going on
 // delivering it.
 func TestUnsentAndAbort(t *testing.T) {
-	ln, fd := listenRaw(t)
-	h := &lineHandler{hold: true, conns: make(chan *Conn, 1)}
-	r := serve(t, Options{Loops: 1}, &Listener{Name: "lines", FD: fd}, h)
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	c, err := d.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	conn := <-h.conns
-	on := func(fn func()) {
-		done := make(chan struct{})
-		r.Loops()[0].Post(Task{Fn: func(*Loop, *Task) { fn(); close(done) }})
-		<-done
-	}
+	c, conn, on := slowReader(t)
 	on(func() { conn.Write(make([]byte, 1<<20)) })
 	// Flushed at the end of that iteration: the kernel holds what the
 	// client did not take.
@@ -43,6 +27,30 @@ func TestUnsentAndAbort(t *testing.T) {
 	if n, err := io.Copy(io.Discard, c); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after Abort the client read %d bytes, then %v; want a reset (the kernel held %d)", n, err, unsent)
 	}
+}
+
+// slowReader serves one lineHandler connection that holds its input, to
+// a client with a small receive buffer that reads only when told; on runs
+// fn on the loop and waits for it.
+func slowReader(t *testing.T) (net.Conn, *Conn, func(func())) {
+	t.Helper()
+	ln, fd := listenRaw(t)
+	h := &lineHandler{hold: true, conns: make(chan *Conn, 1)}
+	r := serve(t, Options{Loops: 1}, &Listener{Name: "lines", FD: fd}, h)
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	c, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	on := func(fn func()) {
+		done := make(chan struct{})
+		r.Loops()[0].Post(Task{Fn: func(*Loop, *Task) { fn(); close(done) }})
+		<-done
+	}
+	return c, <-h.conns, on
 }
 
 // lingerConn serves one lineHandler connection that holds its input, for
@@ -170,5 +178,56 @@ func TestCloseLingeringFromOnStream(t *testing.T) {
 	c.Close()
 	if err := <-h.done; err != nil {
 		t.Errorf("OnClose(%v); want nil once the client closed", err)
+	}
+}
+
+// WriteDirect writes at once when nothing is buffered, keeps what the
+// socket did not take, and never reorders output: what follows a partial
+// write, by Write or WriteDirect, goes after its rest.
+func TestWriteDirectKeepsOrder(t *testing.T) {
+	c, conn, on := slowReader(t)
+	body := make([]byte, 4<<20)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	var want bytes.Buffer
+	buffered := 0
+	on(func() {
+		conn.WriteDirect([]byte("head1:"), body, []byte(":tail1"))
+		buffered = conn.Buffered()
+		conn.Write([]byte("after1"))
+		conn.WriteDirect([]byte("head2:"), body[:100], nil)
+	})
+	want.WriteString("head1:")
+	want.Write(body)
+	want.WriteString(":tail1after1head2:")
+	want.Write(body[:100])
+	if buffered == 0 || buffered >= want.Len() {
+		t.Fatalf("after a direct write of %d bytes to a client that does not read, %d are buffered; want what the socket did not take", len(body)+12, buffered)
+	}
+	got := make([]byte, want.Len())
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		i := 0
+		for i < len(got) && got[i] == want.Bytes()[i] {
+			i++
+		}
+		t.Fatalf("the client read other bytes than were written, from offset %d of %d", i, len(got))
+	}
+	// Nothing is buffered now: a direct write goes out at once.
+	left := -1
+	on(func() {
+		conn.WriteDirect([]byte("x"), []byte("y"), []byte("z\n"))
+		left = conn.Buffered()
+	})
+	if left != 0 {
+		t.Errorf("a small direct write with nothing buffered left %d bytes buffered; want 0", left)
+	}
+	line := make([]byte, 4)
+	if _, err := io.ReadFull(c, line); err != nil || string(line) != "xyz\n" {
+		t.Fatalf("read %q, %v; want \"xyz\\n\"", line, err)
 	}
 }

@@ -617,6 +617,71 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo writes the request body to w as its pieces arrive, each from
+// the buffer it arrived in (io.Copy uses it): a handler copying the body
+// to its response, or a file, does without a copy into its own buffer.
+// Pieces are credited to the master as Read credits them.
+func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
+	x := (*exchange)(b)
+	var total int64
+	for {
+		bp, off, grant, err := x.nextPiece()
+		if grant > 0 {
+			var win [4]byte
+			_ = x.s.ch.w.WriteFrame(ipc.TypeWindow, 0, x.conn, ipc.AppendWindow(win[:0], uint32(grant)))
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, werr := w.Write((*bp)[off:])
+		putChunk(bp)
+		total += int64(n)
+		if werr != nil {
+			return total, werr
+		}
+	}
+}
+
+// nextPiece is readBody taking the rest of the next piece whole: the
+// caller owns *bp from off on, and puts it back in the pool.
+func (x *exchange) nextPiece() (bp *[]byte, off, grant int, err error) {
+	x.bmu.Lock()
+	defer x.bmu.Unlock()
+	for {
+		if x.berr != nil {
+			return nil, 0, 0, x.berr
+		}
+		if x.cur == nil && len(x.chunks) > 0 {
+			x.cur = x.chunks[0]
+			x.chunks = append(x.chunks[:0], x.chunks[1:]...)
+			x.queued -= len(*x.cur)
+		}
+		if x.cur != nil {
+			bp, off = x.cur, x.off
+			x.cur, x.off = nil, 0
+			n := len(*bp) - off
+			x.read += int64(n)
+			if x.follows {
+				if x.uncredited += n; x.uncredited >= ipc.FlowWindow/2 {
+					grant, x.uncredited = x.uncredited, 0
+				}
+			}
+			return bp, off, grant, nil
+		}
+		if x.ended {
+			if cl := x.req.ContentLength; cl > 0 && x.read < cl {
+				return nil, 0, 0, io.ErrUnexpectedEOF
+			}
+			return nil, 0, 0, io.EOF
+		}
+		x.s.wakeReader()
+		x.bcond.Wait()
+	}
+}
+
 // readBody is Read under bmu; grant is the credit to send after it.
 func (x *exchange) readBody(p []byte) (n, grant int, err error) {
 	x.bmu.Lock()
@@ -783,16 +848,22 @@ func (x *exchange) Write(p []byte) (int, error) {
 	}
 	x.written += int64(len(p))
 	b := x.bufs
-	if len(b.out)+len(p) <= ipc.MaxInlineBody {
+	// Once the response streams, a whole frame's worth with nothing
+	// buffered goes out from p, without being buffered first.
+	if len(b.out)+len(p) <= ipc.MaxInlineBody && !(x.sent && len(b.out) == 0 && len(p) == ipc.MaxInlineBody) {
 		b.out = append(b.out, p...)
 		return len(p), nil
 	}
 	n := len(p)
-	room := ipc.MaxInlineBody - len(b.out)
-	b.out = append(b.out, p[:room]...)
-	p = p[room:]
-	x.emit(b.out, false)
-	for len(p) > ipc.MaxInlineBody && x.werr == nil {
+	if len(b.out) > 0 {
+		room := ipc.MaxInlineBody - len(b.out)
+		b.out = append(b.out, p[:room]...)
+		p = p[room:]
+		x.emit(b.out, false)
+	}
+	// Whole frames go from p (a piece of the request body written by
+	// requestBody.WriteTo is one).
+	for len(p) >= ipc.MaxInlineBody && x.werr == nil {
 		x.emit(p[:ipc.MaxInlineBody], false)
 		p = p[ipc.MaxInlineBody:]
 	}
@@ -870,10 +941,10 @@ func (x *exchange) emit(body []byte, end bool) {
 		if x.head && end && len(body) > 0 && x.declared < 0 && bodyAllowed(x.status) {
 			b.extra = append(b.extra, "Content-Length", strconv.Itoa(len(body)))
 		}
-		b.enc = ipc.AppendResponse(b.enc[:0], x.status, b.pairs, b.extra, data)
-		err = x.s.ch.w.WriteFrame(ipc.TypeResponse, flags, x.conn, b.enc)
+		b.enc = ipc.AppendResponseHead(b.enc[:0], x.status, b.pairs, b.extra, len(data))
+		err = x.s.ch.w.WriteFrameParts(ipc.TypeResponse, flags, x.conn, b.enc, data)
 	} else if len(data) > 0 || end {
-		err = x.s.ch.w.WriteFrame(ipc.TypeResponseBody, flags, x.conn, data)
+		err = x.s.ch.w.WriteFrameParts(ipc.TypeResponseBody, flags, x.conn, nil, data)
 	}
 	if err != nil && x.werr == nil {
 		x.werr = fmt.Errorf("worker: response to conn %d: %w", x.conn, err)
