@@ -219,12 +219,13 @@ func TestHTTPSlowClientsPinNoWorker(t *testing.T) {
 	// The attack is in place once the non-readers' answers are made (the
 	// handlers ran); without buffering they never are, and the GETs below
 	// show what that costs.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+	inPlace := false
+	for deadline := time.Now().Add(5 * time.Second); !inPlace && time.Now().Before(deadline); {
 		served := uint64(0)
 		for _, r := range s.status() {
 			served += r.Requests
 		}
-		if served >= attackers {
+		if inPlace = served >= attackers; inPlace {
 			break
 		}
 		time.Sleep(10 * time.Millisecond) // polling status, not waiting for time to pass
@@ -233,6 +234,11 @@ func TestHTTPSlowClientsPinNoWorker(t *testing.T) {
 	t.Logf("plain GET under attack: %d answered, p50 %s, p99 %s", len(d), percentile(d, 50), percentile(d, 99))
 	if p99 := percentile(d, 99); len(d) < 100 || p99 >= 100*time.Millisecond {
 		t.Fatalf("plain GET under attack by %d tricklers and %d non-readers: p99 %s over %d GETs, want under 100 ms and all answered", attackers, attackers, p99, len(d))
+	}
+	if !inPlace {
+		// Fast GETs prove nothing if the handlers never made the answers
+		// the non-readers hold.
+		t.Fatalf("the %d non-readers' answers were not all made within 5s: the attack was never in place", attackers)
 	}
 
 	// Each attacker is closed, with a line that names it.

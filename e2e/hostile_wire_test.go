@@ -192,6 +192,19 @@ func vmRSS(t *testing.T, pid int, field string) int64 {
 	return 0
 }
 
+// deafConfig is one worker that never reads (E2E_HANDLER=deaf) behind a
+// length-prefixed listener; tests put their top-level keys before it.
+const deafConfig = `worker:
+  cmd: [{{helper}}]
+  launch: exec
+  env: {E2E_HANDLER: deaf}
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: length
+    package_length_type: N
+    package_body_offset: 4
+`
+
 // TestDeafWorkerDoesNotGrowTheMaster (item 6): 2 × 200 MiB pushed at a
 // worker that declared concurrency 1<<20 and never reads. The master's
 // peak RSS (VmHWM) must stop growing with what is pushed: the second
@@ -209,18 +222,7 @@ func TestDeafWorkerDoesNotGrowTheMaster(t *testing.T) {
 		bound = 32 << 20 // worker_buffer_size's default
 		slack = 608 << 20
 	)
-	s := startServer(t, `
-worker_num: 1
-worker:
-  cmd: [{{helper}}]
-  launch: exec
-  env: {E2E_HANDLER: deaf}
-listeners:
-  - address: tcp://127.0.0.1:0
-    protocol: length
-    package_length_type: N
-    package_body_offset: 4
-`)
+	s := startServer(t, "worker_num: 1\n"+deafConfig)
 	var master int
 	for _, r := range s.status() {
 		if r.Role == "master" {
@@ -291,19 +293,7 @@ func pushAt(addr string, total int64) int64 {
 // that reads nothing of it for worker_send_timeout is killed, with a log
 // line naming it, and the manager starts a successor.
 func TestDeafWorkerIsReplaced(t *testing.T) {
-	s := startServer(t, `
-worker_num: 1
-worker_send_timeout: 1
-worker:
-  cmd: [{{helper}}]
-  launch: exec
-  env: {E2E_HANDLER: deaf}
-listeners:
-  - address: tcp://127.0.0.1:0
-    protocol: length
-    package_length_type: N
-    package_body_offset: 4
-`)
+	s := startServer(t, "worker_num: 1\nworker_send_timeout: 1\n"+deafConfig)
 	deaf := pidsOf(s.status(), "worker")[0]
 	logs := s.subscribe()
 	pushAt(s.addrs[0], 64<<20)
