@@ -84,6 +84,11 @@ const (
 	// successor said hello; a successor that exits before its hello is
 	// reported as exited and not restarted while its predecessor serves.
 	CtlReplace
+	// CtlOverMemory (manager→master, msgpack WorkerEvent with RSS): a
+	// ready worker's resident set is over its max_memory
+	// (worker.max_memory, task_worker.max_memory); the master replaces it
+	// the graceful way. Sent at each sample while it stays over.
+	CtlOverMemory
 )
 
 // String names t for logs.
@@ -147,6 +152,8 @@ func (t Type) String() string {
 		return "ctl_stats_reply"
 	case CtlReplace:
 		return "ctl_replace"
+	case CtlOverMemory:
+		return "ctl_over_memory"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

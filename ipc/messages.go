@@ -72,6 +72,7 @@ type WorkerEvent struct {
 	BackoffMS int64  `msgpack:"backoff_ms,omitempty"`
 	Launch    string `msgpack:"launch,omitempty"` // "exec" or "plugin", for CtlWorkerStarted
 	StartMS   int64  `msgpack:"start_ms,omitempty"`
+	RSS       uint64 `msgpack:"rss,omitempty"` // resident set in bytes, for CtlOverMemory
 }
 
 // Marshal encodes v as msgpack for a frame payload.

@@ -79,6 +79,7 @@ func (mg *Manager) run() error {
 	for i := range mg.cfg.Processes {
 		mg.supervise(ipc.RoleProcess, i, &mg.cfg.Processes[i].Handler, len(mg.cfg.Processes))
 	}
+	go mg.watchMemory()
 	mg.log.WithFields(logrus.Fields{"workers": mg.cfg.WorkerNum, "task_workers": mg.cfg.TaskWorkerNum}).Info("manager running")
 	for {
 		h, payload, files, err := mg.ctl.Recv()

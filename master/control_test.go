@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/master/plane"
 )
 
 // fakeManager is the manager's end of a control channel the test plays:
@@ -58,7 +59,7 @@ func TestStatusLeavesLoopFree(t *testing.T) {
 	if err != nil || hd.Type != ipc.CtlStats {
 		t.Fatalf("manager got %v (%v), want CtlStats", hd.Type, err)
 	}
-	if err := mgr.Send(ipc.CtlStatsReply, hd.ID, map[uint64]ipc.RuntimeStats{tw.w.gen: {Goroutines: 7}}); err != nil {
+	if err := mgr.Send(ipc.CtlStatsReply, hd.ID, map[uint64]ipc.RuntimeStats{tw.w.Gen(): {Goroutines: 7}}); err != nil {
 		t.Fatal(err)
 	}
 	timer := time.NewTimer(waitTimeout)
@@ -129,7 +130,7 @@ func TestWatchReloadFollowsRunningReload(t *testing.T) {
 	if err := h.m.reload(false, func(string) {}, func(int, error) {}); err != nil {
 		t.Fatal(err)
 	}
-	expectCtl(t, mgr, ipc.CtlReplace, tw.w.gen)
+	expectCtl(t, mgr, ipc.CtlReplace, tw.w.Gen())
 	first := h.m.reloadRun
 	for _, change := range []string{"app.php", "lib.php"} {
 		if err := h.m.handle(evWatch{change}); err != nil {
@@ -140,13 +141,13 @@ func TestWatchReloadFollowsRunningReload(t *testing.T) {
 		t.Fatalf("watch: due %v, reload %p (first %p) during another reload; want due, the first still running", h.m.watchDue, h.m.reloadRun, first)
 	}
 	// The successor fails: that reload is over, the watch's starts.
-	if err := h.m.handle(evWorkerExited{mgr: h.m.curMgr(), ev: ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: 0, Gen: tw.w.gen + 1, ExitCode: 1}}); err != nil {
+	if err := h.m.handle(evWorkerExited{mgr: h.m.curMgr(), ev: ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: 0, Gen: tw.w.Gen() + 1, ExitCode: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if h.m.watchDue || h.m.reloadRun == nil || h.m.reloadRun == first {
 		t.Fatalf("watch: due %v, reload %p (first %p) after the first reload ended; want the watch's reload running", h.m.watchDue, h.m.reloadRun, first)
 	}
-	expectCtl(t, mgr, ipc.CtlReplace, tw.w.gen)
+	expectCtl(t, mgr, ipc.CtlReplace, tw.w.Gen())
 	if n := h.countLogs("reload: replacing workers"); n != 2 {
 		t.Fatalf("%d reloads for one reload and two changes during it, want 2; the master logged:\n%s", n, h.hook.dump())
 	}
@@ -172,18 +173,18 @@ func TestRecycleIsAdvancedByLoopEvents(t *testing.T) {
 	h := newHarness(t, harnessOpts{workers: 1})
 	old := h.readyWorker(0, 1)
 	mgr := h.fakeManager()
-	if len(h.m.disp.claim(func(w *worker) bool { return w == old.w })) != 1 {
+	if len(h.m.plane.Claim(func(w *plane.Worker) bool { return w == old.w })) != 1 {
 		t.Fatal("worker 0 not claimed")
 	}
 	h.m.recycle(old.w, "max_request reached")
-	expectCtl(t, mgr, ipc.CtlReplace, old.w.gen)
-	succ := h.readyWorker(0, 1) // its evWorkerReady, handled, retires the old one
-	expectCtl(t, mgr, ipc.CtlRetire, old.w.gen)
+	expectCtl(t, mgr, ipc.CtlReplace, old.w.Gen())
+	succ := h.readyWorker(0, 1) // its Ready, handled, retires the old one
+	expectCtl(t, mgr, ipc.CtlRetire, old.w.Gen())
 	old.expect(ipc.TypeStop, 0)
 	if r := h.m.replacing[old.w]; r == nil || r.succ != succ.w {
 		t.Fatalf("replacement %+v after the successor's hello, want one waiting for the old worker's exit", r)
 	}
-	if err := h.m.handle(evWorkerExited{mgr: h.m.curMgr(), ev: ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: 0, Gen: old.w.gen, ExitCode: 0}}); err != nil {
+	if err := h.m.handle(evWorkerExited{mgr: h.m.curMgr(), ev: ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: 0, Gen: old.w.Gen(), ExitCode: 0}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(h.m.replacing) != 0 {

@@ -4,14 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"time"
 
-	"github.com/shirou/gopsutil/v3/process"
 	"github.com/sirupsen/logrus"
 
 	"github.com/drover-dev/drover/ipc"
-	"github.com/drover-dev/drover/reactor"
+	"github.com/drover-dev/drover/master/plane"
 )
 
 // Replacing workers without losing a request: rolling reload (SIGUSR1,
@@ -27,28 +25,8 @@ import (
 // worker's hello, a worker's exit, a deadline's evReplaceTimeout, a
 // control request), and no goroutine waits for them.
 
-// evRecycle asks the master's loop to replace w (max_request). Events are
-// values: written once by their sender, read by the loop.
-type evRecycle struct {
-	w     *worker
-	cause string
-}
-
 // errReloadBusy refuses a reload while another replacement runs.
 var errReloadBusy = errors.New("a reload is already in progress; wait for it to finish")
-
-// recycleLimit is the number of events after which a worker of role is
-// replaced: max_request plus a random 0..max_request_grace for workers,
-// task_max_request for task workers, or 0 (never).
-func (m *Master) recycleLimit(role string) uint64 {
-	switch {
-	case role == ipc.RoleWorker && m.cfg.MaxRequest > 0:
-		return uint64(m.cfg.MaxRequest + rand.IntN(m.cfg.MaxRequestGrace+1))
-	case role == ipc.RoleTaskWorker && m.cfg.TaskMaxRequest > 0:
-		return uint64(m.cfg.TaskMaxRequest)
-	}
-	return 0
-}
 
 // successorTimeout bounds the wait for a successor's hello.
 func (m *Master) successorTimeout(role string) time.Duration {
@@ -68,10 +46,10 @@ func (m *Master) successorTimeout(role string) time.Duration {
 // failure (evWorkerExited, or successorTimeout: evReplaceTimeout), then for
 // the old worker's exit (evWorkerExited, or max_wait_time and a margin).
 type replacement struct {
-	old   *worker
+	old   *plane.Worker
 	cause string
 	log   *logrus.Entry
-	succ  *worker         // the successor, once it said hello
+	succ  *plane.Worker   // the successor, once it said hello
 	timer *time.Timer     // the deadline of the current phase
 	end   func(err error) // runs on the loop when it is over; err: the successor did not start
 }
@@ -80,38 +58,38 @@ type replacement struct {
 // armed in, nil for the successor's hello) passed.
 type evReplaceTimeout struct {
 	r    *replacement
-	succ *worker
+	succ *plane.Worker
 }
 
 // replace starts replacing the worker old with a successor; end runs on
 // the loop once the successor serves and old has exited (nil), or once the
 // successor could not start (old then keeps serving). Runs on the loop.
-func (m *Master) replace(old *worker, cause string, end func(error)) {
-	r := &replacement{old: old, cause: cause, log: old.log.WithField("cause", cause), end: end}
+func (m *Master) replace(old *plane.Worker, cause string, end func(error)) {
+	r := &replacement{old: old, cause: cause, log: old.Log().WithField("cause", cause), end: end}
 	r.log.Info("replacing worker: starting its successor")
 	if m.replacing == nil {
-		m.replacing = make(map[*worker]*replacement)
+		m.replacing = make(map[*plane.Worker]*replacement)
 	}
 	m.replacing[old] = r
 	m.notifyManager(ipc.CtlReplace, old, cause)
-	r.timer = time.AfterFunc(m.successorTimeout(old.role), func() { m.post(evReplaceTimeout{r: r}) })
+	r.timer = time.AfterFunc(m.successorTimeout(old.Role()), func() { m.post(evReplaceTimeout{r: r}) })
 }
 
 // replaceReady advances the replacements whose successor is w. Runs on the
 // loop.
-func (m *Master) replaceReady(w *worker) {
+func (m *Master) replaceReady(w *plane.Worker) {
 	for _, r := range m.replacing {
-		if r.succ != nil || w.role != r.old.role || w.slot != r.old.slot || w.gen <= r.old.gen {
+		if r.succ != nil || w.Role() != r.old.Role() || w.Slot() != r.old.Slot() || w.Gen() <= r.old.Gen() {
 			continue
 		}
 		// The successor took the slot at its hello; the predecessor now
 		// only finishes what it has.
 		r.succ = w
 		r.timer.Stop()
-		inflight := m.disp.retire(r.old)
-		r.log.WithFields(logrus.Fields{"successor_pid": w.pid, "in_flight": inflight}).
+		inflight := m.plane.Retire(r.old)
+		r.log.WithFields(logrus.Fields{"successor_pid": w.PID(), "in_flight": inflight}).
 			Info("successor ready; old worker finishes its requests and leaves")
-		r.old.write(nil, ipc.TypeStop, 0, nil)
+		m.plane.Stop(r.old)
 		m.notifyManager(ipc.CtlRetire, r.old, r.cause)
 		r.timer = time.AfterFunc(m.cfg.MaxWaitTime.D()+3*time.Second, func() { m.post(evReplaceTimeout{r: r, succ: w}) })
 	}
@@ -127,11 +105,11 @@ func (m *Master) replaceExited(ev ipc.WorkerEvent) {
 		switch {
 		case m.replacing[r.old] != r:
 			// over already
-		case r.succ != nil && ev.Gen == r.old.gen:
+		case r.succ != nil && ev.Gen == r.old.Gen():
 			m.replaceOver(r, nil)
-		case r.succ == nil && ev.Role == r.old.role && ev.Slot == r.old.slot && ev.Gen > r.old.gen:
+		case r.succ == nil && ev.Role == r.old.Role() && ev.Slot == r.old.Slot() && ev.Gen > r.old.Gen():
 			err := fmt.Errorf("worker %d: its successor failed to start: %s; the old worker (pid %d) keeps serving",
-				r.old.slot, describeExit(ev), r.old.pid)
+				r.old.Slot(), describeExit(ev), r.old.PID())
 			r.log.WithError(err).Error("replacement failed")
 			m.replaceOver(r, err)
 		}
@@ -156,7 +134,7 @@ func (m *Master) replaceTimedOut(e evReplaceTimeout) {
 	}
 	if r.succ == nil {
 		err := fmt.Errorf("worker %d: its successor did not say hello within %s; the old worker (pid %d) keeps serving",
-			r.old.slot, m.successorTimeout(r.old.role), r.old.pid)
+			r.old.Slot(), m.successorTimeout(r.old.Role()), r.old.PID())
 		r.log.WithError(err).Error("replacement failed")
 		m.replaceOver(r, err)
 		return
@@ -192,7 +170,7 @@ func (m *Master) replaceStop() {
 // is over, and stops after the batch in which a successor failed to start.
 type reloadRun struct {
 	what     string // "workers" or "task workers"
-	targets  []*worker
+	targets  []*plane.Worker
 	next     int     // index in targets of the next batch
 	running  int     // replacements of the current batch not over
 	errs     []error // of the current batch
@@ -215,13 +193,13 @@ func (m *Master) reload(tasksOnly bool, progress func(string), finish func(n int
 	}
 	// Claimed like a recycling, so that max_request does not replace them
 	// meanwhile; one being recycled already is left to that.
-	targets := m.disp.claim(func(w *worker) bool {
+	targets := m.plane.Claim(func(w *plane.Worker) bool {
 		switch {
-		case w.role == ipc.RoleProcess:
+		case w.Role() == ipc.RoleProcess:
 			// User processes stay unless they opted in (processes[].reload).
-			return !tasksOnly && w.slot < len(m.cfg.Processes) && m.cfg.Processes[w.slot].Reload
+			return !tasksOnly && w.Slot() < len(m.cfg.Processes) && m.cfg.Processes[w.Slot()].Reload
 		case tasksOnly:
-			return w.role == ipc.RoleTaskWorker
+			return w.Role() == ipc.RoleTaskWorker
 		}
 		return true
 	})
@@ -241,7 +219,7 @@ func (m *Master) reloadBatch() {
 	run := m.reloadRun
 	if m.stopping.Load() && run.next < len(run.targets) {
 		for _, left := range run.targets[run.next:] {
-			m.disp.unmarkRecycling(left)
+			m.plane.Unclaim(left)
 		}
 		m.reloadEnd(run.done, fmt.Errorf("reload stopped after %d/%d %s: drover is stopping", run.done, len(run.targets), run.what))
 		return
@@ -271,7 +249,7 @@ func (m *Master) reloadReplaced(run *reloadRun, err error) {
 	batch := min(max(m.cfg.ReloadBatch, 1), len(run.targets)-run.next)
 	if err := errors.Join(run.errs...); err != nil {
 		for _, left := range run.targets[run.next:] {
-			m.disp.unmarkRecycling(left)
+			m.plane.Unclaim(left)
 		}
 		m.log.WithFields(logrus.Fields{"replaced": run.done, "of": len(run.targets)}).Error("reload stopped: " + err.Error())
 		m.reloadEnd(run.done, fmt.Errorf("reload stopped after %d/%d %s: %w", run.done, len(run.targets), run.what, err))
@@ -293,52 +271,23 @@ func (m *Master) reloadEnd(n int, err error) {
 // recycle replaces w (max_request, max_memory), unless a reload runs
 // (which replaces it anyway) or drover stops; w was claimed (recycling).
 // Runs on the loop.
-func (m *Master) recycle(w *worker, cause string) {
+func (m *Master) recycle(w *plane.Worker, cause string) {
 	if m.reloadRun != nil || m.stopping.Load() {
-		m.disp.unmarkRecycling(w)
+		m.plane.Unclaim(w)
 		return
 	}
 	m.replace(w, cause, func(err error) {
 		if err != nil {
-			m.disp.unmarkRecycling(w) // tried again later
+			m.plane.Unclaim(w) // tried again later
 		}
 	})
 }
 
-// evRetire: worker w asked to be replaced (its Retire frame) and takes no
-// new work.
-type evRetire struct {
-	w     *worker
-	cause string
-}
-
-// retireAsked handles a worker's Retire frame: it gets no new work from now
-// on (it is at its limit) and is replaced the graceful way, by the master's
-// loop (evRetire). If its successor cannot start it takes work again, as a
-// failed max_request recycling leaves the old worker serving. Runs on the
-// worker's loop.
-func (m *Master) retireAsked(w *worker, reason string) {
-	cause := "the worker asked to be replaced"
-	if reason != "" {
-		cause += ": " + reason
-	}
-	if len(m.disp.claim(func(x *worker) bool { return x == w })) == 0 {
-		w.log.WithField("cause", cause).Info("worker asked to be replaced; it is being replaced already")
-		return
-	}
-	if m.stopping.Load() {
-		m.disp.unmarkRecycling(w)
-		return
-	}
-	m.disp.retire(w)
-	m.post(evRetire{w: w, cause: cause})
-}
-
 // retire replaces a worker that asked for it (evRetire). Runs on the loop.
-func (m *Master) retire(w *worker, cause string) {
+func (m *Master) retire(w *plane.Worker, cause string) {
 	back := func() {
-		m.disp.unmarkRecycling(w)
-		m.disp.resume(w)
+		m.plane.Unclaim(w)
+		m.plane.Resume(w)
 	}
 	if m.stopping.Load() {
 		back()
@@ -394,72 +343,30 @@ func (m *Master) reloadFor(req controlReq) {
 	}
 }
 
-// memoryCheckEvery is how often worker.max_memory is checked.
-const memoryCheckEvery = time.Second
-
-// evMemory carries the RSS samples of a memory check: the workers over
-// their max_memory, with their RSS.
-type evMemory struct{ over map[*worker]uint64 }
-
-// checkMemory samples the RSS of the ready workers and task workers that
-// have a max_memory (worker.max_memory, task_worker.max_memory), off the
-// loop (gopsutil reads /proc for each); the workers over their limit come
-// back as evMemory. One check at a time. Runs on the master's loop.
-func (m *Master) checkMemory() {
-	if m.memChecking {
-		return // the last one has not come back yet
-	}
-	limits := m.memoryLimits()
-	var ws []*worker
-	for _, wi := range m.disp.snapshot() {
-		if limits[wi.w.role] > 0 && wi.state == stateReady {
-			ws = append(ws, wi.w)
-		}
-	}
-	if len(ws) == 0 {
-		return
-	}
-	m.memChecking = true
-	go func() {
-		over := map[*worker]uint64{}
-		for _, w := range ws {
-			if rss := rssOf(w.pid); rss > limits[w.role] {
-				over[w] = rss
-			}
-		}
-		m.post(evMemory{over})
-	}()
+// evMemory: the manager found worker gen's RSS over its max_memory
+// (CtlOverMemory; the manager samples it, manager/memory.go).
+type evMemory struct {
+	gen uint64
+	rss uint64
 }
 
 func (m *Master) memoryLimits() map[string]uint64 {
 	return map[string]uint64{ipc.RoleWorker: uint64(m.cfg.Worker.MaxMemory), ipc.RoleTaskWorker: uint64(m.cfg.TaskWorker.MaxMemory)}
 }
 
-// memoryChecked recycles the workers a memory check found over their
-// max_memory, the graceful way (the successor first). Runs on the loop.
-func (m *Master) memoryChecked(over map[*worker]uint64) {
-	m.memChecking = false
-	if len(over) == 0 {
-		return
+// memoryChecked recycles a worker the manager found over its
+// max_memory, the graceful way (the successor first), unless it is being
+// replaced already. Runs on the loop.
+func (m *Master) memoryChecked(e evMemory) {
+	w := m.plane.ByGen(e.gen)
+	if w == nil || len(m.plane.Claim(func(x *plane.Worker) bool { return x == w })) == 0 {
+		return // gone, or being replaced
 	}
-	limits := m.memoryLimits()
-	for _, w := range m.disp.claim(func(w *worker) bool { _, ok := over[w]; return ok }) {
-		key := "max_memory"
-		if w.role == ipc.RoleTaskWorker {
-			key = "task_worker.max_memory"
-		}
-		m.recycle(w, fmt.Sprintf("%s exceeded (RSS %s > %s)", key, humanSize(over[w]), humanSize(limits[w.role])))
+	key := "max_memory"
+	if w.Role() == ipc.RoleTaskWorker {
+		key = "task_worker.max_memory"
 	}
-}
-
-// rssOf is the resident set size of pid, 0 if unknown.
-func rssOf(pid int) uint64 {
-	if p, err := process.NewProcess(int32(pid)); err == nil {
-		if mi, err := p.MemoryInfo(); err == nil {
-			return mi.RSS
-		}
-	}
-	return 0
+	m.recycle(w, fmt.Sprintf("%s exceeded (RSS %s > %s)", key, humanSize(e.rss), humanSize(m.memoryLimits()[w.Role()])))
 }
 
 // humanSize formats n bytes as MiB with one decimal.
@@ -517,23 +424,5 @@ func (m *Master) watchNext() {
 	})
 	if err != nil { // an upgrade runs
 		m.log.WithError(err).Error("watch: reload failed; the workers not replaced keep serving, and the next change tries again")
-	}
-}
-
-// streamTimedOut closes a stream connection whose worker has held an event
-// longer than worker.request_timeout, and replaces that worker: a handler
-// that hangs would hold its slot for ever. Runs on c's loop.
-func (m *Master) streamTimedOut(c *reactor.Conn, st *connState) {
-	timeout := m.cfg.Worker.RequestTimeout.D()
-	w := m.disp.owing(c.ID())
-	fields := logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "request_timeout": timeout.String()}
-	if w != nil {
-		fields["worker_id"], fields["pid"] = w.slot, w.pid
-	}
-	m.log.WithFields(fields).Error("connection closed: its event exceeded worker.request_timeout; replacing the worker")
-	c.Close(fmt.Errorf("worker.request_timeout (%s) exceeded", timeout))
-	if w != nil {
-		m.takeOut(w, fmt.Sprintf("request_timeout (%s) exceeded by an event of conn %d", timeout, c.ID()), true,
-			"worker killed: an event exceeded worker.request_timeout; starting a successor")
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/lines"
 	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/master/plane"
 )
 
 // managerProc is the master's handle on one manager process. startManager
@@ -193,18 +194,20 @@ func (m *Master) readManager(mp *managerProc) {
 			m.events <- evWorkerStarted{mgr: mp, ev: ev, file: files[0]}
 		case ipc.CtlWorkerExited:
 			m.events <- evWorkerExited{mgr: mp, ev: ev}
+		case ipc.CtlOverMemory:
+			m.post(evMemory{gen: ev.Gen, rss: ev.RSS})
 		}
 	}
 }
 
 // notifyManager sends a control message about w; safe from any goroutine.
-func (m *Master) notifyManager(t ipc.Type, w *worker, cause string) {
+func (m *Master) notifyManager(t ipc.Type, w *plane.Worker, cause string) {
 	mp := m.curMgr()
 	if mp == nil {
 		return
 	}
-	ev := ipc.WorkerEvent{Role: w.role, Slot: w.slot, Gen: w.gen, PID: w.pid, Cause: cause}
-	if err := mp.ctl.Send(t, w.gen, ev); err != nil {
+	ev := ipc.WorkerEvent{Role: w.Role(), Slot: w.Slot(), Gen: w.Gen(), PID: w.PID(), Cause: cause}
+	if err := mp.ctl.Send(t, w.Gen(), ev); err != nil {
 		m.log.WithError(err).WithField("type", t.String()).Debug("manager unreachable")
 	}
 }

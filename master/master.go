@@ -21,6 +21,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/config"
 	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/master/plane"
 	"github.com/drover-dev/drover/reactor"
 )
 
@@ -60,22 +61,17 @@ type Options struct {
 // goroutine sets upgraded.
 type Master struct {
 	// Set up by Run, then read-only.
-	cfg      *config.Config
-	opts     Options
-	log      *logrus.Entry
-	upg      *tableflip.Upgrader
-	rx       *reactor.Reactor
-	disp     *dispatcher // its own mutex guards it (dispatch.go)
-	maxFrame int
-	started  time.Time
-	ctlPath  string
-	bound    []string       // listener addresses as bound (port 0 resolved)
-	netLns   []net.Listener // owners of the reactor's listening descriptors
-	pidPath  string
-	tasks    *taskRouter // its own mutex guards it (tasks.go)
-
-	// loops[i] is owned by reactor loop i (the slice itself is read-only).
-	loops []loopState
+	cfg     *config.Config
+	opts    Options
+	log     *logrus.Entry
+	upg     *tableflip.Upgrader
+	rx      *reactor.Reactor
+	plane   *plane.Plane // the data plane: its own owners (master/plane)
+	started time.Time
+	ctlPath string
+	bound   []string       // listener addresses as bound (port 0 resolved)
+	netLns  []net.Listener // owners of the reactor's listening descriptors
+	pidPath string
 
 	// Channels into the loop (made by Run, read-only fields). events: the
 	// loop reads; post and readManager write. control: the loop reads;
@@ -89,21 +85,17 @@ type Master struct {
 	backlogMu   sync.Mutex
 	backlog     []any
 	backlogWake chan struct{}
-	// drainWake: wakeDrain (reactor loops closing an HTTP connection, task
-	// results and timeouts) writes, the loop's drain reads.
-	drainWake chan struct{}
 
 	// Owned by the loop.
-	mgrSeq      uint64                   // managers started; their generation base
-	mgrFails    int                      // quick manager exits in a row (backoff)
-	slots       map[slotKey]*slotInfo    // what status remembers of each slot
-	watchDue    bool                     // a change under the watch paths waits for its reload
-	replacing   map[*worker]*replacement // replacements in progress, by the worker replaced
-	reloadRun   *reloadRun               // the reload in progress, if any
-	upgrading   bool                     // an upgrade runs (evUpgradeDone ends it)
-	memChecking bool                     // a memory check samples RSS off the loop (evMemory ends it)
-	statsSeq    uint64                   // the last CtlStats id asked of the manager
-	statsWait   map[uint64]*statusJob    // status answers waiting for the manager's runtime figures, by CtlStats id
+	mgrSeq    uint64                         // managers started; their generation base
+	mgrFails  int                            // quick manager exits in a row (backoff)
+	slots     map[slotKey]*slotInfo          // what status remembers of each slot
+	watchDue  bool                           // a change under the watch paths waits for its reload
+	replacing map[*plane.Worker]*replacement // replacements in progress, by the worker replaced
+	reloadRun *reloadRun                     // the reload in progress, if any
+	upgrading bool                           // an upgrade runs (evUpgradeDone ends it)
+	statsSeq  uint64                         // the last CtlStats id asked of the manager
+	statsWait map[uint64]*statusJob          // status answers waiting for the manager's runtime figures, by CtlStats id
 
 	// Written by the loop, read from any goroutine.
 	mgrp     atomic.Pointer[managerProc] // the current manager
@@ -114,20 +106,6 @@ type Master struct {
 	// Upgrade blocks until the new master is ready or failed) writes it
 	// as soon as the new master is ready; shutdown reads it.
 	upgraded atomic.Bool // a new master took over: leave its paths alone
-
-	// Written by the reactor loops (the data plane), read by status and
-	// drain: counters only.
-	accepted  atomic.Uint64
-	httpConns atomic.Int64 // open HTTP connections (a drain waits for them)
-	// httpWaiting counts HTTP requests waiting for a worker slot, so that a
-	// finished response wakes the loops only when someone waits.
-	httpWaiting atomic.Int64
-	ipc         ipcCounters
-	// httpBuffered counts the request bodies and answers the master holds
-	// for HTTP connections (http_max_buffered); httpOver: it reached the
-	// bound and has not yet come back under half of it.
-	httpBuffered atomic.Int64
-	httpOver     atomic.Bool
 
 	// held: control connections (stop, upgrade) kept open until the
 	// process exits, so that the CLI learns of the exit by their EOF.
@@ -151,7 +129,7 @@ type slotInfo struct {
 
 // Events for the master's loop.
 type (
-	evWorkerReady   struct{ w *worker }
+	evWorkerReady   struct{ w *plane.Worker }
 	evWorkerStarted struct {
 		mgr  *managerProc
 		ev   ipc.WorkerEvent
@@ -232,23 +210,11 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	m := &Master{cfg: cfg, opts: opts, log: opts.Log.WithField("role", ipc.RoleMaster),
 		events: make(chan any, 256), control: make(chan controlReq), done: make(chan struct{}),
 		slots: make(map[slotKey]*slotInfo), started: time.Now(), statsWait: make(map[uint64]*statusJob),
-		drainWake: make(chan struct{}, 1), backlogWake: make(chan struct{}, 1)}
-	// A worker's frame carries at most a packet's worth of stream data, or
-	// an HTTP response head with up to MaxInlineBody of body.
-	m.maxFrame = max(int(cfg.PackageMaxLength), ipc.MaxInlineBody) + 64<<10
+		backlogWake: make(chan struct{}, 1)}
 	if _, err := cfg.WorkerCredential(); err != nil {
 		return err
 	}
-	mode := cfg.DispatchMode
-	if mode == 0 {
-		mode = modeFixed
-	}
-	m.disp = newDispatcher(mode, cfg.WorkerNum, cfg.TaskWorkerNum, cfg.DispatchQueueMax)
-	m.disp.procs = make([]*worker, len(cfg.Processes))
-	m.tasks = newTaskRouter(m)
-	if cfg.DispatchMode != 0 {
-		m.disp.httpMode = cfg.DispatchMode // else newDispatcher's default, 3
-	}
+	m.plane = plane.New(cfg, m.log, m.post)
 	defer close(m.done)
 	defer func() {
 		if err != nil {
@@ -320,12 +286,12 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	}
 
 	m.rx, err = reactor.New(reactor.Options{Loops: cfg.ReactorNum, MaxConn: cfg.MaxConn,
-		IdleTimeout: cfg.HeartbeatIdleTime.D(), OutputLimit: int(cfg.BufferOutputSize), Tick: tickFor(cfg),
-		Log: m.log}, lns, m)
+		IdleTimeout: cfg.HeartbeatIdleTime.D(), OutputLimit: int(cfg.BufferOutputSize), Tick: plane.Tick(cfg),
+		Log: m.log}, lns, m.plane)
 	if err != nil {
 		return err
 	}
-	m.loops = make([]loopState, cfg.ReactorNum)
+	m.plane.Start(m.rx)
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
@@ -576,7 +542,7 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
-		w, t := m.disp.readyCount()
+		w, t := m.plane.ReadyCount()
 		if w == m.cfg.WorkerNum && t == m.cfg.TaskWorkerNum {
 			return nil
 		}
@@ -614,27 +580,11 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 
 // loop is the master's main loop: every change to its tables happens here.
 func (m *Master) loop(sigs <-chan os.Signal) error {
-	// Two periodic checks remain: no event tells of a worker's RSS (the
-	// check samples it, off the loop: checkMemory), nor of a socket pair
-	// that stopped draining (checkStuck, the data plane's counters).
-	var memTick <-chan time.Time
-	if m.cfg.Worker.MaxMemory > 0 || m.cfg.TaskWorker.MaxMemory > 0 {
-		t := time.NewTicker(memoryCheckEvery)
-		defer t.Stop()
-		memTick = t.C
-	}
-	var stuckTick <-chan time.Time
-	if m.cfg.WorkerSendTimeout > 0 {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		stuckTick = t.C
-	}
+	// Nothing here polls: a worker over its max_memory comes as an event
+	// from the manager, which samples RSS (manager/memory.go); a socket
+	// pair that stopped draining is the data plane's to find (its tick).
 	for {
 		select {
-		case <-memTick:
-			m.checkMemory()
-		case now := <-stuckTick:
-			m.checkStuck(now)
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
@@ -750,26 +700,19 @@ func (m *Master) handle(ev any) error {
 		}
 		m.workerExited(e.ev)
 		m.replaceExited(e.ev)
-	case evRecycle:
-		m.recycle(e.w, e.cause)
-	case evRetire:
-		m.retire(e.w, e.cause)
+	case plane.Recycle:
+		m.recycle(e.W, e.Cause)
+	case plane.RetireAsked:
+		m.retire(e.W, e.Cause)
+	case plane.Kill:
+		m.notifyManager(ipc.CtlKill, e.W, e.Reason)
 	case evReplaceTimeout:
 		m.replaceTimedOut(e)
 	case evWatch:
 		m.watchReload(e.change)
-	case evWorkerReady:
-		m.replaceReady(e.w)
-		if e.w.role == ipc.RoleTaskWorker && m.tasks != nil {
-			m.tasks.kick()
-		}
-		// Events and HTTP requests that waited for a worker go out now.
-		for _, l := range m.rx.Loops() {
-			l.Post(reactor.Task{Fn: m.retryPending})
-			if m.httpWaiting.Load() > 0 {
-				l.Post(reactor.Task{Fn: m.retryHTTP})
-			}
-		}
+	case plane.Ready:
+		m.notifyManager(ipc.CtlWorkerReady, e.W, "")
+		m.replaceReady(e.W)
 	case evManagerExited:
 		if e.mgr != m.curMgr() || m.stopping.Load() {
 			return nil
@@ -785,71 +728,15 @@ func (m *Master) handle(ev any) error {
 	case evStatsTimeout:
 		m.statsIn(e.id, nil)
 	case evMemory:
-		m.memoryChecked(e.over)
+		m.memoryChecked(e)
 	}
 	return nil
 }
 
 func (m *Master) addWorker(ev ipc.WorkerEvent, f *os.File) {
-	w := &worker{m: m, role: ev.Role, slot: ev.Slot, gen: ev.Gen, pid: ev.PID, launch: ev.Launch, file: f,
-		fd: int(f.Fd()), started: time.Now(), owed: make(map[uint64]int32),
-		marked: make([]bool, m.cfg.ReactorNum)}
-	w.log = m.log.WithFields(logrus.Fields{"role": ev.Role, "worker_id": ev.Slot, "pid": ev.PID, "gen": ev.Gen})
-	unix.SetNonblock(w.fd, true)
-	w.owner = m.rx.Loops()[ev.Slot%len(m.rx.Loops())]
-	m.disp.add(w)
-	w.owner.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) {
-		if err := l.Watch(w.fd, w); err != nil {
-			m.workerGone(w, err.Error(), true)
-		}
-	}})
+	m.plane.Attach(ev, f)
 	if _, ok := m.slots[slotKey{ev.Role, ev.Slot}]; !ok {
 		m.slots[slotKey{ev.Role, ev.Slot}] = &slotInfo{}
-	}
-}
-
-// workerGone takes an incarnation out of service, fails the connections
-// that had events there, and (kill) asks the manager to kill it. Safe from
-// any goroutine; idempotent.
-func (m *Master) workerGone(w *worker, reason string, kill bool) {
-	m.takeOut(w, reason, kill, "worker broke the frame protocol; killing it and starting a successor")
-}
-
-// takeOut is workerGone with the log message of a kill.
-func (m *Master) takeOut(w *worker, reason string, kill bool, killMsg string) {
-	ids, was := m.disp.remove(w)
-	if was == stateDead {
-		return
-	}
-	if m.tasks != nil {
-		m.tasks.gone(w, reason)
-	}
-	fields := logrus.Fields{"reason": reason, "connections_failed": len(ids)}
-	switch {
-	case kill:
-		w.log.WithFields(fields).Error(killMsg)
-		m.notifyManager(ipc.CtlKill, w, reason)
-	case was == stateRetiring && len(ids) == 0:
-		w.log.WithFields(fields).Info("replaced worker left")
-	case was == stateRetiring:
-		w.log.WithFields(fields).Warn("replaced worker left with requests unanswered (max_wait_time reached?); their connections are closed")
-	case !m.stopping.Load():
-		w.log.WithFields(fields).Warn("worker left")
-	}
-	w.owner.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) {
-		l.Unwatch(w.fd)
-		// Under outMu: another loop flushing frames for this worker must not
-		// write to the number once it is reused.
-		w.outMu.Lock()
-		w.closed = true
-		w.file.Close()
-		w.outMu.Unlock()
-	}})
-	cause := &errWorkerGone{slot: w.slot, pid: w.pid, reason: reason}
-	for _, id := range ids {
-		if l := m.rx.LoopOf(id); l != nil {
-			l.Post(reactor.Task{Fn: closeWithTask, ID: id, Err: cause})
-		}
 	}
 }
 
@@ -862,18 +749,7 @@ func (m *Master) workerExited(ev ipc.WorkerEvent) {
 	si.restarts++
 	si.lastExit = describeExit(ev)
 	si.backoffUntil = time.Now().Add(time.Duration(ev.BackoffMS) * time.Millisecond)
-	if w := m.disp.byGen(ev.Gen); w != nil {
-		exit := si.lastExit // si changes on the slot's next exit
-		// What it wrote before exiting goes out first: a retiring worker's
-		// last answers, a PHP worker's 500 for a fatal error and the
-		// request it hands back. Reading stops at the pair's end or, when a
-		// process the worker left behind keeps the pair open, once it is
-		// empty.
-		w.owner.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) {
-			w.drain(l, exit)
-			m.workerGone(w, exit, false)
-		}})
-	}
+	m.plane.Exited(ev.Gen, si.lastExit)
 }
 
 func describeExit(ev ipc.WorkerEvent) string {
@@ -936,10 +812,8 @@ func (m *Master) drain(hurry <-chan struct{}) {
 	for _, ln := range m.netLns {
 		ln.Close()
 	}
-	for _, l := range m.rx.Loops() {
-		l.Post(reactor.Task{Fn: pauseStreamsTask})
-	}
-	m.log.WithFields(logrus.Fields{"events_in_flight": m.disp.outstanding(), "max_wait_time": m.cfg.MaxWaitTime.D().String()}).
+	m.plane.Drain()
+	m.log.WithFields(logrus.Fields{"events_in_flight": m.plane.Outstanding(), "max_wait_time": m.cfg.MaxWaitTime.D().String()}).
 		Info("listeners closed; draining in-flight events")
 	select {
 	case <-hurry:
@@ -949,21 +823,21 @@ func (m *Master) drain(hurry <-chan struct{}) {
 	t := time.NewTimer(m.cfg.MaxWaitTime.D())
 	defer t.Stop()
 	select {
-	case <-m.disp.idleCh():
+	case <-m.plane.Idle():
 	case <-t.C:
-		m.log.WithField("events_cut", m.disp.outstanding()).Warn("max_wait_time reached with events still in flight; stopping anyway")
+		m.log.WithField("events_cut", m.plane.Outstanding()).Warn("max_wait_time reached with events still in flight; stopping anyway")
 		return
 	case <-hurry:
 		return
 	}
 	// HTTP connections end with the response to their current or next
 	// request (Connection: close); idle ones are closed after a moment.
-	// Each HTTP connection closed and each task ended wakes us (wakeDrain).
-	for m.httpConns.Load() > 0 || m.tasksLeft() > 0 {
+	// Each HTTP connection closed and each task ended wakes us (Wake).
+	for m.plane.HTTPConns() > 0 || m.tasksLeft() > 0 {
 		select {
-		case <-m.drainWake:
+		case <-m.plane.Wake():
 		case <-t.C:
-			if n := m.httpConns.Load(); n > 0 {
+			if n := m.plane.HTTPConns(); n > 0 {
 				m.log.WithField("connections", n).Info("max_wait_time reached with HTTP connections open; closing them")
 			}
 			return
@@ -973,26 +847,10 @@ func (m *Master) drain(hurry <-chan struct{}) {
 	}
 }
 
-// wakeDrain tells a drain waiting for HTTP connections and tasks to end
-// that one ended. Safe from any goroutine; never blocks (one wake pending
-// is enough: drain counts again when it wakes).
-func (m *Master) wakeDrain() {
-	if !m.stopping.Load() {
-		return
-	}
-	select {
-	case m.drainWake <- struct{}{}:
-	default:
-	}
-}
-
 // tasksLeft is how many tasks are queued or running: the drain gives them
 // max_wait_time too (an async task holds no event of its asker).
 func (m *Master) tasksLeft() int {
-	if m.tasks == nil {
-		return 0
-	}
-	q, r := m.tasks.left()
+	q, r := m.plane.TasksLeft()
 	return q + r
 }
 
@@ -1002,15 +860,16 @@ func (m *Master) tasksLeft() int {
 func (m *Master) shutdown(force bool) {
 	m.stopping.Store(true)
 	m.replaceStop()
-	if m.tasks != nil {
-		if q, r := m.tasks.left(); q+r > 0 {
+	if m.plane != nil {
+		m.plane.Stopping()
+		if q, r := m.plane.TasksLeft(); q+r > 0 {
 			m.log.WithFields(logrus.Fields{"tasks_dropped": q, "tasks_running": r, "max_wait_time": m.cfg.MaxWaitTime.D().String()}).
 				Warn("stopping with tasks left: the queued ones are dropped unstarted, the running ones get max_wait_time to finish")
 		}
-	}
-	for _, wi := range m.disp.snapshot() {
-		if wi.state != stateDead {
-			wi.w.write(nil, ipc.TypeStop, 0, nil)
+		for _, wi := range m.plane.Snapshot() {
+			if !wi.Dead {
+				m.plane.Stop(wi.W)
+			}
 		}
 	}
 	if m.curMgr() != nil {
@@ -1049,19 +908,6 @@ func removeOwnPIDFile(path string) {
 	if err == nil && string(b) == fmt.Sprint(os.Getpid()) {
 		os.Remove(path)
 	}
-}
-
-// tickFor is the reactor tick: HTTP listeners need one for their timeouts.
-func tickFor(cfg *config.Config) time.Duration {
-	for _, l := range cfg.Listeners {
-		if l.Protocol == "http" {
-			return 100 * time.Millisecond
-		}
-	}
-	if cfg.Worker.RequestTimeout > 0 {
-		return time.Second // worker.request_timeout on stream listeners
-	}
-	return 0
 }
 
 // hasStream reports whether cfg has a listener other than HTTP.

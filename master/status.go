@@ -107,19 +107,16 @@ func (job *statusJob) sample(rt map[uint64]ipc.RuntimeStats) {
 // statusTable builds the drover status table from the loop's tables,
 // without the slow samples (sample adds them). Runs on the loop.
 func (m *Master) statusTable() *statusJob {
-	tasksQueued := 0
-	if m.tasks != nil {
-		tasksQueued = m.tasks.queued()
-	}
+	pc := m.plane.Counters()
 	state := "running"
 	if !m.ready.Load() {
 		state = "starting" // its workers have not all said hello yet
 	}
-	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: state, Started: m.started, Generation: generation(), Queued: tasksQueued,
-		Config: m.cfg.File, Listeners: m.bound, Connections: m.rx.Conns(), Accepted: m.accepted.Load(),
-		IPC: &IPCStats{FramesToWorkers: m.ipc.framesOut.Load(), Writes: m.ipc.writes.Load(),
-			FramesFromWorkers: m.ipc.framesIn.Load(), Reads: m.ipc.reads.Load()},
-		HTTPBuffered: m.httpBuffered.Load()}}
+	out := []Process{{Role: ipc.RoleMaster, PID: os.Getpid(), State: state, Started: m.started, Generation: generation(), Queued: pc.TasksQueued,
+		Config: m.cfg.File, Listeners: m.bound, Connections: pc.Connections, Accepted: pc.Accepted,
+		IPC: &IPCStats{FramesToWorkers: pc.FramesToWorkers, Writes: pc.Writes,
+			FramesFromWorkers: pc.FramesFromWorkers, Reads: pc.Reads},
+		HTTPBuffered: pc.HTTPBuffered}}
 	if mp := m.curMgr(); mp != nil {
 		state := "running"
 		select {
@@ -136,18 +133,15 @@ func (m *Master) statusTable() *statusJob {
 	}
 	seen := map[slotKey]bool{}
 	var ws []row
-	for _, wi := range m.disp.snapshot() {
-		k := slotKey{wi.w.role, wi.w.slot}
+	for _, wi := range m.plane.Snapshot() {
+		k := slotKey{wi.W.Role(), wi.W.Slot()}
 		seen[k] = true
-		p := Process{Role: wi.w.role, ID: wi.w.slot, PID: wi.w.pid, State: wi.state.String(), Started: wi.w.started,
-			Requests: wi.served, InFlight: wi.inflight, Queued: wi.queued, Concurrency: wi.concurrency, Launch: wi.w.launch, SDK: wi.sdk}
-		if wi.w.role == ipc.RoleTaskWorker && m.tasks != nil {
-			p.InFlight = m.tasks.inFlight(wi.w)
-		}
+		p := Process{Role: wi.W.Role(), ID: wi.W.Slot(), PID: wi.W.PID(), State: wi.State, Started: wi.W.Started(),
+			Requests: wi.Served, InFlight: wi.InFlight, Queued: wi.Queued, Concurrency: wi.Concurrency, Launch: wi.W.Launch(), SDK: wi.SDK}
 		if si := m.slots[k]; si != nil {
 			p.Restarts, p.LastExit = si.restarts, si.lastExit
 		}
-		ws = append(ws, row{p, wi.w.gen})
+		ws = append(ws, row{p, wi.W.Gen()})
 	}
 	for k, si := range m.slots {
 		if !seen[k] {

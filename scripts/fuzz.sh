@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t=${1:-60s}
-for pkg in ./ipc ./reactor ./internal/config ./master ./worker; do
+for pkg in ./ipc ./reactor ./internal/config ./master/plane ./worker; do
   for f in $(go test -list 'Fuzz.*' "$pkg" | grep ^Fuzz); do
     echo "== $pkg $f ($t)"
     go test -run XXX -fuzz "^$f\$" -fuzztime "$t" "$pkg"

@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"fmt"
@@ -22,41 +22,41 @@ import (
 
 // taskRec is a task in flight at a task worker.
 type taskRec struct {
-	asker   *worker     // the incarnation that asked
+	asker   *Worker     // the incarnation that asked
 	askerID uint64      // its id for the task
-	at      *worker     // the task worker running it
+	at      *Worker     // the task worker running it
 	timer   *time.Timer // task_timeout, if set
 }
 
 // queuedTask waits for a task worker with a free slot.
 type queuedTask struct {
-	asker   *worker
+	asker   *Worker
 	askerID uint64
 	data    []byte
 }
 
 type taskRouter struct {
-	m      *Master
+	p      *Plane
 	mu     sync.Mutex
 	next   uint64
 	flight map[uint64]*taskRec
-	busy   map[*worker]int // tasks in flight per task worker
+	busy   map[*Worker]int // tasks in flight per task worker
 	queue  []queuedTask
 }
 
-func newTaskRouter(m *Master) *taskRouter {
-	return &taskRouter{m: m, flight: make(map[uint64]*taskRec), busy: make(map[*worker]int)}
+func newTaskRouter(p *Plane) *taskRouter {
+	return &taskRouter{p: p, flight: make(map[uint64]*taskRec), busy: make(map[*Worker]int)}
 }
 
 // fail answers a task with an error at once.
-func fail(l *reactor.Loop, asker *worker, id uint64, msg string) {
+func fail(l *reactor.Loop, asker *Worker, id uint64, msg string) {
 	asker.writeFlags(l, ipc.TypeTaskResult, ipc.FlagAbort, id, []byte(msg))
 }
 
 // submit takes a worker's task: to a task worker with a free slot, or the
 // queue, or an immediate error. Runs on l.
-func (tr *taskRouter) submit(l *reactor.Loop, asker *worker, id uint64, data []byte) {
-	if tr.m.cfg.TaskWorkerNum == 0 {
+func (tr *taskRouter) submit(l *reactor.Loop, asker *Worker, id uint64, data []byte) {
+	if tr.p.cfg.TaskWorkerNum == 0 {
 		fail(l, asker, id, "no task workers: set task_worker_num and task_worker.cmd in the config")
 		return
 	}
@@ -66,7 +66,7 @@ func (tr *taskRouter) submit(l *reactor.Loop, asker *worker, id uint64, data []b
 		tr.start(l, tw, asker, id, data)
 		return
 	}
-	if max := tr.m.cfg.TaskQueueMax; len(tr.queue) >= max {
+	if max := tr.p.cfg.TaskQueueMax; len(tr.queue) >= max {
 		fail(l, asker, id, fmt.Sprintf("task queue full: %d tasks wait for a task worker (task_queue_max); retry later or add task workers", max))
 		return
 	}
@@ -75,15 +75,15 @@ func (tr *taskRouter) submit(l *reactor.Loop, asker *worker, id uint64, data []b
 
 // idle returns a ready task worker with a free slot, the least busy first.
 // Called with mu held.
-func (tr *taskRouter) idle() *worker {
-	return tr.m.disp.pickTask(func(w *worker) int { return tr.busy[w] })
+func (tr *taskRouter) idle() *Worker {
+	return tr.p.disp.pickTask(func(w *Worker) int { return tr.busy[w] })
 }
 
 // start sends a task to tw. Called with mu held.
-func (tr *taskRouter) start(l *reactor.Loop, tw, asker *worker, askerID uint64, data []byte) {
+func (tr *taskRouter) start(l *reactor.Loop, tw, asker *Worker, askerID uint64, data []byte) {
 	tr.next++
 	rec := &taskRec{asker: asker, askerID: askerID, at: tw}
-	if d, _ := tr.m.cfg.TaskLimit(); d > 0 {
+	if d, _ := tr.p.cfg.TaskLimit(); d > 0 {
 		id := tr.next
 		rec.timer = time.AfterFunc(d, func() { tr.timedOut(id) })
 	}
@@ -94,7 +94,7 @@ func (tr *taskRouter) start(l *reactor.Loop, tw, asker *worker, askerID uint64, 
 
 // finish routes a task worker's result to the worker that asked, then
 // starts queued tasks. Runs on l.
-func (tr *taskRouter) finish(l *reactor.Loop, tw *worker, id uint64, flags uint8, result []byte) error {
+func (tr *taskRouter) finish(l *reactor.Loop, tw *Worker, id uint64, flags uint8, result []byte) error {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	rec := tr.flight[id]
@@ -106,9 +106,9 @@ func (tr *taskRouter) finish(l *reactor.Loop, tw *worker, id uint64, flags uint8
 		rec.timer.Stop()
 	}
 	tr.busy[tw]--
-	tr.m.wakeDrain()
-	tr.m.disp.taskDone(tw)
-	if tr.m.disp.alive(rec.asker) {
+	tr.p.wakeDrain()
+	tr.p.disp.taskDone(tw)
+	if tr.p.disp.alive(rec.asker) {
 		rec.asker.writeFlags(l, ipc.TypeTaskResult, flags&ipc.FlagAbort, rec.askerID, result)
 	} else {
 		rec.asker.log.WithFields(logrus.Fields{"task_worker_id": tw.slot, "task_worker_pid": tw.pid}).
@@ -149,7 +149,7 @@ func (tr *taskRouter) kick() {
 
 // gone fails the tasks in flight at a task worker that left, and forgets
 // the tasks of a worker that left (their results would be dropped).
-func (tr *taskRouter) gone(w *worker, reason string) {
+func (tr *taskRouter) gone(w *Worker, reason string) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	delete(tr.busy, w)
@@ -158,18 +158,18 @@ func (tr *taskRouter) gone(w *worker, reason string) {
 			continue
 		}
 		delete(tr.flight, id)
-		if tr.m.disp.alive(rec.asker) {
+		if tr.p.disp.alive(rec.asker) {
 			fail(nil, rec.asker, rec.askerID, fmt.Sprintf("task worker %d (pid %d) left while running this task: %s", w.slot, w.pid, reason))
 		}
 	}
 	if w.role == ipc.RoleTaskWorker {
 		tr.drain(nil)
 	}
-	tr.m.wakeDrain()
+	tr.p.wakeDrain()
 }
 
 // inFlight is how many tasks w runs, for drover status.
-func (tr *taskRouter) inFlight(w *worker) int {
+func (tr *taskRouter) inFlight(w *Worker) int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	return tr.busy[w]
@@ -177,36 +177,36 @@ func (tr *taskRouter) inFlight(w *worker) int {
 
 // globalID is w's worker id for messages: workers first, then task
 // workers, then user processes.
-func (m *Master) globalID(w *worker) int {
+func (p *Plane) globalID(w *Worker) int {
 	switch w.role {
 	case ipc.RoleTaskWorker:
-		return m.cfg.WorkerNum + w.slot
+		return p.cfg.WorkerNum + w.slot
 	case ipc.RoleProcess:
-		return m.cfg.WorkerNum + m.cfg.TaskWorkerNum + w.slot
+		return p.cfg.WorkerNum + p.cfg.TaskWorkerNum + w.slot
 	}
 	return w.slot
 }
 
 // routeMessage passes a message from w to the worker running as id, or
 // drops it with a log line. Runs on l.
-func (m *Master) routeMessage(l *reactor.Loop, from *worker, id int, data []byte) {
-	to := m.disp.byID(id, m.cfg.WorkerNum)
+func (p *Plane) routeMessage(l *reactor.Loop, from *Worker, id int, data []byte) {
+	to := p.disp.byID(id, p.cfg.WorkerNum)
 	if to == nil {
-		from.log.WithFields(logrus.Fields{"to": id, "workers": m.cfg.WorkerNum, "task_workers": m.cfg.TaskWorkerNum}).
+		from.log.WithFields(logrus.Fields{"to": id, "workers": p.cfg.WorkerNum, "task_workers": p.cfg.TaskWorkerNum}).
 			Warn("message dropped: no worker runs under that id (workers are 0..worker_num-1, then task workers)")
 		return
 	}
-	if m.disp.isFull(to) {
+	if p.disp.isFull(to) {
 		// A worker that does not read would otherwise make the master
 		// buffer every message sent to it.
 		to.refused()
 		if n := to.dropped.Add(1); n == 1 || n%1000 == 0 {
-			to.log.WithFields(logrus.Fields{"from": m.globalID(from), "dropped": n, "worker_buffer_size": m.workerBufferSize()}).
+			to.log.WithFields(logrus.Fields{"from": p.globalID(from), "dropped": n, "worker_buffer_size": p.workerBufferSize()}).
 				Warn("message dropped: the worker's buffer is full (it does not read its socket pair); the sender is not told")
 		}
 		return
 	}
-	to.write(l, ipc.TypeMessage, uint64(m.globalID(from)), data)
+	to.write(l, ipc.TypeMessage, uint64(p.globalID(from)), data)
 }
 
 // timedOut fails a task that ran past its limit (task_timeout or
@@ -222,12 +222,12 @@ func (tr *taskRouter) timedOut(id uint64) {
 	delete(tr.flight, id)
 	tr.busy[rec.at]--
 	tr.mu.Unlock()
-	tr.m.wakeDrain()
-	d, key := tr.m.cfg.TaskLimit()
-	if tr.m.disp.alive(rec.asker) {
+	tr.p.wakeDrain()
+	d, key := tr.p.cfg.TaskLimit()
+	if tr.p.disp.alive(rec.asker) {
 		fail(nil, rec.asker, rec.askerID, fmt.Sprintf("%s (%s) exceeded at task worker %d (pid %d), which is replaced", key, d, rec.at.slot, rec.at.pid))
 	}
-	tr.m.takeOut(rec.at, fmt.Sprintf("%s (%s) exceeded by a task", key, d), true,
+	tr.p.takeOut(rec.at, fmt.Sprintf("%s (%s) exceeded by a task", key, d), true,
 		"task worker killed: a task exceeded "+key+"; starting a successor")
 }
 

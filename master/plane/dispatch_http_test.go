@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"bufio"
@@ -79,7 +79,7 @@ func TestHTTPBoundRequestWaitsForItsWorker(t *testing.T) {
 	a.get("/a2") // worker 0 holds it
 	hd, _ := w0.expect(ipc.TypeRequest, 0)
 	b.get("/b2") // for worker 0, busy: waits, though worker 1 is free
-	h.eventually("b's request waiting", func() bool { return h.m.httpWaiting.Load() == 1 })
+	h.eventually("b's request waiting", func() bool { return h.p.httpWaiting.Load() == 1 })
 	c.get("/c2") // for worker 1: not held up behind b's
 	w1.serve("/c2", -1)
 	if got := c.answer(); got != "/c2" {

@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"bufio"
@@ -83,9 +83,9 @@ func TestHelloConcurrencyIsCapped(t *testing.T) {
 	tw := h.addWorker(0)
 	tw.write(helloFrame(ipc.Hello{Version: ipc.ProtocolVersion, PID: tw.w.pid, Concurrency: 1 << 30, Role: ipc.RoleWorker}))
 	h.waitReady(tw)
-	h.m.disp.mu.Lock()
+	h.p.disp.mu.Lock()
 	got := tw.w.concurrency
-	h.m.disp.mu.Unlock()
+	h.p.disp.mu.Unlock()
 	if got != config.DefaultMaxConcurrency {
 		t.Fatalf("worker declared concurrency %d and got %d, want it capped at max_concurrency %d", 1<<30, got, config.DefaultMaxConcurrency)
 	}
@@ -181,13 +181,13 @@ func TestRetiringWorkerHandsItsQueueToItsSuccessor(t *testing.T) {
 	c.send("one")
 	c.send("two")
 	h.eventually("two events queued at the old worker", func() bool {
-		h.m.disp.mu.Lock()
-		defer h.m.disp.mu.Unlock()
+		h.p.disp.mu.Lock()
+		defer h.p.disp.mu.Unlock()
 		return len(old.w.queue) == 2
 	})
 	succ := h.readyWorker(0, 1)
 	// What the reload does once the successor said hello.
-	h.m.disp.retire(old.w)
+	h.p.disp.retire(old.w)
 	old.w.write(nil, ipc.TypeStop, 0, nil)
 	old.write(frame(ipc.TypeDone, id, nil)) // the connect
 	old.expect(ipc.TypeStop, 0)
@@ -201,7 +201,7 @@ func TestRetiringWorkerHandsItsQueueToItsSuccessor(t *testing.T) {
 		succ.write(cat(frame(ipc.TypeSend, id, []byte(body)), frame(ipc.TypeDone, id, nil)))
 		c.expect(body)
 	}
-	h.eventually("nothing outstanding", func() bool { return h.m.disp.outstanding() == 0 })
+	h.eventually("nothing outstanding", func() bool { return h.p.disp.outstanding() == 0 })
 }
 
 // TestWorkerThatDoesNotReadIsBounded: a worker that declares a large
@@ -212,8 +212,8 @@ func TestRetiringWorkerHandsItsQueueToItsSuccessor(t *testing.T) {
 func TestWorkerThatDoesNotReadIsBounded(t *testing.T) {
 	const bound = 64 << 10
 	h := newHarness(t, harnessOpts{workers: 1, queueMax: 1 << 20})
-	h.m.cfg.WorkerBufferSize = bound
-	h.m.cfg.MaxConcurrency = 1 << 20
+	h.p.cfg.WorkerBufferSize = bound
+	h.p.cfg.MaxConcurrency = 1 << 20
 	deaf := h.addWorker(0)
 	deaf.write(helloFrame(ipc.Hello{Version: ipc.ProtocolVersion, PID: deaf.w.pid, Concurrency: 1 << 20, Role: ipc.RoleWorker}))
 	h.waitReady(deaf)
@@ -230,7 +230,7 @@ func TestWorkerThatDoesNotReadIsBounded(t *testing.T) {
 	}
 	var held int64
 	h.onLoop(func() {
-		held = heldFor(h.m.disp, deaf.w)
+		held = heldFor(h.p.disp, deaf.w)
 	})
 	if held > bound+32*64<<10 {
 		t.Fatalf("the master holds %d bytes for the worker, want at most worker_buffer_size %d plus 64 KiB a connection", held, bound)
@@ -243,8 +243,8 @@ func TestWorkerThatDoesNotReadIsBounded(t *testing.T) {
 // (nginx's proxy_send_timeout); one that reads is left alone.
 func TestWorkerThatDoesNotReadIsReplaced(t *testing.T) {
 	h := newHarness(t, harnessOpts{workers: 1, queueMax: 1 << 20})
-	h.m.cfg.WorkerBufferSize = 64 << 10
-	h.m.cfg.WorkerSendTimeout = config.Duration(time.Minute)
+	h.p.cfg.WorkerBufferSize = 64 << 10
+	h.p.cfg.WorkerSendTimeout = config.Duration(time.Minute)
 	deaf := h.addWorker(0)
 	deaf.write(helloFrame(ipc.Hello{Version: ipc.ProtocolVersion, PID: deaf.w.pid, Concurrency: 1 << 10, Role: ipc.RoleWorker}))
 	h.waitReady(deaf)
@@ -255,11 +255,11 @@ func TestWorkerThatDoesNotReadIsReplaced(t *testing.T) {
 		return deaf.w.refusedAt.Load() > deaf.w.lastTook.Load() && deaf.w.outBytes.Load() > 0
 	})
 	// Not yet: a minute has not passed.
-	h.m.checkStuck(time.Now())
+	h.p.checkStuck(time.Now())
 	if deaf.state() != stateReady {
 		t.Fatalf("worker is %s before worker_send_timeout passed", deaf.state())
 	}
-	h.m.checkStuck(time.Now().Add(time.Minute + time.Second))
+	h.p.checkStuck(time.Now().Add(time.Minute + time.Second))
 	e := deaf.gone()
 	if e.level != logrus.ErrorLevel || !strings.Contains(e.data["reason"].(string), "worker_send_timeout") {
 		t.Fatalf("worker taken out: %s %q %v; want an error naming worker_send_timeout", e.level, e.msg, e.data)
@@ -286,7 +286,7 @@ func flood(h *harness, conns int) {
 
 // heldFor is what the master holds for w: bytes written and not yet read
 // by the worker, and the payloads queued for it.
-func heldFor(d *dispatcher, w *worker) int64 {
+func heldFor(d *dispatcher, w *Worker) int64 {
 	d.mu.Lock()
 	var n int64
 	for _, q := range w.queue {
@@ -302,9 +302,9 @@ func heldFor(d *dispatcher, w *worker) int64 {
 // withTaskWorkers gives the harness's master n task worker slots and a
 // task router (the harness starts with none).
 func withTaskWorkers(h *harness, n int) {
-	h.m.cfg.TaskWorkerNum, h.m.cfg.TaskQueueMax = n, 16
-	h.m.disp.tasks = make([]*worker, n)
-	h.m.tasks = newTaskRouter(h.m)
+	h.p.cfg.TaskWorkerNum, h.p.cfg.TaskQueueMax = n, 16
+	h.p.disp.tasks = make([]*Worker, n)
+	h.p.tasks = newTaskRouter(h.p)
 }
 
 // readyTaskWorker adds a task worker for slot and makes it say hello.
@@ -330,7 +330,7 @@ func TestQueuedTaskOfAWorkerThatLeftStillRuns(t *testing.T) {
 	if string(p) != "first" {
 		t.Fatalf("task worker got %q first, want \"first\"", p)
 	}
-	h.eventually("the second task queued", func() bool { return h.m.tasks.queued() == 1 })
+	h.eventually("the second task queued", func() bool { return h.p.tasks.queued() == 1 })
 	// The asker leaves (a reload replaced it and it exited).
 	asker.conn.(*net.UnixConn).CloseWrite()
 	asker.gone()

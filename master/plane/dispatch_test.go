@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"errors"
@@ -19,7 +19,7 @@ import (
 
 type bareWorker struct {
 	t    *testing.T
-	w    *worker
+	w    *Worker
 	peer net.Conn
 }
 
@@ -40,7 +40,7 @@ func newBareWorker(t *testing.T, d *dispatcher, slot int, gen uint64, concurrenc
 	t.Cleanup(func() { peer.Close() })
 	fd := int(ours.Fd())
 	unix.SetNonblock(fd, true)
-	w := &worker{m: &Master{}, role: ipc.RoleWorker, slot: slot, gen: gen, pid: 20000 + slot, file: ours, fd: fd,
+	w := &Worker{p: &Plane{}, role: ipc.RoleWorker, slot: slot, gen: gen, pid: 20000 + slot, file: ours, fd: fd,
 		started: time.Now(), owed: make(map[uint64]int32), marked: make([]bool, 1)}
 	d.add(w)
 	if concurrency > 0 && !d.ready(w, &ipc.Hello{Version: ipc.ProtocolVersion, Concurrency: concurrency}, 0) {
@@ -65,26 +65,26 @@ func (b *bareWorker) expect(typ ipc.Type, id uint64, payload string) {
 // nothing the dispatcher wrote before is still unread.
 func (b *bareWorker) marker() { b.w.write(nil, ipc.TypeStop, 0, nil) }
 
-func pick(d *dispatcher) *worker {
+func pick(d *dispatcher) *Worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.target(&connState{})
 }
 
-func send(d *dispatcher, w *worker, id uint64, payload string) error {
+func send(d *dispatcher, w *Worker, id uint64, payload string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.send(nil, w, ipc.TypeData, id, []byte(payload))
 }
 
 // counts returns w's in-flight and queued events and d's total.
-func counts(d *dispatcher, w *worker) (inflight, queued, total int) {
+func counts(d *dispatcher, w *Worker) (inflight, queued, total int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return w.inflight, len(w.queue), d.total
 }
 
-func slotOf(w *worker) int {
+func slotOf(w *Worker) int {
 	if w == nil {
 		return -1
 	}
@@ -384,7 +384,7 @@ func TestPendingEventsGoOutInOrderWhenAWorkerIsReady(t *testing.T) {
 	c := h.dial()
 	c.send("one")
 	c.send("two")
-	h.eventually("two events pending", func() bool { return len(h.m.loops[0].pending) == 2 })
+	h.eventually("two events pending", func() bool { return len(h.p.loops[0].pending) == 2 })
 
 	tw.write(validHello())
 	h.waitReady(tw)
@@ -398,7 +398,7 @@ func TestPendingEventsGoOutInOrderWhenAWorkerIsReady(t *testing.T) {
 	}
 	tw.write(cat(frame(ipc.TypeSend, hd.ID, []byte("ok")), frame(ipc.TypeDone, hd.ID, nil)))
 	c.expect("ok")
-	h.eventually("nothing outstanding", func() bool { return h.m.disp.outstanding() == 0 })
+	h.eventually("nothing outstanding", func() bool { return h.p.disp.outstanding() == 0 })
 }
 
 // A worker's exit can reach the master before the loop has read what the
@@ -414,7 +414,7 @@ func TestExitedWorkersLastAnswersGoOutFirst(t *testing.T) {
 	release := h.stall(0, nil)
 	a.write(cat(frame(ipc.TypeSend, hd.ID, []byte("last")), frame(ipc.TypeDone, hd.ID, nil)))
 	a.conn.Close()
-	h.m.workerExited(ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: 0, Gen: a.w.gen, PID: a.w.pid, ExitCode: 255})
+	h.p.Exited(a.w.gen, "exited with code 255") // as the control plane reports the exit
 	release()
 	c.expect("last")
 	e := a.gone()
@@ -472,7 +472,7 @@ func TestFixedModeBindsAndRebindsWithAConnect(t *testing.T) {
 	c.c.Close()
 	_, p = b.expect(ipc.TypeClose, id)
 	b.write(frame(ipc.TypeDone, id, nil))
-	h.eventually("nothing outstanding", func() bool { return h.m.disp.outstanding() == 0 })
+	h.eventually("nothing outstanding", func() bool { return h.p.disp.outstanding() == 0 })
 	if b.state() != stateReady {
 		t.Fatalf("worker 1 is %s, want ready", b.state())
 	}
@@ -496,7 +496,7 @@ func TestQueueFullClosesTheConnection(t *testing.T) {
 	tw.write(frame(ipc.TypeDone, hd.ID, nil))
 	tw.expect(ipc.TypeData, hd.ID)
 	tw.write(frame(ipc.TypeDone, hd.ID, nil))
-	h.eventually("nothing outstanding", func() bool { return h.m.disp.outstanding() == 0 })
+	h.eventually("nothing outstanding", func() bool { return h.p.disp.outstanding() == 0 })
 	if tw.state() != stateReady {
 		t.Fatalf("worker is %s, want ready", tw.state())
 	}

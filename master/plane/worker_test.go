@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"bytes"
@@ -143,12 +143,12 @@ func TestWorkerProtocolViolations(t *testing.T) {
 				}
 				c1.expectClosed()
 			}
-			if n := h.m.disp.outstanding(); n != 0 {
+			if n := h.p.disp.outstanding(); n != 0 {
 				t.Fatalf("outstanding %d after the worker was removed, want 0", n)
 			}
 
 			// The other worker was not touched and serves.
-			if s := other.state(); s != stateReady || h.m.disp.byGen(other.w.gen) != other.w {
+			if s := other.state(); s != stateReady || h.p.disp.byGen(other.w.gen) != other.w {
 				t.Fatalf("other worker is %s, want ready and in the dispatcher", s)
 			}
 			c2 := c1
@@ -162,7 +162,7 @@ func TestWorkerProtocolViolations(t *testing.T) {
 			}
 			other.write(cat(frame(ipc.TypeSend, hd.ID, []byte("pong")), frame(ipc.TypeDone, hd.ID, nil)))
 			c2.expect("pong")
-			h.eventually("nothing outstanding", func() bool { return h.m.disp.outstanding() == 0 })
+			h.eventually("nothing outstanding", func() bool { return h.p.disp.outstanding() == 0 })
 			if _, ok, _ := h.hook.find(func(e logEntry) bool {
 				return e.data["gen"] == other.w.gen && e.data["connections_failed"] != nil
 			}); ok {

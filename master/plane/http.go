@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"errors"
@@ -76,7 +76,7 @@ const pipelineMax = 256 << 10
 type httpState struct {
 	p      *reactor.HTTPParser
 	phase  httpPhase
-	w      *worker // the worker serving the current request
+	w      *Worker // the worker serving the current request
 	method string
 	target string
 	head   bool // HEAD: the response body is not sent
@@ -145,7 +145,7 @@ type httpState struct {
 	acctOut   int64
 	// holdW is the worker whose answer the master holds back for this
 	// slow client (worker.heldBack counts it), nil if none.
-	holdW *worker
+	holdW *Worker
 }
 
 // setHeld records whether the handler of h's response waits for credit
@@ -162,14 +162,14 @@ func (h *httpState) setHeld(on bool) {
 	}
 }
 
-func (m *Master) newHTTPState(c *reactor.Conn) *httpState {
-	m.httpConns.Add(1)
+func (p *Plane) newHTTPState(c *reactor.Conn) *httpState {
+	p.httpConns.Add(1)
 	l := c.Loop()
 	c.NotifyWritten(httpWritten)
 	return &httpState{
 		remote: c.RemoteAddr(),
-		p: reactor.NewHTTPParser(reactor.HTTPLimits{MaxHeaderBytes: int(m.cfg.HTTPMaxHeaderSize),
-			MaxBodyBytes: int64(m.cfg.PackageMaxLength)}),
+		p: reactor.NewHTTPParser(reactor.HTTPLimits{MaxHeaderBytes: int(p.cfg.HTTPMaxHeaderSize),
+			MaxBodyBytes: int64(p.cfg.PackageMaxLength)}),
 		keep:      true,
 		idleSince: l.Now(),
 	}
@@ -181,13 +181,13 @@ func (m *Master) newHTTPState(c *reactor.Conn) *httpState {
 func httpWritten(c *reactor.Conn) {
 	st := c.Ctx.(*connState)
 	if h := st.http; h != nil {
-		st.m.syncOut(c, h, true)
-		st.m.creditResponse(c, h)
+		st.p.syncOut(c, h, true)
+		st.p.creditResponse(c, h)
 	}
 }
 
 // OnStream implements reactor.StreamHandler for HTTP connections.
-func (m *Master) OnStream(c *reactor.Conn, data []byte) int {
+func (p *Plane) OnStream(c *reactor.Conn, data []byte) int {
 	st := c.Ctx.(*connState)
 	h := st.http
 	used := 0
@@ -202,7 +202,7 @@ func (m *Master) OnStream(c *reactor.Conn, data []byte) int {
 			}
 			n, req, err := h.p.ParseHead(data[used:])
 			if err != nil {
-				m.httpReject(c, h, err)
+				p.httpReject(c, h, err)
 				return len(data)
 			}
 			if n == 0 {
@@ -210,20 +210,20 @@ func (m *Master) OnStream(c *reactor.Conn, data []byte) int {
 			}
 			used += n
 			h.headSince = time.Time{}
-			used += m.startRequest(c, st, req, data[used:])
+			used += p.startRequest(c, st, req, data[used:])
 		case phBuffer, phBody:
-			n, ok := m.takeBody(c, h, data[used:])
+			n, ok := p.takeBody(c, h, data[used:])
 			used += n
 			if !ok || c.Closed() {
 				return len(data)
 			}
-			if h.phase == phBuffer && (h.bodyDone || len(h.body) >= int(m.cfg.HTTPBodyBufferSize) && m.disp.takesConcurrent()) {
-				if !m.dispatchBody(c, st) {
+			if h.phase == phBuffer && (h.bodyDone || len(h.body) >= int(p.cfg.HTTPBodyBufferSize) && p.disp.takesConcurrent()) {
+				if !p.dispatchBody(c, st) {
 					continue // queued: what follows stays unread
 				}
 			}
 			if h.phase == phBody {
-				m.pumpBody(c, h)
+				p.pumpBody(c, h)
 			}
 			if h.phase == phWait || h.phase == phQueued {
 				continue
@@ -246,11 +246,11 @@ func (m *Master) OnStream(c *reactor.Conn, data []byte) int {
 
 // startRequest turns a parsed head into a Request event and dispatches it;
 // it returns how many bytes of rest (the body) it consumed inline.
-func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPRequest, rest []byte) int {
+func (p *Plane) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPRequest, rest []byte) int {
 	h := st.http
 	h.method, h.target = req.Method, req.Target
 	h.head = req.Method == http.MethodHead
-	h.keep = req.KeepAlive && !m.stopping.Load()
+	h.keep = req.KeepAlive && !p.stopping.Load()
 	h.http10 = req.Proto == "HTTP/1.0"
 	h.started, h.chunked, h.close, h.cancelled, h.closedSent = false, false, !h.keep, false, false
 	h.noBody, h.warned, h.cut, h.declared, h.sent = false, false, false, -1, 0
@@ -266,7 +266,7 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 		// The whole body is here: it travels inside the request.
 		n, body, done, err := h.p.Body(rest)
 		if err != nil || !done {
-			m.httpReject(c, h, fmt.Errorf("%w: body", errBadBody))
+			p.httpReject(c, h, fmt.Errorf("%w: body", errBadBody))
 			return len(rest)
 		}
 		r.Body, used = body, n
@@ -278,7 +278,7 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 	}
 	// The payload is built in a per-loop buffer: dispatching copies it into
 	// the worker's output, and a queued request keeps its own copy.
-	ls := &m.loops[c.Loop().Index()]
+	ls := &p.loops[c.Loop().Index()]
 	ls.reqBuf = ipc.AppendRequest(ls.reqBuf[:0], &r)
 	payload := ls.reqBuf
 	h.bodyFollows, h.expect100 = r.BodyFollows, req.Expect100
@@ -290,26 +290,26 @@ func (m *Master) startRequest(c *reactor.Conn, st *connState, req *reactor.HTTPR
 			// As nginx: the client is asked for the body when the master
 			// starts reading it.
 			h.expect100 = false
-			m.write(c, h, continue100)
+			p.write(c, h, continue100)
 		}
 		return used
 	}
-	if !m.sendRequest(c, st, payload) {
+	if !p.sendRequest(c, st, payload) {
 		// No worker with a free slot: wait, body unread, up to dispatch_timeout.
 		h.pending = append([]byte(nil), payload...)
 		h.phase = phQueued
 		h.queuedAt = c.Loop().Now()
 		ls.waiting = append(ls.waiting, c.ID())
-		m.httpWaiting.Add(1)
+		p.httpWaiting.Add(1)
 		return used
 	}
-	m.requestSent(c, h, payload)
+	p.requestSent(c, h, payload)
 	return used
 }
 
 // requestSent follows a dispatched request: the body is forwarded next,
 // after a 100 Continue when the client waits for one.
-func (m *Master) requestSent(c *reactor.Conn, h *httpState, payload []byte) {
+func (p *Plane) requestSent(c *reactor.Conn, h *httpState, payload []byte) {
 	h.canRetry = h.w.prefetch > 0 && !h.bodyFollows
 	if h.canRetry {
 		h.retry = append(h.retry[:0], payload...)
@@ -323,24 +323,24 @@ func (m *Master) requestSent(c *reactor.Conn, h *httpState, payload []byte) {
 	}
 	h.phase = phBody
 	if h.expect100 {
-		m.write(c, h, continue100)
+		p.write(c, h, continue100)
 	}
 }
 
 // write hands b to c and keeps the output accounting (send timeout,
 // http_max_buffered).
-func (m *Master) write(c *reactor.Conn, h *httpState, b []byte) {
+func (p *Plane) write(c *reactor.Conn, h *httpState, b []byte) {
 	c.Write(b)
-	m.wrote(c, h, len(b))
+	p.wrote(c, h, len(b))
 }
 
 // wrote keeps the output accounting after n bytes were handed to c.
-func (m *Master) wrote(c *reactor.Conn, h *httpState, n int) {
+func (p *Plane) wrote(c *reactor.Conn, h *httpState, n int) {
 	h.outTotal += int64(n)
 	if !h.bigOut && h.outTotal-h.respStart > untrackedOut {
 		h.bigOut = true
 	}
-	m.syncOut(c, h, false)
+	p.syncOut(c, h, false)
 }
 
 // untrackedOut is how much unwritten output a connection may hold before
@@ -351,33 +351,33 @@ func (m *Master) wrote(c *reactor.Conn, h *httpState, n int) {
 const untrackedOut = 64 << 10
 
 // syncOut brings c's unwritten output into Master.httpBuffered.
-func (m *Master) syncOut(c *reactor.Conn, h *httpState, flushed bool) {
+func (p *Plane) syncOut(c *reactor.Conn, h *httpState, flushed bool) {
 	out := int64(c.Buffered())
 	if d := out - h.acctOut; d != 0 && (flushed || h.acctOut != 0 || out > untrackedOut) {
 		h.acctOut = out
-		m.noteBuffered(m.httpBuffered.Add(d))
+		p.noteBuffered(p.httpBuffered.Add(d))
 	}
 }
 
 // noteBuffered logs when the bytes the master holds for HTTP connections
 // reach http_max_buffered, and when they are back under half of it.
-func (m *Master) noteBuffered(total int64) {
-	lim := int64(m.cfg.HTTPMaxBuffered)
+func (p *Plane) noteBuffered(total int64) {
+	lim := int64(p.cfg.HTTPMaxBuffered)
 	switch {
-	case total >= lim && m.httpOver.CompareAndSwap(false, true):
-		m.log.WithFields(logrus.Fields{"buffered": total, "http_max_buffered": lim}).
+	case total >= lim && p.httpOver.CompareAndSwap(false, true):
+		p.log.WithFields(logrus.Fields{"buffered": total, "http_max_buffered": lim}).
 			Warn("HTTP buffers full: request bodies are refused with 503 and answers held back until clients take them")
-	case total < lim/2 && m.httpOver.Load() && m.httpOver.CompareAndSwap(true, false):
-		m.log.WithFields(logrus.Fields{"buffered": total, "http_max_buffered": lim}).Info("HTTP buffers back under half of http_max_buffered")
+	case total < lim/2 && p.httpOver.Load() && p.httpOver.CompareAndSwap(true, false):
+		p.log.WithFields(logrus.Fields{"buffered": total, "http_max_buffered": lim}).Info("HTTP buffers back under half of http_max_buffered")
 	}
 }
 
 // releaseHTTP takes a closed connection's bytes out of Master.httpBuffered.
-func (m *Master) releaseHTTP(h *httpState) {
+func (p *Plane) releaseHTTP(h *httpState) {
 	h.setHeld(false)
 	if n := h.acctBody + h.acctOut; n != 0 {
 		h.acctBody, h.acctOut = 0, 0
-		m.noteBuffered(m.httpBuffered.Add(-n))
+		p.noteBuffered(p.httpBuffered.Add(-n))
 	}
 	putBody(h.body)
 	h.body = nil
@@ -408,11 +408,11 @@ func (d *dispatcher) takesConcurrent() bool {
 // otherwise the whole body (the parser stops it at package_max_length).
 // It returns what it consumed, and false when the connection was answered
 // (malformed body, http_max_buffered).
-func (m *Master) takeBody(c *reactor.Conn, h *httpState, data []byte) (int, bool) {
+func (p *Plane) takeBody(c *reactor.Conn, h *httpState, data []byte) (int, bool) {
 	used := 0
-	limit := int(m.cfg.HTTPBodyBufferSize)
-	if h.phase == phBuffer && !m.disp.takesConcurrent() {
-		limit = int(m.cfg.PackageMaxLength) + 1
+	limit := int(p.cfg.HTTPBodyBufferSize)
+	if h.phase == phBuffer && !p.disp.takesConcurrent() {
+		limit = int(p.cfg.PackageMaxLength) + 1
 	}
 	for !h.bodyDone && used < len(data) {
 		room := limit - (len(h.body) - h.bodyOff)
@@ -427,7 +427,7 @@ func (m *Master) takeBody(c *reactor.Conn, h *httpState, data []byte) (int, bool
 		}
 		n, piece, done, err := h.p.Body(in)
 		if err != nil {
-			m.httpReject(c, h, err)
+			p.httpReject(c, h, err)
 			return len(data), false
 		}
 		used += n
@@ -435,15 +435,15 @@ func (m *Master) takeBody(c *reactor.Conn, h *httpState, data []byte) (int, bool
 			h.bodyAt = c.Loop().Now()
 		}
 		if len(piece) > 0 {
-			total := m.httpBuffered.Add(int64(len(piece)))
-			m.noteBuffered(total)
-			if total > int64(m.cfg.HTTPMaxBuffered) {
-				m.httpBuffered.Add(-int64(len(piece)))
-				m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
-					"http_max_buffered": int64(m.cfg.HTTPMaxBuffered)}).
+			total := p.httpBuffered.Add(int64(len(piece)))
+			p.noteBuffered(total)
+			if total > int64(p.cfg.HTTPMaxBuffered) {
+				p.httpBuffered.Add(-int64(len(piece)))
+				p.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
+					"http_max_buffered": int64(p.cfg.HTTPMaxBuffered)}).
 					Warn("request refused with 503: the master holds http_max_buffered bytes of bodies and answers")
-				m.cancelHTTP(c, h, true)
-				m.httpError(c, h, http.StatusServiceUnavailable, "the server is busy; retry shortly", "Retry-After: 1\r\n")
+				p.cancelHTTP(c, h, true)
+				p.httpError(c, h, http.StatusServiceUnavailable, "the server is busy; retry shortly", "Retry-After: 1\r\n")
 				return len(data), false
 			}
 			h.acctBody += int64(len(piece))
@@ -464,17 +464,17 @@ func (m *Master) takeBody(c *reactor.Conn, h *httpState, data []byte) (int, bool
 
 // dispatchBody sends a request whose body the master buffered to a worker,
 // then what it has of the body; false when it waits for a free worker.
-func (m *Master) dispatchBody(c *reactor.Conn, st *connState) bool {
+func (p *Plane) dispatchBody(c *reactor.Conn, st *connState) bool {
 	h := st.http
-	if !m.sendRequest(c, st, h.pending) {
+	if !p.sendRequest(c, st, h.pending) {
 		h.phase = phQueued
 		h.queuedAt = c.Loop().Now()
-		ls := &m.loops[c.Loop().Index()]
+		ls := &p.loops[c.Loop().Index()]
 		ls.waiting = append(ls.waiting, c.ID())
-		m.httpWaiting.Add(1)
+		p.httpWaiting.Add(1)
 		return false
 	}
-	m.requestSent(c, h, h.pending)
+	p.requestSent(c, h, h.pending)
 	return true
 }
 
@@ -485,7 +485,7 @@ const maxBodyFrame = 64 << 10
 // flow-control window, and ends it (FlagEnd) once the parser has read the
 // body's end: the request then waits for its answer (phWait). Runs on c's
 // loop.
-func (m *Master) pumpBody(c *reactor.Conn, h *httpState) {
+func (p *Plane) pumpBody(c *reactor.Conn, h *httpState) {
 	// The frames of one call go out together (worker.writeBodies).
 	var batch [8][]byte
 	pieces := batch[:0]
@@ -514,7 +514,7 @@ func (m *Master) pumpBody(c *reactor.Conn, h *httpState) {
 		h.bodyOff += len(piece)
 		h.reqSent += int64(len(piece))
 		h.acctBody -= int64(len(piece))
-		m.noteBuffered(m.httpBuffered.Add(-int64(len(piece))))
+		p.noteBuffered(p.httpBuffered.Add(-int64(len(piece))))
 	}
 	if len(pieces) > 0 {
 		h.w.writeBodies(c.Loop(), flags, c.ID(), pieces)
@@ -567,8 +567,8 @@ var lastChunk = []byte("0\r\n\r\n")
 var errBadBody = errors.New("malformed request body")
 
 // sendRequest dispatches an encoded Request to a worker with a free slot.
-func (m *Master) sendRequest(c *reactor.Conn, st *connState, payload []byte) bool {
-	w := m.disp.dispatchHTTP(c, st, payload)
+func (p *Plane) sendRequest(c *reactor.Conn, st *connState, payload []byte) bool {
+	w := p.disp.dispatchHTTP(c, st, payload)
 	if w == nil {
 		return false
 	}
@@ -580,18 +580,18 @@ func (m *Master) sendRequest(c *reactor.Conn, st *connState, payload []byte) boo
 // however many slots freed up in it. Runs on l: unlike Post, it costs no
 // wake-up of the loop through its eventfd, which with workers of
 // concurrency 1 (PHP) would be three system calls per request.
-func (m *Master) retrySoon(l *reactor.Loop) {
-	if ls := &m.loops[l.Index()]; !ls.retry {
+func (p *Plane) retrySoon(l *reactor.Loop) {
+	if ls := &p.loops[l.Index()]; !ls.retry {
 		ls.retry = true
-		l.Defer(retryFlusher{m})
+		l.Defer(retryFlusher{p})
 	}
 }
 
-type retryFlusher struct{ m *Master }
+type retryFlusher struct{ p *Plane }
 
 func (f retryFlusher) Flush(l *reactor.Loop) {
-	f.m.loops[l.Index()].retry = false
-	f.m.retryHTTP(l, nil)
+	f.p.loops[l.Index()].retry = false
+	f.p.retryHTTP(l, nil)
 }
 
 // retryHTTP dispatches, in order, the requests of this loop that wait for
@@ -599,8 +599,8 @@ func (f retryFlusher) Flush(l *reactor.Loop) {
 // request: the first that cannot go stops the rest. In the binding modes
 // (2, 4, 5) each waits for its connection's worker: one that cannot go
 // stays, and the next are tried. Runs on l.
-func (m *Master) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
-	ls := &m.loops[l.Index()]
+func (p *Plane) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
+	ls := &p.loops[l.Index()]
 	var kept []uint64 // waiting for a busy worker (binding modes)
 	for len(ls.waiting) > 0 {
 		id := ls.waiting[0]
@@ -609,8 +609,8 @@ func (m *Master) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
 			st := c.Ctx.(*connState)
 			h := st.http
 			if h.phase == phQueued {
-				if !m.sendRequest(c, st, h.pending) {
-					if !binds(m.disp.httpMode) {
+				if !p.sendRequest(c, st, h.pending) {
+					if !binds(p.disp.httpMode) {
 						return
 					}
 					kept = append(kept, id)
@@ -621,103 +621,106 @@ func (m *Master) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
 					// Waiting for a worker is not the client's time.
 					h.bodyStart = h.bodyStart.Add(l.Now().Sub(h.queuedAt))
 				}
-				m.requestSent(c, h, h.pending)
+				p.requestSent(c, h, h.pending)
 				if h.phase == phBody {
-					m.pumpBody(c, h)
+					p.pumpBody(c, h)
 				}
 				c.ResumeRead()
 				c.Kick() // forward the body that waited
 			}
 		}
 		ls.waiting = ls.waiting[1:]
-		m.httpWaiting.Add(-1)
+		p.httpWaiting.Add(-1)
 	}
 	ls.waiting = kept
 }
 
 // OnTick implements reactor.Ticker: dispatch_timeout, header and idle
 // timeouts of HTTP connections.
-func (m *Master) OnTick(l *reactor.Loop) {
+func (p *Plane) OnTick(l *reactor.Loop) {
 	now := l.Now()
-	ls := &m.loops[l.Index()]
+	ls := &p.loops[l.Index()]
 	if len(ls.waiting) > 0 {
 		keep := ls.waiting[:0]
 		for _, id := range ls.waiting {
 			c := l.Conn(id)
 			if c == nil {
-				m.httpWaiting.Add(-1)
+				p.httpWaiting.Add(-1)
 				continue
 			}
 			h := c.Ctx.(*connState).http
 			if h.phase != phQueued {
-				m.httpWaiting.Add(-1)
+				p.httpWaiting.Add(-1)
 				continue
 			}
-			if now.Sub(h.queuedAt) < m.cfg.DispatchTimeout.D() {
+			if now.Sub(h.queuedAt) < p.cfg.DispatchTimeout.D() {
 				keep = append(keep, id)
 				continue
 			}
-			m.httpWaiting.Add(-1)
-			m.log.WithFields(logrus.Fields{"conn": id, "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
-				"dispatch_timeout": m.cfg.DispatchTimeout.D().String()}).
+			p.httpWaiting.Add(-1)
+			p.log.WithFields(logrus.Fields{"conn": id, "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
+				"dispatch_timeout": p.cfg.DispatchTimeout.D().String()}).
 				Warn("request refused with 503: no worker free within dispatch_timeout")
-			m.httpError(c, h, http.StatusServiceUnavailable, "no worker free; retry shortly", "Retry-After: 1\r\n")
+			p.httpError(c, h, http.StatusServiceUnavailable, "no worker free; retry shortly", "Retry-After: 1\r\n")
 		}
 		ls.waiting = keep
 	}
-	if now.Sub(ls.swept) < time.Second && !m.stopping.Load() {
+	if now.Sub(ls.swept) < time.Second && !p.stopping.Load() {
 		return
 	}
 	ls.swept = now
+	if l.Index() == 0 {
+		p.checkStuck(now) // once a second, for every worker
+	}
 	l.EachConn(func(c *reactor.Conn) {
 		st, ok := c.Ctx.(*connState)
 		if !ok {
 			return
 		}
 		if st.http == nil {
-			if rt := m.cfg.Worker.RequestTimeout.D(); rt > 0 && !st.busySince.IsZero() && now.Sub(st.busySince) > rt {
-				m.streamTimedOut(c, st)
+			if rt := p.cfg.Worker.RequestTimeout.D(); rt > 0 && !st.busySince.IsZero() && now.Sub(st.busySince) > rt {
+				p.streamTimedOut(c, st)
 			}
 			return
 		}
 		h := st.http
-		if m.sendTimedOut(c, h, now) {
+		if p.sendTimedOut(c, h, now) {
 			return
 		}
 		if c.Lingering() {
 			// Answered and closing: the reactor bounds the lingering close;
 			// a draining master does not wait for it.
-			if m.stopping.Load() {
+			if p.stopping.Load() {
 				c.Close(nil)
 			}
 			return
 		}
 		reading := h.phase == phBuffer || h.phase == phBody && !h.bodyDone && !h.windowWait
 		switch {
-		case reading && now.Sub(h.bodyStart) > m.cfg.HTTPBodyTimeout.D():
-			m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
-				"received": h.reqSent + int64(len(h.body)-h.bodyOff), "http_body_timeout": m.cfg.HTTPBodyTimeout.D().String()}).
+		case reading && now.Sub(h.bodyStart) > p.cfg.HTTPBodyTimeout.D():
+			p.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
+				"received": h.reqSent + int64(len(h.body)-h.bodyOff), "http_body_timeout": p.cfg.HTTPBodyTimeout.D().String()}).
 				Info("request refused with 408: its body was not complete within http_body_timeout; connection closed")
-			m.cancelHTTP(c, h, true)
-			m.httpError(c, h, http.StatusRequestTimeout, "the request body took too long", "")
-		case h.phase == phHead && !h.headSince.IsZero() && now.Sub(h.headSince) > m.cfg.HTTPHeaderTimeout.D():
-			m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "http_header_timeout": m.cfg.HTTPHeaderTimeout.D().String()}).
+			p.cancelHTTP(c, h, true)
+			p.httpError(c, h, http.StatusRequestTimeout, "the request body took too long", "")
+		case h.phase == phHead && !h.headSince.IsZero() && now.Sub(h.headSince) > p.cfg.HTTPHeaderTimeout.D():
+			p.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "http_header_timeout": p.cfg.HTTPHeaderTimeout.D().String()}).
 				Info("connection closed: request headers not complete within http_header_timeout")
-			m.httpError(c, h, http.StatusRequestTimeout, "request headers took too long", "")
-		case h.phase == phHead && h.headSince.IsZero() && c.Pending() == 0 && now.Sub(h.idleSince) > m.cfg.HTTPIdleTimeout.D():
+			p.httpError(c, h, http.StatusRequestTimeout, "request headers took too long", "")
+		case h.phase == phHead && h.headSince.IsZero() && c.Pending() == 0 && now.Sub(h.idleSince) > p.cfg.HTTPIdleTimeout.D():
 			c.Close(nil)
-		case m.stopping.Load() && h.phase == phHead && h.headSince.IsZero() && c.Pending() == 0 && now.Sub(h.idleSince) > drainIdleGrace:
+		case p.stopping.Load() && h.phase == phHead && h.headSince.IsZero() && c.Pending() == 0 && now.Sub(h.idleSince) > drainIdleGrace:
 			// Draining: an idle keep-alive connection had its chance to
 			// send one more request (answered with Connection: close).
 			c.Close(nil)
-		case reading && now.Sub(h.bodyAt) > m.cfg.HTTPHeaderTimeout.D():
-			m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
-				"http_header_timeout": m.cfg.HTTPHeaderTimeout.D().String()}).
+		case reading && now.Sub(h.bodyAt) > p.cfg.HTTPHeaderTimeout.D():
+			p.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
+				"http_header_timeout": p.cfg.HTTPHeaderTimeout.D().String()}).
 				Info("connection closed: the request body stalled for longer than http_header_timeout; the handler's context is cancelled")
-			m.cancelHTTP(c, h, true)
-			m.httpError(c, h, http.StatusRequestTimeout, "the request body stalled", "")
-		case h.w != nil && m.cfg.Worker.RequestTimeout > 0 && m.workerLate(c, h, now) > m.cfg.Worker.RequestTimeout.D():
-			m.requestTimedOut(c, h)
+			p.cancelHTTP(c, h, true)
+			p.httpError(c, h, http.StatusRequestTimeout, "the request body stalled", "")
+		case h.w != nil && p.cfg.Worker.RequestTimeout > 0 && p.workerLate(c, h, now) > p.cfg.Worker.RequestTimeout.D():
+			p.requestTimedOut(c, h)
 		}
 	})
 }
@@ -728,7 +731,7 @@ func (m *Master) OnTick(l *reactor.Loop) {
 // (after a large answer) unacknowledged in the kernel's, where a whole
 // answer of a few MiB can sit unread. The handler, if still at it, is
 // cancelled. Runs on c's loop, once a second.
-func (m *Master) sendTimedOut(c *reactor.Conn, h *httpState, now time.Time) bool {
+func (p *Plane) sendTimedOut(c *reactor.Conn, h *httpState, now time.Time) bool {
 	pending := c.Buffered()
 	if h.bigOut {
 		k := c.Unsent()
@@ -742,22 +745,22 @@ func (m *Master) sendTimedOut(c *reactor.Conn, h *httpState, now time.Time) bool
 		return false
 	}
 	wrote := h.outTotal - int64(pending)
-	timeout := m.cfg.HTTPSendTimeout.D()
+	timeout := p.cfg.HTTPSendTimeout.D()
 	switch {
 	case h.sendSince.IsZero():
 		h.sendSince, h.sendBase = now, wrote
 		return false
 	case now.Sub(h.sendSince) < timeout:
 		return false
-	case wrote-h.sendBase >= max(1, int64(m.cfg.HTTPSendMinRate)*int64(timeout/time.Second)):
+	case wrote-h.sendBase >= max(1, int64(p.cfg.HTTPSendMinRate)*int64(timeout/time.Second)):
 		h.sendSince, h.sendBase = now, wrote
 		return false
 	}
-	f := m.respFields(c, h)
+	f := p.respFields(c, h)
 	f["unwritten"], f["taken"] = pending, wrote-h.sendBase
-	f["http_send_timeout"], f["http_send_min_rate"] = timeout.String(), int64(m.cfg.HTTPSendMinRate)
-	m.log.WithFields(f).Info("connection closed: the client did not take its answer at http_send_min_rate within http_send_timeout; the handler's context is cancelled")
-	m.cancelHTTP(c, h, true)
+	f["http_send_timeout"], f["http_send_min_rate"] = timeout.String(), int64(p.cfg.HTTPSendMinRate)
+	p.log.WithFields(f).Info("connection closed: the client did not take its answer at http_send_min_rate within http_send_timeout; the handler's context is cancelled")
+	p.cancelHTTP(c, h, true)
 	c.Abort(nil) // what the kernel holds for it is dropped too
 	return true
 }
@@ -769,7 +772,7 @@ func (m *Master) sendTimedOut(c *reactor.Conn, h *httpState, now time.Time) bool
 // the client to take what it sent (flow control). Like nginx's
 // proxy_read_timeout, a streamed response may last as long as it keeps
 // sending.
-func (m *Master) workerLate(c *reactor.Conn, h *httpState, now time.Time) time.Duration {
+func (p *Plane) workerLate(c *reactor.Conn, h *httpState, now time.Time) time.Duration {
 	switch {
 	case h.phase == phBody && !h.windowWait:
 		return 0 // the worker waits for the client's body
@@ -789,19 +792,19 @@ func (m *Master) workerLate(c *reactor.Conn, h *httpState, now time.Time) time.D
 }
 
 // httpReject answers a request the parser refused and closes.
-func (m *Master) httpReject(c *reactor.Conn, h *httpState, err error) {
+func (p *Plane) httpReject(c *reactor.Conn, h *httpState, err error) {
 	status := http.StatusBadRequest
 	var he *reactor.HTTPError
 	if errors.As(err, &he) {
 		status = he.Status
 	}
-	m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "status": status, "reason": err.Error()}).
+	p.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "status": status, "reason": err.Error()}).
 		Info("bad request refused")
 	if h.started {
 		c.Close(err)
 		return
 	}
-	m.httpError(c, h, status, err.Error(), "")
+	p.httpError(c, h, status, err.Error(), "")
 }
 
 // httpError writes a short plain-text error response and closes the
@@ -810,26 +813,26 @@ func (m *Master) httpReject(c *reactor.Conn, h *httpState, err error) {
 // clean end of stream instead of a reset. A 408 does not linger: its
 // client is the slow one, and has had http_header_timeout or
 // http_body_timeout already.
-func (m *Master) httpError(c *reactor.Conn, h *httpState, status int, msg, extra string) {
+func (p *Plane) httpError(c *reactor.Conn, h *httpState, status int, msg, extra string) {
 	if h.started {
 		c.Close(fmt.Errorf("%d %s", status, msg))
 		return
 	}
 	h.started = true
 	body := strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg + "\n"
-	ls := &m.loops[c.Loop().Index()]
+	ls := &p.loops[c.Loop().Index()]
 	b := appendStatusLine(ls.scratch[:0], status)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\nConnection: close\r\n"...)
 	b = append(b, extra...)
-	b = m.appendDateHeader(b, c.Loop())
+	b = p.appendDateHeader(b, c.Loop())
 	b = append(b, "\r\n"...)
 	if !h.head {
 		b = append(b, body...)
 	}
 	ls.scratch = b
-	m.write(c, h, b)
+	p.write(c, h, b)
 	if status == http.StatusRequestTimeout {
 		c.CloseWhenFlushed()
 		return
@@ -840,44 +843,44 @@ func (m *Master) httpError(c *reactor.Conn, h *httpState, status int, msg, extra
 // handedBack dispatches again a request a dying worker handed back
 // unstarted (ipc.FlagRetry), or answers 503 when its body was already
 // forwarded to that worker. Runs on c's loop.
-func (m *Master) handedBack(c *reactor.Conn, h *httpState) {
-	log := m.log.WithFields(logrus.Fields{"conn": c.ID(), "method": h.method, "target": h.target})
+func (p *Plane) handedBack(c *reactor.Conn, h *httpState) {
+	log := p.log.WithFields(logrus.Fields{"conn": c.ID(), "method": h.method, "target": h.target})
 	if h.w != nil {
 		log = log.WithFields(logrus.Fields{"worker_id": h.w.slot, "pid": h.w.pid})
 	}
 	if !h.canRetry || h.phase != phWait {
 		log.Warn("request handed back unstarted by an exiting worker after its body went there; answered 503")
-		m.httpError(c, h, http.StatusServiceUnavailable, "the worker left before it started the request; retry", "Retry-After: 1\r\n")
+		p.httpError(c, h, http.StatusServiceUnavailable, "the worker left before it started the request; retry", "Retry-After: 1\r\n")
 		return
 	}
 	log.Info("request handed back unstarted by an exiting worker; sending it to another")
 	h.pending, h.canRetry = append([]byte(nil), h.retry...), false
 	h.phase = phQueued
 	h.queuedAt = c.Loop().Now()
-	ls := &m.loops[c.Loop().Index()]
+	ls := &p.loops[c.Loop().Index()]
 	ls.waiting = append(ls.waiting, c.ID())
-	m.httpWaiting.Add(1)
-	m.retrySoon(c.Loop())
+	p.httpWaiting.Add(1)
+	p.retrySoon(c.Loop())
 }
 
 // httpResponse writes a TypeResponse from a worker. Runs on c's loop.
-func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
+func (p *Plane) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 	st := c.Ctx.(*connState)
 	h := st.http
 	if h == nil || h.started || h.phase < phBody {
 		return // nothing asked for it (a late answer after a 503, or garbage)
 	}
 	if flags&ipc.FlagRetry != 0 {
-		m.handedBack(c, h)
+		p.handedBack(c, h)
 		return
 	}
 	h.canRetry = false
 	// Decoded in place: header names, values and the body alias payload.
-	ls := &m.loops[c.Loop().Index()]
+	ls := &p.loops[c.Loop().Index()]
 	resp := &ls.resp
 	if err := resp.Decode(payload); err != nil {
-		m.log.WithFields(logrus.Fields{"conn": c.ID(), "error": err.Error()}).Warn("undecodable response from a worker; answering 502")
-		m.httpError(c, h, http.StatusBadGateway, "the worker sent an undecodable response", "")
+		p.log.WithFields(logrus.Fields{"conn": c.ID(), "error": err.Error()}).Warn("undecodable response from a worker; answering 502")
+		p.httpError(c, h, http.StatusBadGateway, "the worker sent an undecodable response", "")
 		return
 	}
 	end := flags&ipc.FlagEnd != 0
@@ -888,10 +891,10 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 	if status < 200 || status > 999 {
 		// A 1xx is interim (the master sends 100 Continue itself): as the
 		// final answer it would leave the client waiting for another.
-		m.log.WithFields(m.respFields(c, h)).WithField("status", status).
+		p.log.WithFields(p.respFields(c, h)).WithField("status", status).
 			Warn("response refused with 502: the handler's status is not a final one")
 		h.close = true
-		m.httpError(c, h, http.StatusBadGateway, "the handler answered with status "+strconv.Itoa(status), "")
+		p.httpError(c, h, http.StatusBadGateway, "the handler answered with status "+strconv.Itoa(status), "")
 		return
 	}
 	if h.phase == phBody {
@@ -899,7 +902,7 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		// from a next request cheaply, so the connection closes afterwards.
 		h.close = true
 	}
-	if m.stopping.Load() {
+	if p.stopping.Load() {
 		h.close = true
 	}
 	h.started = true
@@ -963,22 +966,22 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		b = append(b, "Connection: keep-alive\r\n"...)
 	}
 	if !hasDate {
-		b = m.appendDateHeader(b, c.Loop())
+		b = p.appendDateHeader(b, c.Loop())
 	}
 	b = append(b, "\r\n"...)
-	m.writeBody(c, h, ls, b, m.trimBody(c, h, resp.Body), h.chunked, nil)
-	m.cutAfterWrite(c, h, end)
+	p.writeBody(c, h, ls, b, p.trimBody(c, h, resp.Body), h.chunked, nil)
+	p.cutAfterWrite(c, h, end)
 	if end {
-		m.checkLength(c, h)
+		p.checkLength(c, h)
 		if flags&ipc.FlagAbort != 0 {
-			m.abortResponse(c, h)
+			p.abortResponse(c, h)
 		}
-		m.endResponse(c, h)
+		p.endResponse(c, h)
 		return
 	}
 	if h.w != nil && h.w.flow {
 		h.respBody = int64(len(resp.Body))
-		m.creditResponse(c, h)
+		p.creditResponse(c, h)
 	}
 }
 
@@ -991,15 +994,15 @@ func (m *Master) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 // buffer: a client that reads slowly then holds the handler back instead
 // of filling the master's memory. Runs on c's loop as body frames arrive
 // and after each flush of c that wrote.
-func (m *Master) creditResponse(c *reactor.Conn, h *httpState) {
+func (p *Plane) creditResponse(c *reactor.Conn, h *httpState) {
 	if h.w == nil || !h.w.flow || !h.started {
 		return
 	}
 	// Head and chunk framing still buffered count as body: the estimate
 	// errs on the side of crediting late.
 	held := int64(c.Buffered())
-	if !m.httpOver.Load() {
-		held = max(0, held-max(0, int64(m.cfg.BufferOutputSize)-ipc.FlowWindow-64<<10))
+	if !p.httpOver.Load() {
+		held = max(0, held-max(0, int64(p.cfg.BufferOutputSize)-ipc.FlowWindow-64<<10))
 	}
 	out := h.respBody - held
 	if out-h.respCredit < ipc.FlowWindow/2 {
@@ -1014,7 +1017,7 @@ func (m *Master) creditResponse(c *reactor.Conn, h *httpState) {
 
 // requestCredit takes the worker's credit for c's request body and
 // resumes reading it when it was waiting for that. Runs on c's loop.
-func (m *Master) requestCredit(c *reactor.Conn, w *worker, n int) {
+func (p *Plane) requestCredit(c *reactor.Conn, w *Worker, n int) {
 	h := c.Ctx.(*connState).http
 	if h == nil || h.w != w || h.phase != phBody {
 		return // late: the request has moved on
@@ -1026,47 +1029,47 @@ func (m *Master) requestCredit(c *reactor.Conn, w *worker, n int) {
 		h.windowWait = false
 		h.bodyAt = now
 		h.bodyStart = h.bodyStart.Add(now.Sub(h.waitFrom))
-		m.pumpBody(c, h)
+		p.pumpBody(c, h)
 		c.ResumeRead()
 		c.Kick()
 	}
 }
 
 // httpResponseBody writes a TypeResponseBody from a worker. Runs on c's loop.
-func (m *Master) httpResponseBody(c *reactor.Conn, flags uint8, payload []byte) {
+func (p *Plane) httpResponseBody(c *reactor.Conn, flags uint8, payload []byte) {
 	h := c.Ctx.(*connState).http
 	if h == nil || !h.started || h.phase < phBody {
 		return
 	}
-	ls := &m.loops[c.Loop().Index()]
+	ls := &p.loops[c.Loop().Index()]
 	h.lastFrom = c.Loop().Now()
 	h.respBody += int64(len(payload))
-	body, chunked := m.trimBody(c, h, payload), h.chunked
+	body, chunked := p.trimBody(c, h, payload), h.chunked
 	end := flags&ipc.FlagEnd != 0
 	if end && flags&ipc.FlagAbort != 0 {
-		m.abortResponse(c, h)
+		p.abortResponse(c, h)
 	} else if end {
-		m.checkLength(c, h)
+		p.checkLength(c, h)
 	}
 	var last []byte
 	if end && h.chunked && !h.cut {
 		last = lastChunk
 	}
-	m.writeBody(c, h, ls, ls.scratch[:0], body, chunked, last)
-	m.cutAfterWrite(c, h, end)
+	p.writeBody(c, h, ls, ls.scratch[:0], body, chunked, last)
+	p.cutAfterWrite(c, h, end)
 	if end {
-		m.endResponse(c, h)
+		p.endResponse(c, h)
 		return
 	}
-	m.creditResponse(c, h)
+	p.creditResponse(c, h)
 }
 
 // abortResponse makes an incomplete response end with the connection, not
 // with framing that would make it look whole.
-func (m *Master) abortResponse(c *reactor.Conn, h *httpState) {
+func (p *Plane) abortResponse(c *reactor.Conn, h *httpState) {
 	h.chunked = false
 	h.close = true
-	m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target}).
+	p.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target}).
 		Warn("response aborted by the handler; closing the connection so the client sees it incomplete")
 }
 
@@ -1081,7 +1084,7 @@ const directBody = 16 << 10
 // a piece of the handler's body that trimBody let through, as a chunk if
 // chunked, then end (the last chunk, or nothing): a large piece with
 // Conn.WriteDirect, the rest in the loop's scratch buffer.
-func (m *Master) writeBody(c *reactor.Conn, h *httpState, ls *loopState, head, body []byte, chunked bool, end []byte) {
+func (p *Plane) writeBody(c *reactor.Conn, h *httpState, ls *loopState, head, body []byte, chunked bool, end []byte) {
 	if len(body) < directBody {
 		b := head
 		if len(body) > 0 && chunked {
@@ -1095,7 +1098,7 @@ func (m *Master) writeBody(c *reactor.Conn, h *httpState, ls *loopState, head, b
 		b = append(b, end...)
 		ls.scratch = b
 		if len(b) > 0 {
-			m.write(c, h, b)
+			p.write(c, h, b)
 		}
 		return
 	}
@@ -1108,7 +1111,7 @@ func (m *Master) writeBody(c *reactor.Conn, h *httpState, ls *loopState, head, b
 	}
 	ls.scratch = head
 	c.WriteDirect(head, body, tail)
-	m.wrote(c, h, len(head)+len(body)+len(tail))
+	p.wrote(c, h, len(head)+len(body)+len(tail))
 }
 
 // trimBody is the part of a piece of the handler's body that the
@@ -1117,20 +1120,20 @@ func (m *Master) writeBody(c *reactor.Conn, h *httpState, ls *loopState, head, b
 // the excess is dropped, logged with the worker, and the connection
 // closes after the declared bytes, as net/http and nginx do, so that what
 // follows can never read as another response.
-func (m *Master) trimBody(c *reactor.Conn, h *httpState, body []byte) []byte {
+func (p *Plane) trimBody(c *reactor.Conn, h *httpState, body []byte) []byte {
 	if len(body) == 0 || h.cut {
 		return nil
 	}
 	if h.noBody {
 		if !h.head && !h.warned {
 			h.warned = true
-			m.log.WithFields(m.respFields(c, h)).Warn("response body dropped: none is allowed after 204 or 304")
+			p.log.WithFields(p.respFields(c, h)).Warn("response body dropped: none is allowed after 204 or 304")
 		}
 		return nil
 	}
 	if h.declared >= 0 {
 		if rest := h.declared - h.sent; int64(len(body)) > rest {
-			m.log.WithFields(m.respFields(c, h)).WithField("content_length", h.declared).
+			p.log.WithFields(p.respFields(c, h)).WithField("content_length", h.declared).
 				Warn("response cut: the handler sent more than its Content-Length; the excess is dropped and the connection closed after the declared bytes")
 			body = body[:rest]
 			h.cut, h.close = true, true
@@ -1143,12 +1146,12 @@ func (m *Master) trimBody(c *reactor.Conn, h *httpState, body []byte) []byte {
 // cutAfterWrite closes, once the declared bytes are written, a connection
 // whose handler overran its Content-Length, and tells the handler that
 // whatever more it sends is dropped (unless its response has ended).
-func (m *Master) cutAfterWrite(c *reactor.Conn, h *httpState, end bool) {
+func (p *Plane) cutAfterWrite(c *reactor.Conn, h *httpState, end bool) {
 	if !h.cut {
 		return
 	}
 	if !end {
-		m.cancelHTTP(c, h, true)
+		p.cancelHTTP(c, h, true)
 	}
 	c.CloseWhenFlushed()
 }
@@ -1157,17 +1160,17 @@ func (m *Master) cutAfterWrite(c *reactor.Conn, h *httpState, end bool) {
 // handler sent fewer body bytes than its Content-Length declared: the
 // client sees the answer incomplete instead of waiting for the rest or
 // reading the next answer as its end.
-func (m *Master) checkLength(c *reactor.Conn, h *httpState) {
+func (p *Plane) checkLength(c *reactor.Conn, h *httpState) {
 	if h.declared < 0 || h.cut || h.sent >= h.declared {
 		return
 	}
-	m.log.WithFields(m.respFields(c, h)).WithFields(logrus.Fields{"content_length": h.declared, "sent": h.sent}).
+	p.log.WithFields(p.respFields(c, h)).WithFields(logrus.Fields{"content_length": h.declared, "sent": h.sent}).
 		Warn("response cut: the handler sent less than its Content-Length; closing the connection so the client sees it incomplete")
 	h.close, h.chunked = true, false
 }
 
 // respFields names a response's connection, request and worker in a log line.
-func (m *Master) respFields(c *reactor.Conn, h *httpState) logrus.Fields {
+func (p *Plane) respFields(c *reactor.Conn, h *httpState) logrus.Fields {
 	f := logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target}
 	if h.w != nil {
 		f["worker_id"], f["pid"] = h.w.slot, h.w.pid
@@ -1177,7 +1180,7 @@ func (m *Master) respFields(c *reactor.Conn, h *httpState) logrus.Fields {
 
 // endResponse finishes the current request: the connection closes, or the
 // next pipelined request is read.
-func (m *Master) endResponse(c *reactor.Conn, h *httpState) {
+func (p *Plane) endResponse(c *reactor.Conn, h *httpState) {
 	h.setHeld(false)
 	h.w = nil
 	if h.close {
@@ -1193,8 +1196,8 @@ func (m *Master) endResponse(c *reactor.Conn, h *httpState) {
 }
 
 // appendDateHeader appends "Date: …\r\n", formatted once a second per loop.
-func (m *Master) appendDateHeader(b []byte, l *reactor.Loop) []byte {
-	ls := &m.loops[l.Index()]
+func (p *Plane) appendDateHeader(b []byte, l *reactor.Loop) []byte {
+	ls := &p.loops[l.Index()]
 	if len(ls.date) == 0 || l.Now().Unix() != ls.dateSec {
 		ls.date = appendDate(ls.date[:0], l.Now())
 		ls.dateSec = l.Now().Unix()
@@ -1251,7 +1254,7 @@ func asciiEqualFold[S ~string | ~[]byte](a S, b string) bool {
 // failHTTP answers 502 to a request whose worker went away before it
 // answered, and closes; it reports false for connections that are not
 // waiting for an HTTP answer. Runs on c's loop.
-func (m *Master) failHTTP(c *reactor.Conn, err error) bool {
+func (p *Plane) failHTTP(c *reactor.Conn, err error) bool {
 	st := c.Ctx.(*connState)
 	h := st.http
 	if h == nil || h.phase < phBody {
@@ -1263,13 +1266,13 @@ func (m *Master) failHTTP(c *reactor.Conn, err error) bool {
 		fields["worker_id"], fields["pid"] = gone.slot, gone.pid
 	}
 	if h.started {
-		m.log.WithFields(fields).Warn("response cut: the worker went away while streaming it")
+		p.log.WithFields(fields).Warn("response cut: the worker went away while streaming it")
 		c.Close(err)
 		return true
 	}
-	m.log.WithFields(fields).Warn("request answered 502: the worker went away before answering")
+	p.log.WithFields(fields).Warn("request answered 502: the worker went away before answering")
 	h.close = true
-	m.httpError(c, h, http.StatusBadGateway, "the worker handling this request went away", "")
+	p.httpError(c, h, http.StatusBadGateway, "the worker handling this request went away", "")
 	return true
 }
 
@@ -1277,7 +1280,7 @@ func (m *Master) failHTTP(c *reactor.Conn, err error) bool {
 // away: it shut down its side (once per request), or the connection is
 // closed (closed; FlagEnd says so, and that anything more is dropped,
 // which releases a handler waiting for flow-control credit).
-func (m *Master) cancelHTTP(c *reactor.Conn, h *httpState, closed bool) {
+func (p *Plane) cancelHTTP(c *reactor.Conn, h *httpState, closed bool) {
 	if h.w == nil || h.phase != phBody && h.phase != phWait || h.cancelled && !closed || h.closedSent {
 		return
 	}
@@ -1294,18 +1297,18 @@ func (m *Master) cancelHTTP(c *reactor.Conn, h *httpState, closed bool) {
 // requestTimedOut answers 504 to a request its worker has held longer than
 // worker.request_timeout, and replaces the worker: a handler that hangs
 // would hold its slot (and maybe others) for ever. Runs on c's loop.
-func (m *Master) requestTimedOut(c *reactor.Conn, h *httpState) {
+func (p *Plane) requestTimedOut(c *reactor.Conn, h *httpState) {
 	w := h.w
-	timeout := m.cfg.Worker.RequestTimeout.D()
-	m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
+	timeout := p.cfg.Worker.RequestTimeout.D()
+	p.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "method": h.method, "target": h.target,
 		"worker_id": w.slot, "pid": w.pid, "request_timeout": timeout.String()}).
 		Error("request answered 504: worker.request_timeout exceeded; replacing the worker")
 	// This request is answered here, not failed with the worker's others.
-	m.disp.done(c.Loop(), w, c.ID())
+	p.disp.done(c.Loop(), w, c.ID())
 	h.w = nil
 	h.close = true
-	m.httpError(c, h, http.StatusGatewayTimeout, "the handler did not answer within worker.request_timeout", "")
-	m.takeOut(w, fmt.Sprintf("request_timeout (%s) exceeded by %s %s", timeout, h.method, h.target), true,
+	p.httpError(c, h, http.StatusGatewayTimeout, "the handler did not answer within worker.request_timeout", "")
+	p.takeOut(w, fmt.Sprintf("request_timeout (%s) exceeded by %s %s", timeout, h.method, h.target), true,
 		"worker killed: a request exceeded worker.request_timeout; starting a successor")
 }
 

@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"fmt"
@@ -14,9 +14,9 @@ import (
 func benchDispatcher(mode int) *dispatcher {
 	d := newDispatcher(mode, 4, 0, 1024)
 	d.httpMode = mode
-	m := &Master{}
+	m := &Plane{}
 	for i := range d.workers {
-		w := &worker{m: m, role: ipc.RoleWorker, slot: i, gen: uint64(i + 1), state: stateReady,
+		w := &Worker{p: m, role: ipc.RoleWorker, slot: i, gen: uint64(i + 1), state: stateReady,
 			concurrency: 64, inflight: 10 * i, owed: make(map[uint64]int32)}
 		d.workers[i] = w
 		d.all[w.gen] = w
@@ -36,7 +36,7 @@ func BenchmarkDispatchChoice(b *testing.B) {
 				st := benchConn(mode, []byte{10, 0, 0, 2})
 				for b.Loop() {
 					d.mu.Lock()
-					var w *worker
+					var w *Worker
 					if kind == "http" {
 						w = d.pickHTTP(st, now)
 					} else {
@@ -69,4 +69,4 @@ func benchConn(mode int, ip []byte) *connState {
 	return st
 }
 
-func benchTarget(d *dispatcher, st *connState) *worker { return d.target(st) }
+func benchTarget(d *dispatcher, st *connState) *Worker { return d.target(st) }

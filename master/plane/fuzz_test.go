@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"net"
@@ -74,18 +74,18 @@ func FuzzWorkerStream(f *testing.F) {
 		tw.conn.(*net.UnixConn).CloseWrite()
 
 		e := tw.gone()
-		valid := fuzzStreamValid(data, h.m.maxFrame)
+		valid := fuzzStreamValid(data, h.p.maxFrame)
 		killed := e.level == logrus.ErrorLevel
 		if killed == valid {
 			t.Fatalf("valid stream %v, but the master removed the worker with %s %q (reason %v)",
 				valid, e.level, e.msg, e.data["reason"])
 		}
 		tw.waitEOF()
-		if n := h.m.disp.outstanding(); n != 0 {
+		if n := h.p.disp.outstanding(); n != 0 {
 			t.Fatalf("outstanding %d after the worker was removed, want 0", n)
 		}
 		select {
-		case <-h.m.disp.idleCh():
+		case <-h.p.disp.idleCh():
 		default:
 			t.Fatal("idleCh not closed after the worker was removed")
 		}

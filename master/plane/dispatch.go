@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"errors"
@@ -46,10 +46,10 @@ type dispatcher struct {
 	mode     int
 	httpMode int
 	queueMax int
-	workers  []*worker // by slot: the incarnation taking new events, nil if none
-	tasks    []*worker // task workers by slot
-	procs    []*worker // user processes by slot
-	all      map[uint64]*worker
+	workers  []*Worker // by slot: the incarnation taking new events, nil if none
+	tasks    []*Worker // task workers by slot
+	procs    []*Worker // user processes by slot
+	all      map[uint64]*Worker
 	rr       int
 	lead     int           // HTTP mode 3: the worker requests go to first
 	leadAt   time.Time     // … since when
@@ -62,8 +62,8 @@ type dispatcher struct {
 }
 
 func newDispatcher(mode, workers, tasks, queueMax int) *dispatcher {
-	return &dispatcher{mode: mode, httpMode: modeIdle, queueMax: queueMax, workers: make([]*worker, workers),
-		tasks: make([]*worker, tasks), all: make(map[uint64]*worker)}
+	return &dispatcher{mode: mode, httpMode: modeIdle, queueMax: queueMax, workers: make([]*Worker, workers),
+		tasks: make([]*Worker, tasks), all: make(map[uint64]*Worker)}
 }
 
 // bound reports whether the mode ties a connection to one worker, which
@@ -73,20 +73,20 @@ func (d *dispatcher) bound() bool { return binds(d.mode) }
 // binds reports whether mode ties a connection to one worker.
 func binds(mode int) bool { return mode == modeFixed || mode == modeIP || mode == modeUID }
 
-func (d *dispatcher) add(w *worker) {
+func (d *dispatcher) add(w *Worker) {
 	d.mu.Lock()
 	d.all[w.gen] = w
 	d.mu.Unlock()
 }
 
-func (d *dispatcher) byGen(gen uint64) *worker {
+func (d *dispatcher) byGen(gen uint64) *Worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.all[gen]
 }
 
 // ready records a worker's hello; false if it had already said hello.
-func (d *dispatcher) ready(w *worker, h *ipc.Hello, recycleAt uint64) bool {
+func (d *dispatcher) ready(w *Worker, h *ipc.Hello, recycleAt uint64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if w.state != stateStarting {
@@ -149,11 +149,11 @@ func (d *dispatcher) readyCount() (workers, tasks int) {
 // waits). The binding modes return the connection's worker, busy or not.
 // It returns nil when no worker is ready. now is the loop's time (HTTP
 // mode 3 only). Called with mu held; it allocates nothing.
-func (d *dispatcher) choose(mode int, http bool, st *connState, now time.Time) *worker {
+func (d *dispatcher) choose(mode int, http bool, st *connState, now time.Time) *Worker {
 	n := len(d.workers)
 	switch mode {
 	case modeRoundRobin:
-		var fallback *worker
+		var fallback *Worker
 		for i := 0; i < n; i++ {
 			d.rr = (d.rr + 1) % n
 			w := d.workers[d.rr]
@@ -172,7 +172,7 @@ func (d *dispatcher) choose(mode int, http bool, st *connState, now time.Time) *
 		if http {
 			return d.packed(now)
 		}
-		var best *worker
+		var best *Worker
 		for _, w := range d.workers {
 			if w == nil || w.state != stateReady {
 				continue
@@ -201,7 +201,7 @@ func (d *dispatcher) choose(mode int, http bool, st *connState, now time.Time) *
 }
 
 // target is choose for a stream listener's event.
-func (d *dispatcher) target(st *connState) *worker {
+func (d *dispatcher) target(st *connState) *Worker {
 	return d.choose(d.mode, false, st, time.Time{})
 }
 
@@ -209,9 +209,9 @@ func (d *dispatcher) target(st *connState) *worker {
 // one, or nil: requests arriving together share one worker's reads and
 // writes; the lead moves on every packRotate, so that every worker
 // serves (and recycles) too. Called with mu held.
-func (d *dispatcher) packed(now time.Time) *worker {
+func (d *dispatcher) packed(now time.Time) *Worker {
 	n := len(d.workers)
-	var pick *worker
+	var pick *Worker
 	for i := 0; i < n && pick == nil; i++ {
 		if w := d.workers[(d.lead+i)%n]; w != nil && w.state == stateReady && w.free() {
 			pick = w
@@ -268,11 +268,11 @@ func (d *dispatcher) dispatch(c *reactor.Conn, st *connState, t ipc.Type, payloa
 
 // send puts one event in flight at w, or in w's queue when w is at its
 // declared concurrency. Called with mu held.
-func (d *dispatcher) send(l *reactor.Loop, w *worker, t ipc.Type, id uint64, payload []byte) error {
+func (d *dispatcher) send(l *reactor.Loop, w *Worker, t ipc.Type, id uint64, payload []byte) error {
 	if t != ipc.TypeClose {
 		// A Close is a few bytes per connection, and the worker needs it;
 		// anything else counts against worker_buffer_size.
-		if held, limit := w.held(), w.m.workerBufferSize(); held > 0 && held+int64(len(payload)) > limit {
+		if held, limit := w.held(), w.p.workerBufferSize(); held > 0 && held+int64(len(payload)) > limit {
 			w.refused()
 			return &errWorkerBufferFull{slot: w.slot, pid: w.pid, held: held, limit: limit}
 		}
@@ -302,7 +302,7 @@ const packRotate = time.Second
 // dispatchHTTP sends an HTTP request to the worker pickHTTP picks, and
 // returns it, or nil when the request must wait for a worker (the caller
 // keeps it, up to dispatch_timeout). Runs on c's loop.
-func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte) *worker {
+func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte) *Worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	pick := d.pickHTTP(st, c.Loop().Now())
@@ -324,7 +324,7 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 // is not held back by a slow client: in modes 1 and 3 the least loaded
 // such worker when none has a free slot; in the binding modes only the
 // connection's worker, which it otherwise waits for. Called with mu held.
-func (d *dispatcher) pickHTTP(st *connState, now time.Time) *worker {
+func (d *dispatcher) pickHTTP(st *connState, now time.Time) *Worker {
 	pick := d.choose(d.httpMode, true, st, now)
 	switch {
 	case pick == nil && !binds(d.httpMode):
@@ -356,7 +356,7 @@ func (d *dispatcher) sendClose(c *reactor.Conn, st *connState, reason []byte) {
 // done accounts one Done from w for connection id and starts the next
 // queued event. It returns false if w had nothing in flight for that
 // connection (a protocol violation). Runs on w's owner loop l.
-func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
+func (d *dispatcher) done(l *reactor.Loop, w *Worker, id uint64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if w.inflight == 0 || w.owed[id] == 0 {
@@ -396,7 +396,7 @@ func (d *dispatcher) done(l *reactor.Loop, w *worker, id uint64) bool {
 
 // servedOne counts an event or task w finished, and asks for its
 // replacement at its max_request (task_max_request). Called with mu held.
-func (d *dispatcher) servedOne(w *worker) {
+func (d *dispatcher) servedOne(w *Worker) {
 	w.served++
 	if w.recycleAt > 0 && w.served >= w.recycleAt && !w.recycling && w.state == stateReady {
 		w.recycling = true
@@ -404,12 +404,12 @@ func (d *dispatcher) servedOne(w *worker) {
 		if w.role == ipc.RoleTaskWorker {
 			key = "task_max_request"
 		}
-		w.m.post(evRecycle{w: w, cause: fmt.Sprintf("%s reached (%d served)", key, w.served)})
+		w.p.events(Recycle{W: w, Cause: fmt.Sprintf("%s reached (%d served)", key, w.served)})
 	}
 }
 
 // taskDone counts a task w finished.
-func (d *dispatcher) taskDone(w *worker) {
+func (d *dispatcher) taskDone(w *Worker) {
 	d.mu.Lock()
 	d.servedOne(w)
 	d.mu.Unlock()
@@ -424,13 +424,13 @@ func (d *dispatcher) taskDone(w *worker) {
 // which a worker reads nothing more (docs/protocol.md), so they must not
 // wait for it. Until a connection's handed-back events are dispatched again
 // its new events wait behind them, so each connection keeps its order.
-func (d *dispatcher) retire(w *worker) int {
+func (d *dispatcher) retire(w *Worker) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if w.state == stateReady {
 		w.state = stateRetiring
 	}
-	if n := len(w.queue); n > 0 && w.m != nil && w.m.rx != nil {
+	if n := len(w.queue); n > 0 && w.p != nil && w.p.rx != nil {
 		byLoop := make(map[*reactor.Loop][]pendingEvent)
 		for _, q := range w.queue {
 			if k := w.owed[q.id]; k > 1 {
@@ -438,7 +438,7 @@ func (d *dispatcher) retire(w *worker) int {
 			} else {
 				delete(w.owed, q.id)
 			}
-			l := w.m.rx.LoopOf(q.id)
+			l := w.p.rx.LoopOf(q.id)
 			if l == nil {
 				d.total--
 				continue
@@ -453,7 +453,7 @@ func (d *dispatcher) retire(w *worker) int {
 		}
 		w.queue, w.queueBytes = nil, 0
 		for l, evs := range byLoop {
-			l.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) { w.m.takeBack(l, evs) }})
+			l.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) { w.p.takeBack(l, evs) }})
 		}
 		w.log.WithField("events", n).Info("queued events of a retiring worker handed back for dispatch to the others")
 	}
@@ -474,7 +474,7 @@ func (d *dispatcher) handedBack(id uint64, n int) {
 }
 
 // isFull reports whether w holds worker_buffer_size bytes (worker.full).
-func (d *dispatcher) isFull(w *worker) bool {
+func (d *dispatcher) isFull(w *Worker) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return w.full()
@@ -482,7 +482,7 @@ func (d *dispatcher) isFull(w *worker) bool {
 
 // serves reports whether w holds an event of connection id (in flight or
 // queued): only then may it answer that connection's request.
-func (d *dispatcher) serves(w *worker, id uint64) bool {
+func (d *dispatcher) serves(w *Worker, id uint64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return w.owed[id] > 0
@@ -490,7 +490,7 @@ func (d *dispatcher) serves(w *worker, id uint64) bool {
 
 // resume undoes retire for a worker whose replacement failed: it takes
 // new work again.
-func (d *dispatcher) resume(w *worker) {
+func (d *dispatcher) resume(w *Worker) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if w.state == stateRetiring {
@@ -500,11 +500,11 @@ func (d *dispatcher) resume(w *worker) {
 
 // claim marks the ready workers that want accepts as being replaced and
 // returns them in slot order (workers, then task workers).
-func (d *dispatcher) claim(want func(*worker) bool) []*worker {
+func (d *dispatcher) claim(want func(*Worker) bool) []*Worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var out []*worker
-	for _, table := range [][]*worker{d.workers, d.tasks, d.procs} {
+	var out []*Worker
+	for _, table := range [][]*Worker{d.workers, d.tasks, d.procs} {
 		for _, w := range table {
 			if w != nil && w.state == stateReady && !w.recycling && want(w) {
 				w.recycling = true
@@ -517,7 +517,7 @@ func (d *dispatcher) claim(want func(*worker) bool) []*worker {
 
 // owing returns a worker with an event of connection id in flight or
 // queued, or nil.
-func (d *dispatcher) owing(id uint64) *worker {
+func (d *dispatcher) owing(id uint64) *Worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, w := range d.all {
@@ -529,7 +529,7 @@ func (d *dispatcher) owing(id uint64) *worker {
 }
 
 // unmarkRecycling lets w be recycled again (its replacement failed).
-func (d *dispatcher) unmarkRecycling(w *worker) {
+func (d *dispatcher) unmarkRecycling(w *Worker) {
 	d.mu.Lock()
 	w.recycling = false
 	d.mu.Unlock()
@@ -538,7 +538,7 @@ func (d *dispatcher) unmarkRecycling(w *worker) {
 // remove takes a dead incarnation out of service and returns the
 // connections that had events in flight or queued there, and the state it
 // was in (stateDead: it was removed before). Idempotent.
-func (d *dispatcher) remove(w *worker) (ids []uint64, was workerState) {
+func (d *dispatcher) remove(w *Worker) (ids []uint64, was workerState) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if was = w.state; was == stateDead {
@@ -546,7 +546,7 @@ func (d *dispatcher) remove(w *worker) (ids []uint64, was workerState) {
 	}
 	w.state = stateDead
 	delete(d.all, w.gen)
-	for _, table := range [][]*worker{d.workers, d.tasks, d.procs} {
+	for _, table := range [][]*Worker{d.workers, d.tasks, d.procs} {
 		if w.slot < len(table) && table[w.slot] == w {
 			table[w.slot] = nil
 		}
@@ -588,7 +588,7 @@ func (d *dispatcher) signalIdle() {
 
 // workerInfo is a snapshot of one incarnation for status.
 type workerInfo struct {
-	w           *worker
+	w           *Worker
 	state       workerState
 	inflight    int
 	queued      int
@@ -610,10 +610,10 @@ func (d *dispatcher) snapshot() []workerInfo {
 
 // pickTask returns the ready task worker with the fewest tasks (busy) below
 // its concurrency, or nil. No allocation: it runs for every task.
-func (d *dispatcher) pickTask(busy func(*worker) int) *worker {
+func (d *dispatcher) pickTask(busy func(*Worker) int) *Worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var pick *worker
+	var pick *Worker
 	pickBusy := 0
 	for _, w := range d.tasks {
 		if w == nil || w.state != stateReady {
@@ -628,13 +628,13 @@ func (d *dispatcher) pickTask(busy func(*worker) int) *worker {
 
 // alive reports whether w has not left.
 // stateOf returns w's state.
-func (d *dispatcher) stateOf(w *worker) workerState {
+func (d *dispatcher) stateOf(w *Worker) workerState {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return w.state
 }
 
-func (d *dispatcher) alive(w *worker) bool {
+func (d *dispatcher) alive(w *Worker) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return w.state != stateDead
@@ -642,10 +642,10 @@ func (d *dispatcher) alive(w *worker) bool {
 
 // byID returns the incarnation running as worker id (workers first, then
 // task workers), or nil.
-func (d *dispatcher) byID(id, workerNum int) *worker {
+func (d *dispatcher) byID(id, workerNum int) *Worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var w *worker
+	var w *Worker
 	switch {
 	case id >= 0 && id < len(d.workers):
 		w = d.workers[id]

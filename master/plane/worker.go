@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"cmp"
@@ -35,8 +35,8 @@ func (s workerState) String() string {
 // worker is the master's side of one worker incarnation: its socket pair,
 // the frames queued for it, and its dispatch accounting. One loop (owner)
 // reads the pair; any loop may queue frames for it.
-type worker struct {
-	m       *Master
+type Worker struct {
+	p       *Plane
 	role    string
 	slot    int
 	gen     uint64
@@ -117,18 +117,18 @@ func (e *errWorkerGone) Error() string {
 
 // write queues one frame to the worker and defers the flush to the end of
 // l's iteration, where every frame queued meanwhile goes out in one write.
-func (w *worker) write(l *reactor.Loop, t ipc.Type, id uint64, payload []byte) {
+func (w *Worker) write(l *reactor.Loop, t ipc.Type, id uint64, payload []byte) {
 	w.writeFlags(l, t, 0, id, payload)
 }
 
 // writeFlags is write with frame flags.
-func (w *worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64, payload []byte) {
+func (w *Worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64, payload []byte) {
 	w.outMu.Lock()
 	if w.outOff > 0 && w.outOff == len(w.out) {
 		w.out, w.outOff = w.out[:0], 0
 	}
 	w.out = ipc.AppendFrame(w.out, t, flags, id, payload)
-	w.m.ipc.framesOut.Add(1)
+	w.p.ipc.framesOut.Add(1)
 	w.outMu.Unlock()
 	if l == nil {
 		w.flushOut()
@@ -146,7 +146,7 @@ func (w *worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64,
 // pieces with one writev and keeps only what the pair did not take: a
 // buffered request body then goes to the worker without being copied into
 // its output first. The pieces are not kept.
-func (w *worker) writeBodies(l *reactor.Loop, flags uint8, id uint64, pieces [][]byte) {
+func (w *Worker) writeBodies(l *reactor.Loop, flags uint8, id uint64, pieces [][]byte) {
 	w.outMu.Lock()
 	if w.closed || w.armed || len(w.out) > w.outOff {
 		w.outMu.Unlock()
@@ -172,11 +172,11 @@ func (w *worker) writeBodies(l *reactor.Loop, flags uint8, id uint64, pieces [][
 		iov = append(iov, heads[len(heads)-ipc.HeaderSize:], p)
 		total += ipc.HeaderSize + len(p)
 	}
-	w.m.ipc.framesOut.Add(uint64(len(pieces)))
+	w.p.ipc.framesOut.Add(uint64(len(pieces)))
 	n := 0
 	for {
 		k, err := unix.Writev(w.fd, iov)
-		w.m.ipc.writes.Add(1)
+		w.p.ipc.writes.Add(1)
 		if k > 0 {
 			n = k
 			if w.refusedAt.Load() != 0 {
@@ -209,12 +209,12 @@ func (w *worker) writeBodies(l *reactor.Loop, flags uint8, id uint64, pieces [][
 }
 
 // Flush implements reactor.Flusher.
-func (w *worker) Flush(l *reactor.Loop) {
+func (w *Worker) Flush(l *reactor.Loop) {
 	w.marked[l.Index()] = false
 	w.flushOut()
 }
 
-func (w *worker) flushOut() {
+func (w *Worker) flushOut() {
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
 	defer func() { w.outBytes.Store(int64(len(w.out) - w.outOff)) }()
@@ -225,7 +225,7 @@ func (w *worker) flushOut() {
 	}
 	for w.outOff < len(w.out) {
 		n, err := unix.Write(w.fd, w.out[w.outOff:])
-		w.m.ipc.writes.Add(1)
+		w.p.ipc.writes.Add(1)
 		if n > 0 {
 			w.outOff += n
 			if w.refusedAt.Load() != 0 {
@@ -260,7 +260,7 @@ func (w *worker) flushOut() {
 }
 
 // HandleEvent implements reactor.FDHandler: it runs on the owner loop.
-func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
+func (w *Worker) HandleEvent(l *reactor.Loop, ev uint32) {
 	if ev&unix.EPOLLOUT != 0 {
 		w.flushOut()
 	}
@@ -276,8 +276,8 @@ func (w *worker) HandleEvent(l *reactor.Loop, ev uint32) {
 // clients (and requests it handed back are dispatched again) before
 // workerGone fails the connections still owed. exit is the reason logged if
 // the pair's end is reached. Runs on the owner loop l.
-func (w *worker) drain(l *reactor.Loop, exit string) {
-	for w.m.disp.stateOf(w) != stateDead && w.readOnce(l, exit) {
+func (w *Worker) drain(l *reactor.Loop, exit string) {
+	for w.p.disp.stateOf(w) != stateDead && w.readOnce(l, exit) {
 	}
 }
 
@@ -286,10 +286,10 @@ func (w *worker) drain(l *reactor.Loop, exit string) {
 // pair is empty for now, or the worker was taken out (at the pair's end,
 // with reason gone, or "socket pair closed" when that is empty). Runs on
 // the owner loop l.
-func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
+func (w *Worker) readOnce(l *reactor.Loop, gone string) bool {
 	w.roomIn()
 	n, err := unix.Read(w.fd, w.in[len(w.in):cap(w.in)])
-	w.m.ipc.reads.Add(1)
+	w.p.ipc.reads.Add(1)
 	if n <= 0 {
 		if err == unix.EAGAIN || err == unix.EINTR {
 			return false
@@ -298,14 +298,14 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 		if err != nil {
 			reason = "socket pair: " + err.Error()
 		}
-		w.m.workerGone(w, reason, false)
+		w.p.workerGone(w, reason, false)
 		w.abandon(l)
 		return false
 	}
 	w.in = w.in[:len(w.in)+n]
 	off := w.inBeg
 	for {
-		limit := w.m.maxFrame
+		limit := w.p.maxFrame
 		if w.readyAt.IsZero() {
 			// Before its hello a worker may write only a hello: no
 			// package_max_length-sized frame is buffered for it.
@@ -313,7 +313,7 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 		}
 		h, payload, k, err := ipc.Next(w.in[off:], limit)
 		if err != nil {
-			w.m.workerGone(w, fmt.Sprintf("malformed frame: %v", err), true)
+			w.p.workerGone(w, fmt.Sprintf("malformed frame: %v", err), true)
 			w.abandon(l)
 			return false
 		}
@@ -321,9 +321,9 @@ func (w *worker) readOnce(l *reactor.Loop, gone string) bool {
 			break
 		}
 		off += k
-		w.m.ipc.framesIn.Add(1)
-		if err := w.m.frame(l, w, h, payload); err != nil {
-			w.m.workerGone(w, err.Error(), true)
+		w.p.ipc.framesIn.Add(1)
+		if err := w.p.frame(l, w, h, payload); err != nil {
+			w.p.workerGone(w, err.Error(), true)
 			w.abandon(l)
 			return false
 		}
@@ -349,11 +349,11 @@ const inRoom, inFrameRoom = 16 << 10, 256 << 10
 // of the partial frame there (up to inFrameRoom), so that a large frame is
 // read into place instead of being moved to the front of the buffer after
 // each read. Runs on the owner loop.
-func (w *worker) roomIn() {
+func (w *Worker) roomIn() {
 	pending := len(w.in) - w.inBeg
 	need, size := inRoom, 64<<10
 	if pending >= ipc.HeaderSize {
-		if h, err := ipc.ParseHeader(w.in[w.inBeg:], w.m.maxFrame); err == nil {
+		if h, err := ipc.ParseHeader(w.in[w.inBeg:], w.p.maxFrame); err == nil {
 			frame := ipc.HeaderSize + int(h.Length)
 			need = max(need, min(frame-pending, inFrameRoom))
 			// Room for a few such frames: the partial one at the end
@@ -378,7 +378,7 @@ func (w *worker) roomIn() {
 // already read must not be handled a second time when more bytes wake the
 // loop before workerGone's task unwatches the descriptor. Runs on l, the
 // owner loop.
-func (w *worker) abandon(l *reactor.Loop) {
+func (w *Worker) abandon(l *reactor.Loop) {
 	l.Unwatch(w.fd)
 	w.in, w.inBeg = nil, 0
 }
@@ -396,7 +396,7 @@ type ipcCounters struct {
 }
 
 // frame handles one frame from a worker on its owner loop l.
-func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte) error {
+func (p *Plane) frame(l *reactor.Loop, w *Worker, h ipc.Header, payload []byte) error {
 	if h.Type == ipc.TypeHello {
 		// Decoded with the depth-limited reader: the msgpack library's
 		// generic decoder recurses once per nesting level of an unknown
@@ -405,89 +405,89 @@ func (m *Master) frame(l *reactor.Loop, w *worker, h ipc.Header, payload []byte)
 		if err != nil {
 			return fmt.Errorf("%w: %v", errProtocol, err)
 		}
-		return m.hello(w, &hello)
+		return p.hello(w, &hello)
 	}
 	if w.readyAt.IsZero() { // set by hello, on this same loop
 		return fmt.Errorf("%w: %s frame before hello", errProtocol, h.Type)
 	}
 	switch h.Type {
 	case ipc.TypeSend:
-		m.toConnArg(l, h.ID, func(c *reactor.Conn) { sendByWorker(c, w.slot, payload) }, payload, w.slot, sendTask)
+		p.toConnArg(l, h.ID, func(c *reactor.Conn) { sendByWorker(c, w.slot, payload) }, payload, w.slot, sendTask)
 	case ipc.TypeCloseConn:
-		m.toConnArg(l, h.ID, func(c *reactor.Conn) { closeByWorker(c, w.slot) }, nil, w.slot, closeConnTask)
+		p.toConnArg(l, h.ID, func(c *reactor.Conn) { closeByWorker(c, w.slot) }, nil, w.slot, closeConnTask)
 	case ipc.TypeResponse, ipc.TypeResponseBody:
 		// Only the worker holding a connection's request may answer it: a
 		// conforming worker never answers another's (nor its own after
 		// the end), so this one is broken or hostile. The last frame's
 		// check is done's (one lock for both).
 		end := h.Flags&ipc.FlagEnd != 0
-		if end && !m.disp.done(l, w, h.ID) || !end && !m.disp.serves(w, h.ID) {
-			n := m.ipc.foreign.Add(1)
+		if end && !p.disp.done(l, w, h.ID) || !end && !p.disp.serves(w, h.ID) {
+			n := p.ipc.foreign.Add(1)
 			return fmt.Errorf("%w: %s frame for connection %d, which this worker does not serve: no request of it in flight here (dropped; %d such frames so far)",
 				errProtocol, h.Type, h.ID, n)
 		}
 		if end {
-			if m.httpWaiting.Load() > 0 {
+			if p.httpWaiting.Load() > 0 {
 				// A slot freed up: requests waiting for one go now.
-				for _, ll := range m.rx.Loops() {
+				for _, ll := range p.rx.Loops() {
 					if ll == l {
-						m.retrySoon(l)
+						p.retrySoon(l)
 					} else {
-						ll.Post(reactor.Task{Fn: m.retryHTTP})
+						ll.Post(reactor.Task{Fn: p.retryHTTP})
 					}
 				}
 			}
 		}
 		flags := h.Flags
 		if h.Type == ipc.TypeResponse {
-			m.toConnArg(l, h.ID, func(c *reactor.Conn) { m.httpResponse(c, flags, payload) }, payload, int(flags), responseTask)
+			p.toConnArg(l, h.ID, func(c *reactor.Conn) { p.httpResponse(c, flags, payload) }, payload, int(flags), responseTask)
 		} else {
-			m.toConnArg(l, h.ID, func(c *reactor.Conn) { m.httpResponseBody(c, flags, payload) }, payload, int(flags), responseBodyTask)
+			p.toConnArg(l, h.ID, func(c *reactor.Conn) { p.httpResponseBody(c, flags, payload) }, payload, int(flags), responseBodyTask)
 		}
 	case ipc.TypeTask:
-		if w.role != ipc.RoleWorker || m.tasks == nil {
+		if w.role != ipc.RoleWorker || p.tasks == nil {
 			return fmt.Errorf("%w: a task from a %s (only workers send tasks)", errProtocol, w.role)
 		}
-		m.tasks.submit(l, w, h.ID, payload)
+		p.tasks.submit(l, w, h.ID, payload)
 	case ipc.TypeTaskResult:
-		if w.role != ipc.RoleTaskWorker || m.tasks == nil {
+		if w.role != ipc.RoleTaskWorker || p.tasks == nil {
 			return fmt.Errorf("%w: a task result from a %s", errProtocol, w.role)
 		}
-		return m.tasks.finish(l, w, h.ID, h.Flags, payload)
+		return p.tasks.finish(l, w, h.ID, h.Flags, payload)
 	case ipc.TypeBind:
 		if len(payload) != 8 {
 			return fmt.Errorf("%w: bind with a %d-byte payload (want an 8-byte uid)", errProtocol, len(payload))
 		}
-		m.toConnArg(l, h.ID, func(c *reactor.Conn) { bindConn(c, binary.BigEndian.Uint64(payload)) }, payload, 0, bindTask)
+		p.toConnArg(l, h.ID, func(c *reactor.Conn) { bindConn(c, binary.BigEndian.Uint64(payload)) }, payload, 0, bindTask)
 	case ipc.TypeMessage:
-		m.routeMessage(l, w, int(h.ID), payload)
+		p.routeMessage(l, w, int(h.ID), payload)
 	case ipc.TypeRetire:
 		if h.Flags&ipc.FlagEnd != 0 {
 			// It is exiting (a fatal error): no new work; the manager
 			// restarts the slot when it has gone, as after any crash.
-			m.disp.retire(w)
+			p.disp.retire(w)
 			w.log.WithField("reason", string(payload)).Warn("worker is exiting; it gets no new work and the manager will start a new one")
 			return nil
 		}
-		m.retireAsked(w, string(payload))
+		p.retireAsked(w, string(payload))
 	case ipc.TypeWindow:
 		n, err := ipc.ParseWindow(payload)
 		if err != nil {
 			return fmt.Errorf("%w: %v", errProtocol, err)
 		}
-		m.toConnArg(l, h.ID, func(c *reactor.Conn) { m.requestCredit(c, w, int(n)) }, nil, int(n), windowTask)
+		p.toConnArg(l, h.ID, func(c *reactor.Conn) { p.requestCredit(c, w, int(n)) }, nil, int(n), windowTask)
 	case ipc.TypeDone:
-		if !m.disp.done(l, w, h.ID) {
+		if !p.disp.done(l, w, h.ID) {
 			return fmt.Errorf("%w: done for connection %d with no event in flight", errProtocol, h.ID)
 		}
-		m.toConn(l, h.ID, func(c *reactor.Conn) { m.connDone(c) }, nil, connDoneTask)
+		p.toConn(l, h.ID, func(c *reactor.Conn) { p.connDone(c) }, nil, connDoneTask)
 	default:
 		return fmt.Errorf("%w: unexpected %s frame", errProtocol, h.Type)
 	}
 	return nil
 }
 
-func (m *Master) hello(w *worker, h *ipc.Hello) error {
+func (p *Plane) hello(w *Worker, h *ipc.Hello) error {
 	if h.Version != ipc.ProtocolVersion {
 		return fmt.Errorf("%w: hello with protocol version %d (this drover speaks %d)", errProtocol, h.Version, ipc.ProtocolVersion)
 	}
@@ -497,7 +497,7 @@ func (m *Master) hello(w *worker, h *ipc.Hello) error {
 	if h.Concurrency < 1 {
 		return fmt.Errorf("%w: hello with concurrency %d (want at least 1)", errProtocol, h.Concurrency)
 	}
-	if limit := m.maxConcurrency(); h.Concurrency > limit {
+	if limit := p.maxConcurrency(); h.Concurrency > limit {
 		w.log.WithFields(logrus.Fields{"concurrency": h.Concurrency, "max_concurrency": limit}).
 			Warn("worker declared a concurrency above max_concurrency; it gets at most max_concurrency events at once")
 		h.Concurrency = limit
@@ -505,26 +505,35 @@ func (m *Master) hello(w *worker, h *ipc.Hello) error {
 	if h.Role != "" && h.Role != w.role {
 		return fmt.Errorf("%w: hello as %q from a %s slot (check worker.cmd and task_worker.cmd)", errProtocol, h.Role, w.role)
 	}
-	if !m.disp.ready(w, h, m.recycleLimit(w.role)) {
+	if !p.disp.ready(w, h, p.recycleLimit(w.role)) {
 		return fmt.Errorf("%w: second hello", errProtocol)
 	}
 	w.readyAt = time.Now()
 	w.log.WithFields(logrus.Fields{"concurrency": h.Concurrency, "sdk": h.SDK,
 		"start_ms": w.readyAt.Sub(w.started).Milliseconds()}).Info("worker ready")
-	m.notifyManager(ipc.CtlWorkerReady, w, "")
-	m.post(evWorkerReady{w})
+	p.events(Ready{W: w})
+	if w.role == ipc.RoleTaskWorker {
+		p.tasks.kick()
+	}
+	// Events and HTTP requests that waited for a worker go out now.
+	for _, l := range p.rx.Loops() {
+		l.Post(reactor.Task{Fn: p.retryPending})
+		if p.httpWaiting.Load() > 0 {
+			l.Post(reactor.Task{Fn: p.retryHTTP})
+		}
+	}
 	return nil
 }
 
 // toConn runs fn on connection id's loop: directly when that is l, else by
 // posting a task that carries a copy of data (and arg).
-func (m *Master) toConn(l *reactor.Loop, id uint64, fn func(c *reactor.Conn), data []byte, task func(*reactor.Loop, *reactor.Task)) {
-	m.toConnArg(l, id, fn, data, 0, task)
+func (p *Plane) toConn(l *reactor.Loop, id uint64, fn func(c *reactor.Conn), data []byte, task func(*reactor.Loop, *reactor.Task)) {
+	p.toConnArg(l, id, fn, data, 0, task)
 }
 
 // toConnArg is toConn with an integer for the task (frame flags).
-func (m *Master) toConnArg(l *reactor.Loop, id uint64, fn func(c *reactor.Conn), data []byte, arg int, task func(*reactor.Loop, *reactor.Task)) {
-	target := m.rx.LoopOf(id)
+func (p *Plane) toConnArg(l *reactor.Loop, id uint64, fn func(c *reactor.Conn), data []byte, arg int, task func(*reactor.Loop, *reactor.Task)) {
+	target := p.rx.LoopOf(id)
 	if target == nil {
 		return
 	}
@@ -543,13 +552,13 @@ func (m *Master) toConnArg(l *reactor.Loop, id uint64, fn func(c *reactor.Conn),
 
 func responseTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
-		c.Ctx.(*connState).m.httpResponse(c, uint8(t.Arg), t.Data)
+		c.Ctx.(*connState).p.httpResponse(c, uint8(t.Arg), t.Data)
 	}
 }
 
 func responseBodyTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
-		c.Ctx.(*connState).m.httpResponseBody(c, uint8(t.Arg), t.Data)
+		c.Ctx.(*connState).p.httpResponseBody(c, uint8(t.Arg), t.Data)
 	}
 }
 
@@ -557,7 +566,7 @@ func windowTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
 		st := c.Ctx.(*connState)
 		if st.http != nil && st.http.w != nil {
-			st.m.requestCredit(c, st.http.w, t.Arg)
+			st.p.requestCredit(c, st.http.w, t.Arg)
 		}
 	}
 }
@@ -574,7 +583,7 @@ func sendTask(l *reactor.Loop, t *reactor.Task) {
 // someone else's keep-alive connection): dropped with a log line.
 func sendByWorker(c *reactor.Conn, slot int, p []byte) {
 	if st := c.Ctx.(*connState); st.http != nil {
-		st.m.streamFrameOnHTTP(c, slot, ipc.TypeSend)
+		st.p.streamFrameOnHTTP(c, slot, ipc.TypeSend)
 		return
 	}
 	c.Write(p)
@@ -584,9 +593,9 @@ func sendByWorker(c *reactor.Conn, slot int, p []byte) {
 // connection: the first and every 1000th, with the count. It is not a
 // protocol violation: the id may be a stream connection's that closed, its
 // number reused.
-func (m *Master) streamFrameOnHTTP(c *reactor.Conn, slot int, t ipc.Type) {
-	if n := m.ipc.onHTTP.Add(1); n == 1 || n%1000 == 0 {
-		m.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "worker_id": slot, "frame": t.String(), "dropped": n}).
+func (p *Plane) streamFrameOnHTTP(c *reactor.Conn, slot int, t ipc.Type) {
+	if n := p.ipc.onHTTP.Add(1); n == 1 || n%1000 == 0 {
+		p.log.WithFields(logrus.Fields{"conn": c.ID(), "remote": c.RemoteAddr(), "worker_id": slot, "frame": t.String(), "dropped": n}).
 			Warn("stream frame for an HTTP connection dropped")
 	}
 }
@@ -615,7 +624,7 @@ func closeConnTask(l *reactor.Loop, t *reactor.Task) {
 func closeByWorker(c *reactor.Conn, slot int) {
 	st := c.Ctx.(*connState)
 	if st.http != nil {
-		st.m.streamFrameOnHTTP(c, slot, ipc.TypeCloseConn)
+		st.p.streamFrameOnHTTP(c, slot, ipc.TypeCloseConn)
 		return
 	}
 	st.byWorker = true
@@ -624,13 +633,13 @@ func closeByWorker(c *reactor.Conn, slot int) {
 
 func connDoneTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
-		c.Ctx.(*connState).m.connDone(c)
+		c.Ctx.(*connState).p.connDone(c)
 	}
 }
 
 func closeWithTask(l *reactor.Loop, t *reactor.Task) {
 	if c := l.Conn(t.ID); c != nil {
-		if !c.Ctx.(*connState).m.failHTTP(c, t.Err) {
+		if !c.Ctx.(*connState).p.failHTTP(c, t.Err) {
 			c.Close(t.Err)
 		}
 	}
@@ -638,17 +647,17 @@ func closeWithTask(l *reactor.Loop, t *reactor.Task) {
 
 // maxConcurrency is max_concurrency, with its default when unset (a Master
 // built by hand in tests).
-func (m *Master) maxConcurrency() int {
-	if m.cfg != nil && m.cfg.MaxConcurrency > 0 {
-		return m.cfg.MaxConcurrency
+func (p *Plane) maxConcurrency() int {
+	if p.cfg != nil && p.cfg.MaxConcurrency > 0 {
+		return p.cfg.MaxConcurrency
 	}
 	return config.DefaultMaxConcurrency
 }
 
 // workerBufferSize is worker_buffer_size, with its default when unset.
-func (m *Master) workerBufferSize() int64 {
-	if m.cfg != nil && m.cfg.WorkerBufferSize > 0 {
-		return int64(m.cfg.WorkerBufferSize)
+func (p *Plane) workerBufferSize() int64 {
+	if p.cfg != nil && p.cfg.WorkerBufferSize > 0 {
+		return int64(p.cfg.WorkerBufferSize)
 	}
 	return int64(config.DefaultWorkerBufferSize)
 }
@@ -656,22 +665,22 @@ func (m *Master) workerBufferSize() int64 {
 // held is what the master holds for w: bytes its socket pair did not take
 // at the last flush, and the payloads queued for it. Called with
 // dispatcher.mu held.
-func (w *worker) held() int64 { return w.outBytes.Load() + w.queueBytes }
+func (w *Worker) held() int64 { return w.outBytes.Load() + w.queueBytes }
 
 // full reports whether held has reached worker_buffer_size: w gets no new
 // request, task or message until it reads. Called with dispatcher.mu held.
-func (w *worker) full() bool { return w.held() >= w.m.workerBufferSize() }
+func (w *Worker) full() bool { return w.held() >= w.p.workerBufferSize() }
 
 // free reports whether w has a free slot: fewer events or requests in
 // flight than its declared concurrency, and room in its buffer. Called
 // with dispatcher.mu held.
-func (w *worker) free() bool { return w.inflight < w.concurrency && !w.full() }
+func (w *Worker) free() bool { return w.inflight < w.concurrency && !w.full() }
 
 // ahead reports whether an HTTP request may be sent ahead to w, past its
 // concurrency: it prefetches, has room for one more, is not held back by
 // a slow client's answer, and has room in its buffer. Called with
 // dispatcher.mu held.
-func (w *worker) ahead() bool {
+func (w *Worker) ahead() bool {
 	return w.inflight < w.concurrency+w.prefetch && w.heldBack.Load() == 0 && !w.full()
 }
 
@@ -680,7 +689,7 @@ func (w *worker) ahead() bool {
 // worker_send_timeout runs. (An HTTP request that merely goes to another
 // worker does not count: a sequential worker busy with a long request may
 // hold a large body it has not read yet.)
-func (w *worker) refused() {
+func (w *Worker) refused() {
 	now := time.Now().UnixNano()
 	if w.refusedAt.Load() == 0 {
 		w.lastTook.Store(now) // from now on flushOut keeps it
@@ -692,21 +701,21 @@ func (w *worker) refused() {
 // bytes waiting for them for worker_send_timeout, as of now, while their
 // full buffer made the master refuse work for them: they are stuck, or do
 // not read at all, and their share of the clients would be refused for
-// ever. Runs on the master's loop (once a second).
-func (m *Master) checkStuck(now time.Time) {
-	timeout := m.cfg.WorkerSendTimeout.D()
+// ever. Runs on reactor loop 0, once a second (OnTick).
+func (p *Plane) checkStuck(now time.Time) {
+	timeout := p.cfg.WorkerSendTimeout.D()
 	if timeout <= 0 {
 		return
 	}
-	for _, wi := range m.disp.snapshot() {
+	for _, wi := range p.disp.snapshot() {
 		w := wi.w
 		refused, took := w.refusedAt.Load(), w.lastTook.Load()
 		if refused == 0 || refused <= took || w.outBytes.Load() == 0 || wi.state == stateDead ||
 			now.Sub(time.Unix(0, took)) < timeout {
 			continue
 		}
-		m.takeOut(w, fmt.Sprintf("worker_send_timeout (%s) exceeded: its socket pair took none of the %d bytes waiting for it (worker_buffer_size %d)",
-			timeout, w.outBytes.Load(), m.workerBufferSize()), true,
+		p.takeOut(w, fmt.Sprintf("worker_send_timeout (%s) exceeded: its socket pair took none of the %d bytes waiting for it (worker_buffer_size %d)",
+			timeout, w.outBytes.Load(), p.workerBufferSize()), true,
 			"worker killed: it stopped reading its socket pair; starting a successor")
 	}
 }

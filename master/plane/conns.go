@@ -1,4 +1,4 @@
-package master
+package plane
 
 import (
 	"errors"
@@ -24,8 +24,8 @@ const (
 // connState is the master's per-connection state, kept in reactor.Conn.Ctx
 // and touched only on the connection's loop.
 type connState struct {
-	m           *Master
-	w           *worker // the worker of its last event or request; bound to it in dispatch modes 2, 4 and 5
+	p           *Plane
+	w           *Worker // the worker of its last event or request; bound to it in dispatch modes 2, 4 and 5
 	home        uint64  // places it in those modes (home), set at open
 	info        []byte  // msgpack ConnInfo, for connect events
 	outstanding int     // events dispatched, queued or pending, not yet done
@@ -64,31 +64,31 @@ type pendingEvent struct {
 }
 
 // OnOpen implements reactor.Handler.
-func (m *Master) OnOpen(c *reactor.Conn) {
-	st := &connState{m: m}
+func (p *Plane) OnOpen(c *reactor.Conn) {
+	st := &connState{p: p}
 	c.Ctx = st
-	m.accepted.Add(1)
-	if m.cfg.Listeners[c.Listener().Index].Protocol == "http" {
-		st.http = m.newHTTPState(c)
-		st.home = home(m.disp.httpMode, c)
+	p.accepted.Add(1)
+	if p.cfg.Listeners[c.Listener().Index].Protocol == "http" {
+		st.http = p.newHTTPState(c)
+		st.home = home(p.disp.httpMode, c)
 		return
 	}
-	st.home = home(m.disp.mode, c)
-	if m.disp.bound() {
-		ln := m.cfg.Listeners[c.Listener().Index]
+	st.home = home(p.disp.mode, c)
+	if p.disp.bound() {
+		ln := p.cfg.Listeners[c.Listener().Index]
 		st.info, _ = ipc.Marshal(ipc.ConnInfo{Listener: c.Listener().Index, Remote: c.RemoteAddr(), Local: ln.Addr})
-		m.event(c, st, ipc.TypeConnect, st.info)
+		p.event(c, st, ipc.TypeConnect, st.info)
 	}
 }
 
 // OnPacket implements reactor.Handler.
-func (m *Master) OnPacket(c *reactor.Conn, pkt []byte) {
-	m.event(c, c.Ctx.(*connState), ipc.TypeData, pkt)
+func (p *Plane) OnPacket(c *reactor.Conn, pkt []byte) {
+	p.event(c, c.Ctx.(*connState), ipc.TypeData, pkt)
 }
 
 // OnReadEOF implements reactor.Handler: a client that half-closed still
 // gets the answers to what it sent, then the connection closes.
-func (m *Master) OnReadEOF(c *reactor.Conn) {
+func (p *Plane) OnReadEOF(c *reactor.Conn) {
 	st := c.Ctx.(*connState)
 	st.eof = true
 	if h := st.http; h != nil {
@@ -100,7 +100,7 @@ func (m *Master) OnReadEOF(c *reactor.Conn) {
 			// it still answers goes out (a half-closed client reads it), then
 			// the connection closes.
 			h.keep, h.close = false, true
-			m.cancelHTTP(c, h, false)
+			p.cancelHTTP(c, h, false)
 		}
 		return
 	}
@@ -110,14 +110,14 @@ func (m *Master) OnReadEOF(c *reactor.Conn) {
 }
 
 // OnClose implements reactor.Handler.
-func (m *Master) OnClose(c *reactor.Conn, err error) {
+func (p *Plane) OnClose(c *reactor.Conn, err error) {
 	st := c.Ctx.(*connState)
 	if h := st.http; h != nil {
-		m.httpConns.Add(-1)
-		m.wakeDrain()
-		m.cancelHTTP(c, h, true)
-		m.releaseHTTP(h)
-	} else if m.disp.bound() && !m.stopping.Load() {
+		p.httpConns.Add(-1)
+		p.wakeDrain()
+		p.cancelHTTP(c, h, true)
+		p.releaseHTTP(h)
+	} else if p.disp.bound() && !p.stopping.Load() {
 		var reason string
 		switch {
 		case err != nil:
@@ -129,7 +129,7 @@ func (m *Master) OnClose(c *reactor.Conn, err error) {
 		default:
 			reason = "closed by server"
 		}
-		m.disp.sendClose(c, st, []byte(reason))
+		p.disp.sendClose(c, st, []byte(reason))
 	}
 	if err == nil || errors.Is(err, reactor.ErrServerClosed) {
 		return
@@ -138,33 +138,33 @@ func (m *Master) OnClose(c *reactor.Conn, err error) {
 	var gone *errWorkerGone
 	switch {
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		m.log.WithFields(fields).Debug("connection reset by peer")
+		p.log.WithFields(fields).Debug("connection reset by peer")
 	case errors.Is(err, reactor.ErrIdleTimeout):
-		m.log.WithFields(fields).Info("connection closed")
+		p.log.WithFields(fields).Info("connection closed")
 	case errors.Is(err, reactor.ErrLingerLimit):
-		m.log.WithFields(fields).Info("connection closed after its error answer: the client went on sending past the lingering close's bounds (unread input gets a reset)")
+		p.log.WithFields(fields).Info("connection closed after its error answer: the client went on sending past the lingering close's bounds (unread input gets a reset)")
 	case errors.As(err, &gone):
 		fields["worker_id"], fields["pid"] = gone.slot, gone.pid
-		m.log.WithFields(fields).Warn("connection closed")
+		p.log.WithFields(fields).Warn("connection closed")
 	default:
-		m.log.WithFields(fields).Warn("connection closed")
+		p.log.WithFields(fields).Warn("connection closed")
 	}
 }
 
 // event sends one event of c to a worker, or keeps it pending while no
 // worker is ready.
-func (m *Master) event(c *reactor.Conn, st *connState, t ipc.Type, payload []byte) {
+func (p *Plane) event(c *reactor.Conn, st *connState, t ipc.Type, payload []byte) {
 	if st.pending > 0 {
-		m.pend(c, st, t, payload)
+		p.pend(c, st, t, payload)
 		return
 	}
-	ok, err := m.disp.dispatch(c, st, t, payload)
+	ok, err := p.disp.dispatch(c, st, t, payload)
 	switch {
 	case err != nil:
 		c.Close(err)
 		return
 	case !ok:
-		m.pend(c, st, t, payload)
+		p.pend(c, st, t, payload)
 	case st.busySince.IsZero():
 		st.busySince = c.Loop().Now()
 	}
@@ -173,8 +173,8 @@ func (m *Master) event(c *reactor.Conn, st *connState, t ipc.Type, payload []byt
 	}
 }
 
-func (m *Master) pend(c *reactor.Conn, st *connState, t ipc.Type, payload []byte) {
-	ls := &m.loops[c.Loop().Index()]
+func (p *Plane) pend(c *reactor.Conn, st *connState, t ipc.Type, payload []byte) {
+	ls := &p.loops[c.Loop().Index()]
 	if len(ls.pending) >= pendingMax {
 		c.Close(errors.New("no worker ready and the pending queue is full"))
 		return
@@ -189,22 +189,22 @@ func (m *Master) pend(c *reactor.Conn, st *connState, t ipc.Type, payload []byte
 
 // retryPending dispatches the loop's pending events, in order, now that a
 // worker is ready. Runs on l.
-func (m *Master) retryPending(l *reactor.Loop, _ *reactor.Task) {
-	ls := &m.loops[l.Index()]
+func (p *Plane) retryPending(l *reactor.Loop, _ *reactor.Task) {
+	ls := &p.loops[l.Index()]
 	list := ls.pending
 	ls.pending = nil
-	for i, p := range list {
-		c := l.Conn(p.id)
+	for i, pe := range list {
+		c := l.Conn(pe.id)
 		if c == nil {
 			continue
 		}
 		st := c.Ctx.(*connState)
-		if p.handoff && p.t == ipc.TypeConnect {
+		if pe.handoff && pe.t == ipc.TypeConnect {
 			// The retiring worker never got this connect: the next worker
 			// gets it as the connection's first event, not a second one.
 			st.w = nil
 		}
-		ok, err := m.disp.dispatch(c, st, p.t, p.payload)
+		ok, err := p.disp.dispatch(c, st, pe.t, pe.payload)
 		if err != nil {
 			st.pending--
 			st.outstanding--
@@ -228,26 +228,26 @@ func (m *Master) retryPending(l *reactor.Loop, _ *reactor.Task) {
 // at the head of l's pending list, before any later event of their
 // connections, and dispatches them again. Events of a connection closed
 // meanwhile are dropped: nobody is left to serve. Runs on l.
-func (m *Master) takeBack(l *reactor.Loop, evs []pendingEvent) {
-	ls := &m.loops[l.Index()]
+func (p *Plane) takeBack(l *reactor.Loop, evs []pendingEvent) {
+	ls := &p.loops[l.Index()]
 	counts := make(map[uint64]int)
 	keep := make([]pendingEvent, 0, len(evs)+len(ls.pending))
-	for _, p := range evs {
-		counts[p.id]++
-		if c := l.Conn(p.id); c != nil {
+	for _, pe := range evs {
+		counts[pe.id]++
+		if c := l.Conn(pe.id); c != nil {
 			c.Ctx.(*connState).pending++ // still counted in outstanding
-			keep = append(keep, p)
+			keep = append(keep, pe)
 		}
 	}
 	ls.pending = append(keep, ls.pending...)
 	for id, n := range counts {
-		m.disp.handedBack(id, n)
+		p.disp.handedBack(id, n)
 	}
-	m.retryPending(l, nil)
+	p.retryPending(l, nil)
 }
 
 // connDone accounts one finished event of c. Runs on c's loop.
-func (m *Master) connDone(c *reactor.Conn) {
+func (p *Plane) connDone(c *reactor.Conn) {
 	st := c.Ctx.(*connState)
 	if st.outstanding > 0 {
 		st.outstanding--
@@ -257,7 +257,7 @@ func (m *Master) connDone(c *reactor.Conn) {
 	} else {
 		st.busySince = time.Time{}
 	}
-	if st.outstanding <= resumeAt && !m.stopping.Load() {
+	if st.outstanding <= resumeAt && !p.stopping.Load() {
 		c.ResumeRead()
 	}
 	if st.eof && st.outstanding == 0 {
