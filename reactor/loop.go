@@ -233,6 +233,7 @@ type Flusher interface {
 // otherwise.
 type Loop struct {
 	r    *Reactor
+	http httpLoop // HTTP connections' scratch (httpconn.go)
 	idx  int
 	h    Handler
 	sh   StreamHandler // h, when it is one

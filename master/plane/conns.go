@@ -42,18 +42,14 @@ type connState struct {
 	uidBound bool
 }
 
-// loopState is the master's state per reactor loop, touched only on it.
+// loopState is the data plane's state per reactor loop, touched only on it.
 type loopState struct {
 	pending []pendingEvent   // events waiting for any worker to be ready
 	waiting []uint64         // HTTP connections whose request waits for a worker slot
-	scratch []byte           // HTTP response heads are built here
-	tail    []byte           // … and the end of a chunk written with Conn.WriteDirect
 	reqBuf  []byte           // HTTP Request payloads are encoded here
-	resp    ipc.ResponseView // the TypeResponse being written, aliasing its payload
-	date    []byte           // the Date header's value, formatted once a second
-	dateSec int64
-	swept   time.Time // last sweep for HTTP header and idle timeouts
-	retry   bool      // retryHTTP is deferred to the end of this iteration
+	resp    ipc.ResponseView // the TypeResponse being handed to its connection, aliasing its payload
+	swept   time.Time        // last sweep for the connections' timeouts
+	retry   bool             // retryHTTP is deferred to the end of this iteration
 }
 
 type pendingEvent struct {
@@ -69,7 +65,7 @@ func (p *Plane) OnOpen(c *reactor.Conn) {
 	c.Ctx = st
 	p.accepted.Add(1)
 	if p.cfg.Listeners[c.Listener().Index].Protocol == "http" {
-		st.http = p.newHTTPState(c)
+		st.http = &httpState{hc: p.http.NewConn(c)}
 		st.home = home(p.disp.httpMode, c)
 		return
 	}
@@ -92,16 +88,7 @@ func (p *Plane) OnReadEOF(c *reactor.Conn) {
 	st := c.Ctx.(*connState)
 	st.eof = true
 	if h := st.http; h != nil {
-		switch h.phase {
-		case phHead, phBuffer, phQueued:
-			c.CloseWhenFlushed() // nothing at a worker yet: nobody to answer
-		default:
-			// Like net/http: the handler's context is cancelled, and whatever
-			// it still answers goes out (a half-closed client reads it), then
-			// the connection closes.
-			h.keep, h.close = false, true
-			p.cancelHTTP(c, h, false)
-		}
+		h.hc.ReadEOF()
 		return
 	}
 	if st.outstanding == 0 {
@@ -113,10 +100,8 @@ func (p *Plane) OnReadEOF(c *reactor.Conn) {
 func (p *Plane) OnClose(c *reactor.Conn, err error) {
 	st := c.Ctx.(*connState)
 	if h := st.http; h != nil {
-		p.httpConns.Add(-1)
+		h.hc.Closed()
 		p.wakeDrain()
-		p.cancelHTTP(c, h, true)
-		p.releaseHTTP(h)
 	} else if p.disp.bound() && !p.stopping.Load() {
 		var reason string
 		switch {

@@ -53,7 +53,7 @@ func TestHTTPBodyIsWholeBeforeAConcurrencyOneWorker(t *testing.T) {
 	tw := h.readyWorker(0, 1)
 	slow := h.dial()
 	slow.rawSend("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
-	h.eventually("the half body held by the master", func() bool { return h.p.httpBuffered.Load() == 5 })
+	h.eventually("the half body held by the master", func() bool { return h.p.http.Buffered() == 5 })
 
 	fast := h.dial()
 	fast.rawSend("GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -75,7 +75,7 @@ func TestHTTPBodyIsWholeBeforeAConcurrencyOneWorker(t *testing.T) {
 	if bh, body := tw.expect(ipc.TypeRequestBody, hd.ID); string(body) != "1234567890" || bh.Flags&ipc.FlagEnd == 0 {
 		t.Fatalf("the upload's body frame: %q (flags %d), want the whole body with FlagEnd", body, bh.Flags)
 	}
-	h.eventually("nothing held by the master", func() bool { return h.p.httpBuffered.Load() == 0 })
+	h.eventually("nothing held by the master", func() bool { return h.p.http.Buffered() == 0 })
 }
 
 // Frame by frame, the handler cannot frame a response for the next

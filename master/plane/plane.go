@@ -87,23 +87,18 @@ type Plane struct {
 	maxFrame int           // the largest frame a worker may send
 	loops    []loopState   // loops[i] is owned by reactor loop i (the slice is read-only)
 	wake     chan struct{} // a connection or task ended while stopping (Wake)
+	http     *reactor.HTTPServer // what the HTTP connections share (its counters are atomics)
 
 	// stopping: Drain writes it (the control plane's loop), the loops read
 	// it: no new work is taken.
 	stopping atomic.Bool
 
 	// Written by the reactor loops, read by Counters and the drain.
-	accepted  atomic.Uint64
-	httpConns atomic.Int64 // open HTTP connections (a drain waits for them)
+	accepted atomic.Uint64
 	// httpWaiting counts HTTP requests waiting for a worker slot, so that a
 	// finished response wakes the loops only when someone waits.
 	httpWaiting atomic.Int64
 	ipc         ipcCounters
-	// httpBuffered counts the request bodies and answers the master holds
-	// for HTTP connections (http_max_buffered); httpOver: it reached the
-	// bound and has not yet come back under half of it.
-	httpBuffered atomic.Int64
-	httpOver     atomic.Bool
 }
 
 // New builds the data plane for cfg. events receives the events listed in
@@ -123,6 +118,7 @@ func New(cfg *config.Config, log *logrus.Entry, events func(any)) *Plane {
 		p.disp.httpMode = cfg.DispatchMode // else newDispatcher's default, 3
 	}
 	p.tasks = newTaskRouter(p)
+	p.http = p.newHTTPServer()
 	return p
 }
 
@@ -273,7 +269,7 @@ func (p *Plane) Idle() <-chan struct{} { return p.disp.idleCh() }
 func (p *Plane) Wake() <-chan struct{} { return p.wake }
 
 // HTTPConns is how many HTTP connections are open.
-func (p *Plane) HTTPConns() int64 { return p.httpConns.Load() }
+func (p *Plane) HTTPConns() int64 { return p.http.Conns() }
 
 // TasksLeft is how many tasks wait for a task worker and how many run.
 func (p *Plane) TasksLeft() (queued, running int) { return p.tasks.left() }
@@ -332,7 +328,7 @@ type Counters struct {
 
 // Counters sums the loops' counters.
 func (p *Plane) Counters() Counters {
-	return Counters{Accepted: p.accepted.Load(), Connections: p.rx.Conns(), HTTPBuffered: p.httpBuffered.Load(),
+	return Counters{Accepted: p.accepted.Load(), Connections: p.rx.Conns(), HTTPBuffered: p.http.Buffered(),
 		TasksQueued:     p.tasks.queued(),
 		FramesToWorkers: p.ipc.framesOut.Load(), Writes: p.ipc.writes.Load(),
 		FramesFromWorkers: p.ipc.framesIn.Load(), Reads: p.ipc.reads.Load()}
