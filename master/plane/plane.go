@@ -82,11 +82,11 @@ type Plane struct {
 	log      *logrus.Entry
 	events   func(any) // the control plane's post: never blocks
 	rx       *reactor.Reactor
-	disp     *dispatcher   // its own mutex guards it (dispatch.go)
-	tasks    *taskRouter   // its own mutex guards it (tasks.go)
-	maxFrame int           // the largest frame a worker may send
-	loops    []loopState   // loops[i] is owned by reactor loop i (the slice is read-only)
-	wake     chan struct{} // a connection or task ended while stopping (Wake)
+	disp     *dispatcher         // its own mutex guards it (dispatch.go)
+	tasks    *taskRouter         // its own mutex guards it (tasks.go)
+	maxFrame int                 // the largest frame a worker may send
+	loops    []loopState         // loops[i] is owned by reactor loop i (the slice is read-only)
+	wake     chan struct{}       // a connection or task ended while stopping (Wake)
 	http     *reactor.HTTPServer // what the HTTP connections share (its counters are atomics)
 
 	// stopping: Drain writes it (the control plane's loop), the loops read
