@@ -200,6 +200,10 @@ func AppendHeader(dst []byte, t Type, flags uint8, id uint64, n int) []byte {
 	return binary.BigEndian.AppendUint64(dst, id)
 }
 
+// SetLength sets the payload length in the frame header at the start of
+// hdr: a frame whose payload was encoded in place after AppendHeader(…, 0).
+func SetLength(hdr []byte, n int) { binary.BigEndian.PutUint32(hdr, uint32(n)) }
+
 // AppendFrame appends a whole frame to dst and returns the extended slice.
 func AppendFrame(dst []byte, t Type, flags uint8, id uint64, payload []byte) []byte {
 	dst = AppendHeader(dst, t, flags, id, len(payload))

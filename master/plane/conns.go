@@ -46,7 +46,6 @@ type connState struct {
 type loopState struct {
 	pending []pendingEvent   // events waiting for any worker to be ready
 	waiting []uint64         // HTTP connections whose request waits for a worker slot
-	reqBuf  []byte           // HTTP Request payloads are encoded here
 	resp    ipc.ResponseView // the TypeResponse being handed to its connection, aliasing its payload
 	swept   time.Time        // last sweep for the connections' timeouts
 	retry   bool             // retryHTTP is deferred to the end of this iteration

@@ -302,7 +302,12 @@ const packRotate = time.Second
 // dispatchHTTP sends an HTTP request to the worker pickHTTP picks, and
 // returns it, or nil when the request must wait for a worker (the caller
 // keeps it, up to dispatch_timeout). Runs on c's loop.
-func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte) *Worker {
+// dispatchHTTP sends an HTTP request to a worker with a free slot
+// (pickHTTP), or returns nil. The request is r, encoded in place into the
+// worker's output (keep, if set, gets a copy of the payload when the worker
+// prefetches and may hand it back), or, when r is nil, payload, encoded
+// before (a request that waited).
+func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, r *ipc.Request, payload []byte, keep *[]byte) *Worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	pick := d.pickHTTP(st, c.Loop().Now())
@@ -313,7 +318,14 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, payload []byte
 	pick.inflight++
 	pick.owed[c.ID()]++
 	d.total++
-	pick.write(c.Loop(), ipc.TypeRequest, c.ID(), payload)
+	switch {
+	case r != nil && pick.prefetch > 0:
+		pick.writeRequest(c.Loop(), c.ID(), r, keep)
+	case r != nil:
+		pick.writeRequest(c.Loop(), c.ID(), r, nil)
+	default:
+		pick.write(c.Loop(), ipc.TypeRequest, c.ID(), payload)
+	}
 	return pick
 }
 

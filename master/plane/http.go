@@ -37,14 +37,17 @@ const maxBodyFrame = 64 << 10
 type httpState struct {
 	hc *reactor.HTTPConn
 	w  *Worker // the worker serving the current request
-	// payload is the encoded Request until it went to a worker: it
-	// aliases the loop's reqBuf while the head's read is handled, and is a
-	// copy of its own (owned) once the request waits (for its body or a
-	// worker). retry keeps a copy (canRetry) while it waits at a worker
-	// that prefetches, which may hand it back unstarted (ipc.FlagRetry);
-	// its buffer is reused from request to request.
+	// r is the request while its head's read is handled (lazy): it is
+	// encoded straight into the worker's output when it goes at once, its
+	// only copy on the way (the inline body in r.Body aliases the
+	// connection's input until then). payload is the encoded request once
+	// it waits (for its body or a worker). retry keeps a copy (canRetry)
+	// while it waits at a worker that prefetches, which may hand it back
+	// unstarted (ipc.FlagRetry); its buffer is reused from request to
+	// request.
+	r        ipc.Request
+	lazy     bool
 	payload  []byte
-	owned    bool
 	retry    []byte
 	canRetry bool
 	// cancelled: TypeCancel sent for the current request; closedSent: with
@@ -86,29 +89,30 @@ func (p *Plane) OnStream(c *reactor.Conn, data []byte) int {
 	return c.Ctx.(*connState).http.hc.OnStream(data)
 }
 
-// HTTPPrepare implements reactor.HTTPBackend: the request is encoded in
-// the loop's buffer (dispatching copies it into the worker's output), and
-// kept in a copy of its own when it waits for its body.
+// HTTPPrepare implements reactor.HTTPBackend: the request is kept as it
+// is, to be encoded where it goes (lazy), unless its body follows: then it
+// is encoded now, as it waits for the body.
 func (p *Plane) HTTPPrepare(hc *reactor.HTTPConn, req *reactor.HTTPRequest, body []byte, bodyFollows bool) {
 	c := hc.Conn()
 	h := stateOf(hc).http
 	h.cancelled, h.closedSent = false, false
-	r := ipc.Request{Method: req.Method, Target: req.Target, Proto: req.Proto, Headers: req.Headers,
+	// The head's strings are the parser's copy of the head, made for this
+	// request; only body aliases the connection's input.
+	h.r = ipc.Request{Method: req.Method, Target: req.Target, Proto: req.Proto, Headers: req.Headers,
 		ContentLength: req.ContentLength, Remote: hc.Remote(), Listener: c.Listener().Index,
 		Body: body, BodyFollows: bodyFollows}
-	ls := &p.loops[c.Loop().Index()]
-	ls.reqBuf = ipc.AppendRequest(ls.reqBuf[:0], &r)
-	h.payload, h.owned = ls.reqBuf, false
+	h.lazy = true
 	if bodyFollows {
-		h.own()
+		h.encode()
 	}
 }
 
-// own gives the prepared request a buffer of its own: it waits beyond the
-// head's read.
-func (h *httpState) own() {
-	if !h.owned {
-		h.payload, h.owned = append([]byte(nil), h.payload...), true
+// encode encodes the request kept lazily into a buffer of its own: it
+// waits beyond the head's read.
+func (h *httpState) encode() {
+	if h.lazy {
+		h.payload = ipc.AppendRequest(nil, &h.r)
+		h.r, h.lazy = ipc.Request{}, false
 	}
 }
 
@@ -118,16 +122,22 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 	c := hc.Conn()
 	st := stateOf(hc)
 	h := st.http
-	w := p.disp.dispatchHTTP(c, st, h.payload)
+	var w *Worker
+	if h.lazy {
+		w = p.disp.dispatchHTTP(c, st, &h.r, nil, &h.retry)
+	} else {
+		w = p.disp.dispatchHTTP(c, st, nil, h.payload, nil)
+	}
 	if w == nil {
 		return false, 0
 	}
 	h.w = w
 	h.canRetry = w.prefetch > 0 && !hc.BodyFollows()
-	if h.canRetry {
+	if h.canRetry && !h.lazy {
 		h.retry = append(h.retry[:0], h.payload...)
 	}
-	h.payload, h.owned = nil, false
+	h.payload = nil
+	h.r, h.lazy = ipc.Request{}, false
 	if w.flow {
 		return true, ipc.FlowWindow
 	}
@@ -139,7 +149,7 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 // dispatch_timeout (OnTick).
 func (p *Plane) HTTPQueued(hc *reactor.HTTPConn) {
 	c := hc.Conn()
-	stateOf(hc).http.own()
+	stateOf(hc).http.encode()
 	ls := &p.loops[c.Loop().Index()]
 	ls.waiting = append(ls.waiting, c.ID())
 	p.httpWaiting.Add(1)
@@ -358,7 +368,7 @@ func (p *Plane) handedBack(c *reactor.Conn, h *httpState) {
 		return
 	}
 	log.Info("request handed back unstarted by an exiting worker; sending it to another")
-	h.payload, h.owned, h.canRetry = append([]byte(nil), h.retry...), true, false
+	h.payload, h.canRetry = append([]byte(nil), h.retry...), false
 	h.hc.Requeue()
 	ls := &p.loops[c.Loop().Index()]
 	ls.waiting = append(ls.waiting, c.ID())

@@ -130,6 +130,33 @@ func (w *Worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64,
 	w.out = ipc.AppendFrame(w.out, t, flags, id, payload)
 	w.p.ipc.framesOut.Add(1)
 	w.outMu.Unlock()
+	w.deferFlush(l)
+}
+
+// writeRequest queues a TypeRequest frame for connection id with r encoded
+// in place, in the worker's output: the request's only copy on its way
+// there. keep, if set, gets a copy of the payload (a request that may be
+// handed back). Flushed as write's frames are.
+func (w *Worker) writeRequest(l *reactor.Loop, id uint64, r *ipc.Request, keep *[]byte) {
+	w.outMu.Lock()
+	if w.outOff > 0 && w.outOff == len(w.out) {
+		w.out, w.outOff = w.out[:0], 0
+	}
+	at := len(w.out)
+	w.out = ipc.AppendHeader(w.out, ipc.TypeRequest, 0, id, 0)
+	w.out = ipc.AppendRequest(w.out, r)
+	ipc.SetLength(w.out[at:], len(w.out)-at-ipc.HeaderSize)
+	if keep != nil {
+		*keep = append((*keep)[:0], w.out[at+ipc.HeaderSize:]...)
+	}
+	w.p.ipc.framesOut.Add(1)
+	w.outMu.Unlock()
+	w.deferFlush(l)
+}
+
+// deferFlush flushes the worker's output at the end of l's iteration, with
+// every frame queued meanwhile (at once when l is nil: not on a loop).
+func (w *Worker) deferFlush(l *reactor.Loop) {
 	if l == nil {
 		w.flushOut()
 		return
