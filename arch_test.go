@@ -17,6 +17,7 @@ func TestImportDirections(t *testing.T) {
 		"internal/lines":      {},
 		"internal/config":     {},
 		"internal/logfile":    {},
+		"internal/logtest":    {},
 		"internal/watch":      {},
 		"reactor":             {"ipc"},
 		"worker":              {"ipc", "internal/pluginhook", "internal/lines"},

@@ -101,22 +101,9 @@ func (h *harness) nextEvent() any {
 		}
 		return ev
 	case <-timer.C:
-		h.t.Fatalf("no master event within %s; the master logged:\n%s", waitTimeout, h.hook.dump())
+		h.t.Fatalf("no master event within %s; the master logged:\n%s", waitTimeout, h.hook.Dump())
 	}
 	return nil
-}
-
-// countLogs is how many log lines have message msg.
-func (h *harness) countLogs(msg string) int {
-	h.hook.mu.Lock()
-	defer h.hook.mu.Unlock()
-	n := 0
-	for _, e := range h.hook.entries {
-		if e.msg == msg {
-			n++
-		}
-	}
-	return n
 }
 
 // Changes under the watch paths during a reload of another origin make
@@ -148,8 +135,8 @@ func TestWatchReloadFollowsRunningReload(t *testing.T) {
 		t.Fatalf("watch: due %v, reload %p (first %p) after the first reload ended; want the watch's reload running", h.m.watchDue, h.m.reloadRun, first)
 	}
 	expectCtl(t, mgr, ipc.CtlReplace, tw.w.Gen())
-	if n := h.countLogs("reload: replacing workers"); n != 2 {
-		t.Fatalf("%d reloads for one reload and two changes during it, want 2; the master logged:\n%s", n, h.hook.dump())
+	if n := h.hook.Count("reload: replacing workers"); n != 2 {
+		t.Fatalf("%d reloads for one reload and two changes during it, want 2; the master logged:\n%s", n, h.hook.Dump())
 	}
 }
 

@@ -1,10 +1,8 @@
 package master
 
 import (
-	"fmt"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/internal/logtest"
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/master/plane"
 	"github.com/drover-dev/drover/reactor"
@@ -35,7 +34,7 @@ type harnessOpts struct {
 type harness struct {
 	t    testing.TB
 	m    *Master
-	hook *logHook
+	hook *logtest.Hook
 	gen  uint64
 }
 
@@ -44,11 +43,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.workers == 0 {
 		o.workers = 2
 	}
-	hook := &logHook{changed: make(chan struct{})}
-	logger := logrus.New()
-	logger.SetOutput(io.Discard)
-	logger.SetLevel(logrus.DebugLevel)
-	logger.AddHook(hook)
+	logger, hook := logtest.New()
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,7 +52,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	// The reactor polls ln's descriptor: ln stays open until the reactor
 	// stopped (cleanups run last-registered first).
 	t.Cleanup(func() { ln.Close() })
-	fd, err := rawFD(ln)
+	fd, err := reactor.ListenerFD(ln)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,44 +162,4 @@ func (tw *testWorker) expect(t ipc.Type, id uint64) (ipc.Header, []byte) {
 		tw.h.t.Fatalf("worker %d got a %s frame for connection %d, want %s for %d", tw.w.Slot(), hd.Type, hd.ID, t, id)
 	}
 	return hd, p
-}
-
-// logEntry is a copy of one log line the master wrote.
-type logEntry struct {
-	level logrus.Level
-	msg   string
-	data  logrus.Fields
-}
-
-// logHook records the master's log lines.
-type logHook struct {
-	mu      sync.Mutex
-	entries []logEntry
-	changed chan struct{} // closed and replaced on every entry
-}
-
-func (h *logHook) Levels() []logrus.Level { return logrus.AllLevels }
-
-func (h *logHook) Fire(e *logrus.Entry) error {
-	data := make(logrus.Fields, len(e.Data))
-	for k, v := range e.Data {
-		data[k] = v
-	}
-	h.mu.Lock()
-	h.entries = append(h.entries, logEntry{level: e.Level, msg: e.Message, data: data})
-	close(h.changed)
-	h.changed = make(chan struct{})
-	h.mu.Unlock()
-	return nil
-}
-
-// dump formats every entry, for a failure message.
-func (h *logHook) dump() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := ""
-	for _, e := range h.entries {
-		s += "  " + e.level.String() + " " + e.msg + " " + fmt.Sprint(map[string]any(e.data)) + "\n"
-	}
-	return s
 }

@@ -389,7 +389,7 @@ func (m *Master) listen() ([]*reactor.Listener, error) {
 		// The reactor polls the raw descriptor; the net.Listener must stay
 		// referenced, or its finalizer closes the descriptor under the loops.
 		m.netLns = append(m.netLns, ln)
-		fd, err := rawFD(ln)
+		fd, err := reactor.ListenerFD(ln)
 		if err != nil {
 			return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
 		}
@@ -469,20 +469,6 @@ func clearStaleSocket(path string) {
 		return
 	}
 	os.Remove(path)
-}
-
-func rawFD(ln net.Listener) (int, error) {
-	sc, ok := ln.(syscall.Conn)
-	if !ok {
-		return 0, fmt.Errorf("%T has no descriptor", ln)
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	fd := -1
-	raw.Control(func(f uintptr) { fd = int(f) })
-	return fd, nil
 }
 
 func splitterFor(lc config.Listener) func() reactor.Splitter {

@@ -3,9 +3,11 @@ package reactor
 import (
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -90,6 +92,23 @@ type Listener struct {
 	Name     string // address as configured, for logs
 	FD       int    // non-blocking listening socket
 	Splitter func() Splitter
+}
+
+// ListenerFD is the descriptor of ln, for a Listener's FD. ln must stay
+// referenced while the reactor polls it: its finalizer closes the
+// descriptor.
+func ListenerFD(ln net.Listener) (int, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return 0, fmt.Errorf("%T has no descriptor", ln)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	fd := -1
+	raw.Control(func(f uintptr) { fd = int(f) })
+	return fd, nil
 }
 
 // Reactor is a set of event loops sharing listeners and a connection limit.

@@ -418,8 +418,8 @@ func TestExitedWorkersLastAnswersGoOutFirst(t *testing.T) {
 	release()
 	c.expect("last")
 	e := a.gone()
-	if e.data["connections_failed"] != 0 || e.data["reason"] != "exited with code 255" {
-		t.Fatalf("worker left: %q %v, want connections_failed 0 and the exit as the reason", e.msg, e.data)
+	if e.Data["connections_failed"] != 0 || e.Data["reason"] != "exited with code 255" {
+		t.Fatalf("worker left: %q %v, want connections_failed 0 and the exit as the reason", e.Msg, e.Data)
 	}
 }
 
@@ -449,8 +449,8 @@ func TestFixedModeBindsAndRebindsWithAConnect(t *testing.T) {
 	// is in flight there, so the connection lives on.
 	a.write(frame(ipc.TypeDone, id, nil))
 	a.conn.Close()
-	if e := a.gone(); e.level != logrus.WarnLevel || e.data["connections_failed"] != 0 {
-		t.Fatalf("worker left: %s %q %v, want a warning with connections_failed 0", e.level, e.msg, e.data)
+	if e := a.gone(); e.Level != logrus.WarnLevel || e.Data["connections_failed"] != 0 {
+		t.Fatalf("worker left: %s %q %v, want a warning with connections_failed 0", e.Level, e.Msg, e.Data)
 	}
 
 	// The next event rebinds to the other worker, which hears of the
@@ -487,8 +487,8 @@ func TestQueueFullClosesTheConnection(t *testing.T) {
 	c.send("two")   // queued
 	c.send("three") // over dispatch_queue_max
 	e := h.connClosed(hd.ID)
-	if e.data["reason"] != errQueueFull.Error() {
-		t.Fatalf("connection closed with %q, want errQueueFull", e.data["reason"])
+	if e.Data["reason"] != errQueueFull.Error() {
+		t.Fatalf("connection closed with %q, want errQueueFull", e.Data["reason"])
 	}
 	c.expectClosed()
 	// The worker still answers both events; the master takes the Done

@@ -75,10 +75,10 @@ func FuzzWorkerStream(f *testing.F) {
 
 		e := tw.gone()
 		valid := fuzzStreamValid(data, h.p.maxFrame)
-		killed := e.level == logrus.ErrorLevel
+		killed := e.Level == logrus.ErrorLevel
 		if killed == valid {
 			t.Fatalf("valid stream %v, but the master removed the worker with %s %q (reason %v)",
-				valid, e.level, e.msg, e.data["reason"])
+				valid, e.Level, e.Msg, e.Data["reason"])
 		}
 		tw.waitEOF()
 		if n := h.p.disp.outstanding(); n != 0 {

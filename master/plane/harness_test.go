@@ -3,7 +3,6 @@ package plane
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/internal/logtest"
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/reactor"
 )
@@ -49,7 +49,7 @@ type harness struct {
 	t      testing.TB
 	p      *Plane
 	events chan any // what the plane sent to the control plane
-	hook   *logHook
+	hook   *logtest.Hook
 	addr   string // where clients dial
 	gen    uint64
 }
@@ -68,11 +68,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.loops == 0 {
 		o.loops = 1
 	}
-	hook := &logHook{changed: make(chan struct{})}
-	logger := logrus.New()
-	logger.SetOutput(io.Discard)
-	logger.SetLevel(logrus.DebugLevel)
-	logger.AddHook(hook)
+	logger, hook := logtest.New()
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -81,7 +77,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	// The reactor polls ln's descriptor: ln stays open until the reactor
 	// stopped (cleanups run last-registered first).
 	t.Cleanup(func() { ln.Close() })
-	fd, err := rawFD(ln)
+	fd, err := reactor.ListenerFD(ln)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,9 +259,9 @@ func (h *harness) stall(i int, fn func(l *reactor.Loop)) (release func()) {
 // it left).
 func (tw *testWorker) gone() logEntry {
 	tw.h.t.Helper()
-	e := tw.h.hook.wait(tw.h.t, "worker taken out of service", func(e logEntry) bool {
-		_, ok := e.data["connections_failed"]
-		return ok && e.data["gen"] == tw.w.gen
+	e := tw.h.hook.Wait(tw.h.t, waitTimeout, "worker taken out of service", func(e logEntry) bool {
+		_, ok := e.Data["connections_failed"]
+		return ok && e.Data["gen"] == tw.w.gen
 	})
 	if tw.h.p.disp.byGen(tw.w.gen) != nil {
 		tw.h.t.Fatalf("worker %d logged its removal but is still in the dispatcher", tw.w.slot)
@@ -420,83 +416,15 @@ func (c *client) expectClosed() string {
 	return string(b)
 }
 
-// logEntry is a copy of one log line the master wrote.
-type logEntry struct {
-	level logrus.Level
-	msg   string
-	data  logrus.Fields
-}
-
-// logHook records the master's log lines and wakes whoever waits for one.
-type logHook struct {
-	mu      sync.Mutex
-	entries []logEntry
-	changed chan struct{} // closed and replaced on every entry
-}
-
-func (h *logHook) Levels() []logrus.Level { return logrus.AllLevels }
-
-func (h *logHook) Fire(e *logrus.Entry) error {
-	data := make(logrus.Fields, len(e.Data))
-	for k, v := range e.Data {
-		data[k] = v
-	}
-	h.mu.Lock()
-	h.entries = append(h.entries, logEntry{level: e.Level, msg: e.Message, data: data})
-	close(h.changed)
-	h.changed = make(chan struct{})
-	h.mu.Unlock()
-	return nil
-}
-
-// find returns the first entry matching match.
-func (h *logHook) find(match func(logEntry) bool) (logEntry, bool, <-chan struct{}) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, e := range h.entries {
-		if match(e) {
-			return e, true, nil
-		}
-	}
-	return logEntry{}, false, h.changed
-}
-
-// wait waits for an entry matching match.
-func (h *logHook) wait(t testing.TB, what string, match func(logEntry) bool) logEntry {
-	t.Helper()
-	timer := time.NewTimer(waitTimeout)
-	defer timer.Stop()
-	for {
-		e, ok, changed := h.find(match)
-		if ok {
-			return e
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			t.Fatalf("no log line for %q within %s; the master logged:\n%s", what, waitTimeout, h.dump())
-		}
-	}
-}
-
-func (h *logHook) dump() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var s string
-	for _, e := range h.entries {
-		s += "  " + e.level.String() + " " + e.msg + " " + fmtFields(e.data) + "\n"
-	}
-	return s
-}
-
-func fmtFields(f logrus.Fields) string { return fmt.Sprint(map[string]any(f)) }
+// logEntry is a copy of one log line the data plane wrote.
+type logEntry = logtest.Entry
 
 // connClosedEntry waits for the master's log line for connection id
 // closing with a reason, and returns it.
 func (h *harness) connClosed(id uint64) logEntry {
 	h.t.Helper()
-	return h.hook.wait(h.t, "connection closed", func(e logEntry) bool {
-		return e.msg == "connection closed" && e.data["conn"] == id
+	return h.hook.Wait(h.t, waitTimeout, "connection closed", func(e logEntry) bool {
+		return e.Msg == "connection closed" && e.Data["conn"] == id
 	})
 }
 
@@ -509,19 +437,4 @@ func testSplitter(lc config.Listener) func() reactor.Splitter {
 	s := reactor.NewLengthSplitter(reactor.LengthSpec{Type: lc.PackageLengthType[0],
 		Offset: lc.PackageLengthOffset, BodyOffset: lc.PackageBodyOffset, Max: int(lc.PackageMaxLength)})
 	return func() reactor.Splitter { return s }
-}
-
-// rawFD is the descriptor of ln, which the reactor polls.
-func rawFD(ln net.Listener) (int, error) {
-	sc, ok := ln.(syscall.Conn)
-	if !ok {
-		return 0, fmt.Errorf("%T has no descriptor", ln)
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	fd := -1
-	raw.Control(func(f uintptr) { fd = int(f) })
-	return fd, nil
 }

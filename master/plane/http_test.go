@@ -101,8 +101,8 @@ func TestHTTPContentLengthIsEnforced(t *testing.T) {
 		if strings.Count(out, "HTTP/1.1") != 1 || !strings.HasSuffix(out, "\r\n\r\nhello") || !strings.Contains(out, "Content-Length: 5\r\n") {
 			t.Fatalf("streamed %v: the client read %q, want one response of the 5 declared bytes, then the close", streamed, out)
 		}
-		h.hook.wait(t, "the line naming the worker", func(e logEntry) bool {
-			return strings.Contains(e.msg, "more than its Content-Length") && e.data["worker_id"] == 0 && e.data["target"] == "/a"
+		h.hook.Wait(t, waitTimeout, "the line naming the worker", func(e logEntry) bool {
+			return strings.Contains(e.Msg, "more than its Content-Length") && e.Data["worker_id"] == 0 && e.Data["target"] == "/a"
 		})
 	}
 }

@@ -63,8 +63,8 @@ func TestHostileHelloTakesOutOnlyThatWorker(t *testing.T) {
 			victim := h.addWorker(0)
 			victim.write(tc.hello)
 			e := victim.gone()
-			if e.level != logrus.ErrorLevel || e.data["worker_id"] != 0 || !strings.Contains(e.data["reason"].(string), tc.why) {
-				t.Fatalf("worker taken out: %s %q %v; want an error naming worker 0 with a reason containing %q", e.level, e.msg, e.data, tc.why)
+			if e.Level != logrus.ErrorLevel || e.Data["worker_id"] != 0 || !strings.Contains(e.Data["reason"].(string), tc.why) {
+				t.Fatalf("worker taken out: %s %q %v; want an error naming worker 0 with a reason containing %q", e.Level, e.Msg, e.Data, tc.why)
 			}
 			c := h.dial()
 			c.send("still")
@@ -89,8 +89,8 @@ func TestHelloConcurrencyIsCapped(t *testing.T) {
 	if got != config.DefaultMaxConcurrency {
 		t.Fatalf("worker declared concurrency %d and got %d, want it capped at max_concurrency %d", 1<<30, got, config.DefaultMaxConcurrency)
 	}
-	h.hook.wait(t, "the cap's log line", func(e logEntry) bool {
-		return e.data["worker_id"] == 0 && e.data["concurrency"] == 1<<30 && e.data["max_concurrency"] == config.DefaultMaxConcurrency
+	h.hook.Wait(t, waitTimeout, "the cap's log line", func(e logEntry) bool {
+		return e.Data["worker_id"] == 0 && e.Data["concurrency"] == 1<<30 && e.Data["max_concurrency"] == config.DefaultMaxConcurrency
 	})
 }
 
@@ -156,8 +156,8 @@ func TestResponseFromAnotherWorkerIsRefused(t *testing.T) {
 	// B starts a response (no FlagEnd) on A's connection.
 	b.write(ipc.AppendFrame(nil, ipc.TypeResponse, 0, id, answerFrom(t, "B")))
 	e := b.gone()
-	if e.level != logrus.ErrorLevel || !strings.Contains(e.data["reason"].(string), "does not serve") {
-		t.Fatalf("worker B: %s %q %v; want it killed for a response on a connection it does not serve", e.level, e.msg, e.data)
+	if e.Level != logrus.ErrorLevel || !strings.Contains(e.Data["reason"].(string), "does not serve") {
+		t.Fatalf("worker B: %s %q %v; want it killed for a response on a connection it does not serve", e.Level, e.Msg, e.Data)
 	}
 	a.write(ipc.AppendFrame(nil, ipc.TypeResponse, ipc.FlagEnd, id, answerFrom(t, "A")))
 	cl.expectFrom("A")
@@ -221,11 +221,11 @@ func TestWorkerThatDoesNotReadIsBounded(t *testing.T) {
 	// events outstanding): far more than the socket pair takes (2 MiB,
 	// ipc.SocketBufferSize doubled by the kernel).
 	flood(h, 32)
-	e := h.hook.wait(t, "a connection closed by the worker buffer bound", func(e logEntry) bool {
-		r, _ := e.data["reason"].(string)
-		return e.msg == "connection closed" && strings.Contains(r, "worker_buffer_size")
+	e := h.hook.Wait(t, waitTimeout, "a connection closed by the worker buffer bound", func(e logEntry) bool {
+		r, _ := e.Data["reason"].(string)
+		return e.Msg == "connection closed" && strings.Contains(r, "worker_buffer_size")
 	})
-	if r := e.data["reason"].(string); !strings.Contains(r, "worker 0") {
+	if r := e.Data["reason"].(string); !strings.Contains(r, "worker 0") {
 		t.Fatalf("reason %q does not name the worker", r)
 	}
 	var held int64
@@ -261,8 +261,8 @@ func TestWorkerThatDoesNotReadIsReplaced(t *testing.T) {
 	}
 	h.p.checkStuck(time.Now().Add(time.Minute + time.Second))
 	e := deaf.gone()
-	if e.level != logrus.ErrorLevel || !strings.Contains(e.data["reason"].(string), "worker_send_timeout") {
-		t.Fatalf("worker taken out: %s %q %v; want an error naming worker_send_timeout", e.level, e.msg, e.data)
+	if e.Level != logrus.ErrorLevel || !strings.Contains(e.Data["reason"].(string), "worker_send_timeout") {
+		t.Fatalf("worker taken out: %s %q %v; want an error naming worker_send_timeout", e.Level, e.Msg, e.Data)
 	}
 }
 
@@ -338,8 +338,8 @@ func TestQueuedTaskOfAWorkerThatLeftStillRuns(t *testing.T) {
 	if _, p := tk.expect(ipc.TypeTask, 0); string(p) != "second" {
 		t.Fatalf("task worker got %q, want the queued task \"second\"", p)
 	}
-	h.hook.wait(t, "the dropped result's log line", func(e logEntry) bool {
-		return e.msg == "task result dropped: the worker that asked for it has left"
+	h.hook.Wait(t, waitTimeout, "the dropped result's log line", func(e logEntry) bool {
+		return e.Msg == "task result dropped: the worker that asked for it has left"
 	})
 }
 
@@ -359,8 +359,8 @@ func TestSendToAnHTTPConnectionIsRefused(t *testing.T) {
 	id := hd.ID
 	b.write(cat(frame(ipc.TypeSend, id, []byte("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX-From: B\r\n\r\nB")),
 		frame(ipc.TypeCloseConn, id, nil)))
-	h.hook.wait(t, "the refusal's log line", func(e logEntry) bool {
-		return e.msg == "stream frame for an HTTP connection dropped" && e.data["conn"] == id && e.data["worker_id"] == 1
+	h.hook.Wait(t, waitTimeout, "the refusal's log line", func(e logEntry) bool {
+		return e.Msg == "stream frame for an HTTP connection dropped" && e.Data["conn"] == id && e.Data["worker_id"] == 1
 	})
 	a.write(ipc.AppendFrame(nil, ipc.TypeResponse, ipc.FlagEnd, id, answerFrom(t, "A")))
 	cl.expectFrom("A")

@@ -118,16 +118,16 @@ func TestWorkerProtocolViolations(t *testing.T) {
 			if tc.kill {
 				wantLevel = logrus.ErrorLevel
 			}
-			reason, _ := e.data["reason"].(string)
-			if e.level != wantLevel || !strings.Contains(reason, tc.why) {
-				t.Errorf("worker removed: %s %q, reason %q; want %s with %q", e.level, e.msg, reason, wantLevel, tc.why)
+			reason, _ := e.Data["reason"].(string)
+			if e.Level != wantLevel || !strings.Contains(reason, tc.why) {
+				t.Errorf("worker removed: %s %q, reason %q; want %s with %q", e.Level, e.Msg, reason, wantLevel, tc.why)
 			}
 			failed := 0
 			if c1 != nil && !strings.Contains(tc.name, "nothing in flight") {
 				failed = 1
 			}
-			if e.data["connections_failed"] != failed {
-				t.Errorf("connections_failed %v, want %d", e.data["connections_failed"], failed)
+			if e.Data["connections_failed"] != failed {
+				t.Errorf("connections_failed %v, want %d", e.Data["connections_failed"], failed)
 			}
 			if s := victim.state(); s != stateDead {
 				t.Errorf("removed worker is %s, want dead", s)
@@ -137,9 +137,9 @@ func TestWorkerProtocolViolations(t *testing.T) {
 
 			if failed == 1 {
 				ce := h.connClosed(id1)
-				r, _ := ce.data["reason"].(string)
-				if ce.data["worker_id"] != 0 || !strings.Contains(r, "went away with this connection's events in flight") {
-					t.Errorf("connection closed with %v, want *errWorkerGone for worker 0", ce.data)
+				r, _ := ce.Data["reason"].(string)
+				if ce.Data["worker_id"] != 0 || !strings.Contains(r, "went away with this connection's events in flight") {
+					t.Errorf("connection closed with %v, want *errWorkerGone for worker 0", ce.Data)
 				}
 				c1.expectClosed()
 			}
@@ -163,8 +163,8 @@ func TestWorkerProtocolViolations(t *testing.T) {
 			other.write(cat(frame(ipc.TypeSend, hd.ID, []byte("pong")), frame(ipc.TypeDone, hd.ID, nil)))
 			c2.expect("pong")
 			h.eventually("nothing outstanding", func() bool { return h.p.disp.outstanding() == 0 })
-			if _, ok, _ := h.hook.find(func(e logEntry) bool {
-				return e.data["gen"] == other.w.gen && e.data["connections_failed"] != nil
+			if _, ok, _ := h.hook.Find(func(e logEntry) bool {
+				return e.Data["gen"] == other.w.gen && e.Data["connections_failed"] != nil
 			}); ok {
 				t.Fatal("the other worker was taken out of service")
 			}
