@@ -119,6 +119,11 @@ type HTTPBackend interface {
 	// HTTPFields adds who serves the request (worker id, pid) to a log
 	// line's fields.
 	HTTPFields(hc *HTTPConn, f logrus.Fields)
+	// HTTPDone: the request is over, once per request: answered with
+	// status (0: the connection closed before any answer), bytes written
+	// for it (head and body). Method, Target, Start and Remote describe it
+	// (a request refused by the parser has no method or target).
+	HTTPDone(hc *HTTPConn, status int, bytes int64)
 }
 
 // HTTPServer is what every HTTP connection of a server shares: its bounds,
@@ -170,6 +175,11 @@ type HTTPConn struct {
 	idleSince time.Time
 	queuedAt  time.Time
 	remote    string // the client's address, formatted once per connection
+	// start is when the current request's head was read; status the
+	// answer's (0 none yet); open: HTTPDone is due for it.
+	start  time.Time
+	status int
+	open   bool
 	// Response state.
 	started bool // status line written
 	chunked bool
@@ -244,6 +254,20 @@ func (h *HTTPConn) Remote() string { return h.remote }
 // BodyFollows reports whether the current request's body goes to the
 // worker after the request (HTTPBody), not inside it.
 func (h *HTTPConn) BodyFollows() bool { return h.bodyFollows }
+
+// Method and Target are the current request's; Start is when its head
+// was read.
+func (h *HTTPConn) Method() string   { return h.method }
+func (h *HTTPConn) Target() string   { return h.target }
+func (h *HTTPConn) Start() time.Time { return h.start }
+
+// done reports the current request over to the backend (HTTPDone), once.
+func (h *HTTPConn) done() {
+	if h.open {
+		h.open = false
+		h.s.Backend.HTTPDone(h, h.status, h.outTotal-h.respStart)
+	}
+}
 
 // Phase is where the connection is in its current request.
 func (h *HTTPConn) Phase() HTTPPhase { return h.phase }
@@ -331,6 +355,7 @@ func (h *HTTPConn) OnStream(data []byte) int {
 func (h *HTTPConn) startRequest(req *HTTPRequest, rest []byte) int {
 	c := h.c
 	h.method, h.target = req.Method, req.Target
+	h.start, h.status, h.open = c.Loop().Now(), 0, true
 	h.head = req.Method == http.MethodHead
 	h.keep = req.KeepAlive && !h.stopping()
 	h.http10 = req.Proto == "HTTP/1.0"
@@ -761,6 +786,11 @@ func (h *HTTPConn) reject(err error) {
 	}
 	h.s.Log.WithFields(logrus.Fields{"conn": h.c.ID(), "remote": h.remote, "status": status, "reason": err.Error()}).
 		Info("bad request refused")
+	if h.phase == HTTPHead && !h.open {
+		// Refused before it began: reported with no method or target.
+		h.method, h.target = "", ""
+		h.start, h.status, h.open, h.respStart = h.c.Loop().Now(), 0, true, h.outTotal
+	}
 	if h.started {
 		h.c.Close(err)
 		return
@@ -783,6 +813,7 @@ func (h *HTTPConn) Error(status int, msg, extra string) {
 	}
 	h.started = true
 	h.close = true
+	h.status = status
 	body := strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg + "\n"
 	hl := &c.Loop().http
 	b := appendStatusLine(hl.scratch[:0], status)
@@ -797,6 +828,7 @@ func (h *HTTPConn) Error(status int, msg, extra string) {
 	}
 	hl.scratch = b
 	h.write(b)
+	h.done()
 	if status == http.StatusRequestTimeout {
 		c.CloseWhenFlushed()
 		return
@@ -835,6 +867,7 @@ func (h *HTTPConn) Respond(status int, headers [][]byte, body []byte, end, abort
 		h.close = true
 	}
 	h.started = true
+	h.status = status
 	h.lastFrom = c.Loop().Now()
 	noBody := h.head || status == http.StatusNoContent || status == http.StatusNotModified
 	h.noBody = noBody
@@ -1087,6 +1120,7 @@ func (h *HTTPConn) checkLength() {
 // endResponse finishes the current request: the connection closes, or the
 // next pipelined request is read.
 func (h *HTTPConn) endResponse() {
+	h.done()
 	h.setHeld(false)
 	h.s.Backend.HTTPEnd(h)
 	h.window = 0 // no worker is this connection's any more
@@ -1190,6 +1224,7 @@ func (h *HTTPConn) ReadEOF() {
 // request at the worker, if any.
 func (h *HTTPConn) Closed() {
 	h.s.conns.Add(-1)
+	h.done()
 	h.cancel(true)
 	h.setHeld(false)
 	if n := h.acctBody + h.acctOut; n != 0 {

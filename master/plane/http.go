@@ -446,3 +446,7 @@ func (p *Plane) requestTimedOut(c *reactor.Conn, h *httpState) {
 	p.takeOut(w, fmt.Sprintf("request_timeout (%s) exceeded by %s %s", timeout, f["method"], f["target"]), true,
 		"worker killed: a request exceeded worker.request_timeout; starting a successor")
 }
+
+// HTTPDone implements reactor.HTTPBackend: a request is over. Nothing
+// observes it yet; the metrics and the access log will (issue 18).
+func (p *Plane) HTTPDone(hc *reactor.HTTPConn, status int, bytes int64) {}
