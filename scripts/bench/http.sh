@@ -37,6 +37,7 @@ start_tmp drhttp
 start_drover drover 18080 "" "$PWD/bin/hello"
 port_free 18081
 bin/nethttp -addr 127.0.0.1:18081 & pids+=($!)
+roots[net/http]=$!
 targets="net/http:18081 drover:18080"
 if [ -n "${OLD:-}" ]; then
   DROVER=$OLD/drover start_drover drover-old 18085 "" "$OLD/hello"

@@ -136,13 +136,25 @@ wait_http() {
 descendants() { local p; for p; do echo "$p"; descendants $(pgrep -P "$p" || true); done; }
 rss_mib() { ps -o rss= -p "$(descendants "$@" | paste -sd,)" | awk '{s += $1} END {printf "%.1f", s / 1024}'; }
 
+# cpu_us PID...: the user and system CPU time used so far by the process
+# trees of the given pids, in microseconds (from /proc/PID/stat).
+clk_tck=$(getconf CLK_TCK)
+cpu_us() {
+  local p t=0 f
+  for p in $(descendants "$@"); do
+    f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
+    t=$(( t + $(awk '{print $12 + $13}' <<<"$f") ))
+  done
+  echo $(( t * 1000000 / clk_tck ))
+}
+
 machine() { echo "$(date -u +%FT%TZ) $(nproc) cores, $(go env GOVERSION)"; }
 
 columns() {
   if [ "$measure_rss" = 1 ]; then
     printf "%-16s %6s %12s %10s %10s %8s %12s   %s\n" server conns "req/s" p50 p99 "RSS MiB" "req/s ratio" "ratio per round"
   else
-    printf "%-16s %6s %12s %10s %10s %12s   %s\n" server conns "req/s" p50 p99 "req/s ratio" "ratio per round"
+    printf "%-16s %6s %12s %10s %10s %9s %12s   %s\n" server conns "req/s" p50 p99 "CPU µs/r" "req/s ratio" "ratio per round"
   fi
 }
 
@@ -151,20 +163,25 @@ columns() {
 # a Lua script that makes the request, e.g. a POST with a body). On a shared 2-core VM one 10 s run of
 # the same server varies by ±10 %, more than the effects measured.
 measure() {
-  local c=$1 path=$2 t name out r p50 p99 errs rss round
+  local c=$1 path=$2 t name out r p50 p99 errs rss round c0 n cpu
   shift 2
   runs=()
   for round in $(seq "$rounds"); do
     for t in "$@"; do
       name=${t%%:*}
+      c0=$(cpu_us ${roots[$name]:-})
       out=$(wrk -t1 -c"$c" -d"$dur" --latency ${wrk_script:+-s "$wrk_script"} "http://127.0.0.1:${t#*:}$path")
       r=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
       p50=$(awk '$1=="50%"{print $2}' <<<"$out")
       p99=$(awk '$1=="99%"{print $2}' <<<"$out")
       errs=$(awk '/Non-2xx|Socket errors/{printf "%s; ", $0}' <<<"$out")
+      # CPU per request of the server's whole process tree (the measure
+      # least moved by what else the machine does); - when its pid is unknown.
+      n=$(awk '/requests in/{print $1}' <<<"$out")
+      cpu=-; [ -n "${roots[$name]:-}" ] && [ "${n:-0}" -gt 0 ] && cpu=$(( ($(cpu_us ${roots[$name]}) - c0) / n ))
       # Right after the run, before a worker pool shrinks or a cache drops.
       rss=-; [ "$measure_rss" = 1 ] && rss=$(rss_mib ${roots[$name]})
-      runs[$name]+="$r $p50 $p99 $round $rss ${errs// /_}"$'\n'
+      runs[$name]+="$r $p50 $p99 $round $rss $cpu ${errs// /_}"$'\n'
     done
   done
 }
@@ -176,14 +193,14 @@ median() { sort -n -k1,1 <<<"${runs[$1]}" | sed '/^$/d' | sed -n "$(( (rounds + 
 # report CONNS BASE TARGET...: a row per target, its median run, the ratio
 # of its req/s to BASE's median and, per round, to BASE's run in that round.
 report() {
-  local c=$1 base=$2 t name r rr p50 p99 round rss errs ratio per base_med
+  local c=$1 base=$2 t name r rr p50 p99 round rss cpu errs ratio per base_med
   local -A base_round=()
   shift 2
   while read -r r _ _ round _; do [ -n "$round" ] && base_round[$round]=$r; done <<<"${runs[$base]}"
   read -r base_med _ < <(median "$base")
   for t in "$@"; do
     name=${t%%:*}
-    read -r r p50 p99 _ rss errs < <(median "$name")
+    read -r r p50 p99 _ rss cpu errs < <(median "$name")
     ratio=$(awk -v a="$r" -v b="$base_med" 'BEGIN{printf "%.2f", a/b}')
     per=""
     while read -r rr _ _ round _; do
@@ -192,7 +209,7 @@ report() {
     if [ "$measure_rss" = 1 ]; then
       printf "%-16s %6d %12s %10s %10s %8s %12s   %s%s\n" "$name" "$c" "$r" "$p50" "$p99" "$rss" "$ratio" "$per" "${errs//_/ }"
     else
-      printf "%-16s %6d %12s %10s %10s %12s   %s%s\n" "$name" "$c" "$r" "$p50" "$p99" "$ratio" "$per" "${errs//_/ }"
+      printf "%-16s %6d %12s %10s %10s %9s %12s   %s%s\n" "$name" "$c" "$r" "$p50" "$p99" "$cpu" "$ratio" "$per" "${errs//_/ }"
     fi
   done
 }
