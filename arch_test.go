@@ -16,12 +16,13 @@ func TestImportDirections(t *testing.T) {
 		"internal/pluginhook": {},
 		"internal/lines":      {},
 		"internal/config":     {},
+		"internal/sdnotify":   {},
 		"reactor":             {"ipc"},
 		"worker":              {"ipc", "internal/pluginhook", "internal/lines"},
 		"worker/plugin":       {"internal/plugin", "internal/pluginhook", "internal/lines"},
 		"taskworker":          {"ipc", "internal/pluginhook", "internal/lines"},
 		"manager":             {"ipc", "internal/config", "internal/plugin", "internal/pluginhook", "internal/lines"},
-		"master":              {"ipc", "reactor", "internal/config", "internal/lines"},
+		"master":              {"ipc", "reactor", "internal/config", "internal/lines", "internal/sdnotify"},
 	}
 	for pkg, ok := range allowed {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).CombinedOutput()

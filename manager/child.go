@@ -605,7 +605,7 @@ func (c *child) readOutput(r io.ReadCloser) {
 func workerEnv(role string, slot, num int, launch string, h *config.Handler, cred *syscall.Credential) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "DROVER_") || strings.HasPrefix(kv, "TABLEFLIP_") {
+		if strings.HasPrefix(kv, "DROVER_") || strings.HasPrefix(kv, "TABLEFLIP_") || isServiceEnv(kv) {
 			continue
 		}
 		if h.ClearEnv && !keptEnv(kv) {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/internal/sdnotify"
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/reactor"
 )
@@ -356,7 +357,11 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		m.shutdown(true)
 		return err
 	}
+	sdnotify.Serving(m.log, m.bound) // READY=1, MAINPID: before an old master is told to drain
 	if err := m.upg.Ready(); err != nil {
+		if m.upg.HasParent() {
+			sdnotify.HandBack(m.log) // MAINPID back to the old master, which serves on
+		}
 		m.shutdown(true)
 		return fmt.Errorf("upgrader ready: %w", err)
 	}
@@ -408,7 +413,7 @@ func (m *Master) listen() ([]*reactor.Listener, error) {
 		if lc.Network == "unix" {
 			clearStaleSocket(lc.Addr)
 		}
-		ln, err := m.upg.Listen(lc.Network, lc.Addr)
+		ln, err := m.upg.ListenWithCallback(lc.Network, lc.Addr, sdnotify.ListenFunc(m.log)) // systemd's socket, if it passed one
 		if err != nil {
 			return nil, m.cfg.KeyError(fmt.Sprintf("listeners[%d].address", i), bindProblem(lc, err))
 		}
@@ -629,8 +634,12 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 		defer t.Stop()
 		stuckTick = t.C
 	}
+	wd := sdnotify.NewWatchdog(m.log) // WATCHDOG=1 from this loop: a stuck loop stops the pings
+	defer wd.Stop()
 	for {
 		select {
+		case <-wd.C:
+			wd.Ping()
 		case <-memTick:
 			m.checkMemory()
 		case now := <-stuckTick:
@@ -928,6 +937,9 @@ func (m *Master) shutdownWith(sigs <-chan os.Signal, force bool) {
 // every event in flight, up to max_wait_time.
 func (m *Master) drain(hurry <-chan struct{}) {
 	m.stopping.Store(true)
+	if m.ownsPaths() {
+		sdnotify.Stopping(m.log) // the service's main process only: not after a hand-over
+	}
 	m.rx.StopAccepting()
 	// Closed at once (tableflip's copies too), so new clients are refused
 	// rather than left waiting in the backlog while the stop drains.
