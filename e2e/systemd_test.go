@@ -240,7 +240,9 @@ func TestSystemdSocketActivation(t *testing.T) {
 	f.Close() // drover's copy serves on
 	f2.Close()
 	s.addrs = listenerAddrs(e)
-	if !s.hasLog(func(e logEntry) bool { return e.msg() == "listener taken from systemd (socket activation)" && e.str("fd") == "3" }) {
+	if !s.hasLog(func(e logEntry) bool {
+		return e.msg() == "listener taken from systemd (socket activation)" && e.str("fd") == "3"
+	}) {
 		t.Errorf("no log line for the listener taken from systemd")
 	}
 	if !s.hasLog(func(e logEntry) bool {
