@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -231,5 +232,79 @@ listeners:
 		if st, got := get(t, httpURL(s, "/")); st != 200 || got != "Hello, World!" {
 			t.Errorf("request %d after the flip to hello: %d %q", i, st, got)
 		}
+	}
+}
+
+// watch: reloads the workers when a file under a watched path changes,
+// end to end: drover logs the change, replaces every worker, and the
+// successors serve.
+func TestWatchReloadsTheWorkers(t *testing.T) {
+	s := newServer(t, httpConfig+"watch: [{{dir}}/src]\n")
+	src := filepath.Join(s.dir, "src")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "app.php"), []byte("v1"), 0o644)
+	logs := s.subscribe()
+	s.startReady()
+	s.waitLog(logs, 10*time.Second, "watching", func(e logEntry) bool { return e.msg() == "watching for changes: a change reloads the workers" })
+	before := pidsOf(s.status(), "worker")
+
+	os.WriteFile(filepath.Join(src, "app.php"), []byte("v2"), 0o644)
+	e := s.waitLog(logs, 10*time.Second, "the change", func(e logEntry) bool { return e.msg() == "watch: files changed; reloading the workers" })
+	if !strings.Contains(e.str("change"), "app.php") {
+		t.Errorf("the change logged is %q, want it to name app.php", e.str("change"))
+	}
+	s.waitLog(logs, 20*time.Second, "reload done", func(e logEntry) bool { return e.msg() == "reload done" })
+	after := pidsOf(s.status(), "worker")
+	for _, p := range after {
+		if slices.Contains(before, p) {
+			t.Errorf("worker %d served before and after the watch reload (before %v, after %v)", p, before, after)
+		}
+	}
+	wantGetOK(t, httpURL(s, "/"))
+}
+
+// A watched path behind a release link (watch: [current]) follows the
+// link: flipping it is a change (the workers reload onto the new release
+// without drover reload), and from then on changes inside the new release
+// are seen, not those of the old one.
+func TestWatchFollowsTheReleaseLink(t *testing.T) {
+	s := newServer(t, `
+worker_num: 2
+dispatch_mode: 1
+worker:
+  cmd: [{{dir}}/current/handler]
+  dir: {{dir}}/current
+  env: {E2E_HANDLER: release}
+watch: [{{dir}}/current]
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`)
+	helper, err := os.ReadFile(helperPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	releases(t, s.dir, []string{"r1", "r2"}, func(string) map[string]string {
+		return map[string]string{"handler": string(helper), "app.conf": "x"}
+	})
+	logs := s.subscribe()
+	s.startReady()
+	s.waitLog(logs, 10*time.Second, "watching", func(e logEntry) bool { return e.msg() == "watching for changes: a change reloads the workers" })
+
+	flip(t, s.dir, "r2")
+	s.waitLog(logs, 10*time.Second, "a reload after the flip", func(e logEntry) bool { return e.msg() == "watch: files changed; reloading the workers" })
+	s.waitLog(logs, 20*time.Second, "reload done", func(e logEntry) bool { return e.msg() == "reload done" })
+	for pid, got := range answersByPID(t, httpURL(s, "/"), pidsOf(s.status(), "worker")) {
+		if want := fmt.Sprintf("release=r2 exe=r2 cwd=r2 pid=%d", pid); got != want {
+			t.Errorf("worker %d answered %q after the flip, want %q", pid, got, want)
+		}
+	}
+
+	// The old release is no longer watched; the new one is.
+	os.WriteFile(filepath.Join(s.dir, "releases", "r1", "stale.conf"), []byte("old"), 0o644)
+	os.WriteFile(filepath.Join(s.dir, "releases", "r2", "app.conf"), []byte("new"), 0o644)
+	e := s.waitLog(logs, 10*time.Second, "a change in r2", func(e logEntry) bool { return e.msg() == "watch: files changed; reloading the workers" })
+	if c := e.str("change"); !strings.Contains(c, "app.conf") || strings.Contains(c, "stale.conf") {
+		t.Errorf("change %q: want app.conf of r2 only, not stale.conf of the old release r1", c)
 	}
 }
