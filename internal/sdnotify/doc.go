@@ -21,7 +21,8 @@
 //	                                   ([HandBack])
 //	WATCHDOG=1                         every WATCHDOG_USEC/2 ([Watchdog])
 //
-// A send is bounded (sendTimeout); a failure is logged with what was sent
+// A send is bounded (sendTimeout, 500 ms: a service manager that does not
+// read must not hold the master's loop); a failure is logged with what was sent
 // and drover carries on: systemd's bookkeeping is never a reason to stop
 // serving.
 //
