@@ -19,6 +19,7 @@ func TestImportDirections(t *testing.T) {
 		"internal/logfile":    {},
 		"internal/logtest":    {},
 		"internal/watch":      {},
+		"internal/sdnotify":   {},
 		"reactor":             {"ipc"},
 		"worker":              {"ipc", "internal/pluginhook", "internal/lines"},
 		"worker/plugin":       {"internal/plugin", "internal/pluginhook", "internal/lines"},
@@ -26,7 +27,7 @@ func TestImportDirections(t *testing.T) {
 		"manager":             {"ipc", "internal/config", "internal/plugin", "internal/pluginhook", "internal/lines"},
 		// The control plane may use its data plane; the data plane never
 		// names the control plane (nor reactor either of them).
-		"master":       {"ipc", "reactor", "internal/config", "internal/lines", "master/plane"},
+		"master":       {"ipc", "reactor", "internal/config", "internal/lines", "internal/sdnotify", "master/plane"},
 		"master/plane": {"ipc", "reactor", "internal/config"},
 	}
 	// Every server and SDK package has its line above: a new package must

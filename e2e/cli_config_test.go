@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -131,5 +133,69 @@ listeners:
 	}
 	if n := len(pidsOf(s.status(), "worker")); n != 2 {
 		t.Fatalf("the daemon runs %d workers with --worker-num 2 over the file's worker_num: 1, want 2", n)
+	}
+}
+
+// drover check validates a config without starting anything (nginx -t): a
+// valid one exits 0 and says what it checked; no process, socket or
+// runtime directory is left behind.
+func TestCheckValidConfig(t *testing.T) {
+	s := newServer(t, `
+worker_num: ${E2E_CHECK_WORKERS:-3}
+worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: http}
+listeners:
+  - address: tcp://127.0.0.1:${E2E_CHECK_PORT}
+    protocol: http
+`)
+	s.env = append(s.env, "E2E_CHECK_PORT=18080")
+	out, err := s.drover("check", "-c", s.config)
+	if err != nil {
+		t.Fatalf("drover check: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"workers:      3 × " + helperPath,
+		"listeners:    tcp://127.0.0.1:18080 (http)",
+		s.config + ": the configuration is valid",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("drover check output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "drover")); !os.IsNotExist(err) {
+		t.Errorf("drover check made the runtime directory (%v): it must start nothing", err)
+	}
+}
+
+// An invalid config exits 1 with every problem as file:line: key: what is
+// wrong (how to fix), and a variable used without a default that is not
+// set is one of them.
+func TestCheckInvalidConfig(t *testing.T) {
+	s := newServer(t, `
+wroker_num: 2
+worker:
+  cmd: [{{helper}}]
+listeners:
+  - address: tcp://127.0.0.1:${E2E_CHECK_UNSET_PORT}
+    protocol: htp
+`)
+	out, err := s.drover("check", "-c", s.config)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("drover check of a bad config: %v (want exit status 1)\n%s", err, out)
+	}
+	for _, want := range []string{
+		s.config + `:2: unknown key "wroker_num" (did you mean "worker_num"?)`,
+		s.config + `:6: listeners[0].address: ${E2E_CHECK_UNSET_PORT} is not set in drover's environment (export E2E_CHECK_UNSET_PORT=..., give a default with ${E2E_CHECK_UNSET_PORT:-value}, or write $${ for a literal ${)`,
+		s.config + `:7: listeners[0].protocol: unknown value "htp" (want http, length, eof or raw)`,
+		s.config + ": the configuration is not valid (3 problems)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("drover check output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := s.drover("check", "-c", filepath.Join(s.dir, "nope.yaml")); err == nil || !strings.Contains(out, "no such file") {
+		t.Errorf("drover check of a missing file: %v\n%s", err, out)
 	}
 }

@@ -68,6 +68,8 @@ func runHandler(role string) {
 		}, worker.WithConcurrency(4))
 	case "http":
 		serveHTTPHandler()
+	case "release":
+		serveReleaseHandler() // deploy_test.go
 	case "hygiene":
 		serveHygieneHandler()
 	case "nested-hello", "deaf", "tasker":

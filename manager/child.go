@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -398,6 +399,11 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 	}
 	defer ours.Close()
 	defer theirs.Close()
+	// A deploy that flips a `current` link between releases is followed
+	// here: what the links name now is what this incarnation runs.
+	if h, err = atSpawn(h); err != nil {
+		return nil, err
+	}
 	launch, err := mg.launchMode(h)
 	if err != nil {
 		return nil, err
@@ -456,7 +462,7 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 	mg.children[gen] = c
 	mg.mu.Unlock()
 	mg.report(ipc.CtlWorkerStarted, ipc.WorkerEvent{Role: role, Slot: slot, Gen: gen, PID: c.pid, Launch: c.launch}, ours)
-	c.log.WithFields(logrus.Fields{"cmd": strings.Join(h.Cmd, " "), "launch": c.launch}).Info("worker started")
+	c.log.WithFields(logrus.Fields{"cmd": strings.Join(h.Cmd, " "), "path": h.Path, "dir": h.Dir, "launch": c.launch}).Info("worker started")
 	return c, nil
 }
 
@@ -466,18 +472,61 @@ const (
 	launchPlugin = "plugin"
 )
 
+// atSpawn returns a copy of h whose Path and Dir are what their symbolic
+// links name at this moment (filepath.EvalSymlinks). Called at each spawn,
+// so that a successor started after `ln -sfn releases/43 current` runs
+// release 43 (its executable, its launch mode and its working directory),
+// and the same file is inspected (launch: auto, checksum) and executed even
+// if the link flips meanwhile. Args keep what the user wrote: a script path
+// in them (php /srv/app/current/worker.php) is opened by the interpreter,
+// through the link, when it starts. A link that leads nowhere fails the
+// spawn, naming it; the worker it would replace keeps serving.
+func atSpawn(h *config.Handler) (*config.Handler, error) {
+	r := *h
+	var err error
+	if r.Path, err = filepath.EvalSymlinks(h.Path); err != nil {
+		return nil, fmt.Errorf("%s: %w (a release link that points nowhere? the running workers keep serving)", h.Path, unwrapPath(err))
+	}
+	if h.Dir != "" {
+		if r.Dir, err = filepath.EvalSymlinks(h.Dir); err != nil {
+			return nil, fmt.Errorf("dir %s: %w (a release link that points nowhere? the running workers keep serving)", h.Dir, unwrapPath(err))
+		}
+	}
+	return &r, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// maxLaunches bounds the launch modes remembered (one per executable
+// file; a deploy adds one).
+const maxLaunches = 256
+
 // launchMode resolves worker.launch: auto means plugin for a Go executable
 // built with drover's SDK and worker/plugin (its build info lists go-plugin,
 // or does not list modules at all, as for a test binary), exec for
-// anything else.
+// anything else. Auto is decided once per file, which is known by its path
+// and identity (inode, size, modification time): a new build at the same
+// path, or a new release behind a link, is inspected again.
 func (mg *Manager) launchMode(h *config.Handler) (string, error) {
 	switch h.Launch {
 	case launchExec, launchPlugin:
 		return h.Launch, nil
 	}
+	key := h.Path
+	if fi, err := os.Stat(h.Path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			key = fmt.Sprintf("%s\x00%d:%d:%d:%d", h.Path, st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
 	mg.mu.Lock()
 	defer mg.mu.Unlock()
-	if mode, ok := mg.launches[h.Path]; ok {
+	if mode, ok := mg.launches[key]; ok {
 		return mode, nil
 	}
 	mode := launchExec
@@ -485,7 +534,10 @@ func (mg *Manager) launchMode(h *config.Handler) (string, error) {
 	case config.PluginPresent, config.PluginUnknown:
 		mode = launchPlugin
 	}
-	mg.launches[h.Path] = mode
+	if len(mg.launches) >= maxLaunches {
+		clear(mg.launches)
+	}
+	mg.launches[key] = mode
 	return mode, nil
 }
 
@@ -605,7 +657,7 @@ func (c *child) readOutput(r io.ReadCloser) {
 func workerEnv(role string, slot, num int, launch string, h *config.Handler, cred *syscall.Credential) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "DROVER_") || strings.HasPrefix(kv, "TABLEFLIP_") {
+		if strings.HasPrefix(kv, "DROVER_") || strings.HasPrefix(kv, "TABLEFLIP_") || isServiceEnv(kv) {
 			continue
 		}
 		if h.ClearEnv && !keptEnv(kv) {

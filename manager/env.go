@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/user"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,18 @@ func keptEnv(kv string) bool {
 		return true
 	}
 	return strings.HasPrefix(name, "LC_")
+}
+
+// serviceEnv are the variables systemd gives the master (sd_notify(3),
+// sd_listen_fds(3), sd_watchdog_enabled(3)). They are the master's alone,
+// whatever clear_env says: a handler with NOTIFY_SOCKET could tell systemd
+// that the service is ready or stopping, and the others describe the
+// master's descriptors and duties.
+var serviceEnv = []string{"NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"}
+
+func isServiceEnv(kv string) bool {
+	name, _, _ := strings.Cut(kv, "=")
+	return slices.Contains(serviceEnv, name)
 }
 
 // clearedEnv completes a cleared environment: PATH when the manager has

@@ -59,3 +59,24 @@ func TestWorkerEnvCleared(t *testing.T) {
 		t.Errorf("with clear_env false the master's variables are missing: %q", env)
 	}
 }
+
+// systemd's variables are the master's, whatever clear_env says: a
+// handler with NOTIFY_SOCKET could tell systemd the service is ready or
+// stopping (with NotifyAccess=all it would be believed), and LISTEN_* and
+// WATCHDOG_* describe the master's descriptors and duties.
+func TestWorkerEnvHasNoSystemdVariables(t *testing.T) {
+	for _, kv := range serviceEnv {
+		t.Setenv(kv, "x")
+	}
+	t.Setenv("KEEP_ME", "1")
+	env := workerEnv(ipc.RoleWorker, 0, 1, launchExec, &config.Handler{ClearEnv: false}, nil)
+	if !slices.Contains(env, "KEEP_ME=1") {
+		t.Fatalf("clear_env false lost the master's variables: %q", env)
+	}
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(serviceEnv, name) {
+			t.Errorf("the handler's environment has %s", kv)
+		}
+	}
+}

@@ -147,3 +147,73 @@ func TestCutLineKeepsUTF8(t *testing.T) {
 		t.Fatalf("cutLine(%q) = %q", short, cutLine(short))
 	}
 }
+
+// launch: auto is decided for the file a path names when the worker
+// starts: a `current` link flipped to a release with another kind of
+// executable, or a binary replaced at the same path, is inspected again.
+func TestLaunchModeFollowsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	sdk := filepath.Join(dir, "sdk-handler")
+	build := exec.Command("go", "build", "-o", sdk, "../examples/echo")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build examples/echo: %v\n%s", err, out)
+	}
+	script := filepath.Join(dir, "handler.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mg := &Manager{launches: map[string]string{}, log: logrus.NewEntry(logrus.New())}
+	link := filepath.Join(dir, "current")
+	mode := func() string {
+		t.Helper()
+		h, err := atSpawn(&config.Handler{Path: link, Dir: dir, Launch: "auto"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := mg.launchMode(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	os.Symlink(sdk, link)
+	if got := mode(); got != launchPlugin {
+		t.Fatalf("through a link to a Go SDK handler: %s, want plugin", got)
+	}
+	os.Remove(link)
+	os.Symlink(script, link)
+	if got := mode(); got != launchExec {
+		t.Fatalf("the link flipped to a script: %s, want exec", got)
+	}
+	// Replaced at the same path (no link): decided again too.
+	os.Remove(link)
+	data, _ := os.ReadFile(sdk)
+	os.WriteFile(link+".new", data, 0o755)
+	os.Rename(link+".new", link)
+	if got := mode(); got != launchPlugin {
+		t.Fatalf("a Go SDK handler renamed over the path: %s, want plugin", got)
+	}
+}
+
+// atSpawn resolves the handler's executable and directory through links
+// when a worker starts, and fails, naming the path, when a link dangles.
+func TestAtSpawnResolvesLinks(t *testing.T) {
+	dir, _ := filepath.EvalSymlinks(t.TempDir())
+	rel := filepath.Join(dir, "releases", "7")
+	os.MkdirAll(rel, 0o755)
+	os.WriteFile(filepath.Join(rel, "app"), []byte("#!/bin/sh\n"), 0o755)
+	os.Symlink("releases/7", filepath.Join(dir, "current"))
+	h := &config.Handler{Cmd: []string{"app"}, Path: filepath.Join(dir, "current", "app"), Dir: filepath.Join(dir, "current")}
+	got, err := atSpawn(h)
+	if err != nil || got.Path != filepath.Join(rel, "app") || got.Dir != rel {
+		t.Fatalf("atSpawn: %+v, %v; want path and dir in %s", got, err, rel)
+	}
+	if h.Path != filepath.Join(dir, "current", "app") {
+		t.Errorf("atSpawn changed the config's handler: %s", h.Path)
+	}
+	os.Remove(filepath.Join(dir, "current"))
+	os.Symlink("releases/8", filepath.Join(dir, "current"))
+	if _, err := atSpawn(h); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "current")) {
+		t.Fatalf("a dangling link: %v", err)
+	}
+}

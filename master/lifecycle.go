@@ -8,6 +8,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/drover-dev/drover/internal/sdnotify"
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/master/plane"
 )
@@ -208,6 +209,7 @@ func (m *Master) reload(tasksOnly bool, progress func(string), finish func(n int
 		run.what = "task workers"
 	}
 	m.reloadRun = run
+	sdnotify.Reloading(m.log) // READY=1 follows in reloadEnd
 	m.log.WithFields(logrus.Fields{"count": len(targets), "reload_batch": max(m.cfg.ReloadBatch, 1)}).Info("reload: replacing " + run.what)
 	m.reloadBatch()
 	return nil
@@ -264,6 +266,7 @@ func (m *Master) reloadReplaced(run *reloadRun, err error) {
 func (m *Master) reloadEnd(n int, err error) {
 	run := m.reloadRun
 	m.reloadRun = nil
+	sdnotify.Ready(m.log) // the end of what Reloading began
 	run.finish(n, err)
 	m.watchNext() // a reload the watch asked for meanwhile may start
 }

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/config"
+	"github.com/drover-dev/drover/internal/sdnotify"
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/master/plane"
 	"github.com/drover-dev/drover/reactor"
@@ -322,7 +323,11 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		m.shutdown(true)
 		return err
 	}
+	sdnotify.Serving(m.log, m.bound) // READY=1, MAINPID: before an old master is told to drain
 	if err := m.upg.Ready(); err != nil {
+		if m.upg.HasParent() {
+			sdnotify.HandBack(m.log) // MAINPID back to the old master, which serves on
+		}
 		m.shutdown(true)
 		return fmt.Errorf("upgrader ready: %w", err)
 	}
@@ -374,7 +379,7 @@ func (m *Master) listen() ([]*reactor.Listener, error) {
 		if lc.Network == "unix" {
 			clearStaleSocket(lc.Addr)
 		}
-		ln, err := m.upg.Listen(lc.Network, lc.Addr)
+		ln, err := m.upg.ListenWithCallback(lc.Network, lc.Addr, sdnotify.ListenFunc(m.log)) // systemd's socket, if it passed one
 		if err != nil {
 			return nil, m.cfg.KeyError(fmt.Sprintf("listeners[%d].address", i), bindProblem(lc, err))
 		}
@@ -569,8 +574,14 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 	// Nothing here polls: a worker over its max_memory comes as an event
 	// from the manager, which samples RSS (manager/memory.go); a socket
 	// pair that stopped draining is the data plane's to find (its tick).
+	// The one ticker is systemd's watchdog, which wants a ping from this
+	// loop at an interval (a stuck loop stops the pings).
+	wd := sdnotify.NewWatchdog(m.log)
+	defer wd.Stop()
 	for {
 		select {
+		case <-wd.C:
+			wd.Ping()
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
@@ -790,6 +801,9 @@ func (m *Master) shutdownWith(sigs <-chan os.Signal, force bool) {
 // every event in flight, up to max_wait_time.
 func (m *Master) drain(hurry <-chan struct{}) {
 	m.stopping.Store(true)
+	if m.ownsPaths() {
+		sdnotify.Stopping(m.log) // the service's main process only: not after a hand-over
+	}
 	m.rx.StopAccepting()
 	// Closed at once (tableflip's copies too), so new clients are refused
 	// rather than left waiting in the backlog while the stop drains.

@@ -302,6 +302,11 @@ func reloadCommand() *cli.Command {
 			&cli.BoolFlag{Name: "tasks", Usage: "replace only the task workers (as SIGUSR2)"}},
 		Action: func(c *cli.Context) error {
 			start := time.Now()
+			if c.Bool("tasks") {
+				if err := haveTaskWorkers(c); err != nil {
+					return err
+				}
+			}
 			resp, err := command(c, master.Request{Cmd: "reload", Tasks: c.Bool("tasks")}, func(msg string) {
 				if msg != "reload started" {
 					fmt.Println(msg)
@@ -314,6 +319,22 @@ func reloadCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// haveTaskWorkers fails when the instance has no task worker slot: reload
+// --tasks would report "reloaded 0 task workers" as a success, and a deploy
+// step aimed at the wrong instance or config would pass unnoticed.
+func haveTaskWorkers(c *cli.Context) error {
+	resp, err := command(c, master.Request{Cmd: "status"}, func(string) {})
+	if err != nil {
+		return err
+	}
+	for _, p := range resp.Processes {
+		if p.Role == ipc.RoleTaskWorker {
+			return nil
+		}
+	}
+	return errors.New("no task workers to reload (task_worker_num is 0); drover reload without --tasks replaces the workers")
 }
 
 func reopenLogsCommand() *cli.Command {

@@ -62,6 +62,7 @@ func main() {
 			upgradeCommand(),
 			statusCommand(),
 			reopenLogsCommand(),
+			checkCommand(),
 			{
 				Name:  "version",
 				Usage: "print drover's version",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -30,10 +31,12 @@ type decoder struct {
 	set    map[string]bool // key paths given a non-null value
 	bad    map[string]bool // key paths whose value could not be decoded
 	merged int             // keys pulled in by merge keys so far
+	// lookup reads drover's environment for ${NAME} in values (expand.go).
+	lookup func(string) (string, bool)
 }
 
 func newDecoder(name string) *decoder {
-	return &decoder{name: name, lines: map[string]int{}, set: map[string]bool{}, bad: map[string]bool{}}
+	return &decoder{name: name, lines: map[string]int{}, set: map[string]bool{}, bad: map[string]bool{}, lookup: os.LookupEnv}
 }
 
 func (d *decoder) errorAt(line int, key, msg string) {
@@ -292,7 +295,10 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 // value decodes n into v; line is where errors about it are reported.
 func (d *decoder) value(path string, line int, n *yaml.Node, v reflect.Value, split bool) {
-	n = deref(n)
+	n, ok := d.expand(path, line, deref(n))
+	if !ok {
+		return
+	}
 	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
 		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
 			d.badValue(line, path, err.Error())
@@ -336,12 +342,24 @@ func (d *decoder) value(path string, line int, n *yaml.Node, v reflect.Value, sp
 	}
 }
 
+// expand returns n with the ${NAME} in its value expanded (expand.go);
+// false after reporting a variable that is unset or a malformed ${.
+func (d *decoder) expand(path string, line int, n *yaml.Node) (*yaml.Node, bool) {
+	x, err := expandNode(n, d.lookup)
+	if err != nil {
+		d.badValue(line, path, err.Error())
+		return nil, false
+	}
+	return x, true
+}
+
 // slice decodes a list of strings or of structs. A list of strings may also
 // be written as one string: split on spaces when split is set (cmd), a
 // one-element list otherwise (watch).
 func (d *decoder) slice(path string, line int, n *yaml.Node, v reflect.Value, split bool) {
 	elem := v.Type().Elem()
 	if n.Kind == yaml.ScalarNode && elem.Kind() == reflect.String {
+		// n was expanded by value, which called slice.
 		words := []string{n.Value}
 		if split {
 			words = strings.Fields(n.Value)
@@ -400,7 +418,9 @@ func (d *decoder) stringMap(path string, line int, n *yaml.Node, v reflect.Value
 		case isNull(val):
 			m.SetMapIndex(reflect.ValueOf(k.Value), reflect.ValueOf(""))
 		case val.Kind == yaml.ScalarNode:
-			m.SetMapIndex(reflect.ValueOf(k.Value), reflect.ValueOf(val.Value))
+			if val, ok := d.expand(key, p.key.Line, val); ok {
+				m.SetMapIndex(reflect.ValueOf(k.Value), reflect.ValueOf(val.Value))
+			}
 		default:
 			d.badValue(p.key.Line, key, "want a string, got "+describe(val)+" (quote it if it is meant literally)")
 		}

@@ -15,6 +15,11 @@
 //	drover.yaml:3: unknown key "wroker_num" (did you mean "worker_num"?)
 //	drover.yaml:14: listeners[0].protocol: unknown value "htp" (want http, length, eof or raw)
 //
+// Values may take the environment: ${NAME} and ${NAME:-default} are
+// expanded as each value is decoded (expand.go), an unset NAME without a
+// default is an error at the value's line, and an expanded value is typed by
+// its text, as if written in the file.
+//
 // Relative paths (handler dirs and commands, pid_file, log_file, watch, unix
 // socket addresses) resolve against the directory of the config file. After
 // Load, Dir, PidFile, LogFile and Watch are absolute; Handler.Cmd and

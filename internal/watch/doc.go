@@ -42,8 +42,13 @@
 // callbacks one at a time, in order, never after Close has returned. The
 // package logs nothing and imports nothing of drover's.
 //
+// Release links: a symbolic link on a watched path as written (current in
+// /srv/app/current, the layout of symlink deploys) is followed when it is
+// flipped: the flip is a Change of the paths below it, and from then on the
+// new target is watched instead of the old one (link.go).
+//
 // Limits: symbolic links inside a watched directory are not followed (a
-// watched path that is itself a symlink is); renaming an ancestor of a
-// watched path is not noticed; on Linux every watched directory costs one
+// watched path that is itself a symlink is, and so are links on its way);
+// renaming an ancestor of a watched path is not noticed; on Linux every watched directory costs one
 // inotify watch (fs.inotify.max_user_watches).
 package watch

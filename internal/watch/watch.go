@@ -65,6 +65,8 @@ type Watcher struct {
 
 	tree    map[string]bool // directories watched as part of a directory root
 	parents map[string]bool // directories watched for the file roots in them
+	links   map[string]bool // symbolic links on the roots' paths (link.go)
+	linkDir map[string]bool // directories watched for the links in them
 	pending map[string]bool // paths changed in this burst → created in it
 	noted   int             // calls to note, to tell whether an event counted
 	full    bool            // pending reached maxTracked and dropped paths
@@ -82,11 +84,12 @@ type Watcher struct {
 
 // root is one path given to New.
 type root struct {
-	path  string // absolute and clean
-	dir   bool   // a directory watched recursively; else a file, watched through its parent
-	gone  bool   // missing; its watches are dropped and it is polled for
-	told  bool   // gone has been reported to OnError
-	check bool   // a removal or rename was seen; stat it when the burst is due
+	path   string // absolute and clean
+	dir    bool   // a directory watched recursively; else a file, watched through its parent
+	target string // path with its links resolved when it was last watched (link.go)
+	gone   bool   // missing; its watches are dropped and it is polled for
+	told   bool   // gone has been reported to OnError
+	check  bool   // a removal or rename was seen; stat it when the burst is due
 }
 
 // New starts watching paths, each an existing file or directory (relative
@@ -129,6 +132,8 @@ func New(paths []string, opts Options) (*Watcher, error) {
 		roots:   roots,
 		tree:    map[string]bool{},
 		parents: map[string]bool{},
+		links:   map[string]bool{},
+		linkDir: map[string]bool{},
 		pending: map[string]bool{},
 		timer:   time.NewTimer(time.Hour),
 		quit:    make(chan struct{}),
@@ -249,6 +254,10 @@ func (w *Watcher) handle(ev fsnotify.Event) {
 	if ev.Op&^fsnotify.Chmod == 0 {
 		return
 	}
+	if w.links[name] {
+		w.relinked(name)
+		return
+	}
 	inTree := w.tree[filepath.Dir(name)]
 	r := w.rootAt(name)
 	if !inTree && r == nil && !w.tree[name] && !w.parents[name] {
@@ -312,7 +321,9 @@ func (w *Watcher) dropTree(dir string) {
 		for d := range m {
 			if within(d, dir) {
 				delete(m, d)
-				_ = w.fsw.Remove(d)
+				if !w.linkDir[d] {
+					_ = w.fsw.Remove(d)
+				}
 			}
 		}
 	}
@@ -417,7 +428,7 @@ func (w *Watcher) checkRoots() error {
 			why = "now a directory, not a file"
 		}
 		if why == "" {
-			if !r.gone && w.watched(r) {
+			if !r.gone && w.watched(r) && !w.retargeted(r) {
 				continue // still there: a file saved by rename, or a rescan
 			}
 			// Back (or replaced while its removal was pending): watch it
@@ -494,6 +505,9 @@ func (w *Watcher) rescan() {
 // watchRoot watches r: a directory with addTree, passing found along; a
 // file through its parent directory.
 func (w *Watcher) watchRoot(r *root, found func(string)) error {
+	if err := w.watchLinks(r); err != nil {
+		return err
+	}
 	if r.dir {
 		return w.addTree(r.path, found)
 	}
