@@ -98,6 +98,8 @@ func (p *Plane) OnReadEOF(c *reactor.Conn) {
 // OnClose implements reactor.Handler.
 func (p *Plane) OnClose(c *reactor.Conn, err error) {
 	st := c.Ctx.(*connState)
+	p.countClose(c, st, err)
+	p.logClose(c, st, err)
 	if h := st.http; h != nil {
 		h.hc.Closed()
 		p.wakeDrain()

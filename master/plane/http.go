@@ -447,6 +447,9 @@ func (p *Plane) requestTimedOut(c *reactor.Conn, h *httpState) {
 		"worker killed: a request exceeded worker.request_timeout; starting a successor")
 }
 
-// HTTPDone implements reactor.HTTPBackend: a request is over. Nothing
-// observes it yet; the metrics and the access log will (issue 18).
-func (p *Plane) HTTPDone(hc *reactor.HTTPConn, status int, bytes int64) {}
+// HTTPDone implements reactor.HTTPBackend: a request is over; the metrics
+// count it (metrics.go) and the access log writes its line (access.go).
+func (p *Plane) HTTPDone(hc *reactor.HTTPConn, status int, bytes int64) {
+	p.countRequest(hc, status, bytes)
+	p.logRequest(hc, status, bytes)
+}

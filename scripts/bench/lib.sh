@@ -178,7 +178,7 @@ measure() {
       # CPU per request of the server's whole process tree (the measure
       # least moved by what else the machine does); - when its pid is unknown.
       n=$(awk '/requests in/{print $1}' <<<"$out")
-      cpu=-; [ -n "${roots[$name]:-}" ] && [ "${n:-0}" -gt 0 ] && cpu=$(( ($(cpu_us ${roots[$name]}) - c0) / n ))
+      cpu=-; [ -n "${roots[$name]:-}" ] && [ "${n:-0}" -gt 0 ] && cpu=$(awk -v d=$(( $(cpu_us ${roots[$name]}) - c0 )) -v n="$n" 'BEGIN{printf "%.1f", d/n}')
       # Right after the run, before a worker pool shrinks or a cache drops.
       rss=-; [ "$measure_rss" = 1 ] && rss=$(rss_mib ${roots[$name]})
       runs[$name]+="$r $p50 $p99 $round $rss $cpu ${errs// /_}"$'\n'
