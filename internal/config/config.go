@@ -141,6 +141,9 @@ type Config struct {
 	Watch []string `yaml:"watch" json:"watch"`
 	// Listeners are the sockets the master accepts on. At least one.
 	Listeners []Listener `yaml:"listeners" json:"listeners"`
+	// Admin is the admin listener (/metrics, /health, /ready, /status);
+	// off by default.
+	Admin Admin `yaml:"admin" json:"admin"`
 	// Processes are user processes (Swoole's addProcess): commands the
 	// manager keeps running once per server, beside the workers.
 	Processes []Process `yaml:"processes" json:"processes"`

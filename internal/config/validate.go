@@ -385,6 +385,7 @@ func (v *validator) validate(c *Config) {
 		}
 		used[id] = i
 	}
+	v.admin(c)
 }
 
 // atLeast checks lo <= n and, when hi >= 0, n <= hi.
