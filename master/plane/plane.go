@@ -99,6 +99,9 @@ type Plane struct {
 	// finished response wakes the loops only when someone waits.
 	httpWaiting atomic.Int64
 	ipc         ipcCounters
+	// met: the counters of /metrics (metrics.go), nil when not counted;
+	// set by Metrics before the loops start.
+	met *metrics
 }
 
 // New builds the data plane for cfg. events receives the events listed in

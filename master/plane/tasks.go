@@ -57,6 +57,7 @@ func fail(l *reactor.Loop, asker *Worker, id uint64, msg string) {
 // queue, or an immediate error. Runs on l.
 func (tr *taskRouter) submit(l *reactor.Loop, asker *Worker, id uint64, data []byte) {
 	if tr.p.cfg.TaskWorkerNum == 0 {
+		tr.p.countTask(taskRefused)
 		fail(l, asker, id, "no task workers: set task_worker_num and task_worker.cmd in the config")
 		return
 	}
@@ -67,6 +68,7 @@ func (tr *taskRouter) submit(l *reactor.Loop, asker *Worker, id uint64, data []b
 		return
 	}
 	if max := tr.p.cfg.TaskQueueMax; len(tr.queue) >= max {
+		tr.p.countTask(taskRefused)
 		fail(l, asker, id, fmt.Sprintf("task queue full: %d tasks wait for a task worker (task_queue_max); retry later or add task workers", max))
 		return
 	}
@@ -108,6 +110,11 @@ func (tr *taskRouter) finish(l *reactor.Loop, tw *Worker, id uint64, flags uint8
 	tr.busy[tw]--
 	tr.p.wakeDrain()
 	tr.p.disp.taskDone(tw)
+	if flags&ipc.FlagAbort != 0 {
+		tr.p.countTask(taskError)
+	} else {
+		tr.p.countTask(taskOK)
+	}
 	if tr.p.disp.alive(rec.asker) {
 		rec.asker.writeFlags(l, ipc.TypeTaskResult, flags&ipc.FlagAbort, rec.askerID, result)
 	} else {
@@ -158,6 +165,7 @@ func (tr *taskRouter) gone(w *Worker, reason string) {
 			continue
 		}
 		delete(tr.flight, id)
+		tr.p.countTask(taskLost)
 		if tr.p.disp.alive(rec.asker) {
 			fail(nil, rec.asker, rec.askerID, fmt.Sprintf("task worker %d (pid %d) left while running this task: %s", w.slot, w.pid, reason))
 		}
@@ -222,6 +230,7 @@ func (tr *taskRouter) timedOut(id uint64) {
 	delete(tr.flight, id)
 	tr.busy[rec.at]--
 	tr.mu.Unlock()
+	tr.p.countTask(taskTimeout)
 	tr.p.wakeDrain()
 	d, key := tr.p.cfg.TaskLimit()
 	if tr.p.disp.alive(rec.asker) {
