@@ -21,7 +21,7 @@ func TestAdmin(t *testing.T) {
 		{name: "unix, relative", yaml: minimal + "admin: {address: unix://run/admin.sock}\n", network: "unix",
 			addr: filepath.Join(fx.conf, "run/admin.sock")},
 		{name: "port 0 beside a listener on port 0",
-			yaml: "worker: {cmd: [../bin/echo]}\nlisteners: [{address: tcp://127.0.0.1:0, protocol: http}]\nadmin: {address: tcp://127.0.0.1:0}\n",
+			yaml:    "worker: {cmd: [../bin/echo]}\nlisteners: [{address: tcp://127.0.0.1:0, protocol: http}]\nadmin: {address: tcp://127.0.0.1:0}\n",
 			network: "tcp", addr: "127.0.0.1:0"},
 		{name: "no address", yaml: minimal + "admin: {}\n",
 			err: `drover.yaml:6: admin.address: required when admin is given (e.g. admin: {address: tcp://127.0.0.1:9180}; remove admin: to turn the admin listener off)`},
