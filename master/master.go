@@ -45,6 +45,8 @@ type Options struct {
 	// with each problem; the master reloads its workers on a change. Nil
 	// leaves watch: unenforced (the master says so at start).
 	Watch func(paths []string, onChange func(summary string), onError func(error)) (io.Closer, error)
+	// Version is drover's version, for drover_build_info.
+	Version string
 }
 
 // Master is the master process: listeners, reactor, dispatcher, the
@@ -73,6 +75,11 @@ type Master struct {
 	bound   []string       // listener addresses as bound (port 0 resolved)
 	netLns  []net.Listener // owners of the reactor's listening descriptors
 	pidPath string
+	admin   *admin // the admin listener (admin.go), nil when off
+
+	// counters: the control plane's counters for /metrics (metrics.go),
+	// written by the loop under their own mutex.
+	counters ctlCounters
 
 	// Channels into the loop (made by Run, read-only fields). events: the
 	// loop reads; post and readManager write. control: the loop reads;
@@ -252,6 +259,10 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := m.openAdmin(); err != nil {
+		return err
+	}
+	defer m.closeAdmin()
 	// The control socket is the master's own, not handed over by tableflip:
 	// stopping the upgrader (which unlinks its unix sockets) must leave the
 	// CLI a way in while the stop drains.
@@ -293,6 +304,7 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	m.plane.Start(m.rx)
+	m.startAdmin()
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
@@ -338,8 +350,10 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		}
 	}
 	m.ready.Store(true)
+	m.serveAdmin() // started by an upgrade: the probes reach us from now on
 	m.log.WithFields(logrus.Fields{"pid": os.Getpid(), "listeners": m.bound, "workers": cfg.WorkerNum,
-		"task_workers": cfg.TaskWorkerNum, "pid_file": m.pidPath, "control": m.ctlPath, "generation": generation()}).Info("drover ready")
+		"task_workers": cfg.TaskWorkerNum, "pid_file": m.pidPath, "control": m.ctlPath, "generation": generation(),
+		"admin": m.adminAddr()}).Info("drover ready")
 	if opts.Ready != nil {
 		opts.Ready()
 	}
@@ -675,8 +689,17 @@ func (m *Master) loopEvent(sigs <-chan os.Signal, ev any) (end bool, err error) 
 // answer answers a request that the loop does not handle itself: status
 // is answered once its samples are in (startStatus), anything else at once.
 func (m *Master) answer(req controlReq) {
-	if req.Cmd == "status" {
+	switch req.Cmd {
+	case "status":
 		m.startStatus(req.reply)
+		return
+	case "health": // the admin listener's /health: the loop answers
+		req.reply <- Response{OK: true}
+		return
+	case "metrics": // the admin listener's scrape: the status table, without the manager's runtime figures
+		job := m.statusTable()
+		job.reply = req.reply
+		go job.sample(nil)
 		return
 	}
 	req.reply <- Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
@@ -745,6 +768,9 @@ func (m *Master) workerExited(ev ipc.WorkerEvent) {
 	}
 	si.restarts++
 	si.lastExit = describeExit(ev)
+	if !m.stopping.Load() {
+		m.counters.restarted(ev)
+	}
 	si.backoffUntil = time.Now().Add(time.Duration(ev.BackoffMS) * time.Millisecond)
 	m.plane.Exited(ev.Gen, si.lastExit)
 }

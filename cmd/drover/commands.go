@@ -156,6 +156,7 @@ func runMaster(cfg *config.Config) error {
 			LogOutput:  out,
 			ReopenLogs: reopen,
 			Watch:      watchPaths,
+			Version:    version,
 			Ready: func() {
 				if notify != nil {
 					notify.WriteString("ready\n")
