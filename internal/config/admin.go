@@ -35,16 +35,12 @@ func (v *validator) admin(c *Config) {
 		return
 	}
 	for i, l := range c.Listeners {
-		if l.Network == network && l.Addr == addr && !(network == "tcp" && portZero(addr)) {
+		// Port 0 too: an upgrade hands sockets over by address, and two
+		// sockets bound to one host's port 0 cannot be told apart there.
+		if l.Network == network && l.Addr == addr {
 			v.fail("admin.address", "%s is the address of listeners[%d] (give the admin listener its own port or path)", show(a.Address), i)
 			return
 		}
 	}
 	a.Network, a.Addr = network, addr
-}
-
-// portZero reports whether a host:port asks for any free port (":0"),
-// which two listeners may both ask for.
-func portZero(addr string) bool {
-	return len(addr) >= 2 && addr[len(addr)-2:] == ":0"
 }
