@@ -14,7 +14,13 @@
 # Large bodies (CASES=big runs only these, against drover, net/http and
 # drover-old): a 64 KiB answer (GET /64k) and a 1 MiB POST echoed back
 # (POST /echo, the body made by a wrk Lua script), at 8 and 64 connections.
-# Usage: [ROUNDS=3] [OLD=DIR] [CASES=all|hello|big] scripts/bench/http.sh [duration per run, default 10s]
+# ADMIN=1 also measures "drover+metrics": the same drover with its admin
+# listener on (the data plane counts every request for /metrics) and
+# /metrics scraped every second during the runs, in the same rounds.
+# CONNS="64" measures the hello world at those connection counts only
+# (default "8 64 256"); PEERS=0 leaves nginx + php-fpm, gunicorn and
+# uWSGI out.
+# Usage: [ROUNDS=3] [OLD=DIR] [ADMIN=1] [CONNS=…] [PEERS=0] [CASES=all|hello|big] scripts/bench/http.sh [duration per run, default 10s]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${1:-10s}
@@ -25,7 +31,7 @@ hello=0 big=0
 [ "$cases" = hello ] || big=1
 need wrk "wrk nginx-light php-fpm"
 fpm=""
-if [ $hello = 1 ]; then
+if [ $hello = 1 ] && [ "${PEERS:-1}" != 0 ]; then
   need nginx "wrk nginx-light php-fpm"
   fpm=$(find_fpm)
 fi
@@ -43,6 +49,12 @@ if [ -n "${OLD:-}" ]; then
   DROVER=$OLD/drover start_drover drover-old 18085 "" "$OLD/hello"
   targets="$targets drover-old:18085"
 fi
+if [ -n "${ADMIN:-}" ]; then
+  port_free 18186
+  DROVER_EXTRA="admin: {address: tcp://127.0.0.1:18186}" start_drover drover+metrics 18086 "" "$PWD/bin/hello"
+  targets="$targets drover+metrics:18086"
+  (while sleep 1; do curl -sf -o /dev/null http://127.0.0.1:18186/metrics || true; done) & pids+=($!)
+fi
 
 # The peers below answer the hello world only.
 drover_targets=$targets
@@ -55,7 +67,7 @@ if [ -n "$fpm" ]; then
 fi
 
 # The Python peers, each the same hello world under WSGI.
-if [ $hello = 0 ]; then
+if [ $hello = 0 ] || [ "${PEERS:-1}" = 0 ]; then
   :
 elif command -v gunicorn >/dev/null; then
   start_gunicorn gunicorn 18083
@@ -63,7 +75,7 @@ elif command -v gunicorn >/dev/null; then
 else
   echo "# gunicorn not installed (apt-get install gunicorn): not measured"
 fi
-if [ $hello = 0 ]; then
+if [ $hello = 0 ] || [ "${PEERS:-1}" = 0 ]; then
   :
 elif command -v uwsgi >/dev/null && [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ]; then
   start_uwsgi uwsgi 18084
@@ -79,7 +91,7 @@ for t in $targets; do wait_http "http://127.0.0.1:${t#*:}/" || true; done
 if [ $hello = 1 ]; then
   echo "# $(machine), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!'"
   columns
-  for c in 8 64 256; do
+  for c in ${CONNS:-8 64 256}; do
     measure $c / $targets
     report $c net/http $targets
   done
