@@ -82,6 +82,9 @@ func printChecked(out io.Writer, cfg *config.Config) {
 		lns = append(lns, fmt.Sprintf("%s://%s (%s)", l.Network, l.Addr, l.Protocol))
 	}
 	fmt.Fprintf(out, "listeners:    %s\n", strings.Join(lns, ", "))
+	if a := cfg.Admin; a.Address != "" {
+		fmt.Fprintf(out, "admin:        %s://%s (/metrics, /health, /ready, /status)\n", a.Network, a.Addr)
+	}
 	if len(cfg.Watch) > 0 {
 		fmt.Fprintf(out, "watch:        %s\n", strings.Join(cfg.Watch, ", "))
 	}
