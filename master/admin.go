@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,16 +68,17 @@ const (
 	adminMaxHeader     = 8 << 10
 )
 
-// admin is the admin listener. Built by openAdmin (Run), then read-only
-// but for once, which starts serving once.
+// admin is the admin listener. Built by openAdmin and startAdmin (Run),
+// then read-only but for once and served, which serveAdmin sets once.
 type admin struct {
-	ln   net.Listener // from tableflip
-	addr string       // as bound: tcp://host:port or unix:///path
-	unix string       // the socket file of a unix:// address, else ""
-	srv  *http.Server
-	reg  *prometheus.Registry
-	once sync.Once
-	done chan struct{} // closed when Serve returned
+	ln     net.Listener // from tableflip
+	addr   string       // as bound: tcp://host:port or unix:///path
+	unix   string       // the socket file of a unix:// address, else ""
+	srv    *http.Server
+	reg    *prometheus.Registry
+	once   sync.Once
+	served atomic.Bool   // Serve's goroutine was started
+	done   chan struct{} // closed when Serve returned
 }
 
 // openAdmin binds the admin listener, if one is configured (through
@@ -139,6 +141,7 @@ func (m *Master) serveAdmin() {
 		return
 	}
 	ad.once.Do(func() {
+		ad.served.Store(true)
 		m.log.WithField("admin", ad.addr).Info("admin listener serving /metrics, /health, /ready and /status")
 		go func() {
 			defer close(ad.done)
@@ -170,6 +173,9 @@ func (m *Master) closeAdmin() {
 	ad.ln.Close()
 	if ad.srv != nil {
 		ad.srv.Close()
+	}
+	if ad.served.Load() {
+		<-ad.done // Serve returns once its listener is closed
 	}
 	if ad.unix != "" && m.ownsPaths() {
 		os.Remove(ad.unix)
