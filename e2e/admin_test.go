@@ -495,3 +495,21 @@ func TestAdminAcrossUpgrade(t *testing.T) {
 		t.Errorf("the new master's scrape: %v ready workers", sc.value("drover_workers", "role=worker", "state=ready"))
 	}
 }
+
+// Tasks are counted by result, and task workers by state.
+func TestMetricsTasks(t *testing.T) {
+	s := startServer(t, tasksConfig+"admin: {address: "+freeAddr(t)+"}\n")
+	a := newAdminClient(t, s)
+	s0 := a.scrape()
+	if code, body := get(t, httpURL(s, "/fanout?n=10&delay=1ms")); code != 200 || body != "385" {
+		t.Fatalf("fanout n=10: %d %q, want 200 385", code, body)
+	}
+	s1 := a.scrape()
+	growth(t, "10 tasks", s0, s1, map[string]float64{
+		"drover_tasks_total result=ok":      10,
+		"drover_tasks_total result=refused": 0,
+	})
+	if q, n := s1.value("drover_tasks_queued"), s1.value("drover_workers", "role=task_worker", "state=ready"); q != 0 || n != 2 {
+		t.Errorf("after the fanout: %v tasks queued, %v task workers ready; want 0 and 2", q, n)
+	}
+}
