@@ -96,7 +96,8 @@ func (m *Master) openAdmin() error {
 	if err != nil {
 		return m.cfg.KeyError("admin.address", bindProblem(lc, err))
 	}
-	ad := &admin{ln: &limitListener{Listener: ln, sem: make(chan struct{}, adminMaxConns)}, done: make(chan struct{})}
+	ad := &admin{ln: &limitListener{Listener: ln, sem: make(chan struct{}, adminMaxConns), log: m.log.WithField("admin", a.Address)},
+		done: make(chan struct{})}
 	if a.Network == "unix" {
 		ad.unix = a.Addr
 		if err := setSocketPerm(lc); err != nil {
@@ -304,14 +305,30 @@ func (l debugLog) Write(p []byte) (int, error) {
 }
 
 // limitListener accepts while fewer than cap(sem) of its connections are
-// open; more wait in the listen backlog.
+// open; more wait in the listen backlog, and the first wait of each time
+// the limit is reached is logged. Accept runs on Serve's goroutine alone,
+// which owns warned.
 type limitListener struct {
 	net.Listener
-	sem chan struct{}
+	sem    chan struct{}
+	log    *logrus.Entry
+	warned bool
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	l.sem <- struct{}{}
+	select {
+	case l.sem <- struct{}{}:
+	default:
+		if !l.warned {
+			l.warned = true
+			l.log.WithField("admin_max_conns", cap(l.sem)).
+				Warn("admin listener: its connection limit is reached; new connections wait in the backlog until one closes")
+		}
+		l.sem <- struct{}{}
+	}
+	if len(l.sem) <= cap(l.sem)/2 {
+		l.warned = false
+	}
 	c, err := l.Listener.Accept()
 	if err != nil {
 		<-l.sem
