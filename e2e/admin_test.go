@@ -431,16 +431,7 @@ func TestReadyAtSIGTERMUnderLoad(t *testing.T) {
 		t.Fatalf("the request in flight at SIGTERM got %q, want 200 released", got)
 	}
 	stop()
-	if res.non2xx.Load() != 0 {
-		t.Fatalf("error answers during the stop: %s", res)
-	}
-	res.mu.Lock()
-	for _, e := range res.firstErrs {
-		if !strings.Contains(e, "connection refused") && !strings.Contains(e, "EOF") && !strings.Contains(e, "connection reset") {
-			t.Errorf("unexpected client error during the stop: %s", e)
-		}
-	}
-	res.mu.Unlock()
+	stoppedCleanly(t, res)
 	select {
 	case <-s.exited:
 	case <-time.After(20 * time.Second):
