@@ -85,7 +85,7 @@ const (
 // counters are printed on exit.
 type counters struct {
 	requests, splicedIn, splicedOut, copiedIn, copiedOut int64
-	pipeFullIn, pipeFullOut, readsW, splicesW, writesC     int64
+	pipeFullIn, pipeFullOut, readsW, splicesW, writesC   int64
 }
 
 func main() {
