@@ -31,6 +31,13 @@
 //	        AF_UNIX and TCP sendmsg), so the master copies only what it
 //	        reads to parse: request heads, frame headers and what a read of
 //	        -wread bytes brings along.
+//	shm     (-worker raw only; a prototype, not drover's wire) bodies do
+//	        not cross the socket pair: the master reads a request body
+//	        into a memfd the workers map read-only, one slot per
+//	        connection; the worker writes its answer's body into a memfd
+//	        of its own, which the master maps read-only and writes to the
+//	        client from. The socket pair carries the frames without bodies
+//	        (FlagShm: the body is in the connection's slot).
 //
 //	relay -addr 127.0.0.1:18090 -mode splice -worker bin/hello
 //	relay -mode copy -worker raw
@@ -41,6 +48,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -71,6 +79,8 @@ var (
 	flagSplMin  = flag.Int("splicemin", 16<<10, "splice: the smallest rest of a frame body that is spliced rather than read")
 	flagHeadBuf = flag.Int("headbuf", 4096, "splice: bytes read from a client at once for a request head (the body that comes with it is copied)")
 	flagFrame   = flag.Int("bodyframe", ipc.MaxInlineBody, "largest request body frame sent to a worker")
+	flagSlot    = flag.Int("shmslot", 1<<20, "shm: bytes of a connection's slot (the largest body)")
+	flagSlots   = flag.Int("shmslots", 256, "shm: slots (the most connections)")
 	flagNoFlow  = flag.Bool("noflow", false, "ignore the workers' flow control: forward request bodies whole (answers are credited anyway)")
 )
 
@@ -80,7 +90,15 @@ const (
 	modeCopy mode = iota
 	modeBounce
 	modeSplice
+	modeShm
 )
+
+// FlagShm (prototype) marks a TypeRequest whose body is in the request
+// memfd at the slot named by Request.Listener, and a TypeResponse whose
+// payload is the body's length (4 bytes, big-endian) and then a Response
+// head without body: the body is in the worker's answer memfd at the
+// request's slot.
+const FlagShm uint8 = 0x80
 
 // counters are printed on exit.
 type counters struct {
@@ -102,6 +120,12 @@ func main() {
 		m = modeBounce
 	case "splice":
 		m = modeSplice
+	case "shm":
+		m = modeShm
+		if *flagWorker != "raw" {
+			fmt.Fprintln(os.Stderr, "relay: -mode shm needs -worker raw (the Go SDK does not speak the prototype)")
+			os.Exit(2)
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "relay: -mode %q: want copy, bounce or splice\n", *flagMode)
 		os.Exit(2)
@@ -146,6 +170,37 @@ type loop struct {
 	dateAt  int64
 	st      counters
 	dump    atomic.Bool // SIGUSR1: print the state on stderr
+	// shm: the request memfd (mapped here read-write, by the workers
+	// read-only) and the free slots.
+	shmFD  int
+	shmReq []byte
+	slots  []int
+}
+
+// memfd returns a memfd of size bytes mapped with prot.
+func memfd(name string, size int, prot int, seal bool) (int, []byte, error) {
+	flags := unix.MFD_CLOEXEC
+	if seal {
+		flags |= unix.MFD_ALLOW_SEALING
+	}
+	fd, err := unix.MemfdCreate(name, flags)
+	if err != nil {
+		return -1, nil, err
+	}
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		return -1, nil, err
+	}
+	b, err := unix.Mmap(fd, 0, size, prot, unix.MAP_SHARED)
+	if err != nil {
+		return -1, nil, err
+	}
+	if seal {
+		// No new writable mapping: the workers map it read-only.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_FUTURE_WRITE|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW); err != nil {
+			return -1, nil, fmt.Errorf("seal: %w", err)
+		}
+	}
+	return fd, b, nil
 }
 
 func (l *loop) dumpState() {
@@ -172,6 +227,15 @@ func newLoop(m mode) (*loop, error) {
 	}
 	if err := l.listen(*flagAddr); err != nil {
 		return nil, err
+	}
+	if m == modeShm {
+		var err error
+		if l.shmFD, l.shmReq, err = memfd("relay-requests", *flagSlot**flagSlots, unix.PROT_READ|unix.PROT_WRITE, true); err != nil {
+			return nil, fmt.Errorf("request memfd: %w", err)
+		}
+		for i := *flagSlots - 1; i >= 0; i-- {
+			l.slots = append(l.slots, i)
+		}
 	}
 	for i := range *flagWorkers {
 		if err := l.spawn(i); err != nil {
@@ -263,6 +327,15 @@ func (l *loop) spawn(i int) error {
 	}
 	cmd.Env = env
 	cmd.ExtraFiles = []*os.File{child}
+	var respFD int
+	var resp []byte
+	if l.mode == modeShm {
+		if respFD, resp, err = memfd("relay-answers", *flagSlot**flagSlots, unix.PROT_READ, false); err != nil {
+			return fmt.Errorf("answer memfd: %w", err)
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(l.shmFD), "requests"), os.NewFile(uintptr(respFD), "answers"))
+		cmd.Env = append(cmd.Env, "RELAY_SHM="+strconv.Itoa(*flagSlot)+","+strconv.Itoa(*flagSlots))
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -271,8 +344,11 @@ func (l *loop) spawn(i int) error {
 		return fmt.Errorf("worker %d: %w", i, err)
 	}
 	child.Close()
+	if respFD > 0 {
+		unix.Close(respFD)
+	}
 	l.cmds = append(l.cmds, cmd)
-	w := &worker{id: i, fd: fds[0], in: make([]byte, 0, 256<<10)}
+	w := &worker{id: i, fd: fds[0], in: make([]byte, 0, 256<<10), resp: resp}
 	// The hello, read blocking before the descriptor joins the loop.
 	var hdr [ipc.HeaderSize]byte
 	if err := readFull(w.fd, hdr[:]); err != nil {
@@ -384,6 +460,16 @@ func (listener) event(l *loop, _ uint32) {
 				continue
 			}
 		}
+		c.slot = -1
+		if l.mode == modeShm {
+			if len(l.slots) == 0 {
+				fmt.Fprintln(os.Stderr, "relay: no free shm slot (-shmslots)")
+				c.close(l)
+				continue
+			}
+			c.slot = l.slots[len(l.slots)-1]
+			l.slots = l.slots[:len(l.slots)-1]
+		}
 		l.conns[c.id] = c
 		l.set(fd, c)
 		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: c.events, Fd: int32(fd)})
@@ -441,6 +527,7 @@ type conn struct {
 	out              []byte
 	outOff           int
 	respIn, respCred int    // answer body bytes received from the worker, and credited
+	slot             int    // shm: the connection's slot in the memfds
 	pre, post, pend  []byte // framing around a body piece; pend: a spliced chunk's CRLF not yet written
 }
 
@@ -491,7 +578,19 @@ func (c *conn) close(l *loop) {
 		c.w.queue(l, item{b: ipc.AppendHeader(nil, ipc.TypeCancel, ipc.FlagEnd, c.id, 0)})
 	}
 	c.closePipes()
+	if c.w == nil {
+		c.forget(l)
+	}
+	// Else the request's frames still arrive: the last one forgets c.
+}
+
+// forget drops a closed connection, and frees its shm slot.
+func (c *conn) forget(l *loop) {
 	delete(l.conns, c.id)
+	if c.slot >= 0 {
+		l.slots = append(l.slots, c.slot)
+		c.slot = -1
+	}
 }
 
 // closePipes closes a closed connection's pipes once no frame still
@@ -580,12 +679,21 @@ func (c *conn) startRequest(l *loop, head []byte) bool {
 	} else {
 		r.BodyFollows = true
 	}
+	var shm uint8
+	if l.mode == modeShm {
+		if c.cl > *flagSlot {
+			return false
+		}
+		copy(l.shmSlot(c), c.body)
+		r.Body, r.BodyFollows, r.Listener = nil, false, c.slot
+		shm = FlagShm
+	}
 	c.ended = !r.BodyFollows
 	c.req = ipc.AppendHeader(c.req[:0], ipc.TypeRequest, 0, c.id, 0)
 	c.req = ipc.AppendRequest(c.req, &r)
-	c.req = ipc.AppendHeader(c.req[:0], ipc.TypeRequest, 0, c.id, len(c.req)-ipc.HeaderSize)[:len(c.req)]
+	c.req = ipc.AppendHeader(c.req[:0], ipc.TypeRequest, shm, c.id, len(c.req)-ipc.HeaderSize)[:len(c.req)]
 	l.st.requests++
-	if r.BodyFollows {
+	if r.BodyFollows || shm != 0 && c.have < c.cl {
 		c.st = stBody
 		if l.mode != modeSplice && cap(c.body) < c.cl {
 			c.body = append(make([]byte, 0, c.cl), c.body...)
@@ -621,6 +729,11 @@ func (c *conn) readBody(l *loop) {
 				}
 				return
 			}
+		case modeShm:
+			n, err = unix.Read(c.fd, l.shmSlot(c)[c.have:c.cl])
+			if n > 0 {
+				l.st.copiedIn += int64(n)
+			}
 		case modeBounce:
 			n, err = unix.Read(c.fd, l.bounce[:min(len(l.bounce), c.cl-c.have)])
 			if n > 0 {
@@ -650,6 +763,11 @@ func (c *conn) readBody(l *loop) {
 	if c.st == stBody {
 		c.dispatch(l)
 	}
+}
+
+// shmSlot is c's slot in the request memfd.
+func (l *loop) shmSlot(c *conn) []byte {
+	return l.shmReq[c.slot**flagSlot : (c.slot+1)**flagSlot]
 }
 
 func socketReadable(fd int) bool {
@@ -873,6 +991,7 @@ func (c *conn) flushOut(l *loop) {
 func (c *conn) answered(l *loop) {
 	c.w = nil
 	if c.st == stClose {
+		c.forget(l)
 		return
 	}
 	c.st = stHead
@@ -901,6 +1020,7 @@ type worker struct {
 	small    bool // the last frame was spliced: read only a header next
 	stalled  *conn
 	head     respHead
+	resp     []byte // shm: the worker's answer memfd, mapped read-only
 	pendConn *conn // its pend waits for the next frame, until the end of the event
 }
 
@@ -1153,6 +1273,26 @@ func (w *worker) frame(l *loop, h ipc.Header, payload []byte) {
 	body := payload
 	pre := append(c.pre[:0], c.pend...)
 	c.pend = c.pend[:0]
+	if h.Flags&FlagShm != 0 {
+		// The body is in the worker's answer memfd, at c's slot: written
+		// from there (what the client does not take now is copied to
+		// c.out, so the slot is free once the frame is handled).
+		if h.Type != ipc.TypeResponse || !end || len(payload) < 4 || !w.head.parse(payload[4:]) {
+			fmt.Fprintln(os.Stderr, "relay: bad shm response frame")
+			os.Exit(1)
+		}
+		n := int(binary.BigEndian.Uint32(payload))
+		if n > *flagSlot {
+			fmt.Fprintln(os.Stderr, "relay: shm response longer than a slot")
+			os.Exit(1)
+		}
+		w.head.bodyLen = n
+		pre = c.appendHead(l, pre, &w.head, true)
+		c.pre = pre
+		c.emit(l, pre, w.resp[c.slot**flagSlot:c.slot**flagSlot+n])
+		c.answered(l)
+		return
+	}
 	if h.Type == ipc.TypeResponse {
 		if !w.head.parse(payload) || w.head.bodyOff+w.head.bodyLen != len(payload) {
 			fmt.Fprintln(os.Stderr, "relay: undecodable response frame")

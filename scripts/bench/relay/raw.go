@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strings"
@@ -30,6 +31,22 @@ func rawWorker() {
 	big := []byte(strings.Repeat(strings.Repeat("x", 63)+"\n", 1024))
 	textPairs := []string{"Content-Type", "text/plain; charset=utf-8"}
 	binPairs := []string{"Content-Type", "application/octet-stream"}
+	// shm (RELAY_SHM=slot,slots): request bodies in fd 4 (read-only),
+	// answers' bodies written to fd 5, at the request's slot.
+	var reqs, resps []byte
+	slot := 0
+	if v := os.Getenv("RELAY_SHM"); v != "" {
+		var slots int
+		if _, err := fmt.Sscanf(v, "%d,%d", &slot, &slots); err != nil {
+			fatal(fmt.Errorf("RELAY_SHM=%q: %w", v, err))
+		}
+		if reqs, err = unix.Mmap(ipc.WorkerFD+1, 0, slot*slots, unix.PROT_READ, unix.MAP_SHARED); err != nil {
+			fatal(fmt.Errorf("map the request memfd: %w", err))
+		}
+		if resps, err = unix.Mmap(ipc.WorkerFD+2, 0, slot*slots, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+			fatal(fmt.Errorf("map the answer memfd: %w", err))
+		}
+	}
 	buf := make([]byte, 4<<20)
 	beg, end := 0, 0
 	var dec ipc.RequestDecoder
@@ -66,6 +83,26 @@ func rawWorker() {
 			case ipc.TypeRequest:
 				if err := dec.Decode(payload, &req); err != nil {
 					fatal(err)
+				}
+				if h.Flags&FlagShm != 0 {
+					// The body at the slot; the answer's body to the slot of
+					// the answer memfd (a handler's copy), then the frame.
+					at := req.Listener * slot
+					var n int
+					pairs := textPairs
+					switch {
+					case req.Method == "POST" && req.Target == "/echo":
+						n = copy(resps[at:at+slot], reqs[at:at+int(req.ContentLength)])
+						pairs = binPairs
+					case req.Target == "/64k":
+						n = copy(resps[at:at+slot], big)
+					default:
+						n = copy(resps[at:at+slot], "Hello, World!")
+					}
+					p := binary.BigEndian.AppendUint32(nil, uint32(n))
+					p = ipc.AppendResponseHead(p, 200, pairs, nil, 0)
+					iov = append(iov, ipc.AppendFrame(nil, ipc.TypeResponse, ipc.FlagEnd|FlagShm, h.ID, p))
+					continue
 				}
 				switch {
 				case req.Method == "POST" && req.Target == "/echo" && req.BodyFollows:
