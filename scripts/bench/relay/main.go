@@ -81,6 +81,7 @@ var (
 	flagFrame   = flag.Int("bodyframe", ipc.MaxInlineBody, "largest request body frame sent to a worker")
 	flagSlot    = flag.Int("shmslot", 1<<20, "shm: bytes of a connection's slot (the largest body)")
 	flagSlots   = flag.Int("shmslots", 256, "shm: slots (the most connections)")
+	flagOutCopy = flag.Bool("outcopy", false, "copy, bounce: copy what a write to a worker's socket pair left unwritten into one buffer, as drover's master does")
 	flagNoFlow  = flag.Bool("noflow", false, "ignore the workers' flow control: forward request bodies whole (answers are credited anyway)")
 )
 
@@ -104,6 +105,7 @@ const FlagShm uint8 = 0x80
 type counters struct {
 	requests, splicedIn, splicedOut, copiedIn, copiedOut int64
 	pipeFullIn, pipeFullOut, readsW, splicesW, writesC   int64
+	outCopied                                            int64
 }
 
 func main() {
@@ -392,8 +394,8 @@ func readFull(fd int, b []byte) error {
 
 func (l *loop) stop() {
 	s := l.st
-	fmt.Fprintf(os.Stderr, "relay: %d requests; spliced %d B in, %d B out; copied %d B in, %d B out; pipe full %d in, %d out; worker reads %d, splices %d; client writes %d\n",
-		s.requests, s.splicedIn, s.splicedOut, s.copiedIn, s.copiedOut, s.pipeFullIn, s.pipeFullOut, s.readsW, s.splicesW, s.writesC)
+	fmt.Fprintf(os.Stderr, "relay: %d requests; spliced %d B in, %d B out; copied %d B in, %d B out; pipe full %d in, %d out; worker reads %d, splices %d; client writes %d; -outcopy copied %d B\n",
+		s.requests, s.splicedIn, s.splicedOut, s.copiedIn, s.copiedOut, s.pipeFullIn, s.pipeFullOut, s.readsW, s.splicesW, s.writesC, s.outCopied)
 	for _, c := range l.cmds {
 		c.Process.Kill() // reaped by init once this process exits
 	}
@@ -448,7 +450,10 @@ func (listener) event(l *loop, _ uint32) {
 		}
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		l.seq++
-		c := &conn{fd: fd, id: l.seq, events: unix.EPOLLIN | unix.EPOLLRDHUP, in: make([]byte, 0, 64<<10)}
+		// Edge-triggered, so that no epoll_ctl is made per request: every
+		// read goes on until EAGAIN, and input that arrives while a request
+		// is at a worker is read when it is answered (readable).
+		c := &conn{fd: fd, id: l.seq, events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, in: make([]byte, 0, 64<<10)}
 		c.reqPipe, c.outPipe = [2]int{-1, -1}, [2]int{-1, -1}
 		if l.mode == modeSplice {
 			if c.reqPipe, err = newPipe(); err == nil {
@@ -499,11 +504,12 @@ const (
 
 // conn is a client connection.
 type conn struct {
-	id     uint64
-	fd     int
-	events uint32
-	st     int
-	in     []byte // unconsumed input (request head, body bytes that came with it)
+	id       uint64
+	fd       int
+	events   uint32
+	readable bool // input arrived (an edge) while the request was at a worker
+	st       int
+	in       []byte // unconsumed input (request head, body bytes that came with it)
 
 	// The request at hand.
 	cl    int    // Content-Length
@@ -549,19 +555,13 @@ func (c *conn) event(l *loop, ev uint32) {
 				c.readBody(l) // dispatched when the pipe was full
 				return
 			}
+			c.readable = true
 			fallthrough
 		default:
 			if ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				c.close(l)
 			}
 		}
-	}
-}
-
-func (c *conn) setEvents(l *loop, ev uint32) {
-	if ev != c.events && c.st != stClose {
-		c.events = ev
-		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: ev, Fd: int32(c.fd)})
 	}
 }
 
@@ -630,9 +630,13 @@ func (c *conn) readHead(l *loop) {
 			if err != unix.EAGAIN && err != unix.EINTR {
 				c.close(l)
 			}
+			c.readable = false
 			return
 		}
 		c.in = c.in[:len(c.in)+n]
+		// A read that filled its room may have left more (edge-triggered:
+		// no new event comes for it).
+		c.readable = n == len(room)
 	}
 	if c.st == stBody {
 		c.readBody(l)
@@ -723,7 +727,6 @@ func (c *conn) readBody(l *loop) {
 				// The pipe is full: dispatch now, the rest follows as the
 				// worker takes the pipe's bytes (flush calls again).
 				l.st.pipeFullIn++
-				c.setEvents(l, c.events&^(unix.EPOLLIN|unix.EPOLLRDHUP))
 				if c.st == stBody {
 					c.dispatch(l)
 				}
@@ -749,7 +752,6 @@ func (c *conn) readBody(l *loop) {
 		}
 		if n <= 0 {
 			if err == unix.EAGAIN {
-				c.setEvents(l, c.events|unix.EPOLLIN|unix.EPOLLRDHUP)
 			} else if err != unix.EINTR {
 				c.close(l)
 			}
@@ -760,6 +762,9 @@ func (c *conn) readBody(l *loop) {
 			c.pump(l)
 		}
 	}
+	// The body's end read: what follows it (pipelined) is read when the
+	// request is answered.
+	c.readable = true
 	if c.st == stBody {
 		c.dispatch(l)
 	}
@@ -781,7 +786,6 @@ func (c *conn) dispatch(l *loop) {
 	l.rr++
 	c.st = stAtW
 	if c.have == c.cl {
-		c.setEvents(l, c.events&^(unix.EPOLLIN|unix.EPOLLRDHUP))
 	}
 	c.w.queue(l, item{b: c.req})
 	c.pump(l)
@@ -934,7 +938,6 @@ func (c *conn) emit(l *loop, b ...[]byte) {
 		n -= k
 		c.out = append(c.out, p[k:]...)
 	}
-	c.setEvents(l, c.events|unix.EPOLLOUT)
 }
 
 // flushOut writes what waits for the client: out, then the pipe.
@@ -961,7 +964,6 @@ func (c *conn) flushOut(l *loop) {
 		l.st.writesC++
 		if n <= 0 {
 			if err == unix.EAGAIN {
-				c.setEvents(l, c.events|unix.EPOLLOUT)
 				return
 			}
 			if err != unix.EINTR {
@@ -973,7 +975,6 @@ func (c *conn) flushOut(l *loop) {
 		c.outPiped -= int(n)
 		l.st.splicedOut += n
 	}
-	c.setEvents(l, c.events&^unix.EPOLLOUT)
 	if c.w != nil && c.respIn > c.respCred {
 		c.w.credit(l, c.id, c.respIn-c.respCred)
 		c.respCred = c.respIn
@@ -996,8 +997,8 @@ func (c *conn) answered(l *loop) {
 	}
 	c.st = stHead
 	c.body = c.body[:0]
-	c.setEvents(l, c.events|unix.EPOLLIN|unix.EPOLLRDHUP)
-	if len(c.in) > 0 {
+	if len(c.in) > 0 || c.readable {
+		c.readable = false
 		c.readHead(l)
 	}
 }
@@ -1021,7 +1022,7 @@ type worker struct {
 	stalled  *conn
 	head     respHead
 	resp     []byte // shm: the worker's answer memfd, mapped read-only
-	pendConn *conn // its pend waits for the next frame, until the end of the event
+	pendConn *conn  // its pend waits for the next frame, until the end of the event
 }
 
 // item is a piece of the socket pair's output: bytes, or n bytes to
@@ -1113,6 +1114,16 @@ func (w *worker) flush(l *loop) {
 		}
 		for len(w.outq) > 0 && w.outq[0].n == 0 && len(w.outq[0].b) == 0 {
 			w.outq = w.outq[1:]
+		}
+		if len(w.outq) > 0 && *flagOutCopy {
+			// As drover's master (worker.writeBodies): what the socket
+			// pair did not take is copied into the worker's output.
+			var b []byte
+			for _, it := range w.outq {
+				b = append(b, it.b...)
+			}
+			w.outq = append(w.outq[:0], item{b: b})
+			l.st.outCopied += int64(len(b))
 		}
 	}
 	w.outq = w.outq[:0]
