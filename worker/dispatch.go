@@ -206,7 +206,7 @@ func (s *Server) lead() {
 			}
 			continue
 		case ipc.TypeRequestBody, ipc.TypeCancel, ipc.TypeWindow:
-			s.requestFrame(h, payload)
+			s.requestFrame(h, payload, s.ownedPiece())
 			continue
 		case ipc.TypeConnect, ipc.TypeData, ipc.TypeClose:
 			ev := newEvent(h.Type, payload)

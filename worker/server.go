@@ -288,6 +288,9 @@ func serve(ch channel, id int, ev Events, o options) error {
 	} else {
 		s.busy = make(map[uint64]*connQueue)
 		s.http.reqs = make(map[uint64]*exchange)
+		if o.http.handler != nil {
+			ch.r.SetAlloc(s.allocPiece)
+		}
 		s.result = make(chan error, 1)
 		s.leadFn = s.lead
 		s.lendTimer = time.AfterFunc(time.Hour, s.checkLend)
