@@ -626,11 +626,17 @@ func (x *exchange) spend(n int) bool {
 		if x.wcond.L == nil {
 			x.wcond.L = &x.bmu
 		}
-		// The credit comes in a frame: someone must be reading.
-		x.s.wakeReader()
 		if x.s.opt.onWindowWait != nil {
 			x.s.opt.onWindowWait()
 		}
+		// The credit comes in a frame: read it if nobody reads.
+		if x.s.takeRole() {
+			x.bmu.Unlock()
+			x.s.readThrough(x)
+			x.bmu.Lock()
+			continue
+		}
+		x.s.wakeReader()
 		x.wcond.Wait()
 	}
 	x.window -= int64(n)
@@ -723,9 +729,26 @@ func (x *exchange) nextPiece() (bp *[]byte, off, grant int, err error) {
 			}
 			return nil, 0, 0, io.EOF
 		}
-		x.s.wakeReader()
-		x.bcond.Wait()
+		if x.waitPiece() {
+			x.bcond.Wait()
+		}
 	}
+}
+
+// waitPiece is called with bmu held when the body's next piece has not
+// arrived: when nobody reads, it reads frames itself until a frame of this
+// request arrived (readThrough; bmu released meanwhile) and returns false;
+// otherwise it makes sure someone reads and returns true: the caller
+// waits for bcond.
+func (x *exchange) waitPiece() bool {
+	if x.s.takeRole() {
+		x.bmu.Unlock()
+		x.s.readThrough(x)
+		x.bmu.Lock()
+		return false
+	}
+	x.s.wakeReader()
+	return true
 }
 
 // readBody is Read under bmu; grant is the credit to send after it.
@@ -766,10 +789,10 @@ func (x *exchange) readBody(p []byte) (n, grant int, err error) {
 		if len(p) == 0 {
 			return 0, 0, nil
 		}
-		// The next piece needs a reader: when the goroutine waiting here
-		// holds the reading role (it read this request), hand it over now.
-		x.s.wakeReader()
-		x.bcond.Wait()
+		// The next piece needs a reader.
+		if x.waitPiece() {
+			x.bcond.Wait()
+		}
 	}
 }
 
