@@ -26,8 +26,8 @@ type Table struct {
 	cols    []Column
 
 	// The allocator's words and the table's counters, in the header.
-	alloc                         *uint64
-	count, free, high             *uint32
+	alloc                     *uint64
+	count, free, high         *uint32
 	recovered, torn, timeouts *uint32
 }
 
