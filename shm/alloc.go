@@ -13,7 +13,7 @@ import (
 // allocRow takes a row for bucket bi: its state becomes bi+1 and count
 // grows. ErrFull when count reached size.
 func (t *Table) allocRow(bi uint32) (uint32, error) {
-	stale, err := acquire(t.alloc, WriteWait)
+	stale, err := acquire(t.alloc, writeWait)
 	if err != nil {
 		return 0, err
 	}
@@ -48,7 +48,7 @@ func (t *Table) allocRow(bi uint32) (uint32, error) {
 // freeRow gives row ri of bucket bi back. A row whose state no longer
 // names bi was freed already (a repair after a crash may ask twice).
 func (t *Table) freeRow(bi, ri uint32) error {
-	stale, err := acquire(t.alloc, WriteWait)
+	stale, err := acquire(t.alloc, writeWait)
 	if err != nil {
 		return err
 	}

@@ -88,17 +88,20 @@ func holderGone(w uint64) bool {
 	return zombie || st != start
 }
 
-// Bounds of the waits for a lock (writers) or a stable sequence (readers)
-// held by a live process: past them the operation gives up with
-// ErrLocked (a write) or answers not found and counts a timeout (a read).
-// A live holder keeps a lock for a few hundred nanoseconds; one that keeps
-// it for a second is stopped (SIGSTOP, a debugger) or starved.
+// Bounds of the waits for a lock (writers, writeWait) or a stable
+// sequence (readers, readWait) held by a live process: past them the
+// operation gives up with ErrLocked (a write) or answers not found and
+// counts a read timeout (a read). A live holder keeps a lock for a few
+// hundred nanoseconds; one that keeps it for a second is stopped
+// (SIGSTOP, a debugger) or starved. Variables only so that the fuzz test
+// can shorten them.
 var (
-	WriteWait = 5 * time.Second
-	ReadWait  = time.Second
+	writeWait = 5 * time.Second
+	readWait  = time.Second
 )
 
-// ErrLocked reports a lock held past WriteWait by a live process.
+// ErrLocked reports a lock held past its wait bound (5 s) by a live
+// process.
 var ErrLocked = errors.New("shm: lock held by a live process past the wait bound")
 
 // waiter paces a wait for another process: spins first (the holder runs

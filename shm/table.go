@@ -92,7 +92,7 @@ type TableStats struct {
 	// Recovered counts locks taken over from processes that died holding
 	// them; Torn the sets cut short by their writer's death (the columns
 	// they were writing were reset to zero); Timeouts the reads that gave
-	// up on a live writer stalled past ReadWait.
+	// up on a live writer stalled past readWait.
 	Recovered uint32 `json:"recovered_locks,omitempty"`
 	Torn      uint32 `json:"torn_writes,omitempty"`
 	Timeouts  uint32 `json:"read_timeouts,omitempty"`
@@ -216,7 +216,7 @@ func (t *Table) readLocked(bi uint32, b *bucket, key string, cp func(row unsafe.
 
 // awaitWriter waits one round for the writer of bucket b (its sequence is
 // odd). A writer that is gone is taken over and its work repaired; false
-// when a live one kept the bucket past ReadWait (counted in timeouts).
+// when a live one kept the bucket past readWait (counted in timeouts).
 func (t *Table) awaitWriter(bi uint32, b *bucket, w *waiter) bool {
 	if w.pause() {
 		v := atomic.LoadUint64(&b.lock)
@@ -231,7 +231,7 @@ func (t *Table) awaitWriter(bi uint32, b *bucket, w *waiter) bool {
 			}
 		}
 	}
-	if w.expired(ReadWait) {
+	if w.expired(readWait) {
 		atomic.AddUint32(t.timeouts, 1)
 		return false
 	}
@@ -240,7 +240,7 @@ func (t *Table) awaitWriter(bi uint32, b *bucket, w *waiter) bool {
 
 // lock takes bucket bi's lock, repairing it first when its holder died.
 func (t *Table) lock(bi uint32, b *bucket) error {
-	stale, err := acquire(&b.lock, WriteWait)
+	stale, err := acquire(&b.lock, writeWait)
 	if err != nil {
 		return fmt.Errorf("table %q: bucket %d: %w", t.name, bi, err)
 	}
