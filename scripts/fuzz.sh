@@ -2,7 +2,8 @@
 # Runs every fuzz target for a while (default 60s each): the frame decoder
 # and payload codecs, the HTTP parser (differential against net/http),
 # the stream splitters, the config parser, the master's handling of
-# what a worker writes. Findings land in the
+# what a worker writes, and the shared tables' handling of a region a
+# worker wrote garbage into. Findings land in the
 # package's testdata/fuzz/ and fail `make test` until fixed.
 # Usage: scripts/fuzz.sh [duration]
 set -euo pipefail
