@@ -147,6 +147,12 @@ type Config struct {
 	// Processes are user processes (Swoole's addProcess): commands the
 	// manager keeps running once per server, beside the workers.
 	Processes []Process `yaml:"processes" json:"processes"`
+	// Tables are shared-memory tables by name (Swoole\Table), mapped by
+	// every worker, task worker and user process; see Table and
+	// docs/tables.md.
+	Tables map[string]Table `yaml:"tables" json:"tables"`
+	// Atomics are shared counters by name (Swoole\Atomic).
+	Atomics []string `yaml:"atomics" json:"atomics"`
 	// MaxConcurrency caps the concurrency a worker declares in its hello
 	// (events in flight at it at once); a larger one is lowered to it with
 	// a log line. Default 16384; 1..1048576.

@@ -315,6 +315,10 @@ func (d *decoder) value(path string, line int, n *yaml.Node, v reflect.Value, sp
 	case reflect.Slice:
 		d.slice(path, line, n, v, split)
 	case reflect.Map:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			d.structMap(path, line, n, v) // tables:
+			return
+		}
 		d.stringMap(path, line, n, v)
 	case reflect.Int:
 		var i int

@@ -386,6 +386,7 @@ func (v *validator) validate(c *Config) {
 		used[id] = i
 	}
 	v.admin(c)
+	v.tables(c)
 }
 
 // atLeast checks lo <= n and, when hi >= 0, n <= hi.
