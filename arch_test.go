@@ -24,11 +24,11 @@ func TestImportDirections(t *testing.T) {
 		// Shared tables and atomics: the layout and its protocol, used
 		// alike by the master, the manager (which passes the memfd on)
 		// and the SDKs; it imports nothing of ours.
-		"shm":                 {},
-		"worker":              {"ipc", "internal/pluginhook", "internal/lines", "shm"},
-		"worker/plugin":       {"internal/plugin", "internal/pluginhook", "internal/lines"},
-		"taskworker":          {"ipc", "internal/pluginhook", "internal/lines", "shm"},
-		"manager":             {"ipc", "internal/config", "internal/plugin", "internal/pluginhook", "internal/lines", "shm"},
+		"shm":           {},
+		"worker":        {"ipc", "internal/pluginhook", "internal/lines", "shm"},
+		"worker/plugin": {"internal/plugin", "internal/pluginhook", "internal/lines"},
+		"taskworker":    {"ipc", "internal/pluginhook", "internal/lines", "shm"},
+		"manager":       {"ipc", "internal/config", "internal/plugin", "internal/pluginhook", "internal/lines", "shm"},
 		// The control plane may use its data plane; the data plane never
 		// names the control plane (nor reactor either of them).
 		"master":       {"ipc", "reactor", "internal/config", "internal/lines", "internal/sdnotify", "master/plane", "shm"},
