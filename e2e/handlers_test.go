@@ -72,6 +72,8 @@ func runHandler(role string) {
 		serveReleaseHandler() // deploy_test.go
 	case "hygiene":
 		serveHygieneHandler()
+	case "tables":
+		serveTablesHandler() // tables_test.go
 	case "nested-hello", "deaf", "tasker":
 		runHostileHandler(role) // hostile_wire_test.go
 	default:

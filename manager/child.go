@@ -420,6 +420,7 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 			Credential: mg.cred, // user:, group:
 		},
 	}
+	mg.passShared(cmd)
 	c := &child{role: role, slot: slot, gen: gen, launch: launch, done: make(chan struct{}), ready: make(chan struct{}),
 		log: mg.base.WithFields(logrus.Fields{"role": role, "worker_id": slot, "gen": gen})}
 	var start func() error

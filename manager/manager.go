@@ -35,6 +35,7 @@ type Manager struct {
 	slots    map[slotKey]*slot
 	cred     *syscall.Credential // workers' user and group; nil: the manager's
 	launches map[string]string   // resolved launch mode by handler path
+	shm      *os.File            // the shared tables' memfd (shared.go), nil without; read-only
 	wg       sync.WaitGroup      // slot supervisors
 }
 
@@ -65,6 +66,9 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 	mg.gen.Store(init.GenBase)
 	if mg.cred, err = cfg.WorkerCredential(); err != nil {
 		return fmt.Errorf("manager: %w", err) // the master checked it before starting us
+	}
+	if mg.shm, err = inheritShared(); err != nil {
+		return err
 	}
 	return mg.run()
 }

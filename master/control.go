@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/shm"
 )
 
 // The control socket speaks one JSON object per line: a Request from the
@@ -69,6 +70,11 @@ type Process struct {
 	// HTTPBuffered (master only) is the request bodies and answers the
 	// master holds for HTTP connections, against http_max_buffered.
 	HTTPBuffered int64 `json:"http_buffered,omitempty"`
+
+	// Tables and Atomics (master only): the shared tables' rows and
+	// memory, the atomics' values (tables:, atomics:; docs/tables.md).
+	Tables  []shm.TableStats `json:"tables,omitempty"`
+	Atomics map[string]int64 `json:"atomics,omitempty"`
 }
 
 // IPCStats count the master's frames to and from its workers and the

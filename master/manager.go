@@ -86,6 +86,7 @@ func (m *Master) startManager() error {
 			Setpgid: true,
 		},
 	}
+	m.sharedToManager(cmd)
 	mp := &managerProc{ctl: ctl, exited: make(chan struct{}), pluginDir: pluginDir}
 	startErr := make(chan error, 1)
 	go func() {

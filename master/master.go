@@ -24,6 +24,7 @@ import (
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/master/plane"
 	"github.com/drover-dev/drover/reactor"
+	"github.com/drover-dev/drover/shm"
 )
 
 // Options are what the CLI passes to Run besides the config.
@@ -75,7 +76,8 @@ type Master struct {
 	bound   []string       // listener addresses as bound (port 0 resolved)
 	netLns  []net.Listener // owners of the reactor's listening descriptors
 	pidPath string
-	admin   *admin // the admin listener (admin.go), nil when off
+	admin   *admin      // the admin listener (admin.go), nil when off
+	shm     *shm.Region // tables and atomics (tables.go), nil when the config has none
 
 	// counters: the control plane's counters for /metrics (metrics.go),
 	// written by the loop under their own mutex.
@@ -263,6 +265,12 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	defer m.closeAdmin()
+	if err := m.openShared(); err != nil {
+		return err
+	}
+	if m.shm != nil {
+		defer m.shm.Close()
+	}
 	// The control socket is the master's own, not handed over by tableflip:
 	// stopping the upgrader (which unlinks its unix sockets) must leave the
 	// CLI a way in while the stop drains.
@@ -715,6 +723,7 @@ func (m *Master) handle(ev any) error {
 		}
 		m.addWorker(e.ev, e.file)
 	case evWorkerExited:
+		m.recoverShared(e.ev.Role, e.ev.Slot, e.ev.PID)
 		if e.mgr != m.curMgr() {
 			return nil
 		}

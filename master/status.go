@@ -117,6 +117,7 @@ func (m *Master) statusTable() *statusJob {
 		IPC: &IPCStats{FramesToWorkers: pc.FramesToWorkers, Writes: pc.Writes,
 			FramesFromWorkers: pc.FramesFromWorkers, Reads: pc.Reads},
 		HTTPBuffered: pc.HTTPBuffered}}
+	out[0].Tables, out[0].Atomics = m.sharedStatus()
 	if mp := m.curMgr(); mp != nil {
 		state := "running"
 		select {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 
@@ -59,7 +60,7 @@ func (d *decoder) structMap(path string, line int, n *yaml.Node, v reflect.Value
 // problem on the line of its key.
 func (v *validator) tables(c *Config) {
 	errs := len(v.errs)
-	names := slices.Sorted(mapKeys(c.Tables))
+	names := slices.Sorted(maps.Keys(c.Tables))
 	for _, name := range names {
 		tb := c.Tables[name]
 		key := mapKey("tables", name)
@@ -78,7 +79,7 @@ func (v *validator) tables(c *Config) {
 		case len(tb.Columns) > shm.MaxColumns:
 			v.fail(key+".columns", "%d columns (at most %d)", len(tb.Columns), shm.MaxColumns)
 		}
-		for _, col := range slices.Sorted(mapKeys(tb.Columns)) {
+		for _, col := range slices.Sorted(maps.Keys(tb.Columns)) {
 			ck := mapKey(key+".columns", col)
 			if err := shm.CheckName(col); err != nil {
 				v.fail(ck, "%v", err)
@@ -116,25 +117,15 @@ func (v *validator) tables(c *Config) {
 	}
 }
 
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // Shared is what tables: and atomics: declare, for the master to lay out
 // (shm.Create); empty when they declare nothing. c must have been
 // validated.
 func (c *Config) Shared() shm.Spec {
 	var s shm.Spec
-	for _, name := range slices.Sorted(mapKeys(c.Tables)) {
+	for _, name := range slices.Sorted(maps.Keys(c.Tables)) {
 		tb := c.Tables[name]
 		ts := shm.TableSpec{Name: name, Size: tb.Size}
-		for _, col := range slices.Sorted(mapKeys(tb.Columns)) {
+		for _, col := range slices.Sorted(maps.Keys(tb.Columns)) {
 			typ, size, _ := shm.ParseType(tb.Columns[col])
 			ts.Columns = append(ts.Columns, shm.ColumnSpec{Name: col, Type: typ, Size: size})
 		}

@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/taskworker"
+	"github.com/drover-dev/drover/worker"
+)
+
+// Shared tables and atomics (docs/tables.md) across workers, task
+// workers, reloads, kill -9 and upgrades.
+
+const tablesConfig = `
+worker_num: 2
+task_worker_num: 1
+worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: tables}
+task_worker:
+  cmd: [{{helper}}]
+  env: {E2E_HANDLER: tables}
+tables:
+  t:
+    size: 64
+    columns: {hits: int, value: string(64)}
+atomics: [requests]
+listeners:
+  - address: tcp://127.0.0.1:0
+    protocol: http
+`
+
+// serveTablesHandler is a Go worker (or task worker) over table t and
+// atomic requests:
+//
+//	/incr?k=K     hits of K + 1; answers the new count
+//	/set?k=K&v=V  value of K = V
+//	/get?k=K      "V N" (value and hits), 404 when K is absent
+//	/task?k=K     the same, read by a task worker
+//	/requests     the atomic, which every request increments
+func serveTablesHandler() {
+	tb, err := worker.Table("t")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(ipc.ExitBootFailure)
+	}
+	hits, _ := tb.Column("hits")
+	value, _ := tb.Column("value")
+	requests, err := worker.Atomic("requests")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(ipc.ExitBootFailure)
+	}
+	row := func(k string) (string, bool) {
+		r := tb.NewRow()
+		if !tb.Get(k, r) {
+			return "", false
+		}
+		return fmt.Sprintf("%s %d", r.Bytes(value), r.Int(hits)), true
+	}
+	if os.Getenv(ipc.EnvRole) == ipc.RoleTaskWorker {
+		taskworker.Run(taskworker.Handler{OnTask: func(_ context.Context, task []byte) ([]byte, error) {
+			s, ok := row(string(task))
+			if !ok {
+				return []byte("absent"), nil
+			}
+			return []byte(s), nil
+		}})
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/incr", func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		n, err := tb.Incr(r.URL.Query().Get("k"), hits, 1)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		fmt.Fprint(w, n)
+	})
+	mux.HandleFunc("/set", func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if err := tb.SetString(r.URL.Query().Get("k"), value, r.URL.Query().Get("v")); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	mux.HandleFunc("/get", func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		s, ok := row(r.URL.Query().Get("k"))
+		if !ok {
+			http.Error(w, "absent", 404)
+			return
+		}
+		fmt.Fprint(w, s)
+	})
+	mux.HandleFunc("/task", func(w http.ResponseWriter, r *http.Request) {
+		res, err := worker.TaskWait(r.Context(), []byte(r.URL.Query().Get("k")))
+		if err != nil {
+			http.Error(w, err.Error(), 502)
+			return
+		}
+		w.Write(res)
+	})
+	mux.HandleFunc("/requests", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, requests.Get())
+	})
+	worker.RunHTTP(mux)
+}
+
+// tableStatus is the tables part of drover status --json (the master's
+// row).
+type tableStatus struct {
+	Role   string `json:"role"`
+	Tables []struct {
+		Name   string `json:"name"`
+		Rows   int    `json:"rows"`
+		Size   int    `json:"size"`
+		Memory int64  `json:"memory"`
+	} `json:"tables"`
+	Atomics map[string]int64 `json:"atomics"`
+}
+
+func (s *server) tables() tableStatus {
+	s.t.Helper()
+	out, err := s.drover("status", "--json", "-c", s.config)
+	if err != nil {
+		s.t.Fatalf("drover status --json: %v\n%s", err, out)
+	}
+	var rows []tableStatus
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) == 0 || rows[0].Role != "master" {
+		s.t.Fatalf("drover status --json: %v\n%s", err, out)
+	}
+	return rows[0]
+}
+
+func mustGet(t *testing.T, s *server, path, want string) {
+	t.Helper()
+	if code, body := get(t, httpURL(s, path)); code != 200 || body != want {
+		t.Fatalf("GET %s: %d %q, want 200 %q", path, code, body, want)
+	}
+}
+
+// workerPIDs are the pids of the workers and task workers, by role and
+// slot.
+func workerPIDs(rows []statusRow) map[string]int {
+	pids := map[string]int{}
+	for _, r := range rows {
+		if r.Role == "worker" || r.Role == "task_worker" {
+			pids[fmt.Sprintf("%s %d", r.Role, r.ID)] = r.PID
+		}
+	}
+	return pids
+}
+
+// Values and counters written by one worker are read by the others and by
+// a task worker, and survive drover reload and a kill -9 of every worker
+// and task worker; drover status shows the table's rows and memory.
+func TestTablesSurviveReloadAndKill(t *testing.T) {
+	s := startServer(t, tablesConfig)
+	for i := 1; i <= 10; i++ { // round-robin: both workers increment
+		mustGet(t, s, "/incr?k=a", strconv.Itoa(i))
+	}
+	mustGet(t, s, "/set?k=a&v=hello", "")
+	mustGet(t, s, "/get?k=a", "hello 10")
+	mustGet(t, s, "/get?k=a", "hello 10") // and the other worker
+	mustGet(t, s, "/task?k=a", "hello 10")
+	ts := s.tables()
+	if len(ts.Tables) != 1 || ts.Tables[0].Name != "t" || ts.Tables[0].Rows != 1 || ts.Tables[0].Size != 64 || ts.Tables[0].Memory <= 0 {
+		t.Fatalf("status tables: %+v", ts.Tables)
+	}
+	if ts.Atomics["requests"] != 13 {
+		t.Fatalf("status atomics: %v, want requests 13", ts.Atomics)
+	}
+
+	before := workerPIDs(s.status())
+	if out, err := s.drover("reload", "-c", s.config); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	after := workerPIDs(s.status())
+	for k, pid := range before {
+		if after[k] == pid {
+			t.Fatalf("%s still pid %d after the reload", k, pid)
+		}
+	}
+	mustGet(t, s, "/get?k=a", "hello 10")
+	mustGet(t, s, "/task?k=a", "hello 10")
+
+	// kill -9 of every worker and task worker at once.
+	for _, pid := range after {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	s.waitStatus("every worker replaced and ready after kill -9", func(rows []statusRow) bool {
+		now := workerPIDs(rows)
+		for k, pid := range after {
+			if now[k] == 0 || now[k] == pid {
+				return false
+			}
+		}
+		for _, r := range rows {
+			if (r.Role == "worker" || r.Role == "task_worker") && r.State != "ready" {
+				return false
+			}
+		}
+		return true
+	})
+	mustGet(t, s, "/get?k=a", "hello 10")
+	mustGet(t, s, "/incr?k=a", "11")
+	mustGet(t, s, "/task?k=a", "hello 11")
+	if code, body := get(t, httpURL(s, "/requests")); code != 200 || body != "16" {
+		t.Fatalf("requests after the kills: %d %q, want 16", code, body)
+	}
+}
+
+// An upgrade hands the tables to the new master; one whose config
+// changes the tables starts with empty ones and says why.
+func TestTablesUpgrade(t *testing.T) {
+	s := startServer(t, tablesConfig)
+	mustGet(t, s, "/set?k=a&v=kept", "")
+	old := masterPID(t, s)
+	if out, err := s.drover("upgrade", "-c", s.config); err != nil || !strings.Contains(out, "upgraded in") {
+		t.Fatalf("upgrade: %v\n%s", err, out)
+	}
+	if masterPID(t, s) == old {
+		t.Fatal("the master did not change")
+	}
+	mustGet(t, s, "/get?k=a", "kept 0")
+	mustGet(t, s, "/requests", "2")
+
+	cfg, _ := os.ReadFile(s.config)
+	if err := os.WriteFile(s.config, []byte(strings.Replace(string(cfg), "size: 64", "size: 65", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := s.subscribe()
+	if out, err := s.drover("upgrade", "-c", s.config); err != nil {
+		t.Fatalf("upgrade to new tables: %v\n%s", err, out)
+	}
+	s.waitLog(logs, 10*time.Second, "the warning that the tables start empty", func(e logEntry) bool {
+		return strings.HasPrefix(e.msg(), "upgrade: starting with empty tables") && strings.Contains(e.str("error"), "differ from the old master's")
+	})
+	if code, _ := get(t, httpURL(s, "/get?k=a")); code != 404 {
+		t.Fatalf("a after an upgrade to new tables: %d, want 404", code)
+	}
+	if ts := s.tables(); ts.Tables[0].Size != 65 {
+		t.Fatalf("tables after the upgrade: %+v", ts.Tables)
+	}
+}

@@ -1,0 +1,148 @@
+package master
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/drover-dev/drover/shm"
+)
+
+// Shared tables and atomics (tables:, atomics:; docs/tables.md). The
+// master creates their memory at start, before the manager, and keeps it
+// for as long as it runs: workers come and go, the data stays. The
+// manager passes it to every child it spawns. An upgrade hands it to the
+// new master through tableflip, as the listeners; the new master keeps it
+// when its config declares the same tables and atomics, and starts with
+// empty ones (saying so) when the declaration changed.
+
+// shmFdName is the name tableflip hands the region over under.
+const shmFdName = "drover-shm"
+
+// openShared creates or inherits the region; nothing when the config
+// declares no tables and no atomics. Runs in Run, before the manager
+// starts.
+func (m *Master) openShared() error {
+	spec := m.cfg.Shared()
+	if len(spec.Tables)+len(spec.Atomics) == 0 {
+		return nil
+	}
+	if f, err := m.upg.Fds.File(shmFdName); err != nil || f != nil {
+		r, merr := m.inheritShared(f, err, spec)
+		if merr == nil {
+			m.shm = r
+			m.log.WithFields(logrus.Fields{"tables": len(spec.Tables), "atomics": len(spec.Atomics), "bytes": r.Size()}).
+				Info("tables and atomics handed over by the old master")
+			return nil
+		}
+		m.log.WithError(merr).Warn("upgrade: starting with empty tables and atomics; the old master's workers keep theirs until they exit")
+	}
+	need := spec.Bytes()
+	if avail, ok := memAvailable(); ok && need > avail {
+		return m.cfg.KeyError("tables", fmt.Sprintf("the tables and atomics need %s and the machine has %s available (MemAvailable): lower the tables' sizes or their string columns",
+			humanBytes(need), humanBytes(avail)))
+	}
+	r, err := shm.Create(spec)
+	if err != nil {
+		return m.cfg.KeyError("tables", err.Error())
+	}
+	if err := m.upg.Fds.AddFile(shmFdName, r.File()); err != nil {
+		r.Close()
+		return fmt.Errorf("tables: register for upgrades: %w", err)
+	}
+	m.shm = r
+	m.log.WithFields(logrus.Fields{"tables": len(spec.Tables), "atomics": len(spec.Atomics), "bytes": r.Size()}).
+		Info("tables and atomics created")
+	return nil
+}
+
+// inheritShared maps the region the old master handed over, if it is laid
+// out as spec declares.
+func (m *Master) inheritShared(f *os.File, err error, spec shm.Spec) (*shm.Region, error) {
+	if err != nil {
+		return nil, fmt.Errorf("the old master's tables: %w", err)
+	}
+	r, err := shm.Map(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the old master's tables: %w", err)
+	}
+	if !r.Matches(spec) {
+		r.Close()
+		return nil, fmt.Errorf("tables: or atomics: differ from the old master's (a change of tables, sizes, columns or atomics needs new memory)")
+	}
+	return r, nil
+}
+
+// sharedToManager adds the region to the manager's command: its
+// descriptor at the next free fd, named by shm.EnvFD.
+func (m *Master) sharedToManager(cmd *exec.Cmd) {
+	if m.shm == nil {
+		return
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, m.shm.File())
+	cmd.Env = append(cmd.Env, shm.EnvFD+"="+strconv.Itoa(2+len(cmd.ExtraFiles)))
+}
+
+// recoverShared releases the locks a child that exited held in the
+// tables, so that none waits for a later process that reuses its pid.
+// Runs on a goroutine of its own: it scans every bucket.
+func (m *Master) recoverShared(role string, slot, pid int) {
+	if m.shm == nil || pid <= 0 {
+		return
+	}
+	go func() {
+		if n := m.shm.Recover(pid); n > 0 {
+			m.log.WithFields(logrus.Fields{"role": role, "worker_id": slot, "pid": pid, "locks": n}).
+				Warn("table locks held by an exited process taken over and repaired")
+		}
+	}()
+}
+
+// sharedStatus is what drover status shows of the tables and atomics.
+func (m *Master) sharedStatus() ([]shm.TableStats, map[string]int64) {
+	if m.shm == nil {
+		return nil, nil
+	}
+	var ts []shm.TableStats
+	for _, t := range m.shm.Tables() {
+		ts = append(ts, t.Stats())
+	}
+	as := map[string]int64{}
+	for _, a := range m.shm.Atomics() {
+		as[a.Name()] = a.Get()
+	}
+	return ts, as
+}
+
+// memAvailable is /proc/meminfo's MemAvailable, in bytes.
+func memAvailable() (int64, bool) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d KiB", (n+1023)>>10)
+}
