@@ -21,10 +21,14 @@ test: build test-php check-unit
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-# The PHP SDK's own tests (Debian: apt-get install phpunit php-cli php-msgpack).
+# The PHP SDK's own tests (Debian: apt-get install phpunit php-cli php-msgpack
+# libatomic1), under scripts/shmhost, which gives them the shared tables they
+# test (Drover\Table, tests/TableTest.php).
 test-php:
 	@command -v phpunit >/dev/null || { echo "phpunit is not installed: apt-get install phpunit php-cli php-msgpack (bash .ci/run installs what the tests need)"; exit 1; }
-	cd worker/php && phpunit
+	$(GO) build -o bin/shmhost ./scripts/shmhost
+	cd worker/php && ../../bin/shmhost -table 'cache:1000:value=string(256),hits=int,updated=float' \
+		-table 'small:3:s=string(4)' -atomic requests -atomic flag -- phpunit
 
 # The systemd unit (deploy/systemd/drover.service): systemd-analyze verify,
 # the copy in docs/operations.md, a start and stop as the unit runs drover.

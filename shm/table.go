@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 )
@@ -522,9 +523,9 @@ func (t *Table) unlinkAfter(b *bucket, idx, prev uint32) {
 }
 
 // Range calls fn with each row of the table, copied into row, until fn
-// returns false. Rows set or deleted meanwhile may be seen or not; a row
-// present throughout is seen once, as one set left it. fn runs without
-// any lock held and may use the table.
+// returns false. Rows set or deleted meanwhile (by fn too) may be seen or
+// not; a row present throughout is seen once, as one set left it. fn runs
+// without any lock held and may use the table.
 func (t *Table) Range(row *Row, fn func(key string, row *Row) bool) {
 	if row.t != t {
 		panic(fmt.Sprintf("shm: Range over table %q with a row of table %q", t.name, row.t.name))
@@ -538,7 +539,7 @@ func (t *Table) Range(row *Row, fn func(key string, row *Row) bool) {
 		}
 		seen = seen[:0]
 		var w waiter
-		for pos, tries := 0, 0; ; {
+		for tries := 0; ; {
 			s1 := load32(&b.seq)
 			if s1&1 != 0 {
 				if !t.awaitWriter(bi, b, &w) {
@@ -546,41 +547,32 @@ func (t *Table) Range(row *Row, fn func(key string, row *Row) bool) {
 				}
 				continue
 			}
+			// The first row of the chain not given yet, walking from the
+			// head each time: fn may have set or deleted rows of this chain
+			// since the last one.
+			klen, found := 0, false
 			idx := load32(&b.head)
-			for j := 0; j < pos && idx != 0 && idx <= t.size; j++ {
-				idx = load32(rowNext(t.row(idx - 1)))
-			}
-			if idx > t.size {
-				idx = 0
-			}
-			klen := 0
-			if idx != 0 {
+			for steps := uint32(0); idx != 0 && idx <= t.size && steps < t.size; steps++ {
 				p := t.row(idx - 1)
 				klen = int(min(*(*uint8)(unsafe.Add(p, rKLen)), MaxKey))
 				copy(keyBuf[:klen], unsafe.Slice((*byte)(unsafe.Add(p, rKey)), klen))
-				loadWords(row.data, unsafe.Add(p, rowHeader))
+				if klen > 0 && !slices.Contains(seen, string(keyBuf[:klen])) {
+					loadWords(row.data, unsafe.Add(p, rowHeader))
+					found = true
+					break
+				}
+				idx = load32(rowNext(p))
 			}
 			if load32(&b.seq) != s1 {
-				// The chain changed under us: walk it again from its
-				// head, skipping the keys given already.
 				if tries++; tries > starveTries*4 {
 					break
 				}
-				pos = 0
 				continue
 			}
-			if idx == 0 {
+			if !found {
 				break
 			}
-			pos++
 			key := string(keyBuf[:klen])
-			dup := false
-			for _, k := range seen {
-				dup = dup || k == key
-			}
-			if dup || klen == 0 {
-				continue
-			}
 			seen = append(seen, key)
 			row.set = 0
 			if !fn(key, row) {

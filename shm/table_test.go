@@ -175,6 +175,11 @@ func TestRange(t *testing.T) {
 	if n != 10 {
 		t.Fatalf("range went on after false: %d calls", n)
 	}
+	// Deleting each row as it comes (Swoole code does) reaches them all.
+	tb.Range(tb.NewRow(), func(key string, _ *Row) bool { tb.Del(key); return true })
+	if tb.Count() != 0 {
+		t.Fatalf("%d rows left after deleting while ranging", tb.Count())
+	}
 }
 
 // Two mappings of one memfd (as two processes have) see each other's
