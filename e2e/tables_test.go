@@ -40,7 +40,9 @@ listeners:
 `
 
 // serveTablesHandler is a Go worker (or task worker) over table t and
-// atomic requests:
+// atomic requests. Its task worker answers a task "K" with "V N" (value
+// and hits of K), and "incr K" with the new hits of K (adding one to
+// requests too). Its worker serves:
 //
 //	/incr?k=K     hits of K + 1; answers the new count
 //	/set?k=K&v=V  value of K = V
@@ -69,6 +71,11 @@ func serveTablesHandler() {
 	}
 	if os.Getenv(ipc.EnvRole) == ipc.RoleTaskWorker {
 		taskworker.Run(taskworker.Handler{OnTask: func(_ context.Context, task []byte) ([]byte, error) {
+			if k, ok := strings.CutPrefix(string(task), "incr "); ok {
+				requests.Add(1)
+				n, err := tb.Incr(k, hits, 1)
+				return []byte(strconv.FormatInt(n, 10)), err
+			}
 			s, ok := row(string(task))
 			if !ok {
 				return []byte("absent"), nil
@@ -251,4 +258,70 @@ func TestTablesUpgrade(t *testing.T) {
 	if ts := s.tables(); ts.Tables[0].Size != 65 {
 		t.Fatalf("tables after the upgrade: %+v", ts.Tables)
 	}
+}
+
+// tablesPHPConfig: two PHP workers (testdata/php/tables.php) and a Go task
+// worker over the same table and atomic.
+func tablesPHPConfig(t *testing.T) string {
+	return strings.Replace(tablesConfig, "worker:\n  cmd: [{{helper}}]\n  env: {E2E_HANDLER: tables}\n",
+		"worker:\n  cmd: [php, "+phpScript(t, "tables.php")+"]\n  launch: exec\n", 1)
+}
+
+// A value set by one PHP worker is read by the other PHP worker and by a
+// Go task worker; a counter incremented by PHP workers and the Go task
+// worker adds up, as does the atomic; a kill -9 of both PHP workers leaves
+// it all.
+func TestTablesPHPAndGo(t *testing.T) {
+	s := startServer(t, tablesPHPConfig(t))
+	code, setter := get(t, httpURL(s, "/set?k=a&v=from-php"))
+	if code != 200 {
+		t.Fatalf("set: %d %s", code, setter)
+	}
+	other := ""
+	for i := 0; i < 50 && other == ""; i++ { // two workers, round-robin: the other answers within a few
+		code, body := get(t, httpURL(s, "/get?k=a"))
+		f := strings.Fields(body)
+		if code != 200 || len(f) != 3 || f[0] != "from-php" || f[1] != "0" {
+			t.Fatalf("get: %d %q, want \"from-php 0 <pid>\"", code, body)
+		}
+		if f[2] != setter {
+			other = f[2]
+		}
+	}
+	if other == "" {
+		t.Fatalf("50 gets all answered by the setter, pid %s: no other PHP worker read the value", setter)
+	}
+	mustGet(t, s, "/goget?k=a", "from-php 0")
+
+	// 10 increments in PHP, 10 in Go, interleaved.
+	want := 0
+	for i := 0; i < 10; i++ {
+		want++
+		mustGet(t, s, "/incr?k=a", strconv.Itoa(want))
+		want++
+		mustGet(t, s, "/goincr?k=a", strconv.Itoa(want))
+	}
+	mustGet(t, s, "/goget?k=a", "from-php 20")
+	mustGet(t, s, "/requests", "20")
+
+	before := workerPIDs(s.status())
+	for k, pid := range before {
+		if strings.HasPrefix(k, "worker") {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	s.waitStatus("both PHP workers replaced and ready", func(rows []statusRow) bool {
+		n := 0
+		for _, r := range rows {
+			if r.Role == "worker" && r.State == "ready" && r.PID != before[fmt.Sprintf("worker %d", r.ID)] {
+				n++
+			}
+		}
+		return n == 2
+	})
+	if code, body := get(t, httpURL(s, "/get?k=a")); code != 200 || !strings.HasPrefix(body, "from-php 20 ") {
+		t.Fatalf("after kill -9 of the PHP workers: %d %q", code, body)
+	}
+	mustGet(t, s, "/incr?k=a", "21")
+	mustGet(t, s, "/requests", "21")
 }
