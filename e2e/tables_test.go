@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -324,4 +326,69 @@ func TestTablesPHPAndGo(t *testing.T) {
 	}
 	mustGet(t, s, "/incr?k=a", "21")
 	mustGet(t, s, "/requests", "21")
+}
+
+// The hot-cache examples (examples/hotcache.yaml in Go,
+// examples/php/hotcache.yaml in PHP), as shipped but for the port and the
+// data file: the workers serve what the user process loaded, and a change
+// of the file reaches them with the next load.
+func TestHotcacheExamples(t *testing.T) {
+	for _, tt := range []struct{ name, config, cmd string }{
+		{"go", "../examples/hotcache.yaml", "../bin/hotcache"},
+		{"php", "../examples/php/hotcache.yaml", "hotcache.php"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "php" {
+				phpScript(t, "tables.php") // php is installed
+			}
+			cfg, err := os.ReadFile(tt.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			abs := filepath.Join(bin, "hotcache")
+			if tt.name == "php" {
+				abs, _ = filepath.Abs("../examples/php/hotcache.php")
+			}
+			data := filepath.Join(t.TempDir(), "items.json")
+			writeJSON := func(s string) {
+				tmp := data + ".tmp"
+				if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(tmp, data); err != nil { // the refresher sees one file or the other
+					t.Fatal(err)
+				}
+			}
+			writeJSON(`{"1": {"name": "espresso", "price": 2.2}, "2": {"name": "cappuccino", "price": 3.1}, "3": {"name": "flat white", "price": 3.4}}`)
+			c := strings.ReplaceAll(string(cfg), tt.cmd, abs)
+			c = regexp.MustCompile(`tcp://127\.0\.0\.1:\d+`).ReplaceAllString(c, "tcp://127.0.0.1:0")
+			c = strings.Replace(c, `env: {HOTCACHE_EVERY: "5"}`, `env: {HOTCACHE_EVERY: "1", HOTCACHE_FILE: "`+data+`"}`, 1)
+			s := startServer(t, c)
+			// The refresher's first load may come just after the workers are ready.
+			waitBody(t, s, "/item?id=2", `"cappuccino"`)
+			writeJSON(`{"1": {"name": "espresso", "price": 2.2}, "2": {"name": "cortado", "price": 3.0}}`)
+			waitBody(t, s, "/item?id=2", `"cortado"`)
+			waitBody(t, s, "/stats", `"items":2`)
+			if code, _ := get(t, httpURL(s, "/item?id=3")); code != 404 {
+				t.Fatalf("item 3, gone from the file: %d, want 404", code)
+			}
+		})
+	}
+}
+
+// waitBody gets path until its body contains want; fatal after 15 s (the
+// refresher loads every second).
+func waitBody(t *testing.T, s *server, path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, body := get(t, httpURL(s, path))
+		if code == 200 && strings.Contains(body, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s never answered %s; last %d %q\n%s", path, want, code, body, s.logText())
+		}
+		time.Sleep(50 * time.Millisecond) // polling the server, not waiting for time to pass
+	}
 }
