@@ -28,7 +28,7 @@ test-php:
 	@command -v phpunit >/dev/null || { echo "phpunit is not installed: apt-get install phpunit php-cli php-msgpack (bash .ci/run installs what the tests need)"; exit 1; }
 	$(GO) build -o bin/shmhost ./scripts/shmhost
 	cd worker/php && ../../bin/shmhost -table 'cache:1000:value=string(256),hits=int,updated=float' \
-		-table 'small:3:s=string(4)' -atomic requests -atomic flag -- phpunit
+		-table 'small:3:s=string(4)' -table 'big:16384:s=string(1024)' -atomic requests -atomic flag -- phpunit
 
 # The systemd unit (deploy/systemd/drover.service): systemd-analyze verify,
 # the copy in docs/operations.md, a start and stop as the unit runs drover.

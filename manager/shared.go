@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -39,4 +40,24 @@ func (mg *Manager) passShared(cmd *exec.Cmd) {
 	}
 	cmd.ExtraFiles = append(cmd.ExtraFiles, mg.shm)
 	cmd.Env = append(cmd.Env, shm.EnvFD+"="+strconv.Itoa(2+len(cmd.ExtraFiles)))
+}
+
+// shmemOf is the resident shared memory of pid (RssShmem of
+// /proc/pid/status: shared tables, SysV and POSIX shared memory), in
+// bytes; 0 if unknown.
+func shmemOf(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssShmem:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }

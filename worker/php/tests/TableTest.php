@@ -14,7 +14,8 @@ use PHPUnit\Framework\TestCase;
  * provides: phpunit runs under scripts/shmhost with
  *
  *     -table 'cache:1000:value=string(256),hits=int,updated=float'
- *     -table 'small:3:s=string(4)' -atomic requests -atomic flag
+ *     -table 'small:3:s=string(4)' -table 'big:16384:s=string(1024)'
+ *     -atomic requests -atomic flag
  *
  * Processes are pcntl_fork()ed children sharing the mapping, as workers
  * share drover's.
@@ -29,7 +30,7 @@ final class TableTest extends TestCase
         if (getenv('DROVER_SHM_FD') === false) {
             self::markTestSkipped('no shared memory: run through `make test-php`, which starts phpunit under scripts/shmhost');
         }
-        foreach (['cache', 'small'] as $name) {
+        foreach (['cache', 'small', 'big'] as $name) {
             $t = new Table($name);
             foreach ($t as $key => $_) {
                 $t->del($key);
@@ -92,7 +93,7 @@ final class TableTest extends TestCase
             new Table('nope');
             self::fail('a table drover.yaml does not declare');
         } catch (\InvalidArgumentException $e) {
-            self::assertStringContainsString('declared: cache, small', $e->getMessage());
+            self::assertStringContainsString('declared: big, cache, small', $e->getMessage());
         }
         $this->expectException(\InvalidArgumentException::class);
         (new Table('cache'))->set('a', ['valeu' => 'x']);
@@ -238,6 +239,19 @@ final class TableTest extends TestCase
         $requests = new Atomic('requests');
         $requests->set(PHP_INT_MAX);
         self::assertSame(PHP_INT_MIN, $requests->add(), 'wraps around as Go\'s int64');
+    }
+
+    /** Table pages a worker touched are not its memory (max_memory): Loop::rss() leaves them out. */
+    public function testRssLeavesTheTablesOut(): void
+    {
+        $big = new Table('big');
+        $before = \Drover\Runtime\Loop::rss();
+        $v = str_repeat('x', 1024);
+        for ($i = 0; $i < $big->getSize(); $i++) {
+            $big->set("k$i", ['s' => $v]);
+        }
+        $after = \Drover\Runtime\Loop::rss();
+        self::assertLessThan(8 << 20, $after - $before, sprintf('RSS grew by %.1f MiB writing %.1f MiB of table', ($after - $before) / 1048576, $big->getMemorySize() / 1048576));
     }
 
     public function testWrapAddIsGos(): void

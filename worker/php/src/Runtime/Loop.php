@@ -314,13 +314,20 @@ final class Loop
     }
 
     /** This process's resident set size in bytes (0 if unknown). */
+    /**
+     * The resident set without resident shared memory (RssShmem): the
+     * shared tables (Drover\Table) are the master's memory, allocated
+     * once, whichever worker touches them, and drover's manager leaves
+     * them out of max_memory too.
+     */
     public static function rss(): int
     {
-        $statm = @file_get_contents('/proc/self/statm');
-        if ($statm === false) {
+        $status = @file_get_contents('/proc/self/status');
+        if ($status === false || !preg_match('/^VmRSS:\s+(\d+)/m', $status, $rss)) {
             return 0;
         }
-        return (int) explode(' ', $statm, 3)[1] * 4096;
+        $shared = preg_match('/^RssShmem:\s+(\d+)/m', $status, $m) ? (int) $m[1] : 0;
+        return max(0, (int) $rss[1] - $shared) * 1024;
     }
 
     // ---- timers --------------------------------------------------------------
