@@ -47,6 +47,17 @@ final class Table implements \Iterator, \Countable
     private int $rows;
     /** @var array<string, array{idx: int, type: int, size: int, off: int}> */
     private array $cols;
+    /** The region's views, kept here: one property read less per access. */
+    private \FFI\CData $u8;
+    private \FFI\CData $u32;
+    private \FFI\CData $i64;
+    private \FFI\CData $f64;
+    /** unpack() format of a row's numbers and string lengths, at their offsets. */
+    private string $fmt;
+    /** @var array<string, array{int, int}> string columns: offset, size */
+    private array $strings = [];
+    /** Bytes a lookup copies of a row at once: all of it, unless rows are large. */
+    private int $readLen;
 
     // Iteration state.
     private int $itBucket = 0;
@@ -74,6 +85,19 @@ final class Table implements \Iterator, \Countable
         $this->buckets = $t['buckets'];
         $this->rows = $t['rows'];
         $this->cols = $t['cols'];
+        $this->u8 = $this->shm->u8;
+        $this->u32 = $this->shm->u32;
+        $this->i64 = $this->shm->i64;
+        $this->f64 = $this->shm->f64;
+        $fmt = [];
+        foreach ($this->cols as $name => $c) {
+            $fmt[] = '@' . $c['off'] . '/' . match ($c['type']) { self::TYPE_INT => 'q', self::TYPE_FLOAT => 'e', default => 'V' } . $name;
+            if ($c['type'] === self::TYPE_STRING) {
+                $this->strings[$name] = [$c['off'], $c['size']];
+            }
+        }
+        $this->fmt = implode('/', $fmt);
+        $this->readLen = $this->rowSize <= 4096 ? $this->rowSize : Shm::ROW_HEADER;
     }
 
     /**
@@ -153,7 +177,7 @@ final class Table implements \Iterator, \Countable
      */
     public function get(string $key, ?string $field = null): array|int|float|string|false
     {
-        $c = $field === null ? null : $this->col($field);
+        $c = $field === null ? null : ($this->cols[$field] ?? $this->col($field));
         $len = strlen($key);
         if ($len === 0 || $len > Shm::MAX_KEY) {
             return false;
@@ -161,7 +185,7 @@ final class Table implements \Iterator, \Countable
         $bi = crc32($key) & $this->mask;
         $b = $this->buckets + $bi * Shm::BUCKET;
         $seq = ($b + Shm::B_SEQ) >> 2;
-        $u32 = $this->shm->u32;
+        $u32 = $this->u32;
         $w = null;
         for ($tries = 0; ; $tries++) {
             $s1 = $u32[$seq];
@@ -171,8 +195,22 @@ final class Table implements \Iterator, \Countable
                 }
                 continue;
             }
-            $idx = $this->find($b, $key);
-            $v = $idx === 0 ? false : ($c === null ? $this->readRow($this->rowOff($idx)) : $this->readCol($this->rowOff($idx), $c));
+            // Each row of the chain is copied whole (one FFI call), then
+            // read with PHP's string functions.
+            $v = false;
+            $idx = $u32[$seq + 1]; // the head, next to the sequence
+            for ($steps = 0; $idx !== 0 && $idx <= $this->size && $steps < $this->size; $steps++) {
+                $r = $this->rows + ($idx - 1) * $this->rowSize;
+                $raw = \FFI::string($this->u8 + $r, $this->readLen);
+                if (ord($raw[Shm::R_KLEN]) === $len && substr($raw, Shm::R_KEY, $len) === $key) {
+                    if ($this->readLen !== $this->rowSize) {
+                        $raw = \FFI::string($this->u8 + $r, $this->rowSize);
+                    }
+                    $v = $c === null ? $this->decode($raw) : $this->decodeColumn($raw, $c);
+                    break;
+                }
+                $idx = unpack('V', $raw, Shm::R_NEXT)[1];
+            }
             if ($u32[$seq] === $s1) {
                 return $v;
             }
@@ -180,6 +218,26 @@ final class Table implements \Iterator, \Countable
                 return $this->readLocked($bi, $b, $key, $c);
             }
         }
+    }
+
+    /** @return array<string, int|float|string> the columns of a row copied whole */
+    private function decode(string $raw): array
+    {
+        $row = unpack($this->fmt, $raw);
+        foreach ($this->strings as $name => [$off, $size]) {
+            $row[$name] = substr($raw, $off + 4, min($row[$name], $size));
+        }
+        return $row;
+    }
+
+    /** @param array{idx: int, type: int, size: int, off: int} $c */
+    private function decodeColumn(string $raw, array $c): int|float|string
+    {
+        return match ($c['type']) {
+            self::TYPE_INT => unpack('q', $raw, $c['off'])[1],
+            self::TYPE_FLOAT => unpack('e', $raw, $c['off'])[1],
+            default => substr($raw, $c['off'] + 4, min(unpack('V', $raw, $c['off'])[1], $c['size'])),
+        };
     }
 
     /** Whether $key is in the table. */
@@ -192,7 +250,7 @@ final class Table implements \Iterator, \Countable
         $bi = crc32($key) & $this->mask;
         $b = $this->buckets + $bi * Shm::BUCKET;
         $seq = ($b + Shm::B_SEQ) >> 2;
-        $u32 = $this->shm->u32;
+        $u32 = $this->u32;
         $w = null;
         for ($tries = 0; ; $tries++) {
             $s1 = $u32[$seq];
@@ -424,70 +482,36 @@ final class Table implements \Iterator, \Countable
         return $this->rows + ($idx - 1) * $this->rowSize;
     }
 
-    private function keyIs(int $r, string $key): bool
-    {
-        $u8 = $this->shm->u8;
-        $len = strlen($key);
-        return $u8[$r + Shm::R_KLEN] === $len && \FFI::string($u8 + ($r + Shm::R_KEY), $len) === $key;
-    }
-
     /** Walks the chain of bucket $b for $key without a lock; the caller validates with the sequence. */
     private function find(int $b, string $key): int
     {
-        $u32 = $this->shm->u32;
-        $idx = $u32[($b + Shm::B_HEAD) >> 2];
-        for ($steps = 0; $idx !== 0; $steps++) {
-            if ($idx > $this->size || $steps >= $this->size) {
-                return 0;
-            }
-            $r = $this->rowOff($idx);
-            if ($this->keyIs($r, $key)) {
-                return $idx;
-            }
-            $idx = $u32[($r + Shm::R_NEXT) >> 2];
-        }
-        return 0;
+        return $this->findLocked($b, $key)[0];
     }
 
     /** @return array{int, int} the row of $key and the one before it in the chain (0: none) */
     private function findLocked(int $b, string $key): array
     {
-        $u32 = $this->shm->u32;
+        $len = strlen($key);
         $prev = 0;
-        $idx = $u32[($b + Shm::B_HEAD) >> 2];
+        $idx = $this->u32[($b + Shm::B_HEAD) >> 2];
         for ($steps = 0; $idx !== 0; $steps++) {
             if ($idx > $this->size || $steps >= $this->size) {
                 return [0, 0];
             }
-            $r = $this->rowOff($idx);
-            if ($this->keyIs($r, $key)) {
+            $head = \FFI::string($this->u8 + ($this->rows + ($idx - 1) * $this->rowSize), Shm::ROW_HEADER);
+            if (ord($head[Shm::R_KLEN]) === $len && substr($head, Shm::R_KEY, $len) === $key) {
                 return [$idx, $prev];
             }
             $prev = $idx;
-            $idx = $u32[($r + Shm::R_NEXT) >> 2];
+            $idx = unpack('V', $head, Shm::R_NEXT)[1];
         }
         return [0, 0];
     }
 
-    /** @return array<string, int|float|string> */
+    /** @return array<string, int|float|string> the columns of the row at offset $r */
     private function readRow(int $r): array
     {
-        $row = [];
-        foreach ($this->cols as $name => $c) {
-            $row[$name] = $this->readCol($r, $c);
-        }
-        return $row;
-    }
-
-    /** @param array{idx: int, type: int, size: int, off: int} $c */
-    private function readCol(int $r, array $c): int|float|string
-    {
-        $at = $r + $c['off'];
-        return match ($c['type']) {
-            self::TYPE_INT => $this->shm->i64[$at >> 3],
-            self::TYPE_FLOAT => $this->shm->f64[$at >> 3],
-            default => ($n = min($this->shm->u32[$at >> 2], $c['size'])) === 0 ? '' : \FFI::string($this->shm->u8 + ($at + 4), $n),
-        };
+        return $this->decode(\FFI::string($this->u8 + $r, $this->rowSize));
     }
 
     /** @param array{idx: int, type: int, size: int, off: int}|null $c */
@@ -502,7 +526,8 @@ final class Table implements \Iterator, \Countable
             if ($idx === 0) {
                 return false;
             }
-            return $c === null ? $this->readRow($this->rowOff($idx)) : $this->readCol($this->rowOff($idx), $c);
+            $raw = \FFI::string($this->u8 + $this->rowOff($idx), $this->rowSize);
+            return $c === null ? $this->decode($raw) : $this->decodeColumn($raw, $c);
         } finally {
             $this->unlock($b);
         }
