@@ -79,6 +79,10 @@ type Master struct {
 	admin   *admin      // the admin listener (admin.go), nil when off
 	shm     *shm.Region // tables and atomics (tables.go), nil when the config has none
 
+	// shmRecover: exits whose table locks are to be released (tables.go);
+	// the loop queues, one goroutine of its own scans, under its mutex.
+	shmRecover shmRecovery
+
 	// counters: the control plane's counters for /metrics (metrics.go),
 	// written by the loop under their own mutex.
 	counters ctlCounters
@@ -268,9 +272,7 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	if err := m.openShared(); err != nil {
 		return err
 	}
-	if m.shm != nil {
-		defer m.shm.Close()
-	}
+	defer m.closeShared()
 	// The control socket is the master's own, not handed over by tableflip:
 	// stopping the upgrader (which unlinks its unix sockets) must leave the
 	// CLI a way in while the stop drains.
@@ -723,7 +725,7 @@ func (m *Master) handle(ev any) error {
 		}
 		m.addWorker(e.ev, e.file)
 	case evWorkerExited:
-		m.recoverShared(e.ev.Role, e.ev.Slot, e.ev.PID)
+		m.recoverShared(e.ev)
 		if e.mgr != m.curMgr() {
 			return nil
 		}

@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/shm"
 )
 
@@ -90,18 +92,70 @@ func (m *Master) sharedToManager(cmd *exec.Cmd) {
 }
 
 // recoverShared releases the locks a child that exited held in the
-// tables, so that none waits for a later process that reuses its pid.
-// Runs on a goroutine of its own: it scans every bucket.
-func (m *Master) recoverShared(role string, slot, pid int) {
-	if m.shm == nil || pid <= 0 {
+// tables, so that none waits for a later process that reuses its pid. A
+// clean exit (code 0, no signal) held none, and a stop needs none (the
+// processes still mapping the tables do it lazily). The scan reads every bucket,
+// so it runs off the loop, one at a time: exits that come meanwhile queue
+// (up to maxRecoverQueue; beyond, the lazy recovery of whoever waits for
+// such a lock still frees it). Runs on the loop.
+func (m *Master) recoverShared(ev ipc.WorkerEvent) {
+	if m.shm == nil || ev.PID <= 0 || (ev.ExitCode == 0 && ev.Signal == "") || m.stopping.Load() {
 		return
 	}
-	go func() {
-		if n := m.shm.Recover(pid); n > 0 {
-			m.log.WithFields(logrus.Fields{"role": role, "worker_id": slot, "pid": pid, "locks": n}).
+	r := &m.shmRecover
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.queue) < maxRecoverQueue {
+		r.queue = append(r.queue, ev)
+	}
+	if r.running {
+		return
+	}
+	r.running = true
+	r.wg.Add(1)
+	go m.recoverQueued()
+}
+
+// closeShared unmaps the region once a scan in progress ended. Runs at
+// the end of Run.
+func (m *Master) closeShared() {
+	if m.shm == nil {
+		return
+	}
+	m.shmRecover.wg.Wait()
+	m.shm.Close()
+}
+
+// maxRecoverQueue bounds the exits waiting for their lock scan.
+const maxRecoverQueue = 1024
+
+// shmRecovery is the queue of exits whose locks are to be scanned; its
+// goroutine (recoverQueued, one at most: running) empties it.
+type shmRecovery struct {
+	mu      sync.Mutex
+	queue   []ipc.WorkerEvent
+	running bool
+	wg      sync.WaitGroup // the goroutine, for closeShared
+}
+
+func (m *Master) recoverQueued() {
+	r := &m.shmRecover
+	defer r.wg.Done()
+	for {
+		r.mu.Lock()
+		if len(r.queue) == 0 || m.stopping.Load() {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		ev := r.queue[0]
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		if n := m.shm.Recover(ev.PID); n > 0 {
+			m.log.WithFields(logrus.Fields{"role": ev.Role, "worker_id": ev.Slot, "pid": ev.PID, "locks": n}).
 				Warn("table locks held by an exited process taken over and repaired")
 		}
-	}()
+	}
 }
 
 // sharedStatus is what drover status shows of the tables and atomics.
