@@ -263,7 +263,7 @@ func (r *Region) parseTable(name string, off, n int64) (*Table, error) {
 	if n < tableHeader {
 		return nil, fmt.Errorf("%d bytes", n)
 	}
-	t := &Table{r: r, name: name, off: off,
+	t := &Table{r: r, name: name, off: off, bytes: n,
 		size: r.get32(off + tSize), nb: r.get32(off + tBuckets), rowSize: int64(r.get32(off + tRowSize))}
 	ncol := int64(r.get32(off + tColumns))
 	bAt, rAt := int64(r.get64(off+tBucketOff)), int64(r.get64(off+tRowOff))

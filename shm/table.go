@@ -18,6 +18,7 @@ type Table struct {
 	r       *Region
 	name    string
 	off     int64
+	bytes   int64 // the table's share of the region (its directory entry)
 	size    uint32 // rows at most
 	nb      uint32 // buckets
 	mask    uint32
@@ -59,10 +60,9 @@ func (t *Table) Size() int { return int(t.size) }
 // Count is how many rows it holds now.
 func (t *Table) Count() int { return int(min(load32(t.count), t.size)) }
 
-// Memory is the table's share of the region, in bytes.
-func (t *Table) Memory() int64 {
-	return int64(t.nb)*bucketSize + int64(t.size)*t.rowSize + tableHeader + int64(len(t.cols))*columnDesc
-}
+// Memory is the table's share of the region, in bytes (TableBytes of
+// its declaration).
+func (t *Table) Memory() int64 { return t.bytes }
 
 // Columns lists the table's columns, by name.
 func (t *Table) Columns() []Column { return append([]Column(nil), t.cols...) }

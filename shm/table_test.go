@@ -300,7 +300,11 @@ func TestBytes(t *testing.T) {
 	if n := RowSize(tb); n != 352 {
 		t.Errorf("row of value string(256), hits int, updated float: %d bytes, docs say 352", n)
 	}
-	if n := TableBytes(tb); n != 128+3*48+64-(128+3*48)%64+131072*32+100000*352 {
-		t.Errorf("table of 100000 rows: %d bytes", n)
+	if n := TableBytes(tb); n != 39394624 {
+		t.Errorf("table of 100000 rows: %d bytes, docs say 39394624", n)
+	}
+	r := newRegion(t, Spec{Tables: []TableSpec{tb}})
+	if got, _ := r.Table("cache"); got.Memory() != 39394624 {
+		t.Errorf("Memory() %d, docs say 39394624", got.Memory())
 	}
 }

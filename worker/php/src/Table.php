@@ -361,7 +361,7 @@ final class Table implements \Iterator, \Countable
     /** The table's bytes in the shared memory. */
     public function getMemorySize(): int
     {
-        return $this->nb * Shm::BUCKET + $this->size * $this->rowSize + Shm::T_COLDESC + 48 * count($this->cols);
+        return $this->shm->tables[$this->name]['bytes'];
     }
 
     /** @return array{num: int, size: int, memory_size: int, recovered_locks: int, torn_writes: int, read_timeouts: int} */

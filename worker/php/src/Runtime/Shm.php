@@ -225,7 +225,7 @@ final class Shm
                 throw $bad("entry $name of kind $kind");
             }
             $t = [
-                'name' => $name, 'off' => $off,
+                'name' => $name, 'off' => $off, 'bytes' => $len,
                 'size' => $this->u32[($off + self::T_SIZE) >> 2],
                 'nb' => $this->u32[($off + self::T_BUCKETS) >> 2],
                 'rowSize' => $this->u32[($off + self::T_ROWSIZE) >> 2],
