@@ -18,7 +18,7 @@ type Table struct {
 	r       *Region
 	name    string
 	off     int64
-	bytes   int64 // the table's share of the region (its directory entry)
+	bytes   int64  // the table's share of the region (its directory entry)
 	size    uint32 // rows at most
 	nb      uint32 // buckets
 	mask    uint32
