@@ -174,6 +174,10 @@ func workerPIDs(rows []statusRow) map[string]int {
 // and task worker; drover status shows the table's rows and memory.
 func TestTablesSurviveReloadAndKill(t *testing.T) {
 	s := startServer(t, tablesConfig)
+	if out, err := s.drover("check", "-c", s.config); err != nil || !strings.Contains(out, "tables:       t 64 rows (") ||
+		!strings.Contains(out, "atomics:      requests") || !strings.Contains(out, "shared memory: ") {
+		t.Fatalf("drover check: %v\n%s", err, out)
+	}
 	for i := 1; i <= 10; i++ { // round-robin: both workers increment
 		mustGet(t, s, "/incr?k=a", strconv.Itoa(i))
 	}

@@ -88,6 +88,7 @@ func printChecked(out io.Writer, cfg *config.Config) {
 	if len(cfg.Watch) > 0 {
 		fmt.Fprintf(out, "watch:        %s\n", strings.Join(cfg.Watch, ", "))
 	}
+	checkShared(out, cfg)
 	pid := cfg.PidFile
 	if pid == "" {
 		pid = "(default: in the runtime directory)"

@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/drover-dev/drover/internal/config"
 	"github.com/drover-dev/drover/master"
+	"github.com/drover-dev/drover/shm"
 )
 
 // printShared prints the master's tables and atomics lines of drover
@@ -34,4 +36,28 @@ func printShared(out io.Writer, m master.Process) {
 		}
 		fmt.Fprintf(out, "atomics:     %s\n", strings.Join(parts, ", "))
 	}
+}
+
+// checkShared prints drover check's lines for tables: and atomics:, with
+// the memory the master will allocate at start:
+//
+//	tables:       cache 100000 rows (37.6MiB)
+//	atomics:      errors, requests
+//	shared memory: 37.6MiB, allocated at start
+func checkShared(out io.Writer, cfg *config.Config) {
+	spec := cfg.Shared()
+	if len(spec.Tables)+len(spec.Atomics) == 0 {
+		return
+	}
+	if len(spec.Tables) > 0 {
+		var parts []string
+		for _, t := range spec.Tables {
+			parts = append(parts, fmt.Sprintf("%s %d rows (%s)", t.Name, t.Size, humanBytes(uint64(shm.TableBytes(t)))))
+		}
+		fmt.Fprintf(out, "tables:       %s\n", strings.Join(parts, ", "))
+	}
+	if len(spec.Atomics) > 0 {
+		fmt.Fprintf(out, "atomics:      %s\n", strings.Join(spec.Atomics, ", "))
+	}
+	fmt.Fprintf(out, "shared memory: %s, allocated at start\n", humanBytes(uint64(spec.Bytes())))
 }
