@@ -125,6 +125,9 @@ type Config struct {
 	LogLevel string `yaml:"log_level" json:"log_level"`
 	// LogFormat is text (default) or json.
 	LogFormat string `yaml:"log_format" json:"log_format"`
+	// AccessLog writes a line per HTTP request and per stream connection
+	// closed; off by default (accesslog.go).
+	AccessLog AccessLog `yaml:"access_log" json:"access_log"`
 	// Daemonize detaches the master from the terminal.
 	Daemonize bool `yaml:"daemonize" json:"daemonize"`
 	// User is the user workers run as; it must exist when set.
@@ -208,6 +211,10 @@ type Handler struct {
 	// RequestTimeout replaces a handler that takes longer to answer a
 	// request. 0 (default) is off.
 	RequestTimeout Duration `yaml:"request_timeout" json:"request_timeout"`
+	// SlowRequestLog logs (once) a request or stream event that has been
+	// at its worker longer, without stopping it; worker only. 0 (default)
+	// is off.
+	SlowRequestLog Duration `yaml:"slow_request_log" json:"slow_request_log"`
 	// StartTimeout bounds the time from spawn to the handler's hello.
 	// Default 10s; > 0.
 	StartTimeout Duration `yaml:"start_timeout" json:"start_timeout"`

@@ -225,6 +225,7 @@ func (v *validator) defaults(c *Config) {
 	if unset("log_format") {
 		c.LogFormat = DefaultLogFormat
 	}
+	v.accessLogDefaults(c)
 	handler := func(key string, h *Handler) {
 		if unset(key + ".launch") {
 			h.Launch = DefaultLaunch
@@ -296,6 +297,7 @@ func (v *validator) validate(c *Config) {
 	c.LogFile = v.fileInDir("log_file", c.LogFile, "drover.log")
 	v.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	v.oneOf("log_format", c.LogFormat, "text", "json")
+	v.accessLog(c)
 	if c.User != "" {
 		if _, err := user.Lookup(c.User); err != nil {
 			if _, err := user.LookupId(c.User); err != nil {
@@ -524,6 +526,7 @@ func (v *validator) handler(key string, h *Handler) {
 		v.fail(key+".max_memory", "%d bytes is less than 1MiB (sizes without a unit are bytes; did you mean %dM?)", int64(h.MaxMemory), int64(h.MaxMemory))
 	}
 	v.duration(key+".request_timeout", h.RequestTimeout, false)
+	v.duration(key+".slow_request_log", h.SlowRequestLog, false)
 	v.duration(key+".start_timeout", h.StartTimeout, true)
 	if h.Launch == "plugin" && h.Path != "" && PluginSupportOf(h.Path) == PluginAbsent {
 		v.fail(key+".launch", "plugin, but %s was built with drover's Go SDK without plugin support (go-plugin is not in its build info): "+
