@@ -17,6 +17,7 @@ func TestImportDirections(t *testing.T) {
 		"internal/lines":      {},
 		"internal/config":     {},
 		"internal/logfile":    {},
+		"internal/accesslog":  {"internal/logfile"},
 		"internal/logtest":    {},
 		"internal/watch":      {},
 		"internal/sdnotify":   {},
@@ -28,7 +29,7 @@ func TestImportDirections(t *testing.T) {
 		// The control plane may use its data plane; the data plane never
 		// names the control plane (nor reactor either of them).
 		"master":       {"ipc", "reactor", "internal/config", "internal/lines", "internal/sdnotify", "master/plane"},
-		"master/plane": {"ipc", "reactor", "internal/config"},
+		"master/plane": {"ipc", "reactor", "internal/config", "internal/accesslog", "internal/logfile"},
 	}
 	// Every server and SDK package has its line above: a new package must
 	// say what it may import.
