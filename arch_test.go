@@ -28,7 +28,7 @@ func TestImportDirections(t *testing.T) {
 		"manager":             {"ipc", "internal/config", "internal/plugin", "internal/pluginhook", "internal/lines"},
 		// The control plane may use its data plane; the data plane never
 		// names the control plane (nor reactor either of them).
-		"master":       {"ipc", "reactor", "internal/config", "internal/lines", "internal/sdnotify", "master/plane"},
+		"master":       {"ipc", "reactor", "internal/config", "internal/lines", "internal/sdnotify", "master/plane", "internal/accesslog", "internal/logfile"},
 		"master/plane": {"ipc", "reactor", "internal/config", "internal/accesslog", "internal/logfile"},
 	}
 	// Every server and SDK package has its line above: a new package must

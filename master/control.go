@@ -125,7 +125,7 @@ func (m *Master) controlConn(c net.Conn) {
 	if req.Cmd == "reopen-logs" {
 		// Touches no table of the loop's: answered here, even while the
 		// loop is busy with a reload.
-		writeResponse(c, m.reopenLogs())
+		writeResponse(c, m.reopenAccessLog(m.reopenLogs()))
 		c.Close()
 		return
 	}

@@ -293,6 +293,9 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	m.plane.Start(m.rx)
+	if err := m.plane.OpenAccessLog(); err != nil {
+		return err
+	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
@@ -398,8 +401,9 @@ func (m *Master) listen() ([]*reactor.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
 		}
-		out = append(out, &reactor.Listener{Index: i, Name: lc.Address, FD: fd, Splitter: splitterFor(lc)})
-		m.bound = append(m.bound, lc.Network+"://"+ln.Addr().String())
+		bound := lc.Network + "://" + ln.Addr().String() // port 0 resolved: what logs and the access log name
+		out = append(out, &reactor.Listener{Index: i, Name: bound, FD: fd, Splitter: splitterFor(lc)})
+		m.bound = append(m.bound, bound)
 	}
 	return out, nil
 }
@@ -880,6 +884,7 @@ func (m *Master) shutdown(force bool) {
 	}
 	if m.rx != nil {
 		m.rx.Stop()
+		m.plane.CloseAccessLog() // the loops' last lines, the connections closed just now
 	}
 	for _, ln := range m.netLns {
 		ln.Close()

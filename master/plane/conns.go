@@ -37,6 +37,7 @@ type connState struct {
 	// worker, or the worker last answered one of several (stream
 	// listeners, for worker.request_timeout); zero when none is in flight.
 	busySince time.Time
+	slowAt    time.Time // the busySince logged as slow (slowlog.go)
 	// uid, once uidBound, places the connection's events (dispatch_mode 5).
 	uid      uint64
 	uidBound bool
@@ -104,18 +105,7 @@ func (p *Plane) OnClose(c *reactor.Conn, err error) {
 		h.hc.Closed()
 		p.wakeDrain()
 	} else if p.disp.bound() && !p.stopping.Load() {
-		var reason string
-		switch {
-		case err != nil:
-			reason = err.Error()
-		case st.byWorker:
-			reason = "closed by worker"
-		case st.eof:
-			reason = "closed by client"
-		default:
-			reason = "closed by server"
-		}
-		p.disp.sendClose(c, st, []byte(reason))
+		p.disp.sendClose(c, st, []byte(closeReason(st, err)))
 	}
 	if err == nil || errors.Is(err, reactor.ErrServerClosed) {
 		return

@@ -57,6 +57,7 @@ type httpState struct {
 	// holdW is the worker whose answer is held back for this slow client
 	// (Worker.heldBack counts it), nil if none.
 	holdW *Worker
+	obs   observed // for the access and slow-request logs (access.go)
 }
 
 // newHTTPServer is the HTTP server the plane's HTTP connections share.
@@ -105,6 +106,7 @@ func (p *Plane) HTTPPrepare(hc *reactor.HTTPConn, req *reactor.HTTPRequest, body
 	if bodyFollows {
 		h.encode()
 	}
+	p.noteRequest(h, req)
 }
 
 // encode encodes the request kept lazily into a buffer of its own: it
@@ -132,6 +134,7 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 		return false, 0
 	}
 	h.w = w
+	p.noteDispatch(h, w, c.Loop().Now())
 	h.canRetry = w.prefetch > 0 && !hc.BodyFollows()
 	if h.canRetry && !h.lazy {
 		h.retry = append(h.retry[:0], h.payload...)
@@ -295,6 +298,7 @@ func (p *Plane) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
 // and once a second the socket pairs that stopped draining.
 func (p *Plane) OnTick(l *reactor.Loop) {
 	now := l.Now()
+	p.flushAccess(l)
 	ls := &p.loops[l.Index()]
 	if len(ls.waiting) > 0 {
 		keep := ls.waiting[:0]
@@ -333,6 +337,7 @@ func (p *Plane) OnTick(l *reactor.Loop) {
 		if !ok {
 			return
 		}
+		p.checkSlow(c, st, now)
 		if st.http == nil {
 			if rt > 0 && !st.busySince.IsZero() && now.Sub(st.busySince) > rt {
 				p.streamTimedOut(c, st)

@@ -88,6 +88,7 @@ type Plane struct {
 	loops    []loopState         // loops[i] is owned by reactor loop i (the slice is read-only)
 	wake     chan struct{}       // a connection or task ended while stopping (Wake)
 	http     *reactor.HTTPServer // what the HTTP connections share (its counters are atomics)
+	acc      *accessLog          // the access log, nil when off (access.go)
 
 	// stopping: Drain writes it (the control plane's loop), the loops read
 	// it: no new work is taken.
@@ -130,14 +131,19 @@ func (p *Plane) Start(rx *reactor.Reactor) {
 
 // Tick is the reactor tick the plane needs: HTTP listeners need one for
 // their timeouts, stream listeners for worker.request_timeout, and
-// worker_send_timeout for the socket pairs that stop draining.
+// worker_send_timeout for the socket pairs that stop draining; the access
+// log hands its lines over at each tick, and the slow-request log is
+// checked once a second.
 func Tick(cfg *config.Config) time.Duration {
 	for _, l := range cfg.Listeners {
 		if l.Protocol == "http" {
 			return 100 * time.Millisecond
 		}
 	}
-	if cfg.Worker.RequestTimeout > 0 || cfg.WorkerSendTimeout > 0 {
+	if cfg.AccessLog.On() {
+		return 100 * time.Millisecond
+	}
+	if cfg.Worker.RequestTimeout > 0 || cfg.WorkerSendTimeout > 0 || cfg.Worker.SlowRequestLog > 0 {
 		return time.Second
 	}
 	return 0
