@@ -148,8 +148,7 @@ func (m *Master) copyManagerLog(r io.ReadCloser) {
 	}
 	buf := make([]byte, 0, 64<<10)
 	err := lines.Pump(r, managerLinePiece, func(piece string, _ bool) {
-		buf = append(append(buf[:0], piece...), '\n')
-		out.Write(buf)
+		buf = m.relayManagerLine(out, buf, piece)
 	})
 	if err != nil && !errors.Is(err, os.ErrClosed) {
 		m.log.WithError(err).Warn("reading the manager's log failed")

@@ -57,12 +57,12 @@ func startCommand() *cli.Command {
 					// our stderr too.
 					return reportedError{err}
 				}
-				return cli.Exit(err.Error(), 2)
+				return inFormat(cli.Exit(err.Error(), 2), startFormat(cfg, path))
 			}
 			if cfg.Daemonize && os.Getenv(readyFDEnv) == "" {
-				return daemonize(cfg, overrides(c))
+				return inFormat(daemonize(cfg, overrides(c)), cfg.LogFormat)
 			}
-			return asGiven(runMaster(cfg), cfg.File, path)
+			return inFormat(asGiven(runMaster(cfg), cfg.File, path), cfg.LogFormat)
 		},
 	}
 }

@@ -76,6 +76,10 @@ func main() {
 			if errors.As(err, new(reportedError)) {
 				os.Exit(1) // already printed once
 			}
+			if je := (jsonError{}); errors.As(err, &je) {
+				printJSON(os.Stderr, je.error) // log_format: json
+				os.Exit(1)
+			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "drover:", err)
 				os.Exit(1)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,5 +76,28 @@ func TestAccessLogErrors(t *testing.T) {
 				t.Errorf("got %v\nwant %s", err, c.want)
 			}
 		})
+	}
+}
+
+func TestLogFormatOf(t *testing.T) {
+	fx := newFixture(t)
+	t.Setenv("DROVER_TEST_FMT", "json")
+	for yaml, want := range map[string]string{
+		"worker_num: 0\nlog_format: json\nunknown: 1\n": "json",
+		"log_format: ${DROVER_TEST_FMT}\n":              "json",
+		"log_format: text\n":                            "text",
+		"worker_num: 2\n":                               "",
+		"log_format: [json\n":                           "",
+	} {
+		path := filepath.Join(fx.conf, "f.yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := LogFormatOf(path); got != want {
+			t.Errorf("%q: %q, want %q", yaml, got, want)
+		}
+	}
+	if got := LogFormatOf(filepath.Join(fx.conf, "none.yaml")); got != "" {
+		t.Errorf("missing file: %q", got)
 	}
 }
