@@ -14,12 +14,32 @@
 # Large bodies (CASES=big runs only these, against drover, net/http and
 # drover-old): a 64 KiB answer (GET /64k) and a 1 MiB POST echoed back
 # (POST /echo, the body made by a wrk Lua script), at 8 and 64 connections.
-# Usage: [ROUNDS=3] [OLD=DIR] [CASES=all|hello|big] scripts/bench/http.sh [duration per run, default 10s]
+# The access log's cost (CASES=access runs only this): drover as above
+# beside the same drover writing a JSON access log to a file (in
+# ACCESS_DIR, default the temp dir; /dev/shm leaves the disk out), hello
+# world at 64 connections.
+# Usage: [ROUNDS=3] [OLD=DIR] [CASES=all|hello|big|access] scripts/bench/http.sh [duration per run, default 10s]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${1:-10s}
 cases=${CASES:-all}
-case $cases in all | hello | big) ;; *) die "CASES must be all, hello or big" ;; esac
+case $cases in all | hello | big | access) ;; *) die "CASES must be all, hello, big or access" ;; esac
+if [ "$cases" = access ]; then
+  need wrk wrk
+  make build >/dev/null
+  start_tmp drhttp
+  start_drover drover 18080 "" "$PWD/bin/hello"
+  alog=$(mktemp -d "${ACCESS_DIR:-$tmp}/access.XXXX")/access.log
+  DROVER_YAML="access_log: {path: $alog, format: json}" start_drover drover+access 18087 "" "$PWD/bin/hello"
+  for p in 18080 18087; do wait_http "http://127.0.0.1:$p/"; done
+  echo "# $(machine), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!', JSON access log to a file"
+  columns
+  measure 64 / drover:18080 drover+access:18087
+  report 64 drover drover:18080 drover+access:18087
+  echo "# access log ($alog): $(wc -l < "$alog") lines, $(du -h "$alog" | cut -f1); $(grep -c 'access log lines dropped' "$tmp/drover-18087.log" || true) drop reports"
+  rm -rf "$(dirname "$alog")"
+  exit 0
+fi
 hello=0 big=0
 [ "$cases" = big ] || hello=1
 [ "$cases" = hello ] || big=1
