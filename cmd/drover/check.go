@@ -94,6 +94,13 @@ func printChecked(out io.Writer, cfg *config.Config) {
 		logTo = "stderr"
 	}
 	fmt.Fprintf(out, "pid file:     %s\nlog:          %s (%s, %s)\n", pid, logTo, cfg.LogFormat, cfg.LogLevel)
+	if a := cfg.AccessLog; a.On() {
+		to := a.Path
+		if to == config.AccessLogStdout {
+			to = "stdout"
+		}
+		fmt.Fprintf(out, "access log:   %s (%s)\n", to, a.Format)
+	}
 	if cfg.User != "" || cfg.Group != "" {
 		fmt.Fprintf(out, "workers run as: user %q, group %q\n", cfg.User, cfg.Group)
 	}
