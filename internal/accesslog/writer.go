@@ -157,7 +157,8 @@ func (w *Writer) Reopen() error {
 // Close hands over the lines left in bufs (whose loops must have stopped),
 // waits up to CloseWait for the writer to write everything queued, and
 // closes the file. Lines it cannot write in time are counted and logged as
-// lost. Safe to call once.
+// lost; a writer stuck in a write keeps its file open (closing it would
+// wait for that write) until the process exits. Safe to call once.
 func (w *Writer) Close(bufs []*Buffer) error {
 	deadline := time.NewTimer(w.closeWait)
 	defer deadline.Stop()
@@ -175,9 +176,11 @@ func (w *Writer) Close(bufs []*Buffer) error {
 		b.b, b.lines = nil, 0
 	}
 	close(w.stop)
+	stuck := false
 	select {
 	case <-w.wrote:
 	case <-deadline.C:
+		stuck = true
 		// Stuck in a write: what waits behind it is lost.
 		for n := len(w.queue); n > 0; n-- {
 			select {
@@ -193,7 +196,7 @@ func (w *Writer) Close(bufs []*Buffer) error {
 		w.log.WithFields(logrus.Fields{"lines": lost, "close_wait": w.closeWait.String()}).
 			Warn("access log not flushed at stop: its writer is stuck (a slow disk, or nobody reads stdout); these lines are lost")
 	}
-	if w.file != nil {
+	if w.file != nil && !stuck {
 		return w.file.Close()
 	}
 	return nil
