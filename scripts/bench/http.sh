@@ -36,7 +36,8 @@ if [ "$cases" = access ]; then
   columns
   measure 64 / drover:18080 drover+access:18087
   report 64 drover drover:18080 drover+access:18087
-  echo "# access log ($alog): $(wc -l < "$alog") lines, $(du -h "$alog" | cut -f1); $(grep -c 'access log lines dropped' "$tmp/drover-18087.log" || true) drop reports"
+  dropped=$(grep -o 'dropped_total=[0-9]*' "$tmp/drover-18087.log" | tail -1 | cut -d= -f2 || true)
+  echo "# access log ($alog): $(wc -l < "$alog") lines, $(du -h "$alog" | cut -f1); ${dropped:-0} lines dropped"
   rm -rf "$(dirname "$alog")"
   exit 0
 fi
