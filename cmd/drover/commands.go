@@ -340,7 +340,7 @@ func haveTaskWorkers(c *cli.Context) error {
 func reopenLogsCommand() *cli.Command {
 	return &cli.Command{
 		Name: "reopen-logs",
-		Usage: "make the master reopen log_file, e.g. after logrotate renamed it " +
+		Usage: "make the master reopen log_file and access_log, e.g. after logrotate renamed them " +
 			"(the manager's and workers' lines follow: they go through the master)",
 		Flags: []cli.Flag{configFlag},
 		Action: func(c *cli.Context) error {
