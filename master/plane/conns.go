@@ -55,6 +55,8 @@ type loopState struct {
 // and its loop's pending list full (pendingMax).
 var errPendingFull = errors.New("no worker ready and the pending queue is full")
 
+// pendingEvent is a value: written once by whoever queues it, then moved
+// between lists of the loop that owns it.
 type pendingEvent struct {
 	id      uint64
 	t       ipc.Type

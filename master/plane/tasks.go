@@ -35,6 +35,10 @@ type queuedTask struct {
 	data    []byte
 }
 
+// taskRouter routes tasks between workers and task workers. p is
+// read-only; every other field is guarded by mu: the workers' loops submit
+// and finish tasks, timers time them out, and the control plane's calls
+// (Attach, Exited, Snapshot) kick the queue and count.
 type taskRouter struct {
 	p      *Plane
 	mu     sync.Mutex
