@@ -78,7 +78,7 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 		cfg.Daemonize = c.Bool("daemonize")
 	}
 	if c.IsSet("worker-num") {
-		cfg.WorkerNum = c.Int("worker-num")
+		cfg.FixedPool(c.Int("worker-num")) // a dynamic worker_num too
 	}
 	if c.IsSet("log-level") {
 		cfg.LogLevel = c.String("log-level")
