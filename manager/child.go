@@ -113,7 +113,13 @@ func (c *child) retire(wait time.Duration, cause string) {
 	if cause == "" {
 		cause = "retired"
 	}
-	c.setCause("replaced: " + cause)
+	c.stopWithin(wait, "replaced: "+cause)
+}
+
+// stopWithin gives a child that was sent a stop frame wait to exit, then
+// SIGTERM and, a second later, SIGKILL; cause says why it ended.
+func (c *child) stopWithin(wait time.Duration, cause string) {
+	c.setCause(cause)
 	go func() {
 		select {
 		case <-c.done:
@@ -173,11 +179,15 @@ type slot struct {
 	h       *config.Handler
 	num     int
 	replace chan string // causes of successor starts asked for
+	// added: the pool grew by this slot (CtlAddSlot); until one of its
+	// incarnations said hello, one that exits is not restarted.
+	added bool
+	drop  chan string // the cause of CtlDropSlot (pool.go)
 }
 
-// supervise starts the supervisor of a slot.
-func (mg *Manager) supervise(role string, id int, h *config.Handler, num int) {
-	s := &slot{mg: mg, role: role, id: id, h: h, num: num, replace: make(chan string, 8)}
+// supervise starts the supervisor of a slot; added: the pool grows by it.
+func (mg *Manager) supervise(role string, id int, h *config.Handler, num int, added bool) {
+	s := &slot{mg: mg, role: role, id: id, h: h, num: num, replace: make(chan string, 8), added: added, drop: make(chan string, 1)}
 	mg.mu.Lock()
 	mg.slots[slotKey{role, id}] = s
 	mg.mu.Unlock()
@@ -195,6 +205,8 @@ func (s *slot) run() {
 	failures := 0
 	var retry <-chan time.Time
 	wantStart := true
+	served := false  // an incarnation said hello (a slot the pool grew by is then like any other)
+	dropping := false // CtlDropSlot: nothing more starts; the slot ends with its last incarnation
 	// start spawns an incarnation; false when it could not be started, which
 	// has been reported as an exit.
 	start := func(cause string) bool {
@@ -209,6 +221,10 @@ func (s *slot) run() {
 				ev = c.exitEvent()
 				ev.Cause = s.launchFailure(ev, err)
 				c.log.WithError(err).Debug("plugin launch failed")
+			}
+			if s.added && !served && len(live) == 0 {
+				s.growthFailed(ev)
+				return true // nothing more starts: the master drops the slot
 			}
 			s.exitedEarly(ev, &failures, len(live) > 0, &retry)
 			return false
@@ -227,16 +243,23 @@ func (s *slot) run() {
 		return true
 	}
 	for {
-		if wantStart && retry == nil {
+		if wantStart && retry == nil && !dropping {
 			wantStart = !start("")
+		}
+		if dropping && len(live) == 0 {
+			s.gone()
+			return
 		}
 		select {
 		case <-mg.stop:
 			return
 		case <-retry:
 			retry = nil
+		case cause := <-s.drop:
+			dropping, retry, wantStart = true, nil, false
+			s.dropLive(live, cause)
 		case cause := <-s.replace:
-			if len(live) == 0 {
+			if len(live) == 0 || dropping {
 				continue // a start is due anyway (back-off): it will be the new one
 			}
 			start(cause)
@@ -252,7 +275,13 @@ func (s *slot) run() {
 			delete(mg.children, c.gen)
 			mg.mu.Unlock()
 			ev := c.exitEvent()
+			served = served || c.wasReady()
 			switch {
+			case dropping:
+				mg.logExit(ev, 0, msgSlotDropped)
+				mg.report(ipc.CtlWorkerExited, ev)
+			case s.added && !served && len(live) == 0:
+				s.growthFailed(ev)
 			case !newest:
 				// A predecessor leaving after its successor took over.
 				mg.logExit(ev, 0, "worker replaced")
@@ -362,7 +391,7 @@ func (mg *Manager) logExit(ev ipc.WorkerEvent, failures int, msg string) {
 	case ev.BackoffMS > 0:
 		fields["backoff_ms"], fields["failures"] = ev.BackoffMS, failures
 		mg.log.WithFields(fields).Error(msg)
-	case msg == "worker replaced":
+	case msg == "worker replaced" || msg == msgSlotDropped:
 		mg.log.WithFields(fields).Info(msg)
 	default:
 		mg.log.WithFields(fields).Warn(msg)
@@ -684,7 +713,7 @@ func workerEnv(role string, slot, num int, launch string, h *config.Handler, cre
 // ids for messages) and, for handlers with worker.max_memory, the limit, so
 // that an SDK can retire its worker before passing it (the PHP SDK does).
 func (mg *Manager) roleEnv(env []string, role string, h *config.Handler) []string {
-	env = append(env, ipc.EnvWorkers+"="+strconv.Itoa(mg.cfg.WorkerNum), ipc.EnvTaskWorkers+"="+strconv.Itoa(mg.cfg.TaskWorkerNum))
+	env = append(env, ipc.EnvWorkers+"="+strconv.Itoa(mg.cfg.WorkerIDs()), ipc.EnvTaskWorkers+"="+strconv.Itoa(mg.cfg.TaskWorkerNum))
 	if h.MaxMemory > 0 && role != ipc.RoleProcess {
 		env = append(env, ipc.EnvMaxMemory+"="+strconv.FormatInt(int64(h.MaxMemory), 10))
 	}
