@@ -205,7 +205,7 @@ func (s *slot) run() {
 	failures := 0
 	var retry <-chan time.Time
 	wantStart := true
-	served := false  // an incarnation said hello (a slot the pool grew by is then like any other)
+	served := false   // an incarnation said hello (a slot the pool grew by is then like any other)
 	dropping := false // CtlDropSlot: nothing more starts; the slot ends with its last incarnation
 	// start spawns an incarnation; false when it could not be started, which
 	// has been reported as an exit.
