@@ -99,6 +99,7 @@ type Plane struct {
 	// finished response wakes the loops only when someone waits.
 	httpWaiting atomic.Int64
 	ipc         ipcCounters
+	pool        poolWatch // a dynamic pool's signals (pool.go)
 }
 
 // New builds the data plane for cfg. events receives the events listed in
@@ -119,6 +120,9 @@ func New(cfg *config.Config, log *logrus.Entry, events func(any)) *Plane {
 	}
 	p.tasks = newTaskRouter(p)
 	p.http = p.newHTTPServer()
+	if cfg.Pool.Dynamic {
+		p.pool.queueWait = cfg.Pool.QueueWait.D()
+	}
 	return p
 }
 

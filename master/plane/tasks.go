@@ -180,9 +180,9 @@ func (tr *taskRouter) inFlight(w *Worker) int {
 func (p *Plane) globalID(w *Worker) int {
 	switch w.role {
 	case ipc.RoleTaskWorker:
-		return p.cfg.WorkerNum + w.slot
+		return p.cfg.WorkerCap() + w.slot
 	case ipc.RoleProcess:
-		return p.cfg.WorkerNum + p.cfg.TaskWorkerNum + w.slot
+		return p.cfg.WorkerCap() + p.cfg.TaskWorkerCap() + w.slot
 	}
 	return w.slot
 }
@@ -190,7 +190,7 @@ func (p *Plane) globalID(w *Worker) int {
 // routeMessage passes a message from w to the worker running as id, or
 // drops it with a log line. Runs on l.
 func (p *Plane) routeMessage(l *reactor.Loop, from *Worker, id int, data []byte) {
-	to := p.disp.byID(id, p.cfg.WorkerNum)
+	to := p.disp.byID(id, p.cfg.WorkerCap(), p.cfg.TaskWorkerCap())
 	if to == nil {
 		from.log.WithFields(logrus.Fields{"to": id, "workers": p.cfg.WorkerNum, "task_workers": p.cfg.TaskWorkerNum}).
 			Warn("message dropped: no worker runs under that id (workers are 0..worker_num-1, then task workers)")
