@@ -51,17 +51,17 @@ type dispatcher struct {
 	procs    []*Worker // user processes by slot
 	all      map[uint64]*Worker
 	rr       int
-	lead     int // HTTP mode 3: the worker requests go to first
-	// leadSlots: the lead rotates over this many lowest slots (Resize; 0
-	// all of them).
-	leadSlots int
-	leadAt    time.Time     // … since when
-	total     int           // events in flight or queued at workers
-	idle      chan struct{} // closed when total drops to 0, while someone waits
+	lead     int           // HTTP mode 3: the worker requests go to first
+	leadAt   time.Time     // … since when
+	total    int           // events in flight or queued at workers
+	idle     chan struct{} // closed when total drops to 0, while someone waits
 	// handoff counts, by connection, events taken from a retiring worker's
 	// queue that are on their way back to their connection's loop; while
 	// a connection has some, its new events wait behind them (pending).
 	handoff map[uint64]int
+	// leadSlots: the HTTP lead rotates over this many lowest slots
+	// (Resize, pool.go); 0: all of them.
+	leadSlots int
 }
 
 func newDispatcher(mode, workers, tasks, queueMax int) *dispatcher {
