@@ -435,6 +435,7 @@ func printStatus(out io.Writer, ps []master.Process) {
 			fmt.Fprintf(out, "worker ipc:  %d frames out in %d writes (%.1f per write), %d frames in over %d reads (%.1f per read)\n",
 				s.FramesToWorkers, s.Writes, ratio(s.FramesToWorkers, s.Writes), s.FramesFromWorkers, s.Reads, ratio(s.FramesFromWorkers, s.Reads))
 		}
+		printPools(out, m.Pools)
 		fmt.Fprintln(out)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
