@@ -90,9 +90,8 @@ const (
 	// the graceful way. Sent at each sample while it stays over.
 	CtlOverMemory
 	// CtlAddSlot (master→manager, msgpack WorkerEvent with Role and Slot):
-	// the pool grew; supervise that slot from now on. An incarnation of
-	// an added slot that exits before any of the slot's said hello is
-	// reported and not restarted: the master drops the slot.
+	// the pool grew; supervise that slot from now on (the master drops it
+	// again if its first incarnation exits before its hello).
 	CtlAddSlot
 	// CtlDropSlot (master→manager, msgpack WorkerEvent with Role, Slot and
 	// Cause): the pool shrank; the master sent the slot's worker its stop

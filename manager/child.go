@@ -179,8 +179,7 @@ type slot struct {
 	h       *config.Handler
 	num     int
 	replace chan string // causes of successor starts asked for
-	// added: the pool grew by this slot (CtlAddSlot); until one of its
-	// incarnations said hello, one that exits is not restarted.
+	// added: the pool grew by this slot (CtlAddSlot).
 	added bool
 	drop  chan string // the cause of CtlDropSlot (pool.go)
 }
@@ -205,7 +204,6 @@ func (s *slot) run() {
 	failures := 0
 	var retry <-chan time.Time
 	wantStart := true
-	served := false   // an incarnation said hello (a slot the pool grew by is then like any other)
 	dropping := false // CtlDropSlot: nothing more starts; the slot ends with its last incarnation
 	// start spawns an incarnation; false when it could not be started, which
 	// has been reported as an exit.
@@ -221,10 +219,6 @@ func (s *slot) run() {
 				ev = c.exitEvent()
 				ev.Cause = s.launchFailure(ev, err)
 				c.log.WithError(err).Debug("plugin launch failed")
-			}
-			if s.added && !served && len(live) == 0 {
-				s.growthFailed(ev)
-				return true // nothing more starts: the master drops the slot
 			}
 			s.exitedEarly(ev, &failures, len(live) > 0, &retry)
 			return false
@@ -275,13 +269,10 @@ func (s *slot) run() {
 			delete(mg.children, c.gen)
 			mg.mu.Unlock()
 			ev := c.exitEvent()
-			served = served || c.wasReady()
 			switch {
 			case dropping:
 				mg.logExit(ev, 0, msgSlotDropped)
 				mg.report(ipc.CtlWorkerExited, ev)
-			case s.added && !served && len(live) == 0:
-				s.growthFailed(ev)
 			case !newest:
 				// A predecessor leaving after its successor took over.
 				mg.logExit(ev, 0, "worker replaced")

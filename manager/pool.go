@@ -13,9 +13,10 @@ import (
 // stop frame and gives it no new work): nothing more starts there, an
 // incarnation that has not said hello is killed, a ready one gets
 // max_wait_time to finish, and CtlSlotGone follows its exit. A slot the pool
-// grew by whose first incarnation fails before its hello is not restarted:
-// the master hears of the exit and drops the slot (a pool does not grow
-// into a crash loop).
+// grew by whose first incarnation fails before its hello is restarted after
+// the back-off like any other, unless the master, which hears of the exit,
+// drops it first (it does: a pool does not grow into a crash loop); the
+// master decides, because only it knows whether the worker said hello.
 
 // msgSlotDropped is the log message of an exit in a dropped slot.
 const msgSlotDropped = "worker left: the pool shrank"
@@ -102,12 +103,4 @@ func (s *slot) gone() {
 	}
 	mg.mu.Unlock()
 	mg.report(ipc.CtlSlotGone, ipc.WorkerEvent{Role: s.role, Slot: s.id})
-}
-
-// growthFailed reports the exit of the first incarnation of a slot the
-// pool grew by, before its hello: nothing restarts it; the master drops
-// the slot and says why the pool did not grow.
-func (s *slot) growthFailed(ev ipc.WorkerEvent) {
-	s.mg.logExit(ev, 0, "new worker failed to start; the pool does not grow by it")
-	s.mg.report(ipc.CtlWorkerExited, ev)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -23,11 +24,11 @@ func scaleCommand() *cli.Command {
 			&cli.BoolFlag{Name: "tasks", Usage: "scale the task workers instead of the workers"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return cli.Exit("drover scale takes one argument, the new number of workers (e.g. drover scale 4)", 2)
+				return errors.New("scale takes one argument, the new number of workers (e.g. drover scale 4)")
 			}
 			n, err := strconv.Atoi(c.Args().First())
 			if err != nil || n < 1 {
-				return cli.Exit(fmt.Sprintf("drover scale: %q is not a number of workers (want 1 or more, e.g. drover scale 4)", c.Args().First()), 2)
+				return fmt.Errorf("scale: %q is not a number of workers (want 1 or more, e.g. drover scale 4)", c.Args().First())
 			}
 			resp, err := command(c, master.Request{Cmd: "scale", N: n, Tasks: c.Bool("tasks")}, func(msg string) { fmt.Println(msg) })
 			if err != nil {
