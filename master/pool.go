@@ -256,6 +256,9 @@ func (m *Master) retireSlot(p *pool, s int) bool {
 	}
 	delete(p.slots, s)
 	p.leaving[s] = true
+	if p.growing == s {
+		p.growing = -1 // it never said hello: no growth is in flight any more
+	}
 	m.plane.Resize(p.role, p.tableLen(), p.lead())
 	m.slotControl(ipc.CtlDropSlot, p.role, s, "the pool shrank")
 	p.log(m).WithFields(logrus.Fields{"worker_id": s, "in_flight": inflight}).Info("pool: retiring a worker; it finishes its requests and leaves")
