@@ -349,3 +349,71 @@ listeners:
 	t.Logf("replaced: %s", e.str("cause"))
 	s.waitStatus("2 workers", readyWorkers(2))
 }
+
+// A manager killed after the pool was scaled is replaced by one that
+// supervises the pool as it is, not as the file says.
+func TestScaledPoolSurvivesManagerLoss(t *testing.T) {
+	s := startServer(t, poolConfig)
+	if out, err := s.drover("scale", "-c", s.config, "3"); err != nil {
+		t.Fatalf("scale 3: %v\n%s", err, out)
+	}
+	old := pidsOf(s.status(), "manager")[0]
+	syscall.Kill(old, syscall.SIGKILL)
+	s.waitStatus("3 workers under a new manager", func(rows []statusRow) bool {
+		m := pidsOf(rows, "manager")
+		return readyWorkers(3)(rows) && len(m) == 1 && m[0] != old
+	})
+	if p := s.pools()["worker"]; p.Size != 3 || p.Ready != 3 {
+		t.Fatalf("after the manager's loss: pool %+v", p)
+	}
+}
+
+// Stream connections bound to workers (dispatch_mode 2) across a shrink:
+// those whose worker retires move to one that stays, which hears of them
+// first (Connect); none is closed and every packet is answered.
+func TestScaleMovesBoundConnections(t *testing.T) {
+	s := startServer(t, strings.Replace(commandsConfig, "worker_num: 2", "worker_num: 4", 1))
+	var conns []*client
+	owner := map[string]bool{}
+	for range 8 {
+		c := dial(t, s.addrs[0])
+		got, err := c.roundTrip("whoami")
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner[strings.Fields(got)[1]] = true
+		conns = append(conns, c)
+	}
+	if len(owner) < 2 {
+		t.Fatalf("8 connections bound to workers %v; want them spread", owner)
+	}
+	if out, err := s.drover("scale", "-c", s.config, "1"); err != nil {
+		t.Fatalf("scale 1: %v\n%s", err, out)
+	}
+	for i, c := range conns {
+		got, err := c.roundTrip("whoami")
+		if err != nil || !strings.HasPrefix(got, "worker 0 ") {
+			t.Fatalf("connection %d after scale 1: %q, %v; want worker 0", i, got, err)
+		}
+	}
+	if out, err := s.drover("scale", "-c", s.config, "3"); err != nil {
+		t.Fatalf("scale 3: %v\n%s", err, out)
+	}
+	// Bound to worker 0, they stay there; new connections spread again.
+	for i, c := range conns {
+		if got, err := c.roundTrip("whoami"); err != nil || !strings.HasPrefix(got, "worker 0 ") {
+			t.Fatalf("connection %d after scale 3: %q, %v; want worker 0 still", i, got, err)
+		}
+	}
+	owner = map[string]bool{}
+	for range 6 {
+		got, err := dial(t, s.addrs[0]).roundTrip("whoami")
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner[strings.Fields(got)[1]] = true
+	}
+	if len(owner) < 2 {
+		t.Fatalf("new connections after scale 3 went to workers %v; want them spread", owner)
+	}
+}
