@@ -43,11 +43,12 @@ const (
 	DefaultPoolMin         = 1
 	DefaultPoolIdleTimeout = Duration(10 * time.Second)
 	// DefaultQueueWait is worker_num.queue_wait. A new worker helps only
-	// the requests that would still be waiting when it says hello: here Go
-	// handlers said hello 1–84 ms after their start (median 3 ms), PHP
-	// ones 24–133 ms (median 37 ms). 50 ms covers most of either, and is
-	// far below what a client notices or dispatch_timeout (5s)
-	// (docs/operations.md, "Scaling the pool").
+	// the requests still waiting when it says hello. From the decision to
+	// its hello, one start at a time on a 2-vCPU VM, Go handlers took 3–16
+	// ms (median 7; 8–100, median 18, with the go-plugin handshake), PHP
+	// ones 16–87 ms (median 26). 50 ms covers most of each, adds no
+	// latency a client notices, and is far below dispatch_timeout (5s)
+	// (docs/configuration.md, "A dynamic pool").
 	DefaultQueueWait = Duration(50 * time.Millisecond)
 	// MaxWorkers is the most workers (or task workers) of one instance.
 	MaxWorkers = 1024
