@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -41,7 +42,6 @@ import (
 type pool struct {
 	role    string
 	what    string // "workers", "task workers"
-	h       *config.Handler
 	dynamic bool
 	// configured: worker_num (a dynamic pool's min), for status.
 	configured int
@@ -120,18 +120,18 @@ func (m *Master) initPools() {
 	m.sc.pools = make(map[string]*pool)
 	m.sc.ttls = make(map[uint64]*ttlTimers)
 	c := m.cfg
-	p := newPool(ipc.RoleWorker, "workers", &c.Worker, c.WorkerNum, c.WorkerCap())
+	p := newPool(ipc.RoleWorker, "workers", c.WorkerNum, c.WorkerCap())
 	if c.Pool.Dynamic {
 		p.dynamic, p.min, p.max, p.idleTimeout = true, c.Pool.Min, c.Pool.Max, c.Pool.IdleTimeout.D()
 	}
 	m.sc.pools[p.role] = p
 	if c.TaskWorkerNum > 0 {
-		m.sc.pools[ipc.RoleTaskWorker] = newPool(ipc.RoleTaskWorker, "task workers", &c.TaskWorker, c.TaskWorkerNum, c.TaskWorkerCap())
+		m.sc.pools[ipc.RoleTaskWorker] = newPool(ipc.RoleTaskWorker, "task workers", c.TaskWorkerNum, c.TaskWorkerCap())
 	}
 }
 
-func newPool(role, what string, h *config.Handler, n, cap int) *pool {
-	p := &pool{role: role, what: what, h: h, configured: n, target: n, cap: cap, growing: -1,
+func newPool(role, what string, n, cap int) *pool {
+	p := &pool{role: role, what: what, configured: n, target: n, cap: cap, growing: -1,
 		slots: make(map[int]*poolSlot, n), leaving: make(map[int]bool)}
 	for i := range n {
 		p.slots[i] = &poolSlot{joined: true}
@@ -146,6 +146,9 @@ func (m *Master) poolOf(role string) *pool { return m.sc.pools[role] }
 // the slots the previous manager was dropping are gone with it.
 func (m *Master) managerSlots() (workers, tasks []int) {
 	for _, p := range m.sc.pools {
+		for s := range p.leaving {
+			delete(m.slots, slotKey{p.role, s}) // status forgets it
+		}
 		clear(p.leaving)
 	}
 	sorted := func(p *pool) []int {
@@ -304,7 +307,7 @@ func (m *Master) poolReady(w *plane.Worker) {
 	if p.dynamic && len(p.slots) > p.min {
 		m.armIdle(p, p.idleTimeout)
 	}
-	m.poolSettled(p)
+	m.poolStep(p) // at its target, this only answers the scale commands
 }
 
 // poolExited follows a worker's exit (after the replacements saw it). Runs
@@ -523,7 +526,7 @@ func (m *Master) poolSettled(p *pool) {
 		switch {
 		case len(p.failed) > 0 && len(p.slots) == p.target && p.ready() == p.target:
 			m.scaleOver(w, fmt.Errorf("%s scaled to %d, not %d: %s; the others serve",
-				p.what, p.target, w.to, joinLines(p.failed)))
+				p.what, p.target, w.to, strings.Join(p.failed, "; ")))
 		case p.settled():
 			m.scaleOver(w, nil)
 		}
@@ -708,16 +711,4 @@ func (m *Master) ttlDue(e evTTL) {
 			m.armTTL(w)
 		}
 	})
-}
-
-// joinLines joins reasons with "; ".
-func joinLines(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += "; "
-		}
-		out += x
-	}
-	return out
 }
