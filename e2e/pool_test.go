@@ -296,6 +296,22 @@ listeners:
 	s.waitStatus("one worker", readyWorkers(1))
 	t.Logf("grew from 1 to 8 workers in %s; %.0f requests/s at 8 (one worker: at most 50); back to 1 worker %s after the load stopped (idle_timeout 2s); %s",
 		grew.Round(time.Millisecond), rate, shrank.Round(time.Millisecond), res)
+
+	// drover scale 4 under load: the pool's floor is 4 from then on, and
+	// nothing is lost.
+	res, stop = load(t, httpURL(s, "/"), 64)
+	waitServed(t, res, 100)
+	if out, err := s.drover("scale", "-c", s.config, "4"); err != nil || !strings.Contains(out, " to 4 in ") {
+		t.Fatalf("scale 4 under load: %v\n%s", err, out)
+	}
+	waitServed(t, res, 300)
+	stop()
+	if p := s.pools()["worker"]; p.Min != 4 || p.Size < 4 || p.Configured != 1 {
+		t.Fatalf("after scale 4: pool %+v, want min 4", p)
+	}
+	if res.errs.Load() != 0 || res.non2xx.Load() != 0 {
+		t.Fatalf("load across drover scale 4: %s", res)
+	}
 }
 
 // worker.ttl replaces a worker once it has run that long, the graceful
