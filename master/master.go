@@ -104,6 +104,7 @@ type Master struct {
 	upgrading bool                           // an upgrade runs (evUpgradeDone ends it)
 	statsSeq  uint64                         // the last CtlStats id asked of the manager
 	statsWait map[uint64]*statusJob          // status answers waiting for the manager's runtime figures, by CtlStats id
+	sc        scaling                        // the pools' sizes and the workers' TTLs (pool.go)
 
 	// Written by the loop, read from any goroutine.
 	mgrp     atomic.Pointer[managerProc] // the current manager
@@ -223,6 +224,7 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	m.plane = plane.New(cfg, m.log, m.post)
+	m.initPools()
 	defer close(m.done)
 	defer func() {
 		if err != nil {
@@ -307,7 +309,8 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	m.startAdmin()
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2,
+		syscall.SIGTTIN, syscall.SIGTTOU) // TTIN/TTOU: one worker more or fewer (pool.go)
 	defer signal.Stop(sigs)
 	// A closed stderr (the terminal or the log pipe gone) must not kill
 	// the master, and the tree with it, by SIGPIPE: caught, a write fails
@@ -571,7 +574,7 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 				m.log.WithFields(logrus.Fields{"workers_ready": w, "workers": m.cfg.WorkerNum,
 					"task_workers_ready": t, "task_workers": m.cfg.TaskWorkerNum}).Info("stopping while starting (control socket)")
 				return errStoppedWhileStarting
-			case "reload", "upgrade":
+			case "reload", "upgrade", "scale":
 				req.reply <- Response{Error: fmt.Sprintf("drover is starting (%d of %d workers, %d of %d task workers said hello); %s once it is ready",
 					w, m.cfg.WorkerNum, t, m.cfg.TaskWorkerNum, req.Cmd)}
 			default:
@@ -614,6 +617,9 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 					fail(err)
 				}
 				continue
+			case syscall.SIGTTIN, syscall.SIGTTOU:
+				m.scaleBy(map[os.Signal]int{syscall.SIGTTIN: 1, syscall.SIGTTOU: -1}[s], s.String())
+				continue
 			}
 			m.log.WithField("signal", s.String()).Info("stopping")
 			m.shutdownWith(sigs, false)
@@ -639,6 +645,10 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 			if req.Cmd == "reload" {
 				req.reply <- Response{OK: true, Progress: true, Message: "reload started"}
 				m.reloadFor(req)
+				continue
+			}
+			if req.Cmd == "scale" {
+				m.scaleFor(req) // pool.go
 				continue
 			}
 			m.answer(req)
@@ -720,6 +730,7 @@ func (m *Master) handle(ev any) error {
 		}
 		m.workerExited(e.ev)
 		m.replaceExited(e.ev)
+		m.poolExited(e.ev)
 	case plane.Recycle:
 		m.recycle(e.W, e.Cause)
 	case plane.RetireAsked:
@@ -733,6 +744,9 @@ func (m *Master) handle(ev any) error {
 	case plane.Ready:
 		m.notifyManager(ipc.CtlWorkerReady, e.W, "")
 		m.replaceReady(e.W)
+		m.poolReady(e.W)
+	case plane.Waited, evSlotGone, evPoolIdle, evTTL, evScaleTimeout:
+		m.poolEvent(e) // pool.go
 	case evManagerExited:
 		if e.mgr != m.curMgr() || m.stopping.Load() {
 			return nil
@@ -886,6 +900,7 @@ func (m *Master) tasksLeft() int {
 func (m *Master) shutdown(force bool) {
 	m.stopping.Store(true)
 	m.replaceStop()
+	m.poolStop()
 	if m.plane != nil {
 		m.plane.Stopping()
 		if q, r := m.plane.TasksLeft(); q+r > 0 {

@@ -134,6 +134,9 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 	if w == nil {
 		return false, 0
 	}
+	if hc.Phase() == reactor.HTTPQueued {
+		p.waited(hc.QueuedAt(), c.Loop().Now()) // a dynamic pool grows (pool.go)
+	}
 	h.w = w
 	p.countDispatch(hc, h)
 	h.canRetry = w.prefetch > 0 && !hc.BodyFollows()
@@ -315,6 +318,7 @@ func (p *Plane) OnTick(l *reactor.Loop) {
 			}
 			if now.Sub(hc.QueuedAt()) < p.cfg.DispatchTimeout.D() {
 				keep = append(keep, id)
+				p.waited(hc.QueuedAt(), now) // a dynamic pool grows (pool.go)
 				continue
 			}
 			p.httpWaiting.Add(-1)

@@ -101,7 +101,8 @@ type Plane struct {
 	ipc         ipcCounters
 	// met: the counters of /metrics (metrics.go), nil when not counted;
 	// set by Metrics before the loops start.
-	met *metrics
+	met  *metrics
+	pool poolWatch // a dynamic pool's signals (pool.go)
 }
 
 // New builds the data plane for cfg. events receives the events listed in
@@ -122,6 +123,9 @@ func New(cfg *config.Config, log *logrus.Entry, events func(any)) *Plane {
 	}
 	p.tasks = newTaskRouter(p)
 	p.http = p.newHTTPServer()
+	if cfg.Pool.Dynamic {
+		p.pool.queueWait = cfg.Pool.QueueWait.D()
+	}
 	return p
 }
 
