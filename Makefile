@@ -38,6 +38,7 @@ bench: build
 	scripts/bench/echo.sh
 	scripts/bench/http.sh
 	scripts/bench/php.sh
+	scripts/bench/pool.sh
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)

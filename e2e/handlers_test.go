@@ -68,6 +68,8 @@ func runHandler(role string) {
 		}, worker.WithConcurrency(4))
 	case "http":
 		serveHTTPHandler()
+	case "pool":
+		servePoolHandler() // pool_test.go
 	case "release":
 		serveReleaseHandler() // deploy_test.go
 	case "hygiene":

@@ -78,6 +78,23 @@ func load(t *testing.T, url string, conns int) (res *loadResult, stop func()) {
 	return res, func() { once.Do(func() { cancel(); wg.Wait(); tr.CloseIdleConnections() }) }
 }
 
+// stoppedCleanly checks the load of a stopped server: no error answer,
+// and no client error but those of a listener that closed (refused
+// connections, keep-alive connections ended).
+func stoppedCleanly(t *testing.T, res *loadResult) {
+	t.Helper()
+	if res.non2xx.Load() != 0 {
+		t.Fatalf("error answers during the stop: %s", res)
+	}
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	for _, e := range res.firstErrs {
+		if !strings.Contains(e, "connection refused") && !strings.Contains(e, "EOF") && !strings.Contains(e, "connection reset") {
+			t.Errorf("unexpected client error during the stop: %s", e)
+		}
+	}
+}
+
 // waitServed waits until the load client has had n more good answers.
 func waitServed(t *testing.T, r *loadResult, n int64) {
 	t.Helper()
@@ -250,16 +267,7 @@ func TestStopUnderLoad(t *testing.T) {
 		t.Fatalf("the request in flight during the stop got %q, want 200 released", got)
 	}
 	stop()
-	if res.non2xx.Load() != 0 {
-		t.Fatalf("error answers during the stop: %s", res)
-	}
-	res.mu.Lock()
-	for _, e := range res.firstErrs {
-		if !strings.Contains(e, "connection refused") && !strings.Contains(e, "EOF") && !strings.Contains(e, "connection reset") {
-			t.Errorf("unexpected client error during the stop: %s", e)
-		}
-	}
-	res.mu.Unlock()
+	stoppedCleanly(t, res)
 	for _, p := range pids {
 		if alive(p) {
 			t.Errorf("pid %d still alive after drover stop", p)

@@ -367,3 +367,85 @@ func TestReaderReady(t *testing.T) {
 		t.Fatalf("a whole second frame is buffered but Ready is false (err %v)", err)
 	}
 }
+
+// recordingReader is a chunkReader that records the size of each read's
+// buffer.
+type recordingReader struct {
+	chunkReader
+	asked []int
+}
+
+func (r *recordingReader) Read(p []byte) (int, error) {
+	r.asked = append(r.asked, len(p))
+	return r.chunkReader.Read(p)
+}
+
+// TestReaderAlloc: with SetAlloc, a large payload not yet buffered whole is
+// read into the caller's buffer (what was buffered of it copied there
+// first), small ones and declined ones stay in the Reader's buffer, the
+// read after a payload read so is small (directRead), and a stream cut
+// in such a payload is io.ErrUnexpectedEOF.
+func TestReaderAlloc(t *testing.T) {
+	big := func(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
+	type want struct {
+		id    uint64
+		body  []byte
+		owned bool
+	}
+	frames := []want{
+		{1, []byte("small"), false},
+		{2, big(64<<10, 'a'), true}, // first read: its header and part of it
+		{3, big(64<<10, 'b'), true}, // header read alone (directRead)
+		{4, []byte("window"), false},
+		{5, big(DirectPayload-1, 'c'), false}, // under the threshold
+		{6, big(64<<10, 'd'), false},          // declined by alloc
+	}
+	var stream []byte
+	for _, f := range frames {
+		stream = AppendFrame(stream, TypeRequestBody, 0, f.id, f.body)
+	}
+	src := &recordingReader{chunkReader: chunkReader{b: stream, n: 1 << 20}}
+	r := NewReader(src, DefaultMaxPayload)
+	var given [][]byte
+	r.SetAlloc(func(h Header) []byte {
+		if h.ID == 6 {
+			return nil
+		}
+		b := make([]byte, 0, h.Length)
+		given = append(given, b)
+		return b
+	})
+	for _, f := range frames {
+		asked := len(src.asked)
+		h, p, err := r.ReadFrame()
+		if err != nil {
+			t.Fatalf("frame %d: %v", f.id, err)
+		}
+		if h.ID != f.id || !bytes.Equal(p, f.body) {
+			t.Fatalf("frame %d: got id %d, %d bytes, equal %v", f.id, h.ID, len(p), bytes.Equal(p, f.body))
+		}
+		if r.Owned() != f.owned {
+			t.Fatalf("frame %d: Owned %v, want %v", f.id, r.Owned(), f.owned)
+		}
+		if f.owned && &p[0] != &given[len(given)-1][:1][0] {
+			t.Fatalf("frame %d: the payload is not in the buffer alloc gave", f.id)
+		}
+		if f.id == 3 || f.id == 4 {
+			// The first read for the frame after an owned one is small.
+			if a := src.asked[asked]; a > directRead {
+				t.Fatalf("frame %d: the read after an owned payload asked for %d bytes, want at most %d", f.id, a, directRead)
+			}
+		}
+	}
+	if _, _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("at end: %v, want io.EOF", err)
+	}
+
+	// Cut in the middle of a payload read into the caller's buffer.
+	cut := AppendFrame(nil, TypeRequestBody, 0, 1, big(64<<10, 'x'))[:HeaderSize+30<<10]
+	r = NewReader(&chunkReader{b: cut, n: 1000}, DefaultMaxPayload)
+	r.SetAlloc(func(h Header) []byte { return make([]byte, 0, h.Length) })
+	if _, _, err := r.ReadFrame(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("cut payload: %v, want io.ErrUnexpectedEOF", err)
+	}
+}

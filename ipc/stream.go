@@ -21,7 +21,22 @@ type Reader struct {
 	end int // end of valid bytes in buf
 
 	lastYield time.Time // see yieldEvery
+
+	alloc func(Header) []byte // SetAlloc's function, or nil
+	owned bool                // the last payload is in a buffer from alloc
+	small bool                // the last payload was: read little next (directRead)
 }
+
+// DirectPayload is the least payload size that ReadFrame reads into a
+// buffer from SetAlloc's function rather than into its own buffer.
+const DirectPayload = 16 << 10
+
+// directRead bounds the read that follows a frame read into a buffer of
+// SetAlloc's function. Such frames tend to come one after another (a long
+// body in pieces), and what a read brings along of the next one's payload
+// must be copied into its buffer: the next header is read with little
+// beside it, so that the next payload goes into its buffer by itself.
+const directRead = 512
 
 // yieldEvery is how often ReadFrame yields to the Go scheduler before a read
 // that may block. A worker's reading goroutine runs for ever; one that
@@ -38,10 +53,29 @@ func NewReader(r io.Reader, maxPayload int) *Reader {
 	return &Reader{r: r, max: maxPayload, buf: make([]byte, 64<<10)}
 }
 
+// SetAlloc makes ReadFrame read the payload of a large frame into a
+// buffer of the caller's instead of its own: for a frame of at least
+// DirectPayload bytes whose payload is not buffered whole yet, it calls
+// fn with the header, and reads the payload into the buffer fn returns
+// (whose capacity must be at least h.Length), after copying there what it
+// already holds of it; fn returns nil to decline. ReadFrame then returns
+// that buffer as the payload, and Owned reports true: the buffer is the
+// caller's again, to keep beyond the next ReadFrame. A payload read so
+// saves the copy a caller keeping it would make, and the move of a
+// partial frame to the front of the Reader's buffer; fn is called on the
+// goroutine calling ReadFrame.
+func (r *Reader) SetAlloc(fn func(h Header) []byte) { r.alloc = fn }
+
+// Owned reports whether the payload the last ReadFrame returned is in a
+// buffer from SetAlloc's function (see SetAlloc) rather than the Reader's.
+func (r *Reader) Owned() bool { return r.owned }
+
 // ReadFrame returns the next frame. The payload aliases the Reader's buffer
-// and is valid only until the next call. At a clean end of stream between
-// frames it returns io.EOF; in the middle of a frame io.ErrUnexpectedEOF.
+// and is valid only until the next call (unless Owned, see SetAlloc). At a
+// clean end of stream between frames it returns io.EOF; in the middle of a
+// frame io.ErrUnexpectedEOF.
 func (r *Reader) ReadFrame() (Header, []byte, error) {
+	r.owned = false
 	for {
 		h, payload, n, err := Next(r.buf[r.beg:r.end], r.max)
 		if err != nil {
@@ -49,29 +83,69 @@ func (r *Reader) ReadFrame() (Header, []byte, error) {
 		}
 		if n > 0 {
 			r.beg += n
+			r.small = false
 			return h, payload, nil
 		}
 		need := HeaderSize
 		if r.end-r.beg >= HeaderSize {
 			need += int(h.Length)
+			if r.alloc != nil && h.Length >= DirectPayload {
+				if buf := r.alloc(h); buf != nil && cap(buf) >= int(h.Length) {
+					return r.readInto(h, buf[:h.Length])
+				}
+			}
 		}
 		r.makeRoom(need)
-		if now := time.Now(); now.Sub(r.lastYield) >= yieldEvery {
-			r.lastYield = now
-			runtime.Gosched()
+		room := r.buf[r.end:]
+		if r.small && len(room) > directRead {
+			room = room[:directRead]
 		}
-		m, err := r.r.Read(r.buf[r.end:])
+		r.yield()
+		m, err := r.r.Read(room)
 		r.end += m
 		if m > 0 {
 			continue
 		}
-		if err == io.EOF && r.end > r.beg {
-			err = io.ErrUnexpectedEOF
+		return h, nil, r.readErr(err, r.end > r.beg)
+	}
+}
+
+// readInto reads the payload of the frame whose header and first bytes
+// are buffered into buf (of the payload's length).
+func (r *Reader) readInto(h Header, buf []byte) (Header, []byte, error) {
+	// The buffered bytes are all this frame's: it is not complete.
+	k := copy(buf, r.buf[r.beg+HeaderSize:r.end])
+	r.beg, r.end = 0, 0
+	for k < len(buf) {
+		r.yield()
+		m, err := r.r.Read(buf[k:])
+		k += m
+		if m == 0 {
+			return h, nil, r.readErr(err, true)
 		}
-		if err == nil {
-			err = io.ErrNoProgress
-		}
-		return h, nil, err
+	}
+	r.owned, r.small = true, true
+	return h, buf, nil
+}
+
+// readErr is the error of a read that returned no byte; partial says a
+// frame was begun.
+func (r *Reader) readErr(err error, partial bool) error {
+	if err == io.EOF && partial {
+		return io.ErrUnexpectedEOF
+	}
+	if err == nil {
+		return io.ErrNoProgress
+	}
+	return err
+}
+
+// yield lets other goroutines run before a read that may block, every
+// yieldEvery (see there).
+func (r *Reader) yield() {
+	if now := time.Now(); now.Sub(r.lastYield) >= yieldEvery {
+		r.lastYield = now
+		runtime.Gosched()
 	}
 }
 

@@ -266,6 +266,7 @@ func (m *Master) reloadReplaced(run *reloadRun, err error) {
 func (m *Master) reloadEnd(n int, err error) {
 	run := m.reloadRun
 	m.reloadRun = nil
+	m.counters.reloaded(err)
 	sdnotify.Ready(m.log) // the end of what Reloading began
 	run.finish(n, err)
 	m.watchNext() // a reload the watch asked for meanwhile may start

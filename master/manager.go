@@ -122,6 +122,7 @@ func (m *Master) startManager() error {
 		return fmt.Errorf("encode config for the manager: %w", err)
 	}
 	init := ipc.Init{Config: cfgJSON, GenBase: m.mgrSeq << 32, LogFormat: m.cfg.LogFormat, LogLevel: m.cfg.LogLevel}
+	init.WorkerSlots, init.TaskSlots = m.managerSlots() // the pools as they are (pool.go)
 	if err := ctl.Send(ipc.CtlInit, 0, init); err != nil {
 		return fmt.Errorf("start manager: %w", err)
 	}
@@ -195,6 +196,8 @@ func (m *Master) readManager(mp *managerProc) {
 			m.events <- evWorkerExited{mgr: mp, ev: ev}
 		case ipc.CtlOverMemory:
 			m.post(evMemory{gen: ev.Gen, rss: ev.RSS})
+		case ipc.CtlSlotGone:
+			m.post(evSlotGone{mgr: mp, role: ev.Role, slot: ev.Slot})
 		}
 	}
 }

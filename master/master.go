@@ -45,6 +45,8 @@ type Options struct {
 	// with each problem; the master reloads its workers on a change. Nil
 	// leaves watch: unenforced (the master says so at start).
 	Watch func(paths []string, onChange func(summary string), onError func(error)) (io.Closer, error)
+	// Version is drover's version, for drover_build_info.
+	Version string
 }
 
 // Master is the master process: listeners, reactor, dispatcher, the
@@ -73,6 +75,11 @@ type Master struct {
 	bound   []string       // listener addresses as bound (port 0 resolved)
 	netLns  []net.Listener // owners of the reactor's listening descriptors
 	pidPath string
+	admin   *admin // the admin listener (admin.go), nil when off
+
+	// counters: the control plane's counters for /metrics (metrics.go),
+	// written by the loop under their own mutex.
+	counters ctlCounters
 
 	// Channels into the loop (made by Run, read-only fields). events: the
 	// loop reads; post and readManager write. control: the loop reads;
@@ -97,6 +104,7 @@ type Master struct {
 	upgrading bool                           // an upgrade runs (evUpgradeDone ends it)
 	statsSeq  uint64                         // the last CtlStats id asked of the manager
 	statsWait map[uint64]*statusJob          // status answers waiting for the manager's runtime figures, by CtlStats id
+	sc        scaling                        // the pools' sizes and the workers' TTLs (pool.go)
 
 	// Written by the loop, read from any goroutine.
 	mgrp     atomic.Pointer[managerProc] // the current manager
@@ -216,6 +224,7 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	m.plane = plane.New(cfg, m.log, m.post)
+	m.initPools()
 	defer close(m.done)
 	defer func() {
 		if err != nil {
@@ -252,6 +261,10 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := m.openAdmin(); err != nil {
+		return err
+	}
+	defer m.closeAdmin()
 	// The control socket is the master's own, not handed over by tableflip:
 	// stopping the upgrader (which unlinks its unix sockets) must leave the
 	// CLI a way in while the stop drains.
@@ -296,9 +309,11 @@ func Run(cfg *config.Config, opts Options) (err error) {
 	if err := m.plane.OpenAccessLog(); err != nil {
 		return err
 	}
+	m.startAdmin()
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2,
+		syscall.SIGTTIN, syscall.SIGTTOU) // TTIN/TTOU: one worker more or fewer (pool.go)
 	defer signal.Stop(sigs)
 	// A closed stderr (the terminal or the log pipe gone) must not kill
 	// the master, and the tree with it, by SIGPIPE: caught, a write fails
@@ -341,8 +356,10 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		}
 	}
 	m.ready.Store(true)
+	m.serveAdmin() // started by an upgrade: the probes reach us from now on
 	m.log.WithFields(logrus.Fields{"pid": os.Getpid(), "listeners": m.bound, "workers": cfg.WorkerNum,
-		"task_workers": cfg.TaskWorkerNum, "pid_file": m.pidPath, "control": m.ctlPath, "generation": generation()}).Info("drover ready")
+		"task_workers": cfg.TaskWorkerNum, "pid_file": m.pidPath, "control": m.ctlPath, "generation": generation(),
+		"admin": m.adminAddr()}).Info("drover ready")
 	if opts.Ready != nil {
 		opts.Ready()
 	}
@@ -561,7 +578,7 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 				m.log.WithFields(logrus.Fields{"workers_ready": w, "workers": m.cfg.WorkerNum,
 					"task_workers_ready": t, "task_workers": m.cfg.TaskWorkerNum}).Info("stopping while starting (control socket)")
 				return errStoppedWhileStarting
-			case "reload", "upgrade":
+			case "reload", "upgrade", "scale":
 				req.reply <- Response{Error: fmt.Sprintf("drover is starting (%d of %d workers, %d of %d task workers said hello); %s once it is ready",
 					w, m.cfg.WorkerNum, t, m.cfg.TaskWorkerNum, req.Cmd)}
 			default:
@@ -604,6 +621,9 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 					fail(err)
 				}
 				continue
+			case syscall.SIGTTIN, syscall.SIGTTOU:
+				m.scaleBy(map[os.Signal]int{syscall.SIGTTIN: 1, syscall.SIGTTOU: -1}[s], s.String())
+				continue
 			}
 			m.log.WithField("signal", s.String()).Info("stopping")
 			m.shutdownWith(sigs, false)
@@ -629,6 +649,10 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 			if req.Cmd == "reload" {
 				req.reply <- Response{OK: true, Progress: true, Message: "reload started"}
 				m.reloadFor(req)
+				continue
+			}
+			if req.Cmd == "scale" {
+				m.scaleFor(req) // pool.go
 				continue
 			}
 			m.answer(req)
@@ -679,8 +703,17 @@ func (m *Master) loopEvent(sigs <-chan os.Signal, ev any) (end bool, err error) 
 // answer answers a request that the loop does not handle itself: status
 // is answered once its samples are in (startStatus), anything else at once.
 func (m *Master) answer(req controlReq) {
-	if req.Cmd == "status" {
+	switch req.Cmd {
+	case "status":
 		m.startStatus(req.reply)
+		return
+	case "health": // the admin listener's /health: the loop answers
+		req.reply <- Response{OK: true}
+		return
+	case "metrics": // the admin listener's scrape: the status table, without the manager's runtime figures
+		job := m.statusTable()
+		job.reply = req.reply
+		go job.sample(nil)
 		return
 	}
 	req.reply <- Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
@@ -701,6 +734,7 @@ func (m *Master) handle(ev any) error {
 		}
 		m.workerExited(e.ev)
 		m.replaceExited(e.ev)
+		m.poolExited(e.ev)
 	case plane.Recycle:
 		m.recycle(e.W, e.Cause)
 	case plane.RetireAsked:
@@ -714,6 +748,9 @@ func (m *Master) handle(ev any) error {
 	case plane.Ready:
 		m.notifyManager(ipc.CtlWorkerReady, e.W, "")
 		m.replaceReady(e.W)
+		m.poolReady(e.W)
+	case plane.Waited, evSlotGone, evPoolIdle, evTTL, evScaleTimeout:
+		m.poolEvent(e) // pool.go
 	case evManagerExited:
 		if e.mgr != m.curMgr() || m.stopping.Load() {
 			return nil
@@ -749,6 +786,9 @@ func (m *Master) workerExited(ev ipc.WorkerEvent) {
 	}
 	si.restarts++
 	si.lastExit = describeExit(ev)
+	if !m.stopping.Load() {
+		m.counters.restarted(ev)
+	}
 	si.backoffUntil = time.Now().Add(time.Duration(ev.BackoffMS) * time.Millisecond)
 	m.plane.Exited(ev.Gen, si.lastExit)
 }
@@ -864,6 +904,7 @@ func (m *Master) tasksLeft() int {
 func (m *Master) shutdown(force bool) {
 	m.stopping.Store(true)
 	m.replaceStop()
+	m.poolStop()
 	if m.plane != nil {
 		m.plane.Stopping()
 		if q, r := m.plane.TasksLeft(); q+r > 0 {

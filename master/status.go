@@ -116,7 +116,7 @@ func (m *Master) statusTable() *statusJob {
 		Config: m.cfg.File, Listeners: m.bound, Connections: pc.Connections, Accepted: pc.Accepted,
 		IPC: &IPCStats{FramesToWorkers: pc.FramesToWorkers, Writes: pc.Writes,
 			FramesFromWorkers: pc.FramesFromWorkers, Reads: pc.Reads},
-		HTTPBuffered: pc.HTTPBuffered}}
+		HTTPBuffered: pc.HTTPBuffered, Pools: m.poolStatus()}}
 	if mp := m.curMgr(); mp != nil {
 		state := "running"
 		select {

@@ -80,6 +80,7 @@ func (m *Master) upgrade(req *controlReq) error {
 // after a successful one it drains and exits (end). Runs on the loop.
 func (m *Master) upgradeDone(e evUpgradeDone) (end bool) {
 	m.upgrading = false
+	m.counters.upgradeEnded(e.err)
 	if e.err != nil {
 		return false
 	}
@@ -127,6 +128,7 @@ func (m *Master) upgradeSlow() (int, error) {
 	// At once, not on the loop: a stop handled meanwhile must leave the
 	// paths to the new master.
 	m.upgraded.Store(true)
+	m.adminHandOver() // the new master answers the probes
 	m.log.WithFields(logrus.Fields{"new_master_pid": pid, "took_ms": time.Since(start).Milliseconds()}).
 		Info("upgrade: the new master is ready; this one drains and exits")
 	return pid, nil

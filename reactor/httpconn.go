@@ -144,6 +144,8 @@ type HTTPServer struct {
 	// has not yet come back under half of it.
 	buffered atomic.Int64
 	over     atomic.Bool
+	// refused counts requests refused with 503 at MaxBuffered.
+	refused atomic.Uint64
 }
 
 // Conns is how many HTTP connections are open.
@@ -151,6 +153,10 @@ func (s *HTTPServer) Conns() int64 { return s.conns.Load() }
 
 // Buffered is how many bytes of bodies and answers are held.
 func (s *HTTPServer) Buffered() int64 { return s.buffered.Load() }
+
+// Refused is how many requests were refused with 503 because the bodies
+// and answers held reached MaxBuffered.
+func (s *HTTPServer) Refused() uint64 { return s.refused.Load() }
 
 // HTTPConn is one HTTP connection's state, touched only on its loop.
 type HTTPConn struct {
@@ -542,6 +548,7 @@ func (h *HTTPConn) takeBody(data []byte) (int, bool) {
 			h.s.noteBuffered(total)
 			if total > h.s.Config.MaxBuffered {
 				h.s.buffered.Add(-int64(len(piece)))
+				h.s.refused.Add(1)
 				h.s.Log.WithFields(h.Fields()).WithField("http_max_buffered", h.s.Config.MaxBuffered).
 					Warn("request refused with 503: the master holds http_max_buffered bytes of bodies and answers")
 				h.cancel(true)

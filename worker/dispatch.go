@@ -19,12 +19,20 @@ import (
 // cross-thread wake-up. A new leader is started (wakeReader) only when the
 // role is still lent and: the same handler has held it for a whole check
 // period (one Server-wide timer, see lend), or a handler waits for frames
-// (a request body piece not yet read). The drainer whose role was taken
-// exits once its queue is empty. So each connection has at most one
-// goroutine, events of a connection run in order (one reader at a time, on
-// one ipc.Reader), and no goroutine exists for an idle connection. The
-// master bounds events in flight by the declared concurrency, which bounds
-// drainers and queue lengths too.
+// (a task result). The drainer whose role was taken exits once its queue
+// is empty. So each connection has at most one goroutine, events of a
+// connection run in order (one reader at a time, on one ipc.Reader), and
+// no goroutine exists for an idle connection. The master bounds events in
+// flight by the declared concurrency, which bounds drainers and queue
+// lengths too.
+//
+// A handler that waits for a frame of its own request (the next piece of
+// its body, credit for its response) while nobody reads takes the role
+// and reads itself (readThrough) instead of starting a leader and waiting
+// for it: a long body then costs no hand-over between goroutines per
+// piece. It gives the role back (lent to itself, as to any handler) once
+// a frame of its request arrived, and hands it to a new leader along with
+// a frame only a leader handles (a new request, a message, the stop frame).
 
 // lendThreshold is the check period for a goroutine that runs the event it
 // read while nobody reads fd 3. A handler that blocks (on a lock, a
@@ -94,6 +102,9 @@ func (s *Server) reclaim() bool {
 // (the role was lent again since) only starts a reader early.
 func (s *Server) wakeReader() {
 	if s.role.CompareAndSwap(roleLent, roleReading) {
+		if s.opt.onLeaderStart != nil {
+			s.opt.onLeaderStart()
+		}
 		go s.leadFn()
 	}
 }
@@ -160,74 +171,114 @@ func (q *connQueue) pop() (event, bool) {
 // frames of HTTP requests in flight (draining), until the last of them
 // shuts the reading down.
 func (s *Server) lead() {
-	draining := false
 	for {
 		h, payload, err := s.ch.r.ReadFrame()
 		// Answers wait while more frames are buffered: one write for a batch.
 		s.ch.w.Hold(err == nil && s.ch.r.Ready())
-		if err != nil || s.stopping.Load() && !draining {
-			s.httpReadEnded()
-			s.result <- s.readEnded(err)
+		if !s.leadFrame(h, payload, err) {
 			return
 		}
-		if draining && h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel && h.Type != ipc.TypeWindow && h.Type != ipc.TypeTaskResult {
-			continue
+	}
+}
+
+// leadFrom is lead for a goroutine started with a frame already read (err:
+// the read's error) by a handler reading through (readThrough), which
+// handed it the role.
+func (s *Server) leadFrom(h ipc.Header, payload []byte, err error) {
+	if s.leadFrame(h, payload, err) {
+		s.lead()
+	}
+}
+
+// leadFrame handles one frame the leader read (err: the read's error); false
+// means the calling goroutine is no longer the leader and must return.
+func (s *Server) leadFrame(h ipc.Header, payload []byte, err error) bool {
+	if err != nil || s.stopping.Load() && !s.draining {
+		s.httpReadEnded()
+		s.result <- s.readEnded(err)
+		return false
+	}
+	if s.draining && h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel && h.Type != ipc.TypeWindow && h.Type != ipc.TypeTaskResult {
+		return true
+	}
+	switch h.Type {
+	case ipc.TypeStop:
+		s.stopFrame()
+		if s.draining = s.drainHTTP(); s.draining {
+			return true
 		}
-		switch h.Type {
-		case ipc.TypeStop:
-			s.stopFrame()
-			if draining = s.drainHTTP(); draining {
-				continue
-			}
-			s.result <- nil
-			return
-		case ipc.TypeRequest:
-			x := s.startRequest(h.ID, payload)
-			if x == nil {
-				continue
-			}
-			s.lend()
-			x.serve()
-			if !s.reclaim() {
-				return
-			}
-			continue
-		case ipc.TypeTaskResult:
-			s.taskResultFrame(h, payload)
-			continue
-		case ipc.TypeMessage:
-			// On this goroutine, as a request: in order per sender. The
-			// payload is copied: a new reader may reuse the buffer.
-			data := append([]byte(nil), payload...)
-			s.lend()
-			s.message(int(h.ID), data)
-			if !s.reclaim() {
-				return
-			}
-			continue
-		case ipc.TypeRequestBody, ipc.TypeCancel, ipc.TypeWindow:
-			s.requestFrame(h, payload)
-			continue
-		case ipc.TypeConnect, ipc.TypeData, ipc.TypeClose:
-			ev := newEvent(h.Type, payload)
-			s.mu.Lock()
-			if q := s.busy[h.ID]; q != nil {
-				q.push(ev)
-				s.mu.Unlock()
-				continue
-			}
-			q := queuePool.Get().(*connQueue)
-			s.busy[h.ID] = q
-			s.active.Add(1)
+		s.result <- nil
+		return false
+	case ipc.TypeRequest:
+		x := s.startRequest(h.ID, payload)
+		if x == nil {
+			return true
+		}
+		s.lend()
+		x.serve()
+		return s.reclaim()
+	case ipc.TypeTaskResult:
+		s.taskResultFrame(h, payload)
+	case ipc.TypeMessage:
+		// On this goroutine, as a request: in order per sender. The
+		// payload is copied: a new reader may reuse the buffer.
+		data := append([]byte(nil), payload...)
+		s.lend()
+		s.message(int(h.ID), data)
+		return s.reclaim()
+	case ipc.TypeRequestBody, ipc.TypeCancel, ipc.TypeWindow:
+		s.requestFrame(h, payload, s.ownedPiece())
+	case ipc.TypeConnect, ipc.TypeData, ipc.TypeClose:
+		ev := newEvent(h.Type, payload)
+		s.mu.Lock()
+		if q := s.busy[h.ID]; q != nil {
+			q.push(ev)
 			s.mu.Unlock()
-			s.lend()
-			s.drain(h.ID, q, ev)
-			if !s.reclaim() {
-				return
-			}
-			continue
+			return true
 		}
-		// Other types are newer than this SDK: ignored, without Done.
+		q := queuePool.Get().(*connQueue)
+		s.busy[h.ID] = q
+		s.active.Add(1)
+		s.mu.Unlock()
+		s.lend()
+		s.drain(h.ID, q, ev)
+		return s.reclaim()
+	}
+	// Other types are newer than this SDK: ignored, without Done.
+	return true
+}
+
+// takeRole takes the reading role for the calling goroutine if nobody
+// reads (it is lent); readThrough then reads.
+func (s *Server) takeRole() bool {
+	return s.role.CompareAndSwap(roleLent, roleReading)
+}
+
+// readThrough reads frames on the goroutine of x's handler, which took the
+// reading role (takeRole) because it waits for a frame of its request,
+// until one arrives: then it lends the role to itself (the handler goes
+// on, and the lend timer starts a reader if it runs long), or, at a frame
+// only a leader handles, it starts a leader with that frame and the role.
+// The caller rechecks what it waits for: the frame may not have brought it.
+func (s *Server) readThrough(x *exchange) {
+	for {
+		h, payload, err := s.ch.r.ReadFrame()
+		if err != nil || s.stopping.Load() || h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel && h.Type != ipc.TypeWindow {
+			s.ch.w.Hold(err == nil && s.ch.r.Ready())
+			if s.opt.onLeaderStart != nil {
+				s.opt.onLeaderStart()
+			}
+			go s.leadFrom(h, payload, err)
+			return
+		}
+		s.requestFrame(h, payload, s.ownedPiece())
+		if h.ID == x.conn {
+			// The handler writes next: nothing waits behind a hold.
+			s.ch.w.Hold(false)
+			s.lend()
+			return
+		}
+		s.ch.w.Hold(s.ch.r.Ready())
 	}
 }
 

@@ -127,6 +127,9 @@ type httpState struct {
 	reqs     map[uint64]*exchange // by connection id
 	draining bool                 // stop frame read: reading goes on for their body and cancel frames
 	refused  atomic.Bool          // a request reached a worker without handler (logged once)
+	// piece is the buffer allocPiece gave the Reader for the frame being
+	// read; touched only by the goroutine that holds the reading role.
+	piece *[]byte
 }
 
 // exchange is one request and its response. It is allocated per request
@@ -455,11 +458,14 @@ func (x *exchange) panicked(p any) {
 // requestFrame routes a TypeRequestBody, TypeCancel or TypeWindow frame to the
 // connection's request; frames for a connection without one are late
 // (the handler has returned) and ignored. It never blocks on a handler.
-func (s *Server) requestFrame(h ipc.Header, payload []byte) {
+// own, when not nil, is the pooled buffer the payload was read into
+// (allocPiece), which the request keeps instead of a copy.
+func (s *Server) requestFrame(h ipc.Header, payload []byte, own *[]byte) {
 	s.mu.Lock()
 	x := s.http.reqs[h.ID]
 	s.mu.Unlock()
 	if x == nil {
+		putChunk(own)
 		return
 	}
 	if h.Type == ipc.TypeWindow {
@@ -482,7 +488,37 @@ func (s *Server) requestFrame(h ipc.Header, payload []byte) {
 		x.failBody(errClientGone)
 		return
 	}
-	x.push(payload, h.Flags&ipc.FlagEnd != 0)
+	x.push(payload, own, h.Flags&ipc.FlagEnd != 0)
+}
+
+// allocPiece is the channel Reader's SetAlloc function: the payload of a
+// large TypeRequestBody frame is read into a pooled piece buffer, which
+// the request keeps (push), instead of into the Reader's buffer and then
+// copied into one. Called by the reading goroutine, which takes the
+// buffer back with ownedPiece after ReadFrame.
+func (s *Server) allocPiece(h ipc.Header) []byte {
+	if h.Type != ipc.TypeRequestBody {
+		return nil
+	}
+	bp := bufPool.Get().(*[]byte)
+	if cap(*bp) < int(h.Length) {
+		*bp = make([]byte, 0, h.Length)
+	}
+	s.http.piece = bp
+	return *bp
+}
+
+// ownedPiece returns the buffer the last frame's payload was read into,
+// when it was (allocPiece), else nil. Called by the reading goroutine
+// after ReadFrame.
+func (s *Server) ownedPiece() *[]byte {
+	bp := s.http.piece
+	s.http.piece = nil
+	if bp == nil || !s.ch.r.Owned() {
+		putChunk(bp) // a read that failed after allocPiece
+		return nil
+	}
+	return bp
 }
 
 // drainHTTP is called on the stop frame: it reports whether requests are in
@@ -514,20 +550,30 @@ func (x *exchange) clientGone(err error) {
 	x.failBody(err)
 }
 
-// push queues a piece of the body. Called by the reading goroutine.
-func (x *exchange) push(p []byte, end bool) {
+// push queues a piece of the body: own, the pooled buffer p was read into,
+// or else a copy of p. Called by the reading goroutine.
+func (x *exchange) push(p []byte, own *[]byte, end bool) {
 	x.bmu.Lock()
 	defer x.bmu.Unlock()
 	if !x.follows || x.ended || x.berr != nil {
+		putChunk(own)
 		return
 	}
 	x.ended = end
-	if len(p) > 0 {
+	if len(p) == 0 {
+		putChunk(own)
+	} else {
 		if x.queued+len(p) > x.s.bodyBuffer() {
+			putChunk(own)
 			x.dropChunks()
 			x.berr = ErrBodyBufferFull
 		} else {
-			x.chunks = append(x.chunks, copyChunk(p))
+			if own == nil {
+				own = copyChunk(p)
+			} else {
+				*own = p // p is (*own)[:len(p)]
+			}
+			x.chunks = append(x.chunks, own)
 			x.queued += len(p)
 			x.received += int64(len(p))
 		}
@@ -580,11 +626,17 @@ func (x *exchange) spend(n int) bool {
 		if x.wcond.L == nil {
 			x.wcond.L = &x.bmu
 		}
-		// The credit comes in a frame: someone must be reading.
-		x.s.wakeReader()
 		if x.s.opt.onWindowWait != nil {
 			x.s.opt.onWindowWait()
 		}
+		// The credit comes in a frame: read it if nobody reads.
+		if x.s.takeRole() {
+			x.bmu.Unlock()
+			x.s.readThrough(x)
+			x.bmu.Lock()
+			continue
+		}
+		x.s.wakeReader()
 		x.wcond.Wait()
 	}
 	x.window -= int64(n)
@@ -677,9 +729,26 @@ func (x *exchange) nextPiece() (bp *[]byte, off, grant int, err error) {
 			}
 			return nil, 0, 0, io.EOF
 		}
-		x.s.wakeReader()
-		x.bcond.Wait()
+		if x.waitPiece() {
+			x.bcond.Wait()
+		}
 	}
+}
+
+// waitPiece is called with bmu held when the body's next piece has not
+// arrived: when nobody reads, it reads frames itself until a frame of this
+// request arrived (readThrough; bmu released meanwhile) and returns false;
+// otherwise it makes sure someone reads and returns true: the caller
+// waits for bcond.
+func (x *exchange) waitPiece() bool {
+	if x.s.takeRole() {
+		x.bmu.Unlock()
+		x.s.readThrough(x)
+		x.bmu.Lock()
+		return false
+	}
+	x.s.wakeReader()
+	return true
 }
 
 // readBody is Read under bmu; grant is the credit to send after it.
@@ -720,10 +789,10 @@ func (x *exchange) readBody(p []byte) (n, grant int, err error) {
 		if len(p) == 0 {
 			return 0, 0, nil
 		}
-		// The next piece needs a reader: when the goroutine waiting here
-		// holds the reading role (it read this request), hand it over now.
-		x.s.wakeReader()
-		x.bcond.Wait()
+		// The next piece needs a reader.
+		if x.waitPiece() {
+			x.bcond.Wait()
+		}
 	}
 }
 

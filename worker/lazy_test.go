@@ -151,10 +151,11 @@ func TestBlockedStreamHandlerGetsReader(t *testing.T) {
 }
 
 // TestHTTPBodyWaitStartsReader: a handler reading a body whose pieces have
-// not arrived hands the reading over at once. The lend timer is made
-// useless (an hour) so that only that hand-over can make progress; with
-// concurrency 1 and 2, and with a second request served meanwhile when
-// there is room for it.
+// not arrived gets them read at once (it reads them itself while nobody
+// else reads, see TestHTTPBodyReadThrough). The lend timer is made
+// useless (an hour) so that only that can make progress; with concurrency
+// 1 and 2, and with a second request served meanwhile when there is room
+// for it.
 func TestHTTPBodyWaitStartsReader(t *testing.T) {
 	for _, conc := range []int{1, 2} {
 		t.Run(fmt.Sprintf("concurrency=%d", conc), func(t *testing.T) {
@@ -200,6 +201,146 @@ func TestHTTPBodyWaitStartsReader(t *testing.T) {
 			}
 			if post.Status != 200 || !bytes.Equal(post.body, body) {
 				t.Fatalf("status %d, %d of %d bytes echoed", post.Status, len(post.body), len(body))
+			}
+			m.stop()
+		})
+	}
+}
+
+// withLeaderStarts counts the goroutines started to read fd 3.
+func withLeaderStarts(n *atomic.Int32) Option {
+	return func(o *options) { o.onLeaderStart = func() { n.Add(1) } }
+}
+
+// TestHTTPBodyReadThrough: a handler waiting for its body's next piece
+// while nobody reads reads the frames itself: a long body costs no
+// goroutine started to read it (the lend timer, made useless, starts none
+// either). A request of another connection arriving meanwhile is handed,
+// with the reading, to one new goroutine, which serves it; the body's
+// rest still arrives.
+func TestHTTPBodyReadThrough(t *testing.T) {
+	var starts atomic.Int32
+	entered := make(chan struct{}, 1)
+	m := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "GET" {
+			hello(w, r)
+			return
+		}
+		entered <- struct{}{}
+		echoBody(w, r)
+	}), WithConcurrency(4), withLendThreshold(time.Hour), withLeaderStarts(&starts))
+	const piece = ipc.MaxInlineBody
+	body := bytes.Repeat([]byte("0123456789abcdef"), 20*piece/16)
+	m.request(1, ipc.Request{Method: "POST", Target: "/echo", ContentLength: int64(len(body)), BodyFollows: true})
+	<-entered
+	post := new(response)
+	// send sends the pieces from..to of the body from a goroutine (the
+	// worker's answers are read meanwhile), and reads the answer until
+	// they came back.
+	send := func(from, to int) {
+		t.Helper()
+		go func() {
+			for i := from; i < to; i++ {
+				var flags uint8
+				if i == len(body)/piece-1 {
+					flags = ipc.FlagEnd
+				}
+				if err := m.w.WriteFrame(ipc.TypeRequestBody, flags, 1, body[i*piece:(i+1)*piece]); err != nil {
+					return
+				}
+			}
+		}()
+		for len(post.body) < to*piece {
+			if post.add(t, m.readH()) {
+				break
+			}
+		}
+	}
+	send(0, 10)
+	if n := starts.Load(); n != 0 {
+		t.Fatalf("%d goroutines started to read 10 body pieces, want 0 (the handler reads them)", n)
+	}
+	m.get(2, "/")
+	if r := m.response(2); string(r.body) != "Hello, World!" {
+		t.Fatalf("GET during the body: %q", r.body)
+	}
+	if n := starts.Load(); n != 1 {
+		t.Fatalf("%d goroutines started for the GET, want 1", n)
+	}
+	send(10, 20)
+	for post.frames[len(post.frames)-1].flags&ipc.FlagEnd == 0 {
+		post.add(t, m.readH())
+	}
+	if post.Status != 200 || !bytes.Equal(post.body, body) {
+		t.Fatalf("status %d, %d of %d bytes echoed", post.Status, len(post.body), len(body))
+	}
+	m.stop()
+}
+
+// TestHTTPBodiesInterleaved: the bodies of many connections arrive
+// interleaved piece by piece, with requests without body among them, while
+// their handlers read through and hand the reading over; every body comes
+// back whole. Concurrency 4 (requests wait for slots) and 64.
+func TestHTTPBodiesInterleaved(t *testing.T) {
+	for _, conc := range []int{4, 64} {
+		t.Run(fmt.Sprintf("concurrency=%d", conc), func(t *testing.T) {
+			m := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == "GET" {
+					hello(w, r)
+					return
+				}
+				echoBody(w, r)
+			}), WithConcurrency(conc))
+			const posts, gets = 12, 12
+			bodies := make([][]byte, posts+1)
+			for c := 1; c <= posts; c++ {
+				bodies[c] = bytes.Repeat([]byte{byte(c)}, c*ipc.MaxInlineBody/3+c)
+				m.request(uint64(c), ipc.Request{Method: "POST", Target: "/echo", ContentLength: int64(len(bodies[c])), BodyFollows: true})
+			}
+			// The frames go out from a goroutine, so that the worker's
+			// answers are read meanwhile (the socket pair's buffers
+			// would fill otherwise).
+			sent := make(chan struct{})
+			go func() {
+				defer close(sent)
+				off := make([]int, posts+1)
+				for g, more := 0, true; more; {
+					more = false
+					for c := 1; c <= posts; c++ {
+						n := min(len(bodies[c])-off[c], ipc.MaxInlineBody)
+						if off[c] == len(bodies[c]) {
+							continue
+						}
+						var flags uint8
+						if off[c]+n == len(bodies[c]) {
+							flags = ipc.FlagEnd
+						}
+						if err := m.w.WriteFrame(ipc.TypeRequestBody, flags, uint64(c), bodies[c][off[c]:off[c]+n]); err != nil {
+							return
+						}
+						off[c] += n
+						more = true
+						if g < gets {
+							g++
+							b, _ := ipc.Marshal(ipc.Request{Method: "GET", Target: "/", Proto: "HTTP/1.1"})
+							if err := m.w.WriteFrame(ipc.TypeRequest, 0, uint64(100+g), b); err != nil {
+								return
+							}
+						}
+					}
+				}
+			}()
+			got := m.responses(posts + gets)
+			<-sent
+			for c := 1; c <= posts; c++ {
+				if r := got[uint64(c)]; r == nil || !bytes.Equal(r.body, bodies[c]) {
+					t.Fatalf("conn %d: body not echoed whole", c)
+				}
+			}
+			for g := 1; g <= gets; g++ {
+				if r := got[uint64(100+g)]; r == nil || string(r.body) != "Hello, World!" {
+					t.Fatalf("GET %d not answered", g)
+				}
 			}
 			m.stop()
 		})

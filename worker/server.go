@@ -62,9 +62,11 @@ type options struct {
 	onStopFrame func()
 	// onWindowWait, for tests, runs when a response waits for credit.
 	onWindowWait func()
-	onMessage    func(s *Server, from int, data []byte) // WithOnMessage
-	role         string                                 // ipc.RoleWorker unless a user process
-	http         httpOptions                            // ServeHTTP's
+	// onLeaderStart, for tests, runs when a goroutine is started to read.
+	onLeaderStart func()
+	onMessage     func(s *Server, from int, data []byte) // WithOnMessage
+	role          string                                 // ipc.RoleWorker unless a user process
+	http          httpOptions                            // ServeHTTP's
 	// lendThreshold is lendThreshold (dispatch.go); tests change it.
 	lendThreshold time.Duration
 }
@@ -193,7 +195,11 @@ type Server struct {
 	active sync.WaitGroup // one per busy connection
 	result chan error     // the reading goroutines' verdict, sent once
 	leadFn func()         // s.lead, bound once: go s.leadFn() does not allocate
-	role   atomic.Int32   // roleReading or roleLent (dispatch.go)
+	// draining: the stop frame was read with HTTP requests in flight;
+	// reading goes on for their frames only. Touched by the goroutine
+	// holding the reading role.
+	draining bool
+	role     atomic.Int32 // roleReading or roleLent (dispatch.go)
 	// lendTimer runs checkLend while the role is lent (dispatch.go): lendSeq
 	// counts lends, lendSeen is the one its last check saw.
 	lendTimer *time.Timer
@@ -288,6 +294,9 @@ func serve(ch channel, id int, ev Events, o options) error {
 	} else {
 		s.busy = make(map[uint64]*connQueue)
 		s.http.reqs = make(map[uint64]*exchange)
+		if o.http.handler != nil {
+			ch.r.SetAlloc(s.allocPiece)
+		}
 		s.result = make(chan error, 1)
 		s.leadFn = s.lead
 		s.lendTimer = time.AfterFunc(time.Hour, s.checkLend)

@@ -68,7 +68,12 @@ func printChecked(out io.Writer, cfg *config.Config) {
 		return fmt.Sprintf("%d × %s (dir %s, launch %s)", n, strings.Join(args, " "), h.Dir, launch)
 	}
 	fmt.Fprintf(out, "config:       %s\n", cfg.File)
-	fmt.Fprintf(out, "workers:      %s\n", handler(cfg.WorkerNum, cfg.Worker))
+	if p := cfg.Pool; p.Dynamic {
+		fmt.Fprintf(out, "workers:      %d..%d (dynamic: one more after a wait of %s, one fewer after %s idle) × %s\n",
+			p.Min, p.Max, p.QueueWait, p.IdleTimeout, strings.TrimPrefix(handler(0, cfg.Worker), "0 × "))
+	} else {
+		fmt.Fprintf(out, "workers:      %s\n", handler(cfg.WorkerNum, cfg.Worker))
+	}
 	if cfg.TaskWorkerNum > 0 {
 		fmt.Fprintf(out, "task workers: %s\n", handler(cfg.TaskWorkerNum, cfg.TaskWorker))
 	} else {
@@ -82,6 +87,9 @@ func printChecked(out io.Writer, cfg *config.Config) {
 		lns = append(lns, fmt.Sprintf("%s://%s (%s)", l.Network, l.Addr, l.Protocol))
 	}
 	fmt.Fprintf(out, "listeners:    %s\n", strings.Join(lns, ", "))
+	if a := cfg.Admin; a.Address != "" {
+		fmt.Fprintf(out, "admin:        %s://%s (/metrics, /health, /ready, /status)\n", a.Network, a.Addr)
+	}
 	if len(cfg.Watch) > 0 {
 		fmt.Fprintf(out, "watch:        %s\n", strings.Join(cfg.Watch, ", "))
 	}

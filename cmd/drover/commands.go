@@ -78,7 +78,7 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 		cfg.Daemonize = c.Bool("daemonize")
 	}
 	if c.IsSet("worker-num") {
-		cfg.WorkerNum = c.Int("worker-num")
+		cfg.FixedPool(c.Int("worker-num")) // a dynamic worker_num too
 	}
 	if c.IsSet("log-level") {
 		cfg.LogLevel = c.String("log-level")
@@ -156,6 +156,7 @@ func runMaster(cfg *config.Config) error {
 			LogOutput:  out,
 			ReopenLogs: reopen,
 			Watch:      watchPaths,
+			Version:    version,
 			Ready: func() {
 				if notify != nil {
 					notify.WriteString("ready\n")
@@ -435,6 +436,7 @@ func printStatus(out io.Writer, ps []master.Process) {
 			fmt.Fprintf(out, "worker ipc:  %d frames out in %d writes (%.1f per write), %d frames in over %d reads (%.1f per read)\n",
 				s.FramesToWorkers, s.Writes, ratio(s.FramesToWorkers, s.Writes), s.FramesFromWorkers, s.Reads, ratio(s.FramesFromWorkers, s.Reads))
 		}
+		printPools(out, m.Pools)
 		fmt.Fprintln(out)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)

@@ -59,6 +59,7 @@ func main() {
 			startCommand(),
 			stopCommand(),
 			reloadCommand(),
+			scaleCommand(),
 			upgradeCommand(),
 			statusCommand(),
 			reopenLogsCommand(),

@@ -22,9 +22,12 @@ type Config struct {
 	// Validate resolves relative paths against its directory.
 	File string `yaml:"-" json:"file"`
 
-	// WorkerNum is the number of worker processes. Default runtime.NumCPU();
-	// 1..1024.
-	WorkerNum int `yaml:"worker_num" json:"worker_num"`
+	// WorkerNum is the number of worker processes at start: worker_num, or
+	// worker_num.min for a dynamic pool. Default runtime.NumCPU(); 1..1024.
+	WorkerNum int `yaml:"-" json:"worker_num"`
+	// Pool is worker_num as written: a number (fixed) or a dynamic pool's
+	// {min, max, idle_timeout, queue_wait} (pool.go).
+	Pool Pool `yaml:"worker_num" json:"pool"`
 	// TaskWorkerNum is the number of task-worker processes. Default 0 (no
 	// task workers); 0..1024. When > 0, TaskWorker.Cmd is required.
 	TaskWorkerNum int `yaml:"task_worker_num" json:"task_worker_num"`
@@ -144,6 +147,9 @@ type Config struct {
 	Watch []string `yaml:"watch" json:"watch"`
 	// Listeners are the sockets the master accepts on. At least one.
 	Listeners []Listener `yaml:"listeners" json:"listeners"`
+	// Admin is the admin listener (/metrics, /health, /ready, /status);
+	// off by default.
+	Admin Admin `yaml:"admin" json:"admin"`
 	// Processes are user processes (Swoole's addProcess): commands the
 	// manager keeps running once per server, beside the workers.
 	Processes []Process `yaml:"processes" json:"processes"`
@@ -218,6 +224,11 @@ type Handler struct {
 	// StartTimeout bounds the time from spawn to the handler's hello.
 	// Default 10s; > 0.
 	StartTimeout Duration `yaml:"start_timeout" json:"start_timeout"`
+	// TTL replaces a worker, the graceful way, once it has run this long;
+	// IdleTTL once it has served nothing for this long (RoadRunner's
+	// supervisor ttl and idle_ttl). 0 (default) is off; else at least 1s.
+	TTL     Duration `yaml:"ttl" json:"ttl"`
+	IdleTTL Duration `yaml:"idle_ttl" json:"idle_ttl"`
 
 	// Path is the absolute path of Cmd[0], resolved by validation: against
 	// Dir when Cmd[0] contains a slash, through $PATH otherwise.

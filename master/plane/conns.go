@@ -52,6 +52,12 @@ type loopState struct {
 	retry   bool             // retryHTTP is deferred to the end of this iteration
 }
 
+// errPendingFull closes a connection whose event found no worker ready
+// and its loop's pending list full (pendingMax).
+var errPendingFull = errors.New("no worker ready and the pending queue is full")
+
+// pendingEvent is a value: written once by whoever queues it, then moved
+// between lists of the loop that owns it.
 type pendingEvent struct {
 	id      uint64
 	t       ipc.Type
@@ -64,6 +70,7 @@ func (p *Plane) OnOpen(c *reactor.Conn) {
 	st := &connState{p: p}
 	c.Ctx = st
 	p.accepted.Add(1)
+	p.countOpen(c)
 	if p.cfg.Listeners[c.Listener().Index].Protocol == "http" {
 		st.http = &httpState{hc: p.http.NewConn(c)}
 		st.home = home(p.disp.httpMode, c)
@@ -79,6 +86,7 @@ func (p *Plane) OnOpen(c *reactor.Conn) {
 
 // OnPacket implements reactor.Handler.
 func (p *Plane) OnPacket(c *reactor.Conn, pkt []byte) {
+	p.countPacket(c)
 	p.event(c, c.Ctx.(*connState), ipc.TypeData, pkt)
 }
 
@@ -152,7 +160,7 @@ func (p *Plane) event(c *reactor.Conn, st *connState, t ipc.Type, payload []byte
 func (p *Plane) pend(c *reactor.Conn, st *connState, t ipc.Type, payload []byte) {
 	ls := &p.loops[c.Loop().Index()]
 	if len(ls.pending) >= pendingMax {
-		c.Close(errors.New("no worker ready and the pending queue is full"))
+		c.Close(errPendingFull)
 		return
 	}
 	ls.pending = append(ls.pending, pendingEvent{id: c.ID(), t: t, payload: append([]byte(nil), payload...)})

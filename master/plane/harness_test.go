@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -43,6 +44,8 @@ type harnessOpts struct {
 	http bool
 	// httpMode: the dispatch mode of HTTP listeners; 0 = 3.
 	httpMode int
+	// metrics: counting on (Plane.Metrics), the collector in harness.met.
+	metrics bool
 }
 
 type harness struct {
@@ -52,6 +55,7 @@ type harness struct {
 	hook   *logtest.Hook
 	addr   string // where clients dial
 	gen    uint64
+	met    prometheus.Collector // with harnessOpts.metrics
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -107,6 +111,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	p.Start(rx)
 	h := &harness{t: t, p: p, events: events, hook: hook, addr: addr}
+	if o.metrics {
+		h.met = p.Metrics([]string{"test"})
+	}
 	rx.Start()
 	t.Cleanup(h.stop)
 	if err := rx.StartAccepting(); err != nil {

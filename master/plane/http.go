@@ -57,6 +57,9 @@ type httpState struct {
 	// holdW is the worker whose answer is held back for this slow client
 	// (Worker.heldBack counts it), nil if none.
 	holdW *Worker
+	// dispatched is when the current request went to its worker, for its
+	// worker time (metrics.go); zero when none has it.
+	dispatched time.Time
 	obs   observed // for the access and slow-request logs (access.go)
 }
 
@@ -133,7 +136,11 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 	if w == nil {
 		return false, 0
 	}
+	if hc.Phase() == reactor.HTTPQueued {
+		p.waited(hc.QueuedAt(), c.Loop().Now()) // a dynamic pool grows (pool.go)
+	}
 	h.w = w
+	p.countDispatch(hc, h)
 	p.noteDispatch(h, w, c.Loop().Now())
 	h.canRetry = w.prefetch > 0 && !hc.BodyFollows()
 	if h.canRetry && !h.lazy {
@@ -315,9 +322,11 @@ func (p *Plane) OnTick(l *reactor.Loop) {
 			}
 			if now.Sub(hc.QueuedAt()) < p.cfg.DispatchTimeout.D() {
 				keep = append(keep, id)
+				p.waited(hc.QueuedAt(), now) // a dynamic pool grows (pool.go)
 				continue
 			}
 			p.httpWaiting.Add(-1)
+			p.countRejected(l, rejectDispatchTimeout)
 			p.log.WithFields(hc.Fields()).WithField("dispatch_timeout", p.cfg.DispatchTimeout.D().String()).
 				Warn("request refused with 503: no worker free within dispatch_timeout")
 			hc.Error(http.StatusServiceUnavailable, "no worker free; retry shortly", "Retry-After: 1\r\n")
@@ -369,6 +378,7 @@ func (p *Plane) handedBack(c *reactor.Conn, h *httpState) {
 	}
 	if !h.canRetry || h.hc.Phase() != reactor.HTTPWait {
 		log.Warn("request handed back unstarted by an exiting worker after its body went there; answered 503")
+		p.countRejected(c.Loop(), rejectHandedBack)
 		h.hc.Error(http.StatusServiceUnavailable, "the worker left before it started the request; retry", "Retry-After: 1\r\n")
 		return
 	}

@@ -100,6 +100,10 @@ type Plane struct {
 	// finished response wakes the loops only when someone waits.
 	httpWaiting atomic.Int64
 	ipc         ipcCounters
+	// met: the counters of /metrics (metrics.go), nil when not counted;
+	// set by Metrics before the loops start.
+	met  *metrics
+	pool poolWatch // a dynamic pool's signals (pool.go)
 }
 
 // New builds the data plane for cfg. events receives the events listed in
@@ -120,6 +124,9 @@ func New(cfg *config.Config, log *logrus.Entry, events func(any)) *Plane {
 	}
 	p.tasks = newTaskRouter(p)
 	p.http = p.newHTTPServer()
+	if cfg.Pool.Dynamic {
+		p.pool.queueWait = cfg.Pool.QueueWait.D()
+	}
 	return p
 }
 

@@ -35,6 +35,10 @@ type queuedTask struct {
 	data    []byte
 }
 
+// taskRouter routes tasks between workers and task workers. p is
+// read-only; every other field is guarded by mu: the workers' loops submit
+// and finish tasks, timers time them out, and the control plane's calls
+// (Attach, Exited, Snapshot) kick the queue and count.
 type taskRouter struct {
 	p      *Plane
 	mu     sync.Mutex
@@ -57,6 +61,7 @@ func fail(l *reactor.Loop, asker *Worker, id uint64, msg string) {
 // queue, or an immediate error. Runs on l.
 func (tr *taskRouter) submit(l *reactor.Loop, asker *Worker, id uint64, data []byte) {
 	if tr.p.cfg.TaskWorkerNum == 0 {
+		tr.p.countTask(taskRefused)
 		fail(l, asker, id, "no task workers: set task_worker_num and task_worker.cmd in the config")
 		return
 	}
@@ -67,6 +72,7 @@ func (tr *taskRouter) submit(l *reactor.Loop, asker *Worker, id uint64, data []b
 		return
 	}
 	if max := tr.p.cfg.TaskQueueMax; len(tr.queue) >= max {
+		tr.p.countTask(taskRefused)
 		fail(l, asker, id, fmt.Sprintf("task queue full: %d tasks wait for a task worker (task_queue_max); retry later or add task workers", max))
 		return
 	}
@@ -108,6 +114,11 @@ func (tr *taskRouter) finish(l *reactor.Loop, tw *Worker, id uint64, flags uint8
 	tr.busy[tw]--
 	tr.p.wakeDrain()
 	tr.p.disp.taskDone(tw)
+	if flags&ipc.FlagAbort != 0 {
+		tr.p.countTask(taskError)
+	} else {
+		tr.p.countTask(taskOK)
+	}
 	if tr.p.disp.alive(rec.asker) {
 		rec.asker.writeFlags(l, ipc.TypeTaskResult, flags&ipc.FlagAbort, rec.askerID, result)
 	} else {
@@ -158,6 +169,7 @@ func (tr *taskRouter) gone(w *Worker, reason string) {
 			continue
 		}
 		delete(tr.flight, id)
+		tr.p.countTask(taskLost)
 		if tr.p.disp.alive(rec.asker) {
 			fail(nil, rec.asker, rec.askerID, fmt.Sprintf("task worker %d (pid %d) left while running this task: %s", w.slot, w.pid, reason))
 		}
@@ -180,9 +192,9 @@ func (tr *taskRouter) inFlight(w *Worker) int {
 func (p *Plane) globalID(w *Worker) int {
 	switch w.role {
 	case ipc.RoleTaskWorker:
-		return p.cfg.WorkerNum + w.slot
+		return p.cfg.WorkerCap() + w.slot
 	case ipc.RoleProcess:
-		return p.cfg.WorkerNum + p.cfg.TaskWorkerNum + w.slot
+		return p.cfg.WorkerCap() + p.cfg.TaskWorkerCap() + w.slot
 	}
 	return w.slot
 }
@@ -190,10 +202,16 @@ func (p *Plane) globalID(w *Worker) int {
 // routeMessage passes a message from w to the worker running as id, or
 // drops it with a log line. Runs on l.
 func (p *Plane) routeMessage(l *reactor.Loop, from *Worker, id int, data []byte) {
-	to := p.disp.byID(id, p.cfg.WorkerNum)
+	to := p.disp.byID(id, p.cfg.WorkerCap(), p.cfg.TaskWorkerCap())
 	if to == nil {
-		from.log.WithFields(logrus.Fields{"to": id, "workers": p.cfg.WorkerNum, "task_workers": p.cfg.TaskWorkerNum}).
-			Warn("message dropped: no worker runs under that id (workers are 0..worker_num-1, then task workers)")
+		e := from.log.WithFields(logrus.Fields{"to": id, "workers": p.cfg.WorkerIDs(), "task_workers": p.cfg.TaskWorkerNum})
+		if p.cfg.Pool.Dynamic && id >= 0 && id < p.cfg.WorkerCap() {
+			// A slot the dynamic pool does not run now: expected, and a
+			// message to every worker id would log one line per such slot.
+			e.Debug("message dropped: the dynamic pool runs no worker under that id now")
+			return
+		}
+		e.Warn("message dropped: no worker runs under that id (workers are 0..worker_num-1, then task workers)")
 		return
 	}
 	if p.disp.isFull(to) {
@@ -222,6 +240,7 @@ func (tr *taskRouter) timedOut(id uint64) {
 	delete(tr.flight, id)
 	tr.busy[rec.at]--
 	tr.mu.Unlock()
+	tr.p.countTask(taskTimeout)
 	tr.p.wakeDrain()
 	d, key := tr.p.cfg.TaskLimit()
 	if tr.p.disp.alive(rec.asker) {

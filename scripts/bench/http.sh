@@ -14,11 +14,18 @@
 # Large bodies (CASES=big runs only these, against drover, net/http and
 # drover-old): a 64 KiB answer (GET /64k) and a 1 MiB POST echoed back
 # (POST /echo, the body made by a wrk Lua script), at 8 and 64 connections.
+# ADMIN=1 also measures "drover+metrics": the same drover with its admin
+# listener on (the data plane counts every request for /metrics) and
+# /metrics scraped every second during the runs, in the same rounds.
+# CONNS="64" measures the hello world at those connection counts only
+# (default "8 64 256"); PEERS=0 leaves nginx + php-fpm, gunicorn and
+# uWSGI out.
 # The access log's cost (CASES=access runs only this): drover as above
 # beside the same drover writing a JSON access log to a file (in
 # ACCESS_DIR, default the temp dir; /dev/shm leaves the disk out), hello
-# world at 64 connections.
-# Usage: [ROUNDS=3] [OLD=DIR] [CASES=all|hello|big|access] scripts/bench/http.sh [duration per run, default 10s]
+# world at 64 connections; with ADMIN=1 also "drover+both": the access log
+# and the admin listener (/metrics scraped every second) together.
+# Usage: [ROUNDS=3] [OLD=DIR] [ADMIN=1] [CONNS=…] [PEERS=0] [CASES=all|hello|big|access] scripts/bench/http.sh [duration per run, default 10s]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${1:-10s}
@@ -30,14 +37,26 @@ if [ "$cases" = access ]; then
   start_tmp drhttp
   start_drover drover 18080 "" "$PWD/bin/hello"
   alog=$(mktemp -d "${ACCESS_DIR:-$tmp}/access.XXXX")/access.log
-  DROVER_YAML="access_log: {path: $alog, format: json}" start_drover drover+access 18087 "" "$PWD/bin/hello"
-  for p in 18080 18087; do wait_http "http://127.0.0.1:$p/"; done
+  DROVER_EXTRA="access_log: {path: $alog, format: json}" start_drover drover+access 18087 "" "$PWD/bin/hello"
+  targets="drover:18080 drover+access:18087"
+  blog=""
+  if [ -n "${ADMIN:-}" ]; then
+    port_free 18188
+    blog=$(dirname "$alog")/both.log
+    DROVER_EXTRA="access_log: {path: $blog, format: json}
+admin: {address: tcp://127.0.0.1:18188}" start_drover drover+both 18088 "" "$PWD/bin/hello"
+    targets="$targets drover+both:18088"
+    (while sleep 1; do curl -sf -o /dev/null http://127.0.0.1:18188/metrics || true; done) & pids+=($!)
+  fi
+  for t in $targets; do wait_http "http://127.0.0.1:${t#*:}/"; done
   echo "# $(machine), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!', JSON access log to a file"
   columns
-  measure 64 / drover:18080 drover+access:18087
-  report 64 drover drover:18080 drover+access:18087
-  dropped=$(grep -o 'dropped_total=[0-9]*' "$tmp/drover-18087.log" | tail -1 | cut -d= -f2 || true)
-  echo "# access log ($alog): $(wc -l < "$alog") lines, $(du -h "$alog" | cut -f1); ${dropped:-0} lines dropped"
+  measure 64 / $targets
+  report 64 drover $targets
+  for l in "$alog:18087" ${blog:+"$blog:18088"}; do
+    dropped=$(grep -o 'dropped_total=[0-9]*' "$tmp/drover-${l##*:}.log" | tail -1 | cut -d= -f2 || true)
+    echo "# access log (${l%:*}): $(wc -l < "${l%:*}") lines, $(du -h "${l%:*}" | cut -f1); ${dropped:-0} lines dropped"
+  done
   rm -rf "$(dirname "$alog")"
   exit 0
 fi
@@ -46,7 +65,7 @@ hello=0 big=0
 [ "$cases" = hello ] || big=1
 need wrk "wrk nginx-light php-fpm"
 fpm=""
-if [ $hello = 1 ]; then
+if [ $hello = 1 ] && [ "${PEERS:-1}" != 0 ]; then
   need nginx "wrk nginx-light php-fpm"
   fpm=$(find_fpm)
 fi
@@ -64,6 +83,12 @@ if [ -n "${OLD:-}" ]; then
   DROVER=$OLD/drover start_drover drover-old 18085 "" "$OLD/hello"
   targets="$targets drover-old:18085"
 fi
+if [ -n "${ADMIN:-}" ]; then
+  port_free 18186
+  DROVER_EXTRA="admin: {address: tcp://127.0.0.1:18186}" start_drover drover+metrics 18086 "" "$PWD/bin/hello"
+  targets="$targets drover+metrics:18086"
+  (while sleep 1; do curl -sf -o /dev/null http://127.0.0.1:18186/metrics || true; done) & pids+=($!)
+fi
 
 # The peers below answer the hello world only.
 drover_targets=$targets
@@ -76,7 +101,7 @@ if [ -n "$fpm" ]; then
 fi
 
 # The Python peers, each the same hello world under WSGI.
-if [ $hello = 0 ]; then
+if [ $hello = 0 ] || [ "${PEERS:-1}" = 0 ]; then
   :
 elif command -v gunicorn >/dev/null; then
   start_gunicorn gunicorn 18083
@@ -84,7 +109,7 @@ elif command -v gunicorn >/dev/null; then
 else
   echo "# gunicorn not installed (apt-get install gunicorn): not measured"
 fi
-if [ $hello = 0 ]; then
+if [ $hello = 0 ] || [ "${PEERS:-1}" = 0 ]; then
   :
 elif command -v uwsgi >/dev/null && [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ]; then
   start_uwsgi uwsgi 18084
@@ -100,7 +125,7 @@ for t in $targets; do wait_http "http://127.0.0.1:${t#*:}/" || true; done
 if [ $hello = 1 ]; then
   echo "# $(machine), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!'"
   columns
-  for c in 8 64 256; do
+  for c in ${CONNS:-8 64 256}; do
     measure $c / $targets
     report $c net/http $targets
   done

@@ -39,7 +39,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || die "port $1 is
 # (LAUNCH: the worker's launch mode, "" for the default), HTTP on PORT.
 # DROVER names the drover binary (default bin/drover): an older build in
 # another folder is measured side by side with this one that way.
-# DROVER_YAML, if set, is added to the config (e.g. an access_log: line).
+# DROVER_EXTRA is YAML appended to its config (e.g. an admin listener).
 start_drover() {
   local name=$1 port=$2 launch=$3 cmd
   shift 3
@@ -53,7 +53,7 @@ ${launch:+  launch: $launch}
 listeners:
   - address: tcp://127.0.0.1:$port
     protocol: http
-${DROVER_YAML:-}
+${DROVER_EXTRA:-}
 YAML
   XDG_RUNTIME_DIR=$tmp DROVER_RUNTIME_DIR=$tmp/drover "${DROVER:-bin/drover}" start -c "$tmp/drover-$port.yaml" 2>"$tmp/drover-$port.log" & pids+=($!)
   roots[$name]=$!
