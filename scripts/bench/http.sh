@@ -35,25 +35,25 @@ if [ "$cases" = access ]; then
   need wrk wrk
   make build >/dev/null
   start_tmp drhttp
-  start_drover drover 18080 "" "$PWD/bin/hello"
+  start_drover drover 18094 "" "$PWD/bin/hello"
   alog=$(mktemp -d "${ACCESS_DIR:-$tmp}/access.XXXX")/access.log
-  DROVER_EXTRA="access_log: {path: $alog, format: json}" start_drover drover+access 18087 "" "$PWD/bin/hello"
-  targets="drover:18080 drover+access:18087"
+  DROVER_EXTRA="access_log: {path: $alog, format: json}" start_drover drover+access 18095 "" "$PWD/bin/hello"
+  targets="drover:18094 drover+access:18095"
   blog=""
   if [ -n "${ADMIN:-}" ]; then
-    port_free 18188
+    port_free 18196
     blog=$(dirname "$alog")/both.log
     DROVER_EXTRA="access_log: {path: $blog, format: json}
-admin: {address: tcp://127.0.0.1:18188}" start_drover drover+both 18088 "" "$PWD/bin/hello"
-    targets="$targets drover+both:18088"
-    (while sleep 1; do curl -sf -o /dev/null http://127.0.0.1:18188/metrics || true; done) & pids+=($!)
+admin: {address: tcp://127.0.0.1:18196}" start_drover drover+both 18096 "" "$PWD/bin/hello"
+    targets="$targets drover+both:18096"
+    (while sleep 1; do curl -sf -o /dev/null http://127.0.0.1:18196/metrics || true; done) & pids+=($!)
   fi
   for t in $targets; do wait_http "http://127.0.0.1:${t#*:}/"; done
   echo "# $(machine), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!', JSON access log to a file"
   columns
   measure 64 / $targets
   report 64 drover $targets
-  for l in "$alog:18087" ${blog:+"$blog:18088"}; do
+  for l in "$alog:18095" ${blog:+"$blog:18096"}; do
     dropped=$(grep -o 'dropped_total=[0-9]*' "$tmp/drover-${l##*:}.log" | tail -1 | cut -d= -f2 || true)
     echo "# access log (${l%:*}): $(wc -l < "${l%:*}") lines, $(du -h "${l%:*}" | cut -f1); ${dropped:-0} lines dropped"
   done
