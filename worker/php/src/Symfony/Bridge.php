@@ -53,6 +53,9 @@ final class Bridge
      */
     public static function toRequest(Request $r, array $server): SymfonyRequest
     {
+        // nginx passes these two always (fastcgi_params), empty when the
+        // request has no body: Symfony's HeaderBag then has them as ''.
+        $server += ['CONTENT_TYPE' => '', 'CONTENT_LENGTH' => ''];
         if (!isset($server['SERVER_PORT'])) {
             $host = $r->host();
             $server['SERVER_PORT'] = preg_match('/:(\d+)$/', $host, $m) ? (int) $m[1] : ($r->scheme === 'https' ? 443 : 80);
@@ -95,10 +98,10 @@ final class Bridge
             if (!$f instanceof UploadedFile) {
                 $out[$k] = self::files($f);
             } elseif ($f->getError() !== UPLOAD_ERR_NO_FILE) {
-                // FileBag makes an absent file (UPLOAD_ERR_NO_FILE) null.
                 $out[$k] = new SymfonyUploadedFile($f->getFile(), (string) $f->getClientFilename(), $f->getClientMediaType() ?: null, $f->getError(), true);
             } else {
-                $out[$k] = null;
+                // As $_FILES has it: FileBag makes a file input left empty null.
+                $out[$k] = ['name' => (string) $f->getClientFilename(), 'type' => (string) $f->getClientMediaType(), 'tmp_name' => '', 'error' => UPLOAD_ERR_NO_FILE, 'size' => 0];
             }
         }
         return $out;

@@ -9,6 +9,7 @@ use Drover\Http\Response;
 use Drover\Http\Worker;
 use Symfony\Component\HttpFoundation\Request as SymfonyRequest;
 use Symfony\Component\HttpFoundation\Response as SymfonyResponse;
+use Symfony\Component\HttpKernel\HttpKernel;
 use Symfony\Component\HttpKernel\HttpKernelInterface;
 use Symfony\Component\HttpKernel\Kernel;
 use Symfony\Component\HttpKernel\KernelEvents;
@@ -113,8 +114,46 @@ final class Runner implements RunnerInterface
         Worker::afterResponse(function () use ($request, &$response): void {
             $this->terminate($request, $response);
         });
-        $response = $this->kernel->handle($request);
+        try {
+            $response = $this->kernel->handle($request);
+        } catch (\Throwable $e) {
+            $response = $this->uncaught($e, $request);
+        }
         return Bridge::toResponse($response);
+    }
+
+    /**
+     * The response to a throwable the kernel let through (HttpKernel 5.4
+     * catches exceptions but not PHP's Errors, a TypeError for one):
+     * under php-fpm, Symfony's ErrorHandler hands it to
+     * HttpKernel::terminateWithException(), which renders it through
+     * kernel.exception (the app's error page, the log line) and sends
+     * it. This does the same and returns the response instead of sending
+     * it. It rethrows (the SDK answers a plain 500) when the kernel is not
+     * Symfony's HttpKernel or has no such method.
+     */
+    private function uncaught(\Throwable $e, SymfonyRequest $request): SymfonyResponse
+    {
+        $kernel = $this->kernel;
+        if ($kernel instanceof KernelInterface && $kernel->getContainer()->has('http_kernel')) {
+            $kernel = $kernel->getContainer()->get('http_kernel');
+        }
+        if (!$kernel instanceof HttpKernel || !method_exists($kernel, 'handleThrowable')) {
+            throw $e;
+        }
+        return (function () use ($e, $request): SymfonyResponse {
+            // What terminateWithException() does before it sends.
+            if ($pop = $request !== $this->requestStack->getMainRequest()) {
+                $this->requestStack->push($request);
+            }
+            try {
+                return $this->handleThrowable($e, $request, HttpKernelInterface::MAIN_REQUEST);
+            } finally {
+                if ($pop) {
+                    $this->requestStack->pop();
+                }
+            }
+        })->call($kernel);
     }
 
     /**

@@ -80,9 +80,13 @@ class DemoController extends AbstractController
         return new BinaryFileResponse($file, 200, ['Content-Type' => 'application/octet-stream'], false, ResponseHeaderBag::DISPOSITION_ATTACHMENT, false, false);
     }
 
-    // GET /boom: an exception; Symfony answers its 500 page.
-    public function boom(): Response
+    // GET /boom: an exception; Symfony answers its 500 page. ?kind=error: a
+    // PHP Error (a TypeError), which HttpKernel does not catch itself.
+    public function boom(Request $request): Response
     {
+        if ($request->query->get('kind') === 'error') {
+            return strlen([]);
+        }
         throw new \RuntimeException('boom from the controller');
     }
 
@@ -109,7 +113,11 @@ class DemoController extends AbstractController
         $files = [];
         foreach ($request->files->all() as $field => $file) {
             foreach (is_array($file) ? $file : [$file] as $i => $f) {
-                /** @var UploadedFile $f */
+                /** @var ?UploadedFile $f */
+                if ($f === null) {
+                    $files[] = ['field' => $field, 'empty' => true];   // a file input left empty
+                    continue;
+                }
                 $files[] = [
                     'field' => $field,
                     'name' => $f->getClientOriginalName(),
