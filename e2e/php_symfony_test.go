@@ -287,7 +287,7 @@ func TestSymfonySameUnderDroverAndPHPFPM(t *testing.T) {
 	}
 }
 
-// sessionUser is what /me says about the session of the client with jar.
+// symfonyMe is what the Symfony app's /me says to client (its cookie jar, if any).
 func symfonyMe(t *testing.T, client *http.Client, base string) map[string]any {
 	t.Helper()
 	a := doFull(t, client, "GET", base+"/me", nil)
@@ -296,4 +296,91 @@ func symfonyMe(t *testing.T, client *http.Client, base string) map[string]any {
 		t.Fatalf("GET /me: %d %s (%v)", a.status, a.body, err)
 	}
 	return m
+}
+
+// jsonOf decodes a JSON answer of the Symfony app.
+func jsonOf(t *testing.T, a fullAnswer) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(a.body, &m); err != nil || a.status != 200 {
+		t.Fatalf("want a 200 JSON answer, got %d %s (%v)", a.status, a.body, err)
+	}
+	return m
+}
+
+// One Symfony worker serves user A, then user B: B's requests never see
+// A's login, session, cookies or per-request singleton, nor a setting A's
+// request changed (services_resetter); kernel.terminate ran for A's
+// request before B's. What the reset does not cover, as docs/php.md says:
+// a static array and a service without reset() keep A's data. A leak the
+// reset cannot see is caught by worker.max_memory: the worker asks for a
+// successor before it passes the limit, and no request fails.
+func TestSymfonyStateBetweenRequests(t *testing.T) {
+	app := symfonyApp(t)
+	s := startServer(t, symfonyWorkers(1, app, "  max_memory: 64M\n"))
+	base := "http://" + tcpAddr(s.addrs[0])
+	logs := s.subscribe()
+	jarA, _ := cookiejar.New(nil)
+	alice := &http.Client{Timeout: 30 * time.Second, Jar: jarA}
+	bob := &http.Client{Timeout: 30 * time.Second} // no cookies
+	form := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	pid := jsonOf(t, doFull(t, bob, "GET", base+"/state/terminated", nil))["pid"]
+
+	// A logs in and is known; B, next on the same worker, is nobody.
+	if m := jsonOf(t, doFull(t, alice, "POST", base+"/login", []byte("user=alice&theme=dark"), form...)); m["logged_in"] != "alice" {
+		t.Fatalf("login: %v", m)
+	}
+	if m := symfonyMe(t, alice, base); m["session_user"] != "alice" || m["current_user"] != "alice" || m["theme"] != "dark" {
+		t.Fatalf("alice's /me: %v", m)
+	}
+	if m := symfonyMe(t, bob, base); m["session_user"] != nil || m["current_user"] != nil || m["theme"] != nil || m["visits"] != nil {
+		t.Fatalf("bob's /me, right after alice's on the same worker, shows her state: %v", m)
+	}
+	if m := jsonOf(t, doFull(t, bob, "GET", base+"/state/terminated", nil)); m["last"] != "GET /me 200" || m["pid"] != pid {
+		t.Fatalf("kernel.terminate of the request before (GET /me 200, pid %v): %v", pid, m)
+	}
+
+	// Each demo: what A's request left, as B's next request finds it.
+	for _, c := range []struct {
+		what, found string
+		reset       bool
+	}{
+		{"singleton", "<nil>", true}, // CurrentUser implements ResetInterface
+		{"config", "Hello", true},    // Settings too
+		{"holder", "alice", false},   // LastVisitor has no reset()
+	} {
+		jsonOf(t, doFull(t, alice, "GET", base+"/state/"+c.what+"?as=alice", nil))
+		m := jsonOf(t, doFull(t, bob, "GET", base+"/state/"+c.what, nil))
+		if got := fmt.Sprint(m["found"]); got != c.found {
+			t.Errorf("/state/%s: B's request found %q, want %q (reset by services_resetter: %v)", c.what, got, c.found, c.reset)
+		}
+	}
+	jsonOf(t, doFull(t, alice, "GET", base+"/state/static?as=alice", nil))
+	if m := jsonOf(t, doFull(t, bob, "GET", base+"/state/static?as=bob", nil)); fmt.Sprint(m["seen"]) != "[alice bob]" {
+		t.Errorf("a static array is not reset: B's request should find A's entry, found %v", m["seen"])
+	}
+	if m := symfonyMe(t, bob, base); m["current_user"] != nil || m["session_user"] != nil {
+		t.Fatalf("bob's /me after the demos: %v", m)
+	}
+
+	// 4 MiB more per request, kept in a static: the worker retires itself
+	// before 64M, a successor takes over, no request fails.
+	var retiredAt int
+	for i := 1; i <= 40 && retiredAt == 0; i++ {
+		m := jsonOf(t, doFull(t, bob, "GET", base+"/state/memory?mb=4", nil))
+		if m["pid"] != pid {
+			retiredAt = i
+		}
+	}
+	if retiredAt == 0 {
+		t.Fatalf("the worker holding 160 MiB more was not replaced (max_memory 64M)")
+	}
+	e := s.waitLog(logs, 10*time.Second, "the retirement line", func(e logEntry) bool {
+		return strings.Contains(e.str("output"), "would pass max_memory 64.0MiB") && strings.Contains(e.str("output"), "asking drover for a successor")
+	})
+	t.Logf("replaced after %d requests: %s", retiredAt, e.str("output"))
+	// The successor is a fresh process: the static is empty again.
+	if m := jsonOf(t, doFull(t, bob, "GET", base+"/state/static?as=carol", nil)); fmt.Sprint(m["seen"]) != "[carol]" {
+		t.Errorf("the successor's static array: %v", m["seen"])
+	}
 }

@@ -5,6 +5,7 @@ namespace App\Controller;
 use App\Service\CurrentUser;
 use App\Service\LastVisitor;
 use App\Service\Settings;
+use App\Service\TerminateProbe;
 use Symfony\Bundle\FrameworkBundle\Controller\AbstractController;
 use Symfony\Component\HttpFoundation\JsonResponse;
 use Symfony\Component\HttpFoundation\Request;
@@ -45,6 +46,8 @@ class StateController extends AbstractController
                 $found = $this->visitor->name;
                 $this->visitor->name = $as;
                 return $this->json(['found' => $found]);
+            case 'terminated':  // kernel.terminate of the previous request (a static: not reset)
+                return $this->json(['last' => TerminateProbe::$last, 'pid' => getmypid()]);
             case 'memory':      // a leak the reset cannot see: worker.max_memory retires the worker
                 self::$ballast[] = str_repeat('x', max(0, min(64, $request->query->getInt('mb', 1))) << 20);
                 return $this->json(['held_mib' => count(self::$ballast), 'pid' => getmypid()]);
