@@ -39,8 +39,16 @@ use Symfony\Component\Runtime\RunnerInterface;
  */
 final class Runner implements RunnerInterface
 {
-    public function __construct(private readonly HttpKernelInterface $kernel)
+    /** @var \Closure(\Closure): void where terminate() goes to run after the response */
+    private readonly \Closure $afterResponse;
+
+    /**
+     * @param ?\Closure(\Closure): void $afterResponse what runs a callback once the response has left:
+     *                                                Drover\Http\Worker::afterResponse (tests pass their own)
+     */
+    public function __construct(private readonly HttpKernelInterface $kernel, ?\Closure $afterResponse = null)
     {
+        $this->afterResponse = $afterResponse ?? Worker::afterResponse(...);
     }
 
     /** Whether this process is a drover worker (PHP's CLI, started by drover). */
@@ -108,10 +116,11 @@ final class Runner implements RunnerInterface
      */
     public function handle(Request $r): Response
     {
-        // Worker::serve has set $_SERVER for this request (globals on).
-        $request = Bridge::toRequest($r, $_SERVER);
+        // Under Worker::serve, $_SERVER is this request's already (globals
+        // on); serverParams() is built once per request.
+        $request = Bridge::toRequest($r, $r->serverParams() + $_SERVER);
         $response = null;
-        Worker::afterResponse(function () use ($request, &$response): void {
+        ($this->afterResponse)(function () use ($request, &$response): void {
             $this->terminate($request, $response);
         });
         try {
