@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,4 +60,48 @@ func TestPHPAfterResponse(t *testing.T) {
 	if s.hasLog(func(e logEntry) bool { return (e["level"] == "error" || e["level"] == "warning") && !expected[e.msg()] }) {
 		t.Fatalf("drover logged a failure:\n%s", s.logText())
 	}
+}
+
+// A handler that flushes its output (ob_flush(), as code written for
+// php-fpm does) has it logged like any other output: it never reaches the
+// worker's stdout, where PHP would count the response's headers as sent
+// for the rest of the process. After that, session_id() could no longer be
+// changed, and the next client without a cookie would resume the previous
+// client's session.
+func TestPHPFlushedOutputIsLoggedAndSessionsStaySeparate(t *testing.T) {
+	s := startServer(t, phpConfig(t, 1))
+	logs := s.subscribe()
+	dir := t.TempDir()
+	wantGet(t, httpURL(s, "/flush"), 200, "flushed")
+	session := func(cookie string) (id, n string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", httpURL(s, "/session?dir="+dir), nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", "PHPSESSID="+cookie)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		f := strings.Fields(string(b))
+		if resp.StatusCode != 200 || len(f) != 2 {
+			t.Fatalf("/session: %d %q", resp.StatusCode, b)
+		}
+		return f[0], f[1]
+	}
+	a, n := session("")
+	if n != "1" {
+		t.Fatalf("A's new session %s counts %s", a, n)
+	}
+	if id, n := session(a); id != a || n != "2" {
+		t.Fatalf("A's second request: session %s count %s, want %s 2", id, n, a)
+	}
+	if id, n := session(""); id == a || n != "1" {
+		t.Fatalf("B, without a cookie, got session %s with count %s: A's session (%s) leaked", id, n, a)
+	}
+	s.waitLog(logs, 5*time.Second, "the flushed output", func(e logEntry) bool {
+		return e.str("output") == "output of GET /flush (not sent to the client): flushed by the handler"
+	})
 }

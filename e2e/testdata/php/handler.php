@@ -99,6 +99,12 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             ob_start();
             echo 'left in a buffer';
             return Response::text('buffer left open');
+        case '/flush':
+            // Flushes the SDK's own buffer: PHP would write it to stdout.
+            echo "flushed by the handler\n";
+            ob_flush();
+            flush();
+            return Response::text('flushed');
         case '/warn':
             $a = [];
             $x = $a['missing'];

@@ -98,8 +98,7 @@ final class HttpHandler implements Handler
             return;
         }
         $req = Request::fromFrame($m, $body);
-        $level = ob_get_level();
-        ob_start();
+        $level = $loop->startCapture();
         try {
             if ($this->globals) {
                 $this->installGlobals($req);
