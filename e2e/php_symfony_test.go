@@ -96,11 +96,26 @@ func doFull(t *testing.T, client *http.Client, method, url string, body []byte, 
 // timing.
 var transportHeaders = []string{"Date", "Expires", "Server", "Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length", "X-Accel-Buffering"}
 
-var sessionID = regexp.MustCompile(`PHPSESSID=[a-zA-Z0-9,-]+`)
+var (
+	sessionID = regexp.MustCompile(`PHPSESSID=[a-zA-Z0-9,-]+`)
+	// Laravel encrypts its cookies (the session's, XSRF-TOKEN's, the
+	// app's): their values differ on every response.
+	encryptedCookie = regexp.MustCompile(`=eyJ[A-Za-z0-9+/=%]+`)
+	cookieExpires   = regexp.MustCompile(`expires=[^;]+`)
+)
+
+// normalizeText replaces what differs between two servers' answers that
+// say the same: the server's own address, session ids, encrypted values.
+func normalizeText(s, host string) string {
+	s = strings.ReplaceAll(s, host, "HOST")
+	s = strings.ReplaceAll(s, `"port":`+host[strings.LastIndexByte(host, ':')+1:], `"port":PORT`)
+	s = sessionID.ReplaceAllString(s, "PHPSESSID=SID")
+	return encryptedCookie.ReplaceAllString(s, "=ENCRYPTED")
+}
 
 // normalized is a for comparison: transport headers out (Content-Length
 // kept where the app set it, on a byte range or a file), the server's own
-// address and session ids replaced.
+// address, session ids, encrypted cookies and cookie expiry dates replaced.
 func (a fullAnswer) normalized(base string) string {
 	host := strings.TrimPrefix(base, "http://")
 	h := a.header.Clone()
@@ -119,13 +134,14 @@ func (a fullAnswer) normalized(base string) string {
 	slices.Sort(keys)
 	for _, k := range keys {
 		for _, v := range h[k] {
-			fmt.Fprintf(&b, "%s: %s\n", k, sessionID.ReplaceAllString(strings.ReplaceAll(v, host, "HOST"), "PHPSESSID=SID"))
+			if k == "Set-Cookie" {
+				v = cookieExpires.ReplaceAllString(v, "expires=DATE") // from the clock
+			}
+			fmt.Fprintf(&b, "%s: %s\n", k, normalizeText(v, host))
 		}
 	}
 	b.WriteString("\n")
-	body := strings.ReplaceAll(string(a.body), host, "HOST")
-	body = strings.ReplaceAll(body, `"port":`+host[strings.LastIndexByte(host, ':')+1:], `"port":PORT`)
-	b.WriteString(sessionID.ReplaceAllString(body, "PHPSESSID=SID"))
+	b.WriteString(normalizeText(string(a.body), host))
 	return b.String()
 }
 

@@ -48,10 +48,13 @@ final class Bridge
      * (and for PUT, PATCH and DELETE urlencoded bodies, as
      * createFromGlobals does); uploads become UploadedFile objects in test
      * mode, which isValid() and move() accept without
-     * is_uploaded_file() (PHP's CLI did not receive them). The factory of
-     * Request::setFactory() is used when one is set.
+     * is_uploaded_file() (PHP's CLI did not receive them), of class
+     * $fileClass (a subclass of Symfony's UploadedFile, such as Laravel's).
+     * The factory of Request::setFactory() is used when one is set.
+     *
+     * @param class-string<SymfonyUploadedFile> $fileClass
      */
-    public static function toRequest(Request $r, array $server): SymfonyRequest
+    public static function toRequest(Request $r, array $server, string $fileClass = SymfonyUploadedFile::class): SymfonyRequest
     {
         // nginx passes these two always (fastcgi_params), empty when the
         // request has no body: Symfony's HeaderBag then has them as ''.
@@ -69,7 +72,7 @@ final class Bridge
                 $post = (array) $r->parsedBody();
             } elseif ($type === 'multipart/form-data') {
                 $post = (array) $r->parsedBody();
-                $files = self::files($r->files());
+                $files = self::files($r->files(), $fileClass);
                 $content = ''; // PHP does not keep a multipart body (php://input is empty)
             }
         }
@@ -90,15 +93,18 @@ final class Bridge
         return $request;
     }
 
-    /** @param array<string, UploadedFile|array> $tree */
-    private static function files(array $tree): array
+    /**
+     * @param array<string, UploadedFile|array> $tree
+     * @param class-string<SymfonyUploadedFile> $class
+     */
+    private static function files(array $tree, string $class): array
     {
         $out = [];
         foreach ($tree as $k => $f) {
             if (!$f instanceof UploadedFile) {
-                $out[$k] = self::files($f);
+                $out[$k] = self::files($f, $class);
             } elseif ($f->getError() !== UPLOAD_ERR_NO_FILE) {
-                $out[$k] = new SymfonyUploadedFile($f->getFile(), (string) $f->getClientFilename(), $f->getClientMediaType() ?: null, $f->getError(), true);
+                $out[$k] = new $class($f->getFile(), (string) $f->getClientFilename(), $f->getClientMediaType() ?: null, $f->getError(), true);
             } else {
                 // As $_FILES has it: FileBag makes a file input left empty null.
                 $out[$k] = ['name' => (string) $f->getClientFilename(), 'type' => (string) $f->getClientMediaType(), 'tmp_name' => '', 'error' => UPLOAD_ERR_NO_FILE, 'size' => 0];
@@ -109,7 +115,9 @@ final class Bridge
 
     /**
      * The drover response of $res, with the headers and cookies
-     * Response::send() sends. A response with its own sendContent()
+     * Response::send() sends, and PHP's default Content-Type
+     * (text/html; charset=UTF-8) when it has none, as PHP's SAPI adds it
+     * (except to 204 and 304, which nginx sends without). A response with its own sendContent()
      * (StreamedResponse, BinaryFileResponse) is streamed: sendContent()
      * runs once the head has gone out, and what it prints goes to the
      * client in pieces (STREAM_CHUNK, FILE_CHUNK) and at each ob_flush().
@@ -122,6 +130,15 @@ final class Bridge
         }
         foreach ($res->headers->getCookies() as $cookie) {
             $out->addHeader('Set-Cookie', (string) $cookie);
+        }
+        $status = $res->getStatusCode();
+        if ($status !== 204 && $status !== 304 && !$res->headers->has('Content-Type')) {
+            // PHP's SAPI sends its default for a response that set none.
+            $mime = (string) ini_get('default_mimetype');
+            $charset = (string) ini_get('default_charset');
+            if ($mime !== '') {
+                $out->setHeader('Content-Type', $charset !== '' && str_starts_with($mime, 'text/') ? "$mime; charset=$charset" : $mime);
+            }
         }
         $class = $res::class;
         $streams = self::$streams[$class] ??= (new \ReflectionMethod($res, 'sendContent'))->getDeclaringClass()->getName() !== SymfonyResponse::class;
