@@ -7,6 +7,8 @@ namespace Drover\Symfony;
 use Drover\Http\Request;
 use Drover\Http\Response;
 use Drover\Http\Worker;
+use Drover\Runtime\Boot;
+use Drover\Runtime\Log;
 use Symfony\Component\HttpFoundation\Request as SymfonyRequest;
 use Symfony\Component\HttpFoundation\Response as SymfonyResponse;
 use Symfony\Component\HttpKernel\HttpKernel;
@@ -63,12 +65,47 @@ final class Runner implements RunnerInterface
         if ($this->kernel instanceof KernelInterface) {
             // Once per worker: a failure here is a failed start (exit 78,
             // drover backs off) rather than a 500 on every request.
-            $this->kernel->boot();
+            try {
+                $this->kernel->boot();
+            } catch (\Throwable $e) {
+                self::handOverBootLogs();
+                Log::line(sprintf('the worker failed to start: the Symfony kernel (%s) did not boot: %s', $this->kernel::class, Log::describe($e)));
+                Boot::exit(78);
+            }
+            self::handOverBootLogs();
             self::unhookStreamedResponseListener($this->kernel);
         }
         self::frontController();
         Worker::serve($this->handle(...));
         return 0;
+    }
+
+    /**
+     * Gives Symfony's ErrorHandler (registered by SymfonyRuntime, with a
+     * logger that buffers until the kernel's first request configures it)
+     * a logger now: under drover the SDK's error handler replaces it, so
+     * nothing would configure it, and its buffer would be printed when the
+     * worker exits. Warnings and worse go to drover's log now; the rest
+     * (boot-time deprecations) is dropped.
+     */
+    private static function handOverBootLogs(): void
+    {
+        $handler = set_error_handler('is_int');
+        restore_error_handler();
+        $handler = is_array($handler) ? $handler[0] : null;
+        if (!class_exists('Psr\Log\AbstractLogger') || !$handler instanceof \Symfony\Component\ErrorHandler\ErrorHandler) {
+            return;
+        }
+        $handler->setDefaultLogger(new class () extends \Psr\Log\AbstractLogger {
+            private const KEEP = ['emergency' => 1, 'alert' => 1, 'critical' => 1, 'error' => 1, 'warning' => 1];
+
+            public function log($level, $message, array $context = []): void
+            {
+                if (isset(self::KEEP[(string) $level])) {
+                    Log::line("[$level] $message");
+                }
+            }
+        });
     }
 
     /**
