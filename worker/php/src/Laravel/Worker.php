@@ -31,8 +31,9 @@ final class Worker
      * Services resolved at boot, so that requests do not pay for them and
      * every request finds them as boot left them (as Octane's "warm").
      */
-    public const WARM = ['auth', 'cache', 'cache.store', 'config', 'cookie', 'db', 'db.factory', 'encrypter', 'files', 'hash',
-        'log', 'router', 'routes', 'session', 'translator', 'url', 'view'];
+    public const WARM = ['auth', 'blade.compiler', 'cache', 'cache.store', 'config', 'cookie', 'date', 'db', 'db.factory', 'encrypter',
+        'files', 'hash', 'log', 'router', 'routes', 'session', 'translator', 'url', 'view',
+        \Illuminate\Contracts\Debug\ExceptionHandler::class, \Illuminate\Routing\Contracts\ControllerDispatcher::class];
 
     /** Boots the application in $basePath (default: the current directory) and serves it. */
     public static function serve(?string $basePath = null): void
