@@ -21,7 +21,8 @@ test: build test-php check-unit
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-# The PHP SDK's own tests (Debian: apt-get install phpunit php-cli php-msgpack).
+# The PHP SDK's own tests (Debian: apt-get install phpunit php-cli php-msgpack
+# php-symfony-framework-bundle php-symfony-runtime; bash .ci/run installs all).
 test-php:
 	@command -v phpunit >/dev/null || { echo "phpunit is not installed: apt-get install phpunit php-cli php-msgpack (bash .ci/run installs what the tests need)"; exit 1; }
 	cd worker/php && phpunit
