@@ -22,8 +22,9 @@ test: build test-php check-unit
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # The PHP SDK's own tests (Debian: apt-get install phpunit php-cli php-msgpack
-# libatomic1), under scripts/shmhost, which gives them the shared tables they
-# test (Drover\Table, tests/TableTest.php).
+# php-symfony-framework-bundle php-symfony-runtime libatomic1; bash .ci/run installs
+# all), under scripts/shmhost, which gives them the shared tables they test
+# (Drover\Table, tests/TableTest.php).
 test-php:
 	@command -v phpunit >/dev/null || { echo "phpunit is not installed: apt-get install phpunit php-cli php-msgpack (bash .ci/run installs what the tests need)"; exit 1; }
 	$(GO) build -o bin/shmhost ./scripts/shmhost
@@ -42,6 +43,7 @@ bench: build
 	scripts/bench/echo.sh
 	scripts/bench/http.sh
 	scripts/bench/php.sh
+	scripts/bench/pool.sh
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)

@@ -17,6 +17,7 @@ func TestImportDirections(t *testing.T) {
 		"internal/lines":      {},
 		"internal/config":     {"shm"},
 		"internal/logfile":    {},
+		"internal/accesslog":  {"internal/logfile"},
 		"internal/logtest":    {},
 		"internal/watch":      {},
 		"internal/sdnotify":   {},
@@ -31,8 +32,8 @@ func TestImportDirections(t *testing.T) {
 		"manager":       {"ipc", "internal/config", "internal/plugin", "internal/pluginhook", "internal/lines", "shm"},
 		// The control plane may use its data plane; the data plane never
 		// names the control plane (nor reactor either of them).
-		"master":       {"ipc", "reactor", "internal/config", "internal/lines", "internal/sdnotify", "master/plane", "shm"},
-		"master/plane": {"ipc", "reactor", "internal/config", "shm"},
+		"master":       {"ipc", "reactor", "internal/config", "internal/lines", "internal/sdnotify", "master/plane", "internal/accesslog", "internal/logfile", "shm"},
+		"master/plane": {"ipc", "reactor", "internal/config", "internal/accesslog", "internal/logfile", "shm"},
 	}
 	// Every server and SDK package has its line above: a new package must
 	// say what it may import.

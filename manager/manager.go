@@ -30,6 +30,10 @@ type Manager struct {
 	gen  atomic.Uint64
 	stop chan struct{} // closed when the manager is stopping
 
+	// initSlots are the slots to supervise at start (ipc.Init); nil: the
+	// configured ones.
+	initSlots map[string][]int
+
 	mu       sync.Mutex
 	children map[uint64]*child // live incarnations by gen
 	slots    map[slotKey]*slot
@@ -64,6 +68,7 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 		ctl: ctl, stop: make(chan struct{}),
 		children: make(map[uint64]*child), launches: make(map[string]string), slots: make(map[slotKey]*slot)}
 	mg.gen.Store(init.GenBase)
+	mg.initSlots = map[string][]int{ipc.RoleWorker: init.WorkerSlots, ipc.RoleTaskWorker: init.TaskSlots}
 	if mg.cred, err = cfg.WorkerCredential(); err != nil {
 		return fmt.Errorf("manager: %w", err) // the master checked it before starting us
 	}
@@ -74,14 +79,14 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 }
 
 func (mg *Manager) run() error {
-	for i := 0; i < mg.cfg.WorkerNum; i++ {
-		mg.supervise(ipc.RoleWorker, i, &mg.cfg.Worker, mg.cfg.WorkerNum)
+	for _, i := range mg.startSlots(ipc.RoleWorker, mg.cfg.WorkerNum) {
+		mg.supervise(ipc.RoleWorker, i, &mg.cfg.Worker, mg.cfg.WorkerIDs(), false)
 	}
-	for i := 0; i < mg.cfg.TaskWorkerNum; i++ {
-		mg.supervise(ipc.RoleTaskWorker, i, &mg.cfg.TaskWorker, mg.cfg.TaskWorkerNum)
+	for _, i := range mg.startSlots(ipc.RoleTaskWorker, mg.cfg.TaskWorkerNum) {
+		mg.supervise(ipc.RoleTaskWorker, i, &mg.cfg.TaskWorker, mg.cfg.TaskWorkerNum, false)
 	}
 	for i := range mg.cfg.Processes {
-		mg.supervise(ipc.RoleProcess, i, &mg.cfg.Processes[i].Handler, len(mg.cfg.Processes))
+		mg.supervise(ipc.RoleProcess, i, &mg.cfg.Processes[i].Handler, len(mg.cfg.Processes), false)
 	}
 	go mg.watchMemory()
 	mg.log.WithFields(logrus.Fields{"workers": mg.cfg.WorkerNum, "task_workers": mg.cfg.TaskWorkerNum}).Info("manager running")
@@ -131,6 +136,10 @@ func (mg *Manager) run() error {
 			if s != nil {
 				s.replace <- ev.Cause
 			}
+		case ipc.CtlAddSlot:
+			mg.addSlot(ev.Role, ev.Slot)
+		case ipc.CtlDropSlot:
+			mg.dropSlot(ev.Role, ev.Slot, ev.Cause)
 		case ipc.CtlRetire:
 			if c := mg.child(ev.Gen); c != nil {
 				c.retire(mg.cfg.MaxWaitTime.D(), ev.Cause)

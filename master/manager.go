@@ -123,6 +123,7 @@ func (m *Master) startManager() error {
 		return fmt.Errorf("encode config for the manager: %w", err)
 	}
 	init := ipc.Init{Config: cfgJSON, GenBase: m.mgrSeq << 32, LogFormat: m.cfg.LogFormat, LogLevel: m.cfg.LogLevel}
+	init.WorkerSlots, init.TaskSlots = m.managerSlots() // the pools as they are (pool.go)
 	if err := ctl.Send(ipc.CtlInit, 0, init); err != nil {
 		return fmt.Errorf("start manager: %w", err)
 	}
@@ -149,8 +150,7 @@ func (m *Master) copyManagerLog(r io.ReadCloser) {
 	}
 	buf := make([]byte, 0, 64<<10)
 	err := lines.Pump(r, managerLinePiece, func(piece string, _ bool) {
-		buf = append(append(buf[:0], piece...), '\n')
-		out.Write(buf)
+		buf = m.relayManagerLine(out, buf, piece)
 	})
 	if err != nil && !errors.Is(err, os.ErrClosed) {
 		m.log.WithError(err).Warn("reading the manager's log failed")
@@ -197,6 +197,8 @@ func (m *Master) readManager(mp *managerProc) {
 			m.events <- evWorkerExited{mgr: mp, ev: ev}
 		case ipc.CtlOverMemory:
 			m.post(evMemory{gen: ev.Gen, rss: ev.RSS})
+		case ipc.CtlSlotGone:
+			m.post(evSlotGone{mgr: mp, role: ev.Role, slot: ev.Slot})
 		}
 	}
 }

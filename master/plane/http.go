@@ -60,6 +60,7 @@ type httpState struct {
 	// dispatched is when the current request went to its worker, for its
 	// worker time (metrics.go); zero when none has it.
 	dispatched time.Time
+	obs   observed // for the access and slow-request logs (access.go)
 }
 
 // newHTTPServer is the HTTP server the plane's HTTP connections share.
@@ -108,6 +109,7 @@ func (p *Plane) HTTPPrepare(hc *reactor.HTTPConn, req *reactor.HTTPRequest, body
 	if bodyFollows {
 		h.encode()
 	}
+	p.noteRequest(h, req)
 }
 
 // encode encodes the request kept lazily into a buffer of its own: it
@@ -134,8 +136,12 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 	if w == nil {
 		return false, 0
 	}
+	if hc.Phase() == reactor.HTTPQueued {
+		p.waited(hc.QueuedAt(), c.Loop().Now()) // a dynamic pool grows (pool.go)
+	}
 	h.w = w
 	p.countDispatch(hc, h)
+	p.noteDispatch(h, w, c.Loop().Now())
 	h.canRetry = w.prefetch > 0 && !hc.BodyFollows()
 	if h.canRetry && !h.lazy {
 		h.retry = append(h.retry[:0], h.payload...)
@@ -299,6 +305,7 @@ func (p *Plane) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
 // and once a second the socket pairs that stopped draining.
 func (p *Plane) OnTick(l *reactor.Loop) {
 	now := l.Now()
+	p.flushAccess(l)
 	ls := &p.loops[l.Index()]
 	if len(ls.waiting) > 0 {
 		keep := ls.waiting[:0]
@@ -315,6 +322,7 @@ func (p *Plane) OnTick(l *reactor.Loop) {
 			}
 			if now.Sub(hc.QueuedAt()) < p.cfg.DispatchTimeout.D() {
 				keep = append(keep, id)
+				p.waited(hc.QueuedAt(), now) // a dynamic pool grows (pool.go)
 				continue
 			}
 			p.httpWaiting.Add(-1)
@@ -338,6 +346,7 @@ func (p *Plane) OnTick(l *reactor.Loop) {
 		if !ok {
 			return
 		}
+		p.checkSlow(c, st, now)
 		if st.http == nil {
 			if rt > 0 && !st.busySince.IsZero() && now.Sub(st.busySince) > rt {
 				p.streamTimedOut(c, st)
