@@ -256,7 +256,7 @@ func TestTablesUpgrade(t *testing.T) {
 		t.Fatalf("upgrade to new tables: %v\n%s", err, out)
 	}
 	s.waitLog(logs, 10*time.Second, "the warning that the tables start empty", func(e logEntry) bool {
-		return strings.HasPrefix(e.msg(), "upgrade: starting with empty tables") && strings.Contains(e.str("error"), "differ from the old master's")
+		return e.msg() == "upgrade: starting with empty tables and atomics" && strings.Contains(e.str("cause"), "or others")
 	})
 	if code, _ := get(t, httpURL(s, "/get?k=a")); code != 404 {
 		t.Fatalf("a after an upgrade to new tables: %d, want 404", code)

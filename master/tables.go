@@ -23,8 +23,13 @@ import (
 // when its config declares the same tables and atomics, and starts with
 // empty ones (saying so) when the declaration changed.
 
-// shmFdName is the name tableflip hands the region over under.
-const shmFdName = "drover-shm"
+// shmFdName is the name tableflip hands a region over under: named after
+// its layout's hash, so that a new master finds only a region laid out as
+// its config declares, and the others it inherited are closed by
+// tableflip once it is ready (their memory goes with the old master).
+func shmFdName(spec shm.Spec) string {
+	return "drover-shm-" + strconv.FormatUint(spec.SchemaHash(), 16)
+}
 
 // openShared creates or inherits the region; nothing when the config
 // declares no tables and no atomics. Runs in Run, before the manager
@@ -34,7 +39,8 @@ func (m *Master) openShared() error {
 	if len(spec.Tables)+len(spec.Atomics) == 0 {
 		return nil
 	}
-	if f, err := m.upg.Fds.File(shmFdName); err != nil || f != nil {
+	name := shmFdName(spec)
+	if f, err := m.upg.Fds.File(name); err != nil || f != nil {
 		r, merr := m.inheritShared(f, err, spec)
 		if merr == nil {
 			m.shm = r
@@ -42,7 +48,10 @@ func (m *Master) openShared() error {
 				Info("tables and atomics handed over by the old master")
 			return nil
 		}
-		m.log.WithError(merr).Warn("upgrade: starting with empty tables and atomics; the old master's workers keep theirs until they exit")
+		m.log.WithError(merr).Warn("upgrade: starting with empty tables and atomics")
+	} else if m.upg.HasParent() {
+		m.log.WithField("cause", "the old master declared no tables and atomics, or others (a change of tables, sizes, columns or atomics needs new memory)").
+			Warn("upgrade: starting with empty tables and atomics")
 	}
 	need := spec.Bytes()
 	if avail, ok := memAvailable(); ok && need > avail {
@@ -53,7 +62,7 @@ func (m *Master) openShared() error {
 	if err != nil {
 		return m.cfg.KeyError("tables", err.Error())
 	}
-	if err := m.upg.Fds.AddFile(shmFdName, r.File()); err != nil {
+	if err := m.upg.Fds.AddFile(name, r.File()); err != nil {
 		r.Close()
 		return fmt.Errorf("tables: register for upgrades: %w", err)
 	}
@@ -63,8 +72,8 @@ func (m *Master) openShared() error {
 	return nil
 }
 
-// inheritShared maps the region the old master handed over, if it is laid
-// out as spec declares.
+// inheritShared maps the region the old master handed over under the
+// name of spec's layout, checking that it is laid out so.
 func (m *Master) inheritShared(f *os.File, err error, spec shm.Spec) (*shm.Region, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the old master's tables: %w", err)
@@ -76,7 +85,7 @@ func (m *Master) inheritShared(f *os.File, err error, spec shm.Spec) (*shm.Regio
 	}
 	if !r.Matches(spec) {
 		r.Close()
-		return nil, fmt.Errorf("tables: or atomics: differ from the old master's (a change of tables, sizes, columns or atomics needs new memory)")
+		return nil, fmt.Errorf("the old master's tables are not laid out as this config declares")
 	}
 	return r, nil
 }

@@ -302,6 +302,9 @@ func (s Spec) Schema() string {
 	return b.String()
 }
 
+// SchemaHash is the FNV-1a 64 of Schema, as the region's header holds it.
+func (s Spec) SchemaHash() uint64 { return schemaHash(s.Schema()) }
+
 func schemaHash(schema string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(schema))
