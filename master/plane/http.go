@@ -60,7 +60,7 @@ type httpState struct {
 	// dispatched is when the current request went to its worker, for its
 	// worker time (metrics.go); zero when none has it.
 	dispatched time.Time
-	obs   observed // for the access and slow-request logs (access.go)
+	obs        observed // for the access and slow-request logs (access.go)
 }
 
 // newHTTPServer is the HTTP server the plane's HTTP connections share.
