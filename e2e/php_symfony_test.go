@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +103,17 @@ var (
 	// app's): their values differ on every response.
 	encryptedCookie = regexp.MustCompile(`=eyJ[A-Za-z0-9+/=%]+`)
 	cookieExpires   = regexp.MustCompile(`expires=[^;]+`)
+	cookieMaxAge    = regexp.MustCompile(`Max-Age=\d+`)
 )
+
+// roundMaxAge rounds a cookie's Max-Age to ten seconds: it is its expiry
+// less the clock, so two answers a second apart may say 7200 and 7199.
+func roundMaxAge(v string) string {
+	return cookieMaxAge.ReplaceAllStringFunc(v, func(m string) string {
+		n, _ := strconv.Atoi(strings.TrimPrefix(m, "Max-Age="))
+		return fmt.Sprintf("Max-Age=%d", (n+5)/10*10)
+	})
+}
 
 // normalizeText replaces what differs between two servers' answers that
 // say the same: the server's own address, session ids, encrypted values.
@@ -135,7 +146,7 @@ func (a fullAnswer) normalized(base string) string {
 	for _, k := range keys {
 		for _, v := range h[k] {
 			if k == "Set-Cookie" {
-				v = cookieExpires.ReplaceAllString(v, "expires=DATE") // from the clock
+				v = roundMaxAge(cookieExpires.ReplaceAllString(v, "expires=DATE")) // from the clock
 			}
 			fmt.Fprintf(&b, "%s: %s\n", k, normalizeText(v, host))
 		}
