@@ -173,7 +173,7 @@ func (p *Plane) HTTPBody(hc *reactor.HTTPConn, pieces [][]byte, end bool) {
 	if end {
 		flags = ipc.FlagEnd
 	}
-	h.w.writeBodies(hc.Conn().Loop(), flags, hc.Conn().ID(), pieces)
+	h.w.writeBodies(hc.Conn().Loop(), flags, hc.Conn().ID(), pieces, hc)
 }
 
 // HTTPCancel implements reactor.HTTPBackend: TypeCancel, once per request
