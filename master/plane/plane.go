@@ -213,6 +213,7 @@ func (p *Plane) takeOut(w *Worker, reason string, kill bool, killMsg string) {
 		w.outMu.Lock()
 		w.closed = true
 		w.file.Close()
+		w.dropOut() // body buffers lent to it go back to the pool
 		w.outMu.Unlock()
 	}})
 	cause := &errWorkerGone{slot: w.slot, pid: w.pid, reason: reason}
