@@ -36,6 +36,9 @@ type Manager struct {
 	cred     *syscall.Credential // workers' user and group; nil: the manager's
 	launches map[string]string   // resolved launch mode by handler path
 	wg       sync.WaitGroup      // slot supervisors
+	// reqArena is the master's request arena (CtlInit), passed to every
+	// worker; nil without one. Read-only after Run's start.
+	reqArena *os.File
 }
 
 // Run serves as the manager until the master asks it to stop or goes
@@ -47,7 +50,7 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 		return err
 	}
 	defer ctl.Close()
-	h, payload, _, err := ctl.Recv()
+	h, payload, files, err := ctl.Recv()
 	if err != nil || h.Type != ipc.CtlInit {
 		return fmt.Errorf("manager: no init message from the master (%v, %s)", err, h.Type)
 	}
@@ -63,6 +66,9 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 		ctl: ctl, stop: make(chan struct{}),
 		children: make(map[uint64]*child), launches: make(map[string]string), slots: make(map[slotKey]*slot)}
 	mg.gen.Store(init.GenBase)
+	if len(files) > 0 {
+		mg.reqArena = files[0] // the request arena (ipc.NewArena), kept for the manager's life
+	}
 	if mg.cred, err = cfg.WorkerCredential(); err != nil {
 		return fmt.Errorf("manager: %w", err) // the master checked it before starting us
 	}

@@ -126,6 +126,18 @@ type HTTPBackend interface {
 	HTTPDone(hc *HTTPConn, status int, bytes int64)
 }
 
+// BodyArena lends HTTPConn memory for request bodies that a worker can
+// read in place: the data plane's request arena (HTTPServer.Arena).
+type BodyArena interface {
+	// ArenaAlloc returns n bytes (len and cap n) for the body of hc's
+	// request, or nil: none free, or no worker would read it there.
+	ArenaAlloc(hc *HTTPConn, n int) []byte
+	// ArenaFree gives back what ArenaAlloc returned. It runs once per
+	// ArenaAlloc, on any goroutine, when neither the connection nor a
+	// worker needs the memory any more.
+	ArenaFree(buf []byte)
+}
+
 // HTTPServer is what every HTTP connection of a server shares: its bounds,
 // backend and log, set before the loops start and read-only after, and
 // counters that the loops write.
@@ -133,6 +145,10 @@ type HTTPServer struct {
 	Config  HTTPConfig
 	Backend HTTPBackend
 	Log     *logrus.Entry
+	// Arena, if set, lends memory for request bodies that a worker reads
+	// in place (the request arena); nil: bodies are buffered in memory of
+	// the connections' own.
+	Arena BodyArena
 	// Stopping reports a stop in progress: keep-alive ends, idle
 	// connections close after DrainIdleGrace. Safe from any goroutine.
 	Stopping func() bool
@@ -219,9 +235,12 @@ type HTTPConn struct {
 	bodyDone  bool
 	bodyStart time.Time
 	// loan is set while the backend holds pieces of body's memory
-	// (LendBody): that memory is not written again, and it goes to the
-	// loan (not the pool) when the connection is done with it.
-	loan *BodyLoan
+	// (LendBody), and while body is in the request arena: that memory is
+	// not written again, and it goes to the loan (not the pool) when the
+	// connection is done with it. byRef: the backend sent the whole body
+	// by reference (BodyTaken): nothing is forwarded.
+	loan  *BodyLoan
+	byRef bool
 	// Output: outTotal bytes handed to c.Write; the send timeout's period
 	// began at sendSince (zero while nothing waits for the client), with
 	// sendBase bytes written by then. acctBody and acctOut are this
@@ -392,11 +411,14 @@ func (h *HTTPConn) startRequest(req *HTTPRequest, rest []byte) int {
 		// The body is buffered first (see the top of this file).
 		h.phase = HTTPBuffer
 	}
-	h.bodyFollows, h.expect100 = h.phase == HTTPBuffer, req.Expect100
-	h.s.Backend.HTTPPrepare(h, req, body, h.bodyFollows)
+	h.bodyFollows, h.expect100, h.byRef = h.phase == HTTPBuffer, req.Expect100, false
 	if h.phase == HTTPBuffer {
 		h.resetBody()
 		h.bodyDone = false
+		h.arenaBody(req)
+	}
+	h.s.Backend.HTTPPrepare(h, req, body, h.bodyFollows)
+	if h.phase == HTTPBuffer {
 		h.bodyStart, h.bodyAt = c.Loop().Now(), c.Loop().Now()
 		if h.expect100 {
 			// As nginx: the client is asked for the body when reading it
@@ -461,7 +483,15 @@ func (h *HTTPConn) Requeue() {
 func (h *HTTPConn) requestSent(window int64) {
 	h.window = window
 	h.bodyAt = h.c.Loop().Now()
-	if !h.bodyFollows {
+	if h.byRef {
+		// The worker reads the body where it is: it counts as forwarded.
+		n := len(h.body) - h.bodyOff
+		h.reqSent += int64(n)
+		h.acctBody -= int64(n)
+		h.s.noteBuffered(h.s.buffered.Add(-int64(n)))
+		h.releaseBody()
+	}
+	if !h.bodyFollows || h.byRef {
 		h.phase = HTTPWait
 		return
 	}
@@ -637,21 +667,65 @@ func (h *HTTPConn) resetBody() {
 // the last Release (the connection holds one reference until it is done
 // with the buffer).
 type BodyLoan struct {
-	buf  []byte
-	refs atomic.Int32
+	buf   []byte
+	refs  atomic.Int32
+	arena BodyArena // the buffer is the arena's (ArenaFree), not the pool's
 }
 
 // Release gives back one reference taken by LendBody. Safe from any
 // goroutine; each LendBody's reference is released once.
 func (b *BodyLoan) Release() {
 	if b.refs.Add(-1) == 0 {
-		putBody(b.buf)
+		if b.arena != nil {
+			b.arena.ArenaFree(b.buf)
+		} else {
+			putBody(b.buf)
+		}
 	}
 }
 
+// arenaBody buffers the body of req, a Content-Length body read whole
+// before it is dispatched, in the request arena when the backend lends a
+// range of it (HTTPServer.Arena): a worker that maps the arena then reads
+// it there. The range goes back to the arena through the loan.
+func (h *HTTPConn) arenaBody(req *HTTPRequest) {
+	a := h.s.Arena
+	if a == nil || req.Chunked || req.ContentLength <= 0 || req.ContentLength > int64(h.s.Config.BodyBufferSize) {
+		return
+	}
+	buf := a.ArenaAlloc(h, int(req.ContentLength))
+	if buf == nil {
+		return
+	}
+	h.releaseBody()
+	h.body = buf[:0]
+	h.loan = &BodyLoan{buf: buf[:0], arena: a}
+	h.loan.refs.Store(1)
+}
+
+// BodyInArena reports whether the current request's body is buffered in
+// the request arena (HTTPServer.Arena).
+func (h *HTTPConn) BodyInArena() bool { return h.loan != nil && h.loan.arena != nil }
+
+// ArenaBody returns the current request's body when it is whole in the
+// request arena and none of it was forwarded, else nil.
+func (h *HTTPConn) ArenaBody() []byte {
+	if !h.BodyInArena() || !h.bodyDone || h.bodyOff != 0 || h.byRef {
+		return nil
+	}
+	return h.body
+}
+
+// BodyTaken tells the connection, within HTTPDispatch, that the request
+// names its whole body (ArenaBody) for the worker to read where it is:
+// nothing is forwarded, and the backend holds the memory (LendBody) until
+// the worker has done with it.
+func (h *HTTPConn) BodyTaken() { h.byRef = true }
+
 // LendBody lets the backend keep the pieces of the body HTTPBody passed
-// it beyond the call (until it has written them): it returns a reference
-// to release then. Call it only within HTTPBody.
+// it beyond the call (until it has written them), or the whole body it
+// took by reference (BodyTaken): it returns a reference to release then.
+// Call it only within HTTPBody or HTTPDispatch.
 func (h *HTTPConn) LendBody() *BodyLoan {
 	if h.loan == nil {
 		h.loan = &BodyLoan{buf: h.body[:0]}

@@ -56,6 +56,8 @@ type Worker struct {
 	// flushing in that loop's current iteration.
 	marked []bool
 
+	arenaFields // body arenas (arena.go)
+
 	outMu  sync.Mutex
 	out    []byte
 	outOff int
@@ -138,6 +140,7 @@ func (w *Worker) write(l *reactor.Loop, t ipc.Type, id uint64, payload []byte) {
 // writeFlags is write with frame flags.
 func (w *Worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64, payload []byte) {
 	w.outMu.Lock()
+	w.queueReleases()
 	w.compactOut()
 	w.out = ipc.AppendFrame(w.out, t, flags, id, payload)
 	w.p.ipc.framesOut.Add(1)
@@ -151,6 +154,7 @@ func (w *Worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64,
 // handed back). Flushed as write's frames are.
 func (w *Worker) writeRequest(l *reactor.Loop, id uint64, r *ipc.Request, keep *[]byte) {
 	w.outMu.Lock()
+	w.queueReleases()
 	w.compactOut()
 	at := len(w.out)
 	w.out = ipc.AppendHeader(w.out, ipc.TypeRequest, 0, id, 0)
@@ -200,6 +204,7 @@ func (w *Worker) writeBodies(l *reactor.Loop, flags uint8, id uint64, pieces [][
 		return
 	}
 	idle := !w.armed && w.outOff == len(w.out) && len(w.refs) == 0
+	w.queueReleases()
 	w.compactOut()
 	mine := 0
 	for i, p := range pieces {
@@ -363,6 +368,7 @@ func (w *Worker) dropOut() {
 		}
 	}
 	w.out, w.outOff, w.refs = nil, 0, nil
+	w.rel, w.relBytes = nil, 0
 }
 
 // unwritten is how many bytes the output holds unwritten, frames and
@@ -543,6 +549,9 @@ func (p *Plane) frame(l *reactor.Loop, w *Worker, h ipc.Header, payload []byte) 
 				errProtocol, h.Type, h.ID, n)
 		}
 		if end {
+			w.dropBody(h.ID) // its body in the request arena, if any, is free
+		}
+		if end {
 			if p.httpWaiting.Load() > 0 {
 				// A slot freed up: requests waiting for one go now.
 				for _, ll := range p.rx.Loops() {
@@ -555,6 +564,9 @@ func (p *Plane) frame(l *reactor.Loop, w *Worker, h ipc.Header, payload []byte) 
 			}
 		}
 		flags := h.Flags
+		if flags&ipc.FlagRef != 0 {
+			return p.refAnswer(l, w, h, payload)
+		}
 		if h.Type == ipc.TypeResponse {
 			p.toConnArg(l, h.ID, func(c *reactor.Conn) { p.httpResponse(c, flags, payload) }, payload, int(flags), responseTask)
 		} else {
