@@ -162,6 +162,7 @@ type exchange struct {
 	read     int64     // bytes returned by Read
 	ended    bool      // the last piece arrived
 	follows  bool      // pieces arrive in TypeRequestBody frames
+	abody    []byte    // the unread rest of a body in the request arena (body_at)
 	berr     error     // Read's error once the queue is empty; set on cancel, close, overflow
 	// Flow control (ipc.FlowWindow), also under bmu: body bytes read and
 	// not yet credited to the master; response body bytes the handler may
@@ -337,6 +338,14 @@ func (x *exchange) build() bool {
 		delete(h, "Content-Length")
 	}
 	switch {
+	case w.BodyAt != nil:
+		body, ok := x.s.opt.arenas.body(w.BodyAt)
+		if !ok {
+			x.s.opt.errorLog.Printf("worker %d: conn %d: request body at %v, outside the request arena", x.s.id, x.conn, w.BodyAt)
+			return false
+		}
+		x.ended, x.abody, x.received = true, body, int64(len(body))
+		r.Body = (*requestBody)(x)
 	case w.BodyFollows:
 		x.follows = true
 		x.bcond.L = &x.bmu
@@ -597,6 +606,7 @@ func (x *exchange) failBody(err error) {
 		x.berr = err
 	}
 	x.dropChunks()
+	x.abody = nil // the master may reuse its range once the response ended
 	if x.bcond.L != nil {
 		x.bcond.Signal()
 	}
@@ -677,6 +687,17 @@ func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
 	x := (*exchange)(b)
 	var total int64
 	for {
+		if piece, err := x.arenaPiece(); err != nil || piece != nil {
+			if err != nil {
+				return total, err
+			}
+			n, werr := w.Write(piece)
+			total += int64(n)
+			if werr != nil {
+				return total, werr
+			}
+			continue
+		}
 		bp, off, grant, err := x.nextPiece()
 		if grant > 0 {
 			var win [4]byte
@@ -695,6 +716,24 @@ func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
 			return total, werr
 		}
 	}
+}
+
+// arenaPiece takes the next piece of a body in the request arena
+// (body_at), a frame's worth, for WriteTo; nil when there is none.
+func (x *exchange) arenaPiece() ([]byte, error) {
+	x.bmu.Lock()
+	defer x.bmu.Unlock()
+	if len(x.abody) == 0 {
+		return nil, nil
+	}
+	if x.berr != nil {
+		return nil, x.berr
+	}
+	n := min(len(x.abody), ipc.MaxInlineBody)
+	p := x.abody[:n]
+	x.abody = x.abody[n:]
+	x.read += int64(n)
+	return p, nil
 }
 
 // nextPiece is readBody taking the rest of the next piece whole: the
@@ -758,6 +797,12 @@ func (x *exchange) readBody(p []byte) (n, grant int, err error) {
 	for {
 		if x.berr != nil {
 			return 0, 0, x.berr
+		}
+		if len(x.abody) > 0 {
+			n := copy(p, x.abody)
+			x.abody = x.abody[n:]
+			x.read += int64(n)
+			return n, 0, nil
 		}
 		if x.cur != nil {
 			n := copy(p, (*x.cur)[x.off:])
@@ -984,6 +1029,23 @@ func (x *exchange) FlushError() error {
 // read the request body while it writes the response.
 func (x *exchange) EnableFullDuplex() error { return nil }
 
+// toArena puts a body of answerMin bytes or more in the answer arena,
+// when the worker has one with a slot free, and returns where.
+func (x *exchange) toArena(data []byte) (ipc.Ref, bool) {
+	a := x.s.opt.arenas
+	if a == nil || len(data) < answerMin || len(data) > ipc.MaxInlineBody {
+		return ipc.Ref{}, false
+	}
+	return a.put(data)
+}
+
+// releaseFrame takes back the answer-arena slots a Release frame names.
+func (s *Server) releaseFrame(payload []byte) {
+	if a := s.opt.arenas; a != nil {
+		a.release(payload)
+	}
+}
+
 // emit writes body as the response's next frame — TypeResponse with the
 // status and headers first, TypeResponseBody after — and empties the
 // buffer; end marks the last frame.
@@ -1010,8 +1072,16 @@ func (x *exchange) emit(body []byte, end bool) {
 		if x.head && end && len(body) > 0 && x.declared < 0 && bodyAllowed(x.status) {
 			b.extra = append(b.extra, "Content-Length", strconv.Itoa(len(body)))
 		}
-		b.enc = ipc.AppendResponseHead(b.enc[:0], x.status, b.pairs, b.extra, len(data))
-		err = x.s.ch.w.WriteFrameParts(ipc.TypeResponse, flags, x.conn, b.enc, data)
+		if ref, ok := x.toArena(data); ok {
+			b.enc = ipc.AppendResponseRef(b.enc[:0], x.status, b.pairs, b.extra, ref)
+			err = x.s.ch.w.WriteFrameParts(ipc.TypeResponse, flags|ipc.FlagRef, x.conn, b.enc, nil)
+		} else {
+			b.enc = ipc.AppendResponseHead(b.enc[:0], x.status, b.pairs, b.extra, len(data))
+			err = x.s.ch.w.WriteFrameParts(ipc.TypeResponse, flags, x.conn, b.enc, data)
+		}
+	} else if ref, ok := x.toArena(data); ok {
+		var p [ipc.RefSize]byte
+		err = x.s.ch.w.WriteFrame(ipc.TypeResponseBody, flags|ipc.FlagRef, x.conn, ipc.AppendRef(p[:0], ref))
 	} else if len(data) > 0 || end {
 		err = x.s.ch.w.WriteFrameParts(ipc.TypeResponseBody, flags, x.conn, nil, data)
 	}
