@@ -79,21 +79,37 @@ func arenaFile(env, name string) *os.File {
 	return os.NewFile(uintptr(fd), name)
 }
 
-// put copies body into a free slot of the answer arena and returns where;
-// false when none is free (the body then goes in the frame).
-func (a *arenas) put(body []byte) (ipc.Ref, bool) {
+// take returns a free slot of the answer arena (len 0, cap
+// ipc.MaxInlineBody) and its offset; false when none is free (the body
+// then goes in the frame). The slot is the caller's until it is sent
+// (the master releases it) or given back.
+func (a *arenas) take() ([]byte, uint64, bool) {
 	a.mu.Lock()
 	if len(a.free) == 0 {
 		a.mu.Unlock()
-		return ipc.Ref{}, false
+		return nil, 0, false
 	}
 	i := a.free[len(a.free)-1]
 	a.free = a.free[:len(a.free)-1]
 	a.out[i] = true
 	a.mu.Unlock()
 	off := int(i) * ipc.MaxInlineBody
-	copy(a.ans[off:off+ipc.MaxInlineBody], body)
-	return ipc.Ref{Off: uint64(off), Len: uint64(len(body))}, true
+	return a.ans[off : off : off+ipc.MaxInlineBody], uint64(off), true
+}
+
+// giveBack frees a slot taken and not sent.
+func (a *arenas) giveBack(off uint64) {
+	a.release(ipc.AppendRef(nil, ipc.Ref{Off: off}))
+}
+
+// put copies body into a free slot of the answer arena and returns where.
+func (a *arenas) put(body []byte) (ipc.Ref, bool) {
+	slot, off, ok := a.take()
+	if !ok {
+		return ipc.Ref{}, false
+	}
+	copy(slot[:len(body)], body)
+	return ipc.Ref{Off: off, Len: uint64(len(body))}, true
 }
 
 // release takes back the slots a Release frame names; a range that names

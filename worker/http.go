@@ -197,7 +197,12 @@ type httpBufs struct {
 	keys   []string
 	extra  []string
 	out    []byte // response body not yet sent
-	enc    []byte // encoded TypeResponse payload
+	// slot: out is in this slot of the answer arena (at slotOff), and
+	// heap is out's own buffer meanwhile (outGrow).
+	slot    []byte
+	slotOff uint64
+	heap    []byte
+	enc     []byte // encoded TypeResponse payload
 	chunks []*[]byte
 }
 
@@ -261,6 +266,7 @@ func (x *exchange) abort(status int) {
 	x.bufs.out = append(x.bufs.out[:0], http.StatusText(status)...)
 	x.bufs.out = append(x.bufs.out, '\n')
 	x.emit(x.bufs.out, true)
+	x.dropSlot()
 	x.bufs.release()
 	x.bufs = nil
 }
@@ -440,6 +446,7 @@ func (x *exchange) finish() {
 		x.aborted = true // shorter than its Content-Length: net/http closes too
 	}
 	x.emit(x.bufs.out, true)
+	x.dropSlot()
 	x.bufs.release()
 	x.bufs = nil
 	if last {
@@ -965,12 +972,14 @@ func (x *exchange) Write(p []byte) (int, error) {
 	// Once the response streams, a whole frame's worth with nothing
 	// buffered goes out from p, without being buffered first.
 	if len(b.out)+len(p) <= ipc.MaxInlineBody && !(x.sent && len(b.out) == 0 && len(p) == ipc.MaxInlineBody) {
+		x.outGrow(len(p))
 		b.out = append(b.out, p...)
 		return len(p), nil
 	}
 	n := len(p)
 	if len(b.out) > 0 {
 		room := ipc.MaxInlineBody - len(b.out)
+		x.outGrow(room)
 		b.out = append(b.out, p[:room]...)
 		p = p[room:]
 		x.emit(b.out, false)
@@ -981,6 +990,7 @@ func (x *exchange) Write(p []byte) (int, error) {
 		x.emit(p[:ipc.MaxInlineBody], false)
 		p = p[ipc.MaxInlineBody:]
 	}
+	x.outGrow(len(p))
 	b.out = append(b.out, p...)
 	if x.werr != nil {
 		return 0, x.werr
@@ -996,6 +1006,7 @@ func (x *exchange) WriteString(s string) (int, error) {
 	if x.bufs != nil && bodyAllowed(x.status) && len(x.bufs.out)+len(s) <= ipc.MaxInlineBody &&
 		!x.gone.Load() && x.werr == nil && (x.declared < 0 || x.written+int64(len(s)) <= x.declared) {
 		x.written += int64(len(s))
+		x.outGrow(len(s))
 		x.bufs.out = append(x.bufs.out, s...)
 		return len(s), nil
 	}
@@ -1062,6 +1073,18 @@ func (x *exchange) emit(body []byte, end bool) {
 	if x.head || x.gone.Load() || len(data) > 0 && !x.prepaid && !x.spend(len(data)) {
 		data = nil // nobody will read it
 	}
+	// A body in the answer arena goes by reference: from its slot
+	// (outGrow), which is then the master's, or copied into one.
+	inSlot := b.slot != nil && len(body) > 0 && &body[0] == &b.slot[:1][0]
+	var ref ipc.Ref
+	var byRef bool
+	switch {
+	case inSlot && len(data) > 0:
+		ref, byRef = ipc.Ref{Off: b.slotOff, Len: uint64(len(data))}, true
+		b.slot = nil
+	case !inSlot:
+		ref, byRef = x.toArena(data)
+	}
 	var err error
 	if !x.sent {
 		x.sent = true
@@ -1072,14 +1095,14 @@ func (x *exchange) emit(body []byte, end bool) {
 		if x.head && end && len(body) > 0 && x.declared < 0 && bodyAllowed(x.status) {
 			b.extra = append(b.extra, "Content-Length", strconv.Itoa(len(body)))
 		}
-		if ref, ok := x.toArena(data); ok {
+		if byRef {
 			b.enc = ipc.AppendResponseRef(b.enc[:0], x.status, b.pairs, b.extra, ref)
 			err = x.s.ch.w.WriteFrameParts(ipc.TypeResponse, flags|ipc.FlagRef, x.conn, b.enc, nil)
 		} else {
 			b.enc = ipc.AppendResponseHead(b.enc[:0], x.status, b.pairs, b.extra, len(data))
 			err = x.s.ch.w.WriteFrameParts(ipc.TypeResponse, flags, x.conn, b.enc, data)
 		}
-	} else if ref, ok := x.toArena(data); ok {
+	} else if byRef {
 		var p [ipc.RefSize]byte
 		err = x.s.ch.w.WriteFrame(ipc.TypeResponseBody, flags|ipc.FlagRef, x.conn, ipc.AppendRef(p[:0], ref))
 	} else if len(data) > 0 || end {
@@ -1088,5 +1111,37 @@ func (x *exchange) emit(body []byte, end bool) {
 	if err != nil && x.werr == nil {
 		x.werr = fmt.Errorf("worker: response to conn %d: %w", x.conn, err)
 	}
-	b.out = b.out[:0]
+	if inSlot && b.slot == nil {
+		b.out, b.heap = b.heap[:0], nil // the slot is the master's now
+	} else {
+		b.out = b.out[:0]
+	}
+}
+
+// outGrow prepares b.out for n more bytes: once the body buffered would
+// reach answerMin, it moves into a slot of the answer arena (when there
+// is one free), where it is written from then on and sent from by
+// reference, without another copy.
+func (x *exchange) outGrow(n int) {
+	b, a := x.bufs, x.s.opt.arenas
+	if a == nil || b.slot != nil || x.head || len(b.out)+n < answerMin || len(b.out)+n > ipc.MaxInlineBody {
+		return
+	}
+	slot, off, ok := a.take()
+	if !ok {
+		return
+	}
+	b.heap, b.slot, b.slotOff = b.out, slot, off
+	b.out = append(slot, b.out...)
+}
+
+// dropSlot gives back a slot taken and not sent (a HEAD answer's, a body
+// nobody reads).
+func (x *exchange) dropSlot() {
+	b := x.bufs
+	if b.slot == nil {
+		return
+	}
+	x.s.opt.arenas.giveBack(b.slotOff)
+	b.out, b.heap, b.slot = b.heap[:0], nil, nil
 }
