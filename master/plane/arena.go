@@ -215,7 +215,7 @@ func (w *Worker) answer(r ipc.Ref) ([]byte, error) {
 		return nil, fmt.Errorf("%w: an answer by reference (FlagRef) from a worker without an answer arena", errProtocol)
 	}
 	if !r.In(len(w.ans)) {
-		return nil, fmt.Errorf("%w: an answer by reference to bytes %d+%d, outside its %d-byte answer arena", errProtocol, r.Off, r.Len, len(w.ans))
+		return nil, fmt.Errorf("%w: an answer by reference (FlagRef) to bytes %d+%d, outside its %d-byte answer arena", errProtocol, r.Off, r.Len, len(w.ans))
 	}
 	return w.ans[r.Off : r.Off+r.Len : r.Off+r.Len], nil
 }
@@ -307,32 +307,37 @@ func (w *Worker) dropBodies() {
 	}
 }
 
-// refAnswer hands a Response or ResponseBody frame with FlagRef to its
-// connection: the body is the range of w's answer arena it names, given
-// back once handled (written to the client, or copied into its output;
-// copied before, when the connection is another loop's). Runs on the
-// owner loop l.
-func (p *Plane) refAnswer(l *reactor.Loop, w *Worker, h ipc.Header, payload []byte) error {
-	flags := h.Flags &^ ipc.FlagRef
+// refAnswer resolves the body of a Response or ResponseBody frame with
+// FlagRef: the range of w's answer arena it names (resp: the Response
+// decoded, nil for a ResponseBody). A reference that does not decode or
+// lies outside the arena is a protocol violation. Runs on the owner loop
+// l, before the frame counts as handled.
+func (p *Plane) refAnswer(l *reactor.Loop, w *Worker, h ipc.Header, payload []byte) ([]byte, ipc.Ref, *ipc.ResponseView, error) {
 	var ref ipc.Ref
 	var resp *ipc.ResponseView
 	if h.Type == ipc.TypeResponseBody {
 		var err error
 		if ref, err = ipc.ParseRef(payload); err != nil {
-			return fmt.Errorf("%w: %v", errProtocol, err)
+			return nil, ref, nil, fmt.Errorf("%w: an answer by reference (FlagRef): %v", errProtocol, err)
 		}
 	} else {
 		resp = &p.loops[l.Index()].resp
 		if err := resp.Decode(payload); err != nil || len(resp.BodyAt) != 2 || len(resp.Body) > 0 {
-			return fmt.Errorf("%w: a response with FlagRef without a valid body_at (undecodable: %v)", errProtocol, err)
+			return nil, ref, nil, fmt.Errorf("%w: an answer by reference (FlagRef) without one valid body_at (%v)", errProtocol, err)
 		}
 		ref = ipc.Ref{Off: resp.BodyAt[0], Len: resp.BodyAt[1]}
 	}
 	body, err := w.answer(ref)
-	if err != nil {
-		return err
-	}
+	return body, ref, resp, err
+}
+
+// deliverRef hands an answer by reference to its connection (body in w's
+// answer arena, resolved by refAnswer) and gives the range back once
+// handled: written to the client, or copied into its output; copied
+// before, when the connection is another loop's. Runs on the owner loop l.
+func (p *Plane) deliverRef(l *reactor.Loop, w *Worker, h ipc.Header, payload, body []byte, ref ipc.Ref, resp *ipc.ResponseView) {
 	defer w.release(l, ref)
+	flags := h.Flags &^ ipc.FlagRef
 	target := p.rx.LoopOf(h.ID)
 	switch {
 	case target == nil:
@@ -352,7 +357,6 @@ func (p *Plane) refAnswer(l *reactor.Loop, w *Worker, h ipc.Header, payload []by
 		data = append(append(data, payload...), body...)
 		target.Post(reactor.Task{Fn: refResponseTask, ID: h.ID, Data: data, Arg: int(flags) | len(payload)<<8})
 	}
-	return nil
 }
 
 // refResponseTask hands a Response with FlagRef to a connection of

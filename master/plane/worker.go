@@ -543,6 +543,17 @@ func (p *Plane) frame(l *reactor.Loop, w *Worker, h ipc.Header, payload []byte) 
 		// the end), so this one is broken or hostile. The last frame's
 		// check is done's (one lock for both).
 		end := h.Flags&ipc.FlagEnd != 0
+		var body []byte
+		var ref ipc.Ref
+		var resp *ipc.ResponseView
+		if h.Flags&ipc.FlagRef != 0 {
+			// Checked before the request counts as answered: a bad
+			// reference fails its client with the worker's others.
+			var err error
+			if body, ref, resp, err = p.refAnswer(l, w, h, payload); err != nil {
+				return err
+			}
+		}
 		if end && !p.disp.done(l, w, h.ID) || !end && !p.disp.serves(w, h.ID) {
 			n := p.ipc.foreign.Add(1)
 			return fmt.Errorf("%w: %s frame for connection %d, which this worker does not serve: no request of it in flight here (dropped; %d such frames so far)",
@@ -565,7 +576,8 @@ func (p *Plane) frame(l *reactor.Loop, w *Worker, h ipc.Header, payload []byte) 
 		}
 		flags := h.Flags
 		if flags&ipc.FlagRef != 0 {
-			return p.refAnswer(l, w, h, payload)
+			p.deliverRef(l, w, h, payload, body, ref, resp)
+			return nil
 		}
 		if h.Type == ipc.TypeResponse {
 			p.toConnArg(l, h.ID, func(c *reactor.Conn) { p.httpResponse(c, flags, payload) }, payload, int(flags), responseTask)
