@@ -189,21 +189,21 @@ type requestBody exchange
 
 // httpBufs are an exchange's pooled buffers.
 type httpBufs struct {
-	dec    ipc.RequestDecoder
-	wire   ipc.Request  // the decoded TypeRequest; its body aliases the read buffer
-	tmpl   http.Request // request under construction; WithContext copies it
-	hdr    http.Header  // the response headers
-	pairs  []string     // snapshot of hdr: name, value, …
-	keys   []string
-	extra  []string
-	out    []byte // response body not yet sent
+	dec   ipc.RequestDecoder
+	wire  ipc.Request  // the decoded TypeRequest; its body aliases the read buffer
+	tmpl  http.Request // request under construction; WithContext copies it
+	hdr   http.Header  // the response headers
+	pairs []string     // snapshot of hdr: name, value, …
+	keys  []string
+	extra []string
+	out   []byte // response body not yet sent
 	// slot: out is in this slot of the answer arena (at slotOff), and
 	// heap is out's own buffer meanwhile (outGrow).
 	slot    []byte
 	slotOff uint64
 	heap    []byte
 	enc     []byte // encoded TypeResponse payload
-	chunks []*[]byte
+	chunks  []*[]byte
 }
 
 var bufsPool = sync.Pool{New: func() any { return &httpBufs{hdr: make(http.Header)} }}
