@@ -386,9 +386,16 @@ func (p *Plane) arenaBody(hc *reactor.HTTPConn) (int, bool) {
 	return p.arena.offsetOf(b)
 }
 
+// maxReqArena bounds the request arena: its pages, once touched, stay
+// resident (the seal that keeps workers from writing it also keeps the
+// master from punching holes), so a burst of bodies beyond it goes to
+// buffers of the heap instead, which the runtime gives back.
+const maxReqArena = 64 << 20
+
 // newArena creates the request arena when an HTTP listener may use it,
-// sized http_max_buffered: the bodies it holds count against that bound
-// until they are dispatched. Without one, bodies travel in frames.
+// sized http_max_buffered up to maxReqArena: the bodies it holds count
+// against that bound until they are dispatched. Without one, bodies
+// travel in frames.
 func (p *Plane) newArena() {
 	http := false
 	for _, l := range p.cfg.Listeners {
@@ -397,7 +404,7 @@ func (p *Plane) newArena() {
 	if !http || p.cfg.HTTPMaxBuffered <= 0 {
 		return
 	}
-	a, err := newReqArena(int(p.cfg.HTTPMaxBuffered))
+	a, err := newReqArena(int(min(int64(p.cfg.HTTPMaxBuffered), maxReqArena)))
 	if err != nil {
 		p.log.WithField("error", err.Error()).Warn("no request arena: request bodies go to workers in frames")
 		return
