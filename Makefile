@@ -21,10 +21,15 @@ test: build test-php check-unit
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-# The PHP SDK's own tests (Debian: apt-get install phpunit php-cli php-msgpack).
+# The PHP SDK's own tests (Debian: apt-get install phpunit php-cli php-msgpack
+# php-symfony-framework-bundle php-symfony-runtime libatomic1; bash .ci/run installs
+# all), under scripts/shmhost, which gives them the shared tables they test
+# (Drover\Table, tests/TableTest.php).
 test-php:
 	@command -v phpunit >/dev/null || { echo "phpunit is not installed: apt-get install phpunit php-cli php-msgpack (bash .ci/run installs what the tests need)"; exit 1; }
-	cd worker/php && phpunit
+	$(GO) build -o bin/shmhost ./scripts/shmhost
+	cd worker/php && ../../bin/shmhost -table 'cache:1000:value=string(256),hits=int,updated=float' \
+		-table 'small:3:s=string(4)' -table 'big:16384:s=string(1024)' -atomic requests -atomic flag -- phpunit
 
 # The systemd unit (deploy/systemd/drover.service): systemd-analyze verify,
 # the copy in docs/operations.md, a start and stop as the unit runs drover.
@@ -38,6 +43,7 @@ bench: build
 	scripts/bench/echo.sh
 	scripts/bench/http.sh
 	scripts/bench/php.sh
+	scripts/bench/pool.sh
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)

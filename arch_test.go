@@ -15,20 +15,25 @@ func TestImportDirections(t *testing.T) {
 		"internal/plugin":     {"internal/lines", "internal/pluginhook"},
 		"internal/pluginhook": {},
 		"internal/lines":      {},
-		"internal/config":     {},
+		"internal/config":     {"shm"},
 		"internal/logfile":    {},
+		"internal/accesslog":  {"internal/logfile"},
 		"internal/logtest":    {},
 		"internal/watch":      {},
 		"internal/sdnotify":   {},
 		"reactor":             {"ipc"},
-		"worker":              {"ipc", "internal/pluginhook", "internal/lines"},
-		"worker/plugin":       {"internal/plugin", "internal/pluginhook", "internal/lines"},
-		"taskworker":          {"ipc", "internal/pluginhook", "internal/lines"},
-		"manager":             {"ipc", "internal/config", "internal/plugin", "internal/pluginhook", "internal/lines"},
+		// Shared tables and atomics: the layout and its protocol, used
+		// alike by the master, the manager (which passes the memfd on)
+		// and the SDKs; it imports nothing of ours.
+		"shm":           {},
+		"worker":        {"ipc", "internal/pluginhook", "internal/lines", "shm"},
+		"worker/plugin": {"internal/plugin", "internal/pluginhook", "internal/lines"},
+		"taskworker":    {"ipc", "internal/pluginhook", "internal/lines", "shm"},
+		"manager":       {"ipc", "internal/config", "internal/plugin", "internal/pluginhook", "internal/lines", "shm"},
 		// The control plane may use its data plane; the data plane never
 		// names the control plane (nor reactor either of them).
-		"master":       {"ipc", "reactor", "internal/config", "internal/lines", "internal/sdnotify", "master/plane"},
-		"master/plane": {"ipc", "reactor", "internal/config"},
+		"master":       {"ipc", "reactor", "internal/config", "internal/lines", "internal/sdnotify", "master/plane", "internal/accesslog", "internal/logfile", "shm"},
+		"master/plane": {"ipc", "reactor", "internal/config", "internal/accesslog", "internal/logfile", "shm"},
 	}
 	// Every server and SDK package has its line above: a new package must
 	// say what it may import.

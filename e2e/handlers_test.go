@@ -68,10 +68,14 @@ func runHandler(role string) {
 		}, worker.WithConcurrency(4))
 	case "http":
 		serveHTTPHandler()
+	case "pool":
+		servePoolHandler() // pool_test.go
 	case "release":
 		serveReleaseHandler() // deploy_test.go
 	case "hygiene":
 		serveHygieneHandler()
+	case "tables":
+		serveTablesHandler() // tables_test.go
 	case "nested-hello", "deaf", "tasker":
 		runHostileHandler(role) // hostile_wire_test.go
 	default:
@@ -118,6 +122,7 @@ var bigPiece = func() []byte {
 //	/ping?to=N    messages worker N, which messages back: "pong … from N to …"
 //	/whoami       answers "worker <id> pid <pid>"
 //	/bind?uid=N   binds the connection to uid N (dispatch_mode 5); answers "bound"
+//	/code?n=N     answers status N, without a body
 func serveHTTPHandler() {
 	// A slow start-up, once the test asks for one (simulates an application
 	// that loads for a while before it serves).
@@ -186,6 +191,10 @@ func serveHTTPHandler() {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		io.WriteString(w, "slept")
+	})
+	mux.HandleFunc("/code", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.WriteHeader(n)
 	})
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "worker %s pid %d", os.Getenv("DROVER_WORKER_ID"), os.Getpid())

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	for _, pkg := range []string{"cmd/drover", "examples/echo", "examples/hello", "examples/tasks"} {
+	for _, pkg := range []string{"cmd/drover", "examples/echo", "examples/hello", "examples/tasks", "examples/hotcache"} {
 		out := filepath.Join(dir, filepath.Base(pkg))
 		cmd := exec.Command("go", "build", "-race", "-o", out, "../"+pkg)
 		cmd.Stderr = os.Stderr

@@ -57,6 +57,7 @@ http {
   client_max_body_size 8m;
   server {
     listen %[2]s;
+    server_name 127.0.0.1;
     location / {
       fastcgi_pass unix:%[1]s/fpm.sock;
       include /etc/nginx/fastcgi_params;

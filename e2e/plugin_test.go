@@ -24,6 +24,7 @@ worker:
 listeners:
   - address: tcp://127.0.0.1:0
     protocol: http
+log_format: text # the refusal as a terminal shows it (json escapes its quotes)
 `)
 		out, ran, err := startBounded(s)
 		if ran {

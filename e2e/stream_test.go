@@ -343,6 +343,7 @@ worker:
 listeners:
   - address: tcp://127.0.0.1:0
     protocol: htp
+log_format: text # the messages as a terminal shows them (json escapes their quotes)
 `)
 	out, err := s.drover("start", "-c", s.config)
 	if err == nil {

@@ -89,6 +89,21 @@ const (
 	// (worker.max_memory, task_worker.max_memory); the master replaces it
 	// the graceful way. Sent at each sample while it stays over.
 	CtlOverMemory
+	// CtlAddSlot (master→manager, msgpack WorkerEvent with Role and Slot):
+	// the pool grew; supervise that slot from now on (the master drops it
+	// again if its first incarnation exits before its hello).
+	CtlAddSlot
+	// CtlDropSlot (master→manager, msgpack WorkerEvent with Role, Slot and
+	// Cause): the pool shrank; the master sent the slot's worker its stop
+	// frame. The manager starts nothing more there, kills an incarnation
+	// that has not said hello, escalates to signals after max_wait_time as
+	// for CtlRetire, and reports CtlSlotGone once the slot's last
+	// incarnation exited.
+	CtlDropSlot
+	// CtlSlotGone (manager→master, msgpack WorkerEvent with Role and
+	// Slot): a dropped slot's last incarnation exited (after its
+	// CtlWorkerExited); the slot may be added again.
+	CtlSlotGone
 )
 
 // String names t for logs.
@@ -156,6 +171,12 @@ func (t Type) String() string {
 		return "ctl_replace"
 	case CtlOverMemory:
 		return "ctl_over_memory"
+	case CtlAddSlot:
+		return "ctl_add_slot"
+	case CtlDropSlot:
+		return "ctl_drop_slot"
+	case CtlSlotGone:
+		return "ctl_slot_gone"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

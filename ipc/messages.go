@@ -112,7 +112,8 @@ const (
 	EnvWorkerID = "DROVER_WORKER_ID"
 	// EnvFD is the file descriptor of the worker's end of its socket pair ("3").
 	EnvFD = "DROVER_FD"
-	// EnvWorkerNum is the configured worker_num (task_worker_num for task workers).
+	// EnvWorkerNum is the configured worker_num (task_worker_num for task
+	// workers); worker_num.max for a dynamic pool.
 	EnvWorkerNum = "DROVER_WORKER_NUM"
 	// EnvLaunch is "exec" or "plugin": how the manager started the process.
 	EnvLaunch = "DROVER_LAUNCH"
@@ -120,8 +121,9 @@ const (
 	// removes, under which go-plugin puts plugin workers' sockets: killing
 	// the manager then leaves nothing behind.
 	EnvPluginDir = "DROVER_PLUGIN_DIR"
-	// EnvWorkers and EnvTaskWorkers are worker_num and task_worker_num:
-	// the worker ids to message are 0..EnvWorkers-1, then the task workers.
+	// EnvWorkers and EnvTaskWorkers are worker_num (worker_num.max for a
+	// dynamic pool) and task_worker_num: the worker ids to message are
+	// 0..EnvWorkers-1, then the task workers.
 	EnvWorkers     = "DROVER_WORKERS"
 	EnvTaskWorkers = "DROVER_TASK_WORKERS"
 	// EnvMaxMemory is the handler's max_memory in bytes, set only when it
@@ -143,6 +145,11 @@ type Init struct {
 	// LogFormat and LogLevel configure the manager's logger like the master's.
 	LogFormat string `msgpack:"log_format"`
 	LogLevel  string `msgpack:"log_level"`
+	// WorkerSlots and TaskSlots, when set, are the slots to supervise (the
+	// pool's size changed since start: a manager started again takes over
+	// the pool as it is); unset, 0..worker_num-1 and 0..task_worker_num-1.
+	WorkerSlots []int `msgpack:"worker_slots,omitempty"`
+	TaskSlots   []int `msgpack:"task_slots,omitempty"`
 }
 
 // RuntimeStats are a Go worker's runtime figures, as its go-plugin control

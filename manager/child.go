@@ -113,7 +113,13 @@ func (c *child) retire(wait time.Duration, cause string) {
 	if cause == "" {
 		cause = "retired"
 	}
-	c.setCause("replaced: " + cause)
+	c.stopWithin(wait, "replaced: "+cause)
+}
+
+// stopWithin gives a child that was sent a stop frame wait to exit, then
+// SIGTERM and, a second later, SIGKILL; cause says why it ended.
+func (c *child) stopWithin(wait time.Duration, cause string) {
+	c.setCause(cause)
 	go func() {
 		select {
 		case <-c.done:
@@ -173,11 +179,14 @@ type slot struct {
 	h       *config.Handler
 	num     int
 	replace chan string // causes of successor starts asked for
+	// added: the pool grew by this slot (CtlAddSlot).
+	added bool
+	drop  chan string // the cause of CtlDropSlot (pool.go)
 }
 
-// supervise starts the supervisor of a slot.
-func (mg *Manager) supervise(role string, id int, h *config.Handler, num int) {
-	s := &slot{mg: mg, role: role, id: id, h: h, num: num, replace: make(chan string, 8)}
+// supervise starts the supervisor of a slot; added: the pool grows by it.
+func (mg *Manager) supervise(role string, id int, h *config.Handler, num int, added bool) {
+	s := &slot{mg: mg, role: role, id: id, h: h, num: num, replace: make(chan string, 8), added: added, drop: make(chan string, 1)}
 	mg.mu.Lock()
 	mg.slots[slotKey{role, id}] = s
 	mg.mu.Unlock()
@@ -195,6 +204,7 @@ func (s *slot) run() {
 	failures := 0
 	var retry <-chan time.Time
 	wantStart := true
+	dropping := false // CtlDropSlot: nothing more starts; the slot ends with its last incarnation
 	// start spawns an incarnation; false when it could not be started, which
 	// has been reported as an exit.
 	start := func(cause string) bool {
@@ -227,16 +237,23 @@ func (s *slot) run() {
 		return true
 	}
 	for {
-		if wantStart && retry == nil {
+		if wantStart && retry == nil && !dropping {
 			wantStart = !start("")
+		}
+		if dropping && len(live) == 0 {
+			s.gone()
+			return
 		}
 		select {
 		case <-mg.stop:
 			return
 		case <-retry:
 			retry = nil
+		case cause := <-s.drop:
+			dropping, retry, wantStart = true, nil, false
+			s.dropLive(live, cause)
 		case cause := <-s.replace:
-			if len(live) == 0 {
+			if len(live) == 0 || dropping {
 				continue // a start is due anyway (back-off): it will be the new one
 			}
 			start(cause)
@@ -253,6 +270,9 @@ func (s *slot) run() {
 			mg.mu.Unlock()
 			ev := c.exitEvent()
 			switch {
+			case dropping:
+				mg.logExit(ev, 0, msgSlotDropped)
+				mg.report(ipc.CtlWorkerExited, ev)
 			case !newest:
 				// A predecessor leaving after its successor took over.
 				mg.logExit(ev, 0, "worker replaced")
@@ -362,7 +382,7 @@ func (mg *Manager) logExit(ev ipc.WorkerEvent, failures int, msg string) {
 	case ev.BackoffMS > 0:
 		fields["backoff_ms"], fields["failures"] = ev.BackoffMS, failures
 		mg.log.WithFields(fields).Error(msg)
-	case msg == "worker replaced":
+	case msg == "worker replaced" || msg == msgSlotDropped:
 		mg.log.WithFields(fields).Info(msg)
 	default:
 		mg.log.WithFields(fields).Warn(msg)
@@ -424,6 +444,7 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 			Credential: mg.cred, // user:, group:
 		},
 	}
+	mg.passShared(cmd)
 	c := &child{role: role, slot: slot, gen: gen, launch: launch, done: make(chan struct{}), ready: make(chan struct{}),
 		log: mg.base.WithFields(logrus.Fields{"role": role, "worker_id": slot, "gen": gen})}
 	var start func() error
@@ -692,7 +713,7 @@ func workerEnv(role string, slot, num int, launch string, h *config.Handler, cre
 // ids for messages) and, for handlers with worker.max_memory, the limit, so
 // that an SDK can retire its worker before passing it (the PHP SDK does).
 func (mg *Manager) roleEnv(env []string, role string, h *config.Handler) []string {
-	env = append(env, ipc.EnvWorkers+"="+strconv.Itoa(mg.cfg.WorkerNum), ipc.EnvTaskWorkers+"="+strconv.Itoa(mg.cfg.TaskWorkerNum))
+	env = append(env, ipc.EnvWorkers+"="+strconv.Itoa(mg.cfg.WorkerIDs()), ipc.EnvTaskWorkers+"="+strconv.Itoa(mg.cfg.TaskWorkerNum))
 	if h.MaxMemory > 0 && role != ipc.RoleProcess {
 		env = append(env, ipc.EnvMaxMemory+"="+strconv.FormatInt(int64(h.MaxMemory), 10))
 	}

@@ -30,11 +30,16 @@ type Manager struct {
 	gen  atomic.Uint64
 	stop chan struct{} // closed when the manager is stopping
 
+	// initSlots are the slots to supervise at start (ipc.Init); nil: the
+	// configured ones.
+	initSlots map[string][]int
+
 	mu       sync.Mutex
 	children map[uint64]*child // live incarnations by gen
 	slots    map[slotKey]*slot
 	cred     *syscall.Credential // workers' user and group; nil: the manager's
 	launches map[string]string   // resolved launch mode by handler path
+	shm      *os.File            // the shared tables' memfd (shared.go), nil without; read-only
 	wg       sync.WaitGroup      // slot supervisors
 	// reqArena is the master's request arena (CtlInit), passed to every
 	// worker; nil without one. Read-only after Run's start.
@@ -69,21 +74,25 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 	if len(files) > 0 {
 		mg.reqArena = files[0] // the request arena (ipc.NewArena), kept for the manager's life
 	}
+	mg.initSlots = map[string][]int{ipc.RoleWorker: init.WorkerSlots, ipc.RoleTaskWorker: init.TaskSlots}
 	if mg.cred, err = cfg.WorkerCredential(); err != nil {
 		return fmt.Errorf("manager: %w", err) // the master checked it before starting us
+	}
+	if mg.shm, err = inheritShared(); err != nil {
+		return err
 	}
 	return mg.run()
 }
 
 func (mg *Manager) run() error {
-	for i := 0; i < mg.cfg.WorkerNum; i++ {
-		mg.supervise(ipc.RoleWorker, i, &mg.cfg.Worker, mg.cfg.WorkerNum)
+	for _, i := range mg.startSlots(ipc.RoleWorker, mg.cfg.WorkerNum) {
+		mg.supervise(ipc.RoleWorker, i, &mg.cfg.Worker, mg.cfg.WorkerIDs(), false)
 	}
-	for i := 0; i < mg.cfg.TaskWorkerNum; i++ {
-		mg.supervise(ipc.RoleTaskWorker, i, &mg.cfg.TaskWorker, mg.cfg.TaskWorkerNum)
+	for _, i := range mg.startSlots(ipc.RoleTaskWorker, mg.cfg.TaskWorkerNum) {
+		mg.supervise(ipc.RoleTaskWorker, i, &mg.cfg.TaskWorker, mg.cfg.TaskWorkerNum, false)
 	}
 	for i := range mg.cfg.Processes {
-		mg.supervise(ipc.RoleProcess, i, &mg.cfg.Processes[i].Handler, len(mg.cfg.Processes))
+		mg.supervise(ipc.RoleProcess, i, &mg.cfg.Processes[i].Handler, len(mg.cfg.Processes), false)
 	}
 	go mg.watchMemory()
 	mg.log.WithFields(logrus.Fields{"workers": mg.cfg.WorkerNum, "task_workers": mg.cfg.TaskWorkerNum}).Info("manager running")
@@ -133,6 +142,10 @@ func (mg *Manager) run() error {
 			if s != nil {
 				s.replace <- ev.Cause
 			}
+		case ipc.CtlAddSlot:
+			mg.addSlot(ev.Role, ev.Slot)
+		case ipc.CtlDropSlot:
+			mg.dropSlot(ev.Role, ev.Slot, ev.Cause)
 		case ipc.CtlRetire:
 			if c := mg.child(ev.Gen); c != nil {
 				c.retire(mg.cfg.MaxWaitTime.D(), ev.Cause)

@@ -1,9 +1,6 @@
 package manager
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/shirou/gopsutil/v3/process"
@@ -57,29 +54,14 @@ func (mg *Manager) watchMemory() {
 	}
 }
 
-// rssOf is the resident set size of pid, 0 if unknown (it exited), less
-// its resident shared memory (RssShmem): the pages of the body arenas a
-// worker has touched (ipc/arena.go) are the master's and its own, shared
-// and bounded, not what max_memory is for.
+// rssOf is the resident set size of pid without its resident shared
+// memory (shmemOf: the shared tables and the body arenas are the
+// master's, allocated once, whichever worker touches them), 0 if unknown
+// (it exited).
 func rssOf(pid int) uint64 {
 	if p, err := process.NewProcess(int32(pid)); err == nil {
 		if mi, err := p.MemoryInfo(); err == nil {
-			return mi.RSS - min(mi.RSS, shmemOf(pid))
-		}
-	}
-	return 0
-}
-
-// shmemOf is pid's RssShmem in bytes (/proc/PID/status), 0 if unknown.
-func shmemOf(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "RssShmem:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
+			return mi.RSS - min(shmemOf(pid), mi.RSS)
 		}
 	}
 	return 0

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/ipc"
+	"github.com/drover-dev/drover/shm"
 )
 
 // The control socket speaks one JSON object per line: a Request from the
@@ -22,9 +23,10 @@ import (
 
 // Request is a control command.
 type Request struct {
-	Cmd   string `json:"cmd"` // "status", "stop", "reload", "upgrade" or "reopen-logs"
+	Cmd   string `json:"cmd"` // "status", "stop", "reload", "upgrade", "scale" or "reopen-logs"
 	Force bool   `json:"force,omitempty"`
-	Tasks bool   `json:"tasks,omitempty"` // reload: task workers only
+	Tasks bool   `json:"tasks,omitempty"` // reload, scale: task workers only
+	N     int    `json:"n,omitempty"`     // scale: the pool's new size
 }
 
 // Response answers a Request.
@@ -69,6 +71,14 @@ type Process struct {
 	// HTTPBuffered (master only) is the request bodies and answers the
 	// master holds for HTTP connections, against http_max_buffered.
 	HTTPBuffered int64 `json:"http_buffered,omitempty"`
+
+	// Pools (master only): the pools' sizes, now and configured (pool.go).
+	Pools []PoolStatus `json:"pools,omitempty"`
+
+	// Tables and Atomics (master only): the shared tables' rows and
+	// memory, the atomics' values (tables:, atomics:; docs/tables.md).
+	Tables  []shm.TableStats `json:"tables,omitempty"`
+	Atomics map[string]int64 `json:"atomics,omitempty"`
 }
 
 // IPCStats count the master's frames to and from its workers and the
@@ -125,7 +135,7 @@ func (m *Master) controlConn(c net.Conn) {
 	if req.Cmd == "reopen-logs" {
 		// Touches no table of the loop's: answered here, even while the
 		// loop is busy with a reload.
-		writeResponse(c, m.reopenLogs())
+		writeResponse(c, m.reopenAccessLog(m.reopenLogs()))
 		c.Close()
 		return
 	}

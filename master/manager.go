@@ -86,6 +86,7 @@ func (m *Master) startManager() error {
 			Setpgid: true,
 		},
 	}
+	m.sharedToManager(cmd)
 	mp := &managerProc{ctl: ctl, exited: make(chan struct{}), pluginDir: pluginDir}
 	startErr := make(chan error, 1)
 	go func() {
@@ -122,7 +123,8 @@ func (m *Master) startManager() error {
 		return fmt.Errorf("encode config for the manager: %w", err)
 	}
 	init := ipc.Init{Config: cfgJSON, GenBase: m.mgrSeq << 32, LogFormat: m.cfg.LogFormat, LogLevel: m.cfg.LogLevel}
-	var arena []*os.File // the request arena, for the workers
+	init.WorkerSlots, init.TaskSlots = m.managerSlots() // the pools as they are (pool.go)
+	var arena []*os.File                                // the request arena, for the workers
 	if f := m.plane.RequestArena(); f != nil {
 		arena = append(arena, f)
 	}
@@ -152,8 +154,7 @@ func (m *Master) copyManagerLog(r io.ReadCloser) {
 	}
 	buf := make([]byte, 0, 64<<10)
 	err := lines.Pump(r, managerLinePiece, func(piece string, _ bool) {
-		buf = append(append(buf[:0], piece...), '\n')
-		out.Write(buf)
+		buf = m.relayManagerLine(out, buf, piece)
 	})
 	if err != nil && !errors.Is(err, os.ErrClosed) {
 		m.log.WithError(err).Warn("reading the manager's log failed")
@@ -204,6 +205,8 @@ func (m *Master) readManager(mp *managerProc) {
 			m.events <- evWorkerExited{mgr: mp, ev: ev}
 		case ipc.CtlOverMemory:
 			m.post(evMemory{gen: ev.Gen, rss: ev.RSS})
+		case ipc.CtlSlotGone:
+			m.post(evSlotGone{mgr: mp, role: ev.Role, slot: ev.Slot})
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/drover-dev/drover/ipc"
 	"github.com/drover-dev/drover/master/plane"
 	"github.com/drover-dev/drover/reactor"
+	"github.com/drover-dev/drover/shm"
 )
 
 // Options are what the CLI passes to Run besides the config.
@@ -75,7 +76,12 @@ type Master struct {
 	bound   []string       // listener addresses as bound (port 0 resolved)
 	netLns  []net.Listener // owners of the reactor's listening descriptors
 	pidPath string
-	admin   *admin // the admin listener (admin.go), nil when off
+	admin   *admin      // the admin listener (admin.go), nil when off
+	shm     *shm.Region // tables and atomics (tables.go), nil when the config has none
+
+	// shmRecover: exits whose table locks are to be released (tables.go);
+	// the loop queues, one goroutine of its own scans, under its mutex.
+	shmRecover shmRecovery
 
 	// counters: the control plane's counters for /metrics (metrics.go),
 	// written by the loop under their own mutex.
@@ -104,6 +110,7 @@ type Master struct {
 	upgrading bool                           // an upgrade runs (evUpgradeDone ends it)
 	statsSeq  uint64                         // the last CtlStats id asked of the manager
 	statsWait map[uint64]*statusJob          // status answers waiting for the manager's runtime figures, by CtlStats id
+	sc        scaling                        // the pools' sizes and the workers' TTLs (pool.go)
 
 	// Written by the loop, read from any goroutine.
 	mgrp     atomic.Pointer[managerProc] // the current manager
@@ -224,6 +231,7 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	m.plane = plane.New(cfg, m.log, m.post)
+	m.initPools()
 	defer close(m.done)
 	defer func() {
 		if err != nil {
@@ -264,6 +272,10 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	defer m.closeAdmin()
+	if err := m.openShared(); err != nil {
+		return err
+	}
+	defer m.closeShared()
 	// The control socket is the master's own, not handed over by tableflip:
 	// stopping the upgrader (which unlinks its unix sockets) must leave the
 	// CLI a way in while the stop drains.
@@ -305,10 +317,14 @@ func Run(cfg *config.Config, opts Options) (err error) {
 		return err
 	}
 	m.plane.Start(m.rx)
+	if err := m.plane.OpenAccessLog(); err != nil {
+		return err
+	}
 	m.startAdmin()
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2,
+		syscall.SIGTTIN, syscall.SIGTTOU) // TTIN/TTOU: one worker more or fewer (pool.go)
 	defer signal.Stop(sigs)
 	// A closed stderr (the terminal or the log pipe gone) must not kill
 	// the master, and the tree with it, by SIGPIPE: caught, a write fails
@@ -413,8 +429,9 @@ func (m *Master) listen() ([]*reactor.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listeners[%d] %s: %w", i, lc.Address, err)
 		}
-		out = append(out, &reactor.Listener{Index: i, Name: lc.Address, FD: fd, Splitter: splitterFor(lc)})
-		m.bound = append(m.bound, lc.Network+"://"+ln.Addr().String())
+		bound := lc.Network + "://" + ln.Addr().String() // port 0 resolved: what logs and the access log name
+		out = append(out, &reactor.Listener{Index: i, Name: bound, FD: fd, Splitter: splitterFor(lc)})
+		m.bound = append(m.bound, bound)
 	}
 	return out, nil
 }
@@ -572,7 +589,7 @@ func (m *Master) waitWorkers(sigs <-chan os.Signal) error {
 				m.log.WithFields(logrus.Fields{"workers_ready": w, "workers": m.cfg.WorkerNum,
 					"task_workers_ready": t, "task_workers": m.cfg.TaskWorkerNum}).Info("stopping while starting (control socket)")
 				return errStoppedWhileStarting
-			case "reload", "upgrade":
+			case "reload", "upgrade", "scale":
 				req.reply <- Response{Error: fmt.Sprintf("drover is starting (%d of %d workers, %d of %d task workers said hello); %s once it is ready",
 					w, m.cfg.WorkerNum, t, m.cfg.TaskWorkerNum, req.Cmd)}
 			default:
@@ -615,6 +632,9 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 					fail(err)
 				}
 				continue
+			case syscall.SIGTTIN, syscall.SIGTTOU:
+				m.scaleBy(map[os.Signal]int{syscall.SIGTTIN: 1, syscall.SIGTTOU: -1}[s], s.String())
+				continue
 			}
 			m.log.WithField("signal", s.String()).Info("stopping")
 			m.shutdownWith(sigs, false)
@@ -640,6 +660,10 @@ func (m *Master) loop(sigs <-chan os.Signal) error {
 			if req.Cmd == "reload" {
 				req.reply <- Response{OK: true, Progress: true, Message: "reload started"}
 				m.reloadFor(req)
+				continue
+			}
+			if req.Cmd == "scale" {
+				m.scaleFor(req) // pool.go
 				continue
 			}
 			m.answer(req)
@@ -719,11 +743,13 @@ func (m *Master) handle(ev any) error {
 		}
 		m.addWorker(e.ev, e.file, e.answers)
 	case evWorkerExited:
+		m.recoverShared(e.ev)
 		if e.mgr != m.curMgr() {
 			return nil
 		}
 		m.workerExited(e.ev)
 		m.replaceExited(e.ev)
+		m.poolExited(e.ev)
 	case plane.Recycle:
 		m.recycle(e.W, e.Cause)
 	case plane.RetireAsked:
@@ -737,6 +763,9 @@ func (m *Master) handle(ev any) error {
 	case plane.Ready:
 		m.notifyManager(ipc.CtlWorkerReady, e.W, "")
 		m.replaceReady(e.W)
+		m.poolReady(e.W)
+	case plane.Waited, evSlotGone, evPoolIdle, evTTL, evScaleTimeout:
+		m.poolEvent(e) // pool.go
 	case evManagerExited:
 		if e.mgr != m.curMgr() || m.stopping.Load() {
 			return nil
@@ -890,6 +919,7 @@ func (m *Master) tasksLeft() int {
 func (m *Master) shutdown(force bool) {
 	m.stopping.Store(true)
 	m.replaceStop()
+	m.poolStop()
 	if m.plane != nil {
 		m.plane.Stopping()
 		if q, r := m.plane.TasksLeft(); q+r > 0 {
@@ -910,6 +940,7 @@ func (m *Master) shutdown(force bool) {
 	}
 	if m.rx != nil {
 		m.rx.Stop()
+		m.plane.CloseAccessLog() // the loops' last lines, the connections closed just now
 	}
 	for _, ln := range m.netLns {
 		ln.Close()

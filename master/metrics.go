@@ -96,8 +96,13 @@ func restartReason(ev ipc.WorkerEvent) string {
 			return "max_memory"
 		case strings.HasPrefix(r, "the worker asked"):
 			return "asked"
+		case strings.HasPrefix(r, "ttl"), strings.HasPrefix(r, "idle_ttl"):
+			return "ttl"
 		}
 		return "replaced"
+	}
+	if strings.HasPrefix(c, "retired: ") {
+		return "scaled" // the pool shrank (drover scale, SIGTTOU, idle_timeout)
 	}
 	switch {
 	case strings.HasPrefix(c, "request_timeout"), strings.HasPrefix(c, "task_timeout"),

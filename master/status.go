@@ -116,7 +116,8 @@ func (m *Master) statusTable() *statusJob {
 		Config: m.cfg.File, Listeners: m.bound, Connections: pc.Connections, Accepted: pc.Accepted,
 		IPC: &IPCStats{FramesToWorkers: pc.FramesToWorkers, Writes: pc.Writes,
 			FramesFromWorkers: pc.FramesFromWorkers, Reads: pc.Reads},
-		HTTPBuffered: pc.HTTPBuffered}}
+		HTTPBuffered: pc.HTTPBuffered, Pools: m.poolStatus()}}
+	out[0].Tables, out[0].Atomics = m.sharedStatus()
 	if mp := m.curMgr(); mp != nil {
 		state := "running"
 		select {

@@ -3,6 +3,7 @@ package reactor
 import (
 	"net"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +25,9 @@ type Conn struct {
 	outOff int    // written prefix of out
 
 	lastRead int64 // UnixNano of the iteration that last read or wrote data (heartbeat_idle_time)
+	opened   int64 // UnixNano of the iteration that accepted it
+	// Bytes read from and written to the socket (the access log).
+	recvd, sent uint64
 
 	closed     bool
 	dirty      bool // queued for the end-of-iteration flush
@@ -45,7 +49,7 @@ type Conn struct {
 
 func (l *Loop) open(fd int, sa unix.Sockaddr, ln *Listener) {
 	l.seq++
-	c := &Conn{l: l, id: l.seq<<8 | uint64(l.idx), fd: fd, ln: ln, sa: sa, lastRead: l.now.UnixNano()}
+	c := &Conn{l: l, id: l.seq<<8 | uint64(l.idx), fd: fd, ln: ln, sa: sa, lastRead: l.now.UnixNano(), opened: l.now.UnixNano()}
 	if ln.Splitter != nil {
 		c.split = ln.Splitter()
 	}
@@ -77,6 +81,14 @@ func (c *Conn) Listener() *Listener { return c.ln }
 
 // Closed reports whether Close has run.
 func (c *Conn) Closed() bool { return c.closed }
+
+// Opened is when the connection was accepted (its loop's time then).
+func (c *Conn) Opened() time.Time { return time.Unix(0, c.opened) }
+
+// BytesIn and BytesOut are the bytes read from and written to the socket
+// so far (not what waits in the output buffer).
+func (c *Conn) BytesIn() uint64  { return c.recvd }
+func (c *Conn) BytesOut() uint64 { return c.sent }
 
 // RemoteAddr formats the peer address: "ip:port" for TCP, "" for an
 // unnamed Unix socket peer.
@@ -168,6 +180,7 @@ func (c *Conn) WriteDirect(head, body, tail []byte) {
 		c.writeParts(head, body, tail, total)
 		return
 	}
+	c.sent += uint64(n)
 	c.lastRead = c.l.now.UnixNano()
 	if n == total {
 		return
@@ -386,6 +399,7 @@ func (c *Conn) read() {
 			c.readFailed(err)
 			return
 		}
+		c.recvd += uint64(n)
 		data = l.buf[:n]
 	} else {
 		c.growIn()
@@ -394,6 +408,7 @@ func (c *Conn) read() {
 			c.readFailed(err)
 			return
 		}
+		c.recvd += uint64(n)
 		c.in = c.in[:len(c.in)+n]
 		data = c.in
 	}
@@ -507,6 +522,7 @@ func (c *Conn) flush() {
 		n, err := unix.Write(c.fd, c.out[c.outOff:])
 		if n > 0 {
 			c.outOff += n
+			c.sent += uint64(n)
 			continue
 		}
 		if err == unix.EINTR {

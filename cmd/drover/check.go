@@ -68,7 +68,12 @@ func printChecked(out io.Writer, cfg *config.Config) {
 		return fmt.Sprintf("%d × %s (dir %s, launch %s)", n, strings.Join(args, " "), h.Dir, launch)
 	}
 	fmt.Fprintf(out, "config:       %s\n", cfg.File)
-	fmt.Fprintf(out, "workers:      %s\n", handler(cfg.WorkerNum, cfg.Worker))
+	if p := cfg.Pool; p.Dynamic {
+		fmt.Fprintf(out, "workers:      %d..%d (dynamic: one more after a wait of %s, one fewer after %s idle) × %s\n",
+			p.Min, p.Max, p.QueueWait, p.IdleTimeout, strings.TrimPrefix(handler(0, cfg.Worker), "0 × "))
+	} else {
+		fmt.Fprintf(out, "workers:      %s\n", handler(cfg.WorkerNum, cfg.Worker))
+	}
 	if cfg.TaskWorkerNum > 0 {
 		fmt.Fprintf(out, "task workers: %s\n", handler(cfg.TaskWorkerNum, cfg.TaskWorker))
 	} else {
@@ -88,6 +93,7 @@ func printChecked(out io.Writer, cfg *config.Config) {
 	if len(cfg.Watch) > 0 {
 		fmt.Fprintf(out, "watch:        %s\n", strings.Join(cfg.Watch, ", "))
 	}
+	checkShared(out, cfg)
 	pid := cfg.PidFile
 	if pid == "" {
 		pid = "(default: in the runtime directory)"
@@ -97,6 +103,13 @@ func printChecked(out io.Writer, cfg *config.Config) {
 		logTo = "stderr"
 	}
 	fmt.Fprintf(out, "pid file:     %s\nlog:          %s (%s, %s)\n", pid, logTo, cfg.LogFormat, cfg.LogLevel)
+	if a := cfg.AccessLog; a.On() {
+		to := a.Path
+		if to == config.AccessLogStdout {
+			to = "stdout"
+		}
+		fmt.Fprintf(out, "access log:   %s (%s)\n", to, a.Format)
+	}
 	if cfg.User != "" || cfg.Group != "" {
 		fmt.Fprintf(out, "workers run as: user %q, group %q\n", cfg.User, cfg.Group)
 	}

@@ -57,12 +57,12 @@ func startCommand() *cli.Command {
 					// our stderr too.
 					return reportedError{err}
 				}
-				return cli.Exit(err.Error(), 2)
+				return inFormat(cli.Exit(err.Error(), 2), startFormat(cfg, path))
 			}
 			if cfg.Daemonize && os.Getenv(readyFDEnv) == "" {
-				return daemonize(cfg, overrides(c))
+				return inFormat(daemonize(cfg, overrides(c)), cfg.LogFormat)
 			}
-			return asGiven(runMaster(cfg), cfg.File, path)
+			return inFormat(asGiven(runMaster(cfg), cfg.File, path), cfg.LogFormat)
 		},
 	}
 }
@@ -78,7 +78,7 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 		cfg.Daemonize = c.Bool("daemonize")
 	}
 	if c.IsSet("worker-num") {
-		cfg.WorkerNum = c.Int("worker-num")
+		cfg.FixedPool(c.Int("worker-num")) // a dynamic worker_num too
 	}
 	if c.IsSet("log-level") {
 		cfg.LogLevel = c.String("log-level")
@@ -341,7 +341,7 @@ func haveTaskWorkers(c *cli.Context) error {
 func reopenLogsCommand() *cli.Command {
 	return &cli.Command{
 		Name: "reopen-logs",
-		Usage: "make the master reopen log_file, e.g. after logrotate renamed it " +
+		Usage: "make the master reopen log_file and access_log, e.g. after logrotate renamed them " +
 			"(the manager's and workers' lines follow: they go through the master)",
 		Flags: []cli.Flag{configFlag},
 		Action: func(c *cli.Context) error {
@@ -436,6 +436,8 @@ func printStatus(out io.Writer, ps []master.Process) {
 			fmt.Fprintf(out, "worker ipc:  %d frames out in %d writes (%.1f per write), %d frames in over %d reads (%.1f per read)\n",
 				s.FramesToWorkers, s.Writes, ratio(s.FramesToWorkers, s.Writes), s.FramesFromWorkers, s.Reads, ratio(s.FramesFromWorkers, s.Reads))
 		}
+		printPools(out, m.Pools)
+		printShared(out, m)
 		fmt.Fprintln(out)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)

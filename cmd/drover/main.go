@@ -59,6 +59,7 @@ func main() {
 			startCommand(),
 			stopCommand(),
 			reloadCommand(),
+			scaleCommand(),
 			upgradeCommand(),
 			statusCommand(),
 			reopenLogsCommand(),
@@ -75,6 +76,10 @@ func main() {
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if errors.As(err, new(reportedError)) {
 				os.Exit(1) // already printed once
+			}
+			if je := (jsonError{}); errors.As(err, &je) {
+				printJSON(os.Stderr, je.error) // log_format: json
+				os.Exit(1)
 			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "drover:", err)

@@ -22,9 +22,12 @@ type Config struct {
 	// Validate resolves relative paths against its directory.
 	File string `yaml:"-" json:"file"`
 
-	// WorkerNum is the number of worker processes. Default runtime.NumCPU();
-	// 1..1024.
-	WorkerNum int `yaml:"worker_num" json:"worker_num"`
+	// WorkerNum is the number of worker processes at start: worker_num, or
+	// worker_num.min for a dynamic pool. Default runtime.NumCPU(); 1..1024.
+	WorkerNum int `yaml:"-" json:"worker_num"`
+	// Pool is worker_num as written: a number (fixed) or a dynamic pool's
+	// {min, max, idle_timeout, queue_wait} (pool.go).
+	Pool Pool `yaml:"worker_num" json:"pool"`
 	// TaskWorkerNum is the number of task-worker processes. Default 0 (no
 	// task workers); 0..1024. When > 0, TaskWorker.Cmd is required.
 	TaskWorkerNum int `yaml:"task_worker_num" json:"task_worker_num"`
@@ -125,6 +128,9 @@ type Config struct {
 	LogLevel string `yaml:"log_level" json:"log_level"`
 	// LogFormat is text (default) or json.
 	LogFormat string `yaml:"log_format" json:"log_format"`
+	// AccessLog writes a line per HTTP request and per stream connection
+	// closed; off by default (accesslog.go).
+	AccessLog AccessLog `yaml:"access_log" json:"access_log"`
 	// Daemonize detaches the master from the terminal.
 	Daemonize bool `yaml:"daemonize" json:"daemonize"`
 	// User is the user workers run as; it must exist when set.
@@ -147,6 +153,12 @@ type Config struct {
 	// Processes are user processes (Swoole's addProcess): commands the
 	// manager keeps running once per server, beside the workers.
 	Processes []Process `yaml:"processes" json:"processes"`
+	// Tables are shared-memory tables by name (Swoole\Table), mapped by
+	// every worker, task worker and user process; see Table and
+	// docs/tables.md.
+	Tables map[string]Table `yaml:"tables" json:"tables"`
+	// Atomics are shared counters by name (Swoole\Atomic).
+	Atomics []string `yaml:"atomics" json:"atomics"`
 	// MaxConcurrency caps the concurrency a worker declares in its hello
 	// (events in flight at it at once); a larger one is lowered to it with
 	// a log line. Default 16384; 1..1048576.
@@ -211,9 +223,18 @@ type Handler struct {
 	// RequestTimeout replaces a handler that takes longer to answer a
 	// request. 0 (default) is off.
 	RequestTimeout Duration `yaml:"request_timeout" json:"request_timeout"`
+	// SlowRequestLog logs (once) a request or stream event that has been
+	// at its worker longer, without stopping it; worker only. 0 (default)
+	// is off.
+	SlowRequestLog Duration `yaml:"slow_request_log" json:"slow_request_log"`
 	// StartTimeout bounds the time from spawn to the handler's hello.
 	// Default 10s; > 0.
 	StartTimeout Duration `yaml:"start_timeout" json:"start_timeout"`
+	// TTL replaces a worker, the graceful way, once it has run this long;
+	// IdleTTL once it has served nothing for this long (RoadRunner's
+	// supervisor ttl and idle_ttl). 0 (default) is off; else at least 1s.
+	TTL     Duration `yaml:"ttl" json:"ttl"`
+	IdleTTL Duration `yaml:"idle_ttl" json:"idle_ttl"`
 
 	// Path is the absolute path of Cmd[0], resolved by validation: against
 	// Dir when Cmd[0] contains a slash, through $PATH otherwise.

@@ -293,10 +293,20 @@ func unknownKey(t reflect.Type, name string) string {
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
+// scalarSetter is a struct that a value other than a mapping sets too
+// (worker_num: 4, or worker_num: {min: 2, max: 16}).
+type scalarSetter interface{ setScalar(n *yaml.Node) error }
+
 // value decodes n into v; line is where errors about it are reported.
 func (d *decoder) value(path string, line int, n *yaml.Node, v reflect.Value, split bool) {
 	n, ok := d.expand(path, line, deref(n))
 	if !ok {
+		return
+	}
+	if s, ok := v.Addr().Interface().(scalarSetter); ok && n.Kind != yaml.MappingNode {
+		if err := s.setScalar(n); err != nil {
+			d.badValue(line, path, err.Error())
+		}
 		return
 	}
 	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
@@ -315,6 +325,10 @@ func (d *decoder) value(path string, line int, n *yaml.Node, v reflect.Value, sp
 	case reflect.Slice:
 		d.slice(path, line, n, v, split)
 	case reflect.Map:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			d.structMap(path, line, n, v) // tables:
+			return
+		}
 		d.stringMap(path, line, n, v)
 	case reflect.Int:
 		var i int

@@ -92,7 +92,7 @@ worker:
 `,
 			want: `drover.yaml:6: worker: unknown key "worker_num" (worker_num is a top-level key; move it out of this section)
 drover.yaml:7: worker: unknown key "lanch" (did you mean "launch"?)
-drover.yaml:8: worker: unknown key "zzz" (want cmd, launch, dir, env, clear_env, checksum, max_memory, request_timeout or start_timeout)`,
+drover.yaml:8: worker: unknown key "zzz" (want cmd, launch, dir, env, clear_env, checksum, max_memory, request_timeout, slow_request_log, start_timeout, ttl or idle_ttl)`,
 		},
 		{
 			name: "unknown listener key",

@@ -147,9 +147,7 @@ func (v *validator) abs(p string) string {
 // a key given in the file is never overridden.
 func (v *validator) defaults(c *Config) {
 	unset := func(key string) bool { return !v.set[key] }
-	if unset("worker_num") {
-		c.WorkerNum = runtime.NumCPU()
-	}
+	v.poolDefaults(c, runtime.NumCPU())
 	if unset("reactor_num") {
 		c.ReactorNum = DefaultReactorNum
 	}
@@ -225,6 +223,7 @@ func (v *validator) defaults(c *Config) {
 	if unset("log_format") {
 		c.LogFormat = DefaultLogFormat
 	}
+	v.accessLogDefaults(c)
 	handler := func(key string, h *Handler) {
 		if unset(key + ".launch") {
 			h.Launch = DefaultLaunch
@@ -260,7 +259,7 @@ func (v *validator) defaults(c *Config) {
 }
 
 func (v *validator) validate(c *Config) {
-	v.atLeast("worker_num", c.WorkerNum, 1, 1024)
+	v.pool(c)
 	v.atLeast("task_worker_num", c.TaskWorkerNum, 0, 1024)
 	v.atLeast("reactor_num", c.ReactorNum, 1, 64)
 	v.atLeast("max_request", c.MaxRequest, 0, -1)
@@ -296,6 +295,7 @@ func (v *validator) validate(c *Config) {
 	c.LogFile = v.fileInDir("log_file", c.LogFile, "drover.log")
 	v.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	v.oneOf("log_format", c.LogFormat, "text", "json")
+	v.accessLog(c)
 	if c.User != "" {
 		if _, err := user.Lookup(c.User); err != nil {
 			if _, err := user.LookupId(c.User); err != nil {
@@ -386,6 +386,7 @@ func (v *validator) validate(c *Config) {
 		used[id] = i
 	}
 	v.admin(c)
+	v.tables(c)
 }
 
 // atLeast checks lo <= n and, when hi >= 0, n <= hi.
@@ -525,7 +526,9 @@ func (v *validator) handler(key string, h *Handler) {
 		v.fail(key+".max_memory", "%d bytes is less than 1MiB (sizes without a unit are bytes; did you mean %dM?)", int64(h.MaxMemory), int64(h.MaxMemory))
 	}
 	v.duration(key+".request_timeout", h.RequestTimeout, false)
+	v.duration(key+".slow_request_log", h.SlowRequestLog, false)
 	v.duration(key+".start_timeout", h.StartTimeout, true)
+	v.ttls(key, h)
 	if h.Launch == "plugin" && h.Path != "" && PluginSupportOf(h.Path) == PluginAbsent {
 		v.fail(key+".launch", "plugin, but %s was built with drover's Go SDK without plugin support (go-plugin is not in its build info): "+
 			"add import _ \"github.com/drover-dev/drover/worker/plugin\" to its main package and rebuild, or set launch: exec (or auto)", h.Path)

@@ -37,6 +37,7 @@ type connState struct {
 	// worker, or the worker last answered one of several (stream
 	// listeners, for worker.request_timeout); zero when none is in flight.
 	busySince time.Time
+	slowAt    time.Time // the busySince logged as slow (slowlog.go)
 	// uid, once uidBound, places the connection's events (dispatch_mode 5).
 	uid      uint64
 	uidBound bool
@@ -55,6 +56,8 @@ type loopState struct {
 // and its loop's pending list full (pendingMax).
 var errPendingFull = errors.New("no worker ready and the pending queue is full")
 
+// pendingEvent is a value: written once by whoever queues it, then moved
+// between lists of the loop that owns it.
 type pendingEvent struct {
 	id      uint64
 	t       ipc.Type
@@ -110,18 +113,7 @@ func (p *Plane) OnClose(c *reactor.Conn, err error) {
 		h.hc.Closed()
 		p.wakeDrain()
 	} else if p.disp.bound() && !p.stopping.Load() {
-		var reason string
-		switch {
-		case err != nil:
-			reason = err.Error()
-		case st.byWorker:
-			reason = "closed by worker"
-		case st.eof:
-			reason = "closed by client"
-		default:
-			reason = "closed by server"
-		}
-		p.disp.sendClose(c, st, []byte(reason))
+		p.disp.sendClose(c, st, []byte(closeReason(st, err)))
 	}
 	if err == nil || errors.Is(err, reactor.ErrServerClosed) {
 		return

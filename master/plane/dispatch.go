@@ -59,6 +59,9 @@ type dispatcher struct {
 	// queue that are on their way back to their connection's loop; while
 	// a connection has some, its new events wait behind them (pending).
 	handoff map[uint64]int
+	// leadSlots: the HTTP lead rotates over this many lowest slots
+	// (Resize, pool.go); 0: all of them.
+	leadSlots int
 }
 
 func newDispatcher(mode, workers, tasks, queueMax int) *dispatcher {
@@ -109,6 +112,10 @@ func (d *dispatcher) ready(w *Worker, h *ipc.Hello, recycleAt uint64) bool {
 	if w.slot < len(table) {
 		table[w.slot] = w
 	}
+	w.lastDone = time.Now()
+	if w.role == ipc.RoleWorker && w.p != nil {
+		w.p.pool.joined.Store(w.lastDone.UnixNano())
+	}
 	return true
 }
 
@@ -152,6 +159,9 @@ func (d *dispatcher) readyCount() (workers, tasks int) {
 // mode 3 only). Called with mu held; it allocates nothing.
 func (d *dispatcher) choose(mode int, http bool, st *connState, now time.Time) *Worker {
 	n := len(d.workers)
+	if n == 0 {
+		return nil
+	}
 	switch mode {
 	case modeRoundRobin:
 		var fallback *Worker
@@ -219,7 +229,7 @@ func (d *dispatcher) packed(now time.Time) *Worker {
 		}
 	}
 	if now.Sub(d.leadAt) >= packRotate {
-		d.lead, d.leadAt = (d.lead+1)%n, now
+		d.lead, d.leadAt = (d.lead+1)%d.rotate(), now
 	}
 	return pick
 }
@@ -285,7 +295,11 @@ func (d *dispatcher) send(l *reactor.Loop, w *Worker, t ipc.Type, id uint64, pay
 		if len(w.queue) >= d.queueMax {
 			return errQueueFull
 		}
-		w.queue = append(w.queue, queued{t: t, id: id, payload: append([]byte(nil), payload...)})
+		at := time.Now()
+		if l != nil {
+			at = l.Now()
+		}
+		w.queue = append(w.queue, queued{t: t, id: id, payload: append([]byte(nil), payload...), at: at})
 		w.queueBytes += int64(len(payload))
 	}
 	w.owed[id]++
@@ -381,11 +395,12 @@ func (d *dispatcher) done(l *reactor.Loop, w *Worker, id uint64) bool {
 	w.inflight--
 	d.total--
 	d.servedOne(w)
+	now := time.Now()
+	if l != nil {
+		now = l.Now()
+	}
+	w.lastDone = now
 	if w.prefetch > 0 {
-		now := time.Now()
-		if l != nil {
-			now = l.Now()
-		}
 		w.lastEnd.Store(now.UnixNano())
 	}
 	if n := w.owed[id]; n > 1 {
@@ -402,6 +417,7 @@ func (d *dispatcher) done(l *reactor.Loop, w *Worker, id uint64) bool {
 		w.queueBytes -= int64(len(q.payload))
 		w.inflight++
 		w.write(l, q.t, q.id, q.payload)
+		w.p.waited(q.at, now)
 	}
 	if len(w.queue) == 0 {
 		w.queue = nil
@@ -428,6 +444,7 @@ func (d *dispatcher) servedOne(w *Worker) {
 func (d *dispatcher) taskDone(w *Worker) {
 	d.mu.Lock()
 	d.servedOne(w)
+	w.lastDone = time.Now()
 	d.mu.Unlock()
 }
 
@@ -656,19 +673,25 @@ func (d *dispatcher) alive(w *Worker) bool {
 	return w.state != stateDead
 }
 
-// byID returns the incarnation running as worker id (workers first, then
-// task workers), or nil.
-func (d *dispatcher) byID(id, workerNum int) *Worker {
+// byID returns the incarnation running as worker id, or nil: workers are
+// 0..workerCap-1, task workers the next taskCap ids, then user processes
+// (config.WorkerCap, config.TaskWorkerCap).
+func (d *dispatcher) byID(id, workerCap, taskCap int) *Worker {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var w *Worker
 	switch {
-	case id >= 0 && id < len(d.workers):
-		w = d.workers[id]
-	case id >= workerNum && id-workerNum < len(d.tasks):
-		w = d.tasks[id-workerNum]
-	case id >= workerNum+len(d.tasks) && id-workerNum-len(d.tasks) < len(d.procs):
-		w = d.procs[id-workerNum-len(d.tasks)]
+	case id < 0:
+	case id < workerCap:
+		if id < len(d.workers) {
+			w = d.workers[id]
+		}
+	case id-workerCap < taskCap:
+		if id-workerCap < len(d.tasks) {
+			w = d.tasks[id-workerCap]
+		}
+	case id-workerCap-taskCap < len(d.procs):
+		w = d.procs[id-workerCap-taskCap]
 	}
 	if w == nil || w.state == stateDead {
 		return nil

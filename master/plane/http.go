@@ -61,7 +61,8 @@ type httpState struct {
 	// worker time (metrics.go); zero when none has it.
 	dispatched time.Time
 	// at is r.BodyAt's storage (a body in the request arena, arena.go).
-	at [2]uint64
+	at  [2]uint64
+	obs observed // for the access and slow-request logs (access.go)
 }
 
 // newHTTPServer is the HTTP server the plane's HTTP connections share.
@@ -114,6 +115,7 @@ func (p *Plane) HTTPPrepare(hc *reactor.HTTPConn, req *reactor.HTTPRequest, body
 	if bodyFollows && !hc.BodyInArena() {
 		h.encode()
 	}
+	p.noteRequest(h, req)
 }
 
 // encode encodes the request kept lazily into a buffer of its own: it
@@ -151,8 +153,12 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 	if w == nil {
 		return false, 0
 	}
+	if hc.Phase() == reactor.HTTPQueued {
+		p.waited(hc.QueuedAt(), c.Loop().Now()) // a dynamic pool grows (pool.go)
+	}
 	h.w = w
 	p.countDispatch(hc, h)
+	p.noteDispatch(h, w, c.Loop().Now())
 	h.canRetry = w.prefetch > 0 && !hc.BodyFollows()
 	if h.canRetry && !h.lazy {
 		h.retry = append(h.retry[:0], h.payload...)
@@ -320,6 +326,7 @@ func (p *Plane) retryHTTP(l *reactor.Loop, _ *reactor.Task) {
 // and once a second the socket pairs that stopped draining.
 func (p *Plane) OnTick(l *reactor.Loop) {
 	now := l.Now()
+	p.flushAccess(l)
 	ls := &p.loops[l.Index()]
 	if len(ls.waiting) > 0 {
 		keep := ls.waiting[:0]
@@ -336,6 +343,7 @@ func (p *Plane) OnTick(l *reactor.Loop) {
 			}
 			if now.Sub(hc.QueuedAt()) < p.cfg.DispatchTimeout.D() {
 				keep = append(keep, id)
+				p.waited(hc.QueuedAt(), now) // a dynamic pool grows (pool.go)
 				continue
 			}
 			p.httpWaiting.Add(-1)
@@ -360,6 +368,7 @@ func (p *Plane) OnTick(l *reactor.Loop) {
 		if !ok {
 			return
 		}
+		p.checkSlow(c, st, now)
 		if st.http == nil {
 			if rt > 0 && !st.busySince.IsZero() && now.Sub(st.busySince) > rt {
 				p.streamTimedOut(c, st)

@@ -157,7 +157,7 @@ type metrics struct {
 	loops []*loopMetrics
 	tasks [nTask]atomic.Uint64 // written under the task router's mutex, or by its timers
 
-	requests, duration, connections, waiting, waitSec, rejected, tasksQueued, tasksTotal *prometheus.Desc
+	requests, duration, connections, waiting, waitSec, rejected, tasksQueued, tasksTotal, accessDropped *prometheus.Desc
 }
 
 // Metrics turns counting on and returns the collector of the data plane's
@@ -186,6 +186,8 @@ func (p *Plane) Metrics(names []string) prometheus.Collector {
 		"Requests refused with 503 and stream connections closed because no worker could take their event, by reason.", []string{"reason"}, nil)
 	mt.tasksQueued = prometheus.NewDesc("drover_tasks_queued", "Tasks waiting for a free task worker.", nil, nil)
 	mt.tasksTotal = prometheus.NewDesc("drover_tasks_total", "Tasks over, by result.", []string{"result"}, nil)
+	mt.accessDropped = prometheus.NewDesc("drover_access_log_dropped_total",
+		"Access log lines dropped because the writer fell behind (present when access_log is on).", nil, nil)
 	p.met = mt
 	return mt
 }
@@ -279,7 +281,7 @@ func (p *Plane) countTask(result int) {
 // Describe implements prometheus.Collector.
 func (mt *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mt.requests, mt.duration, mt.connections, mt.waiting, mt.waitSec,
-		mt.rejected, mt.tasksQueued, mt.tasksTotal} {
+		mt.rejected, mt.tasksQueued, mt.tasksTotal, mt.accessDropped} {
 		ch <- d
 	}
 }
@@ -294,6 +296,9 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	if acc := mt.p.acc; acc != nil { // set before the admin listener starts (Run)
+		counter(mt.accessDropped, acc.w.Dropped())
 	}
 	for i, name := range mt.names {
 		var codes [nCodes]uint64

@@ -89,6 +89,7 @@ type Plane struct {
 	wake     chan struct{}       // a connection or task ended while stopping (Wake)
 	http     *reactor.HTTPServer // what the HTTP connections share (its counters are atomics)
 	arena    *reqArena           // the request arena (arena.go); nil: none. Its own mutex guards its pages
+	acc      *accessLog          // the access log, nil when off (access.go)
 
 	// stopping: Drain writes it (the control plane's loop), the loops read
 	// it: no new work is taken.
@@ -102,7 +103,8 @@ type Plane struct {
 	ipc         ipcCounters
 	// met: the counters of /metrics (metrics.go), nil when not counted;
 	// set by Metrics before the loops start.
-	met *metrics
+	met  *metrics
+	pool poolWatch // a dynamic pool's signals (pool.go)
 }
 
 // New builds the data plane for cfg. events receives the events listed in
@@ -124,6 +126,9 @@ func New(cfg *config.Config, log *logrus.Entry, events func(any)) *Plane {
 	p.tasks = newTaskRouter(p)
 	p.newArena()
 	p.http = p.newHTTPServer()
+	if cfg.Pool.Dynamic {
+		p.pool.queueWait = cfg.Pool.QueueWait.D()
+	}
 	return p
 }
 
@@ -135,14 +140,19 @@ func (p *Plane) Start(rx *reactor.Reactor) {
 
 // Tick is the reactor tick the plane needs: HTTP listeners need one for
 // their timeouts, stream listeners for worker.request_timeout, and
-// worker_send_timeout for the socket pairs that stop draining.
+// worker_send_timeout for the socket pairs that stop draining; the access
+// log hands its lines over at each tick, and the slow-request log is
+// checked once a second.
 func Tick(cfg *config.Config) time.Duration {
 	for _, l := range cfg.Listeners {
 		if l.Protocol == "http" {
 			return 100 * time.Millisecond
 		}
 	}
-	if cfg.Worker.RequestTimeout > 0 || cfg.WorkerSendTimeout > 0 {
+	if cfg.AccessLog.On() {
+		return 100 * time.Millisecond
+	}
+	if cfg.Worker.RequestTimeout > 0 || cfg.WorkerSendTimeout > 0 || cfg.Worker.SlowRequestLog > 0 {
 		return time.Second
 	}
 	return 0

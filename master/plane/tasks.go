@@ -35,6 +35,10 @@ type queuedTask struct {
 	data    []byte
 }
 
+// taskRouter routes tasks between workers and task workers. p is
+// read-only; every other field is guarded by mu: the workers' loops submit
+// and finish tasks, timers time them out, and the control plane's calls
+// (Attach, Exited, Snapshot) kick the queue and count.
 type taskRouter struct {
 	p      *Plane
 	mu     sync.Mutex
@@ -188,9 +192,9 @@ func (tr *taskRouter) inFlight(w *Worker) int {
 func (p *Plane) globalID(w *Worker) int {
 	switch w.role {
 	case ipc.RoleTaskWorker:
-		return p.cfg.WorkerNum + w.slot
+		return p.cfg.WorkerCap() + w.slot
 	case ipc.RoleProcess:
-		return p.cfg.WorkerNum + p.cfg.TaskWorkerNum + w.slot
+		return p.cfg.WorkerCap() + p.cfg.TaskWorkerCap() + w.slot
 	}
 	return w.slot
 }
@@ -198,10 +202,16 @@ func (p *Plane) globalID(w *Worker) int {
 // routeMessage passes a message from w to the worker running as id, or
 // drops it with a log line. Runs on l.
 func (p *Plane) routeMessage(l *reactor.Loop, from *Worker, id int, data []byte) {
-	to := p.disp.byID(id, p.cfg.WorkerNum)
+	to := p.disp.byID(id, p.cfg.WorkerCap(), p.cfg.TaskWorkerCap())
 	if to == nil {
-		from.log.WithFields(logrus.Fields{"to": id, "workers": p.cfg.WorkerNum, "task_workers": p.cfg.TaskWorkerNum}).
-			Warn("message dropped: no worker runs under that id (workers are 0..worker_num-1, then task workers)")
+		e := from.log.WithFields(logrus.Fields{"to": id, "workers": p.cfg.WorkerIDs(), "task_workers": p.cfg.TaskWorkerNum})
+		if p.cfg.Pool.Dynamic && id >= 0 && id < p.cfg.WorkerCap() {
+			// A slot the dynamic pool does not run now: expected, and a
+			// message to every worker id would log one line per such slot.
+			e.Debug("message dropped: the dynamic pool runs no worker under that id now")
+			return
+		}
+		e.Warn("message dropped: no worker runs under that id (workers are 0..worker_num-1, then task workers)")
 		return
 	}
 	if p.disp.isFull(to) {

@@ -101,6 +101,7 @@ type Worker struct {
 	recycleAt   uint64 // served count that triggers max_request recycling; 0 never
 	recycling   bool   // a replacement for max_request was asked for
 	readyAt     time.Time
+	lastDone    time.Time // its hello, then its last answer (IdleSince)
 }
 
 // outRef is a piece of a request body queued for a worker where the
@@ -112,11 +113,12 @@ type outRef struct {
 	loan *reactor.BodyLoan
 }
 
-// queued is an event waiting for a worker.
+// queued is an event waiting for a worker since at.
 type queued struct {
 	t       ipc.Type
 	id      uint64
 	payload []byte
+	at      time.Time
 }
 
 // errWorkerGone is the close reason of connections whose events were in

@@ -20,12 +20,46 @@
 # CONNS="64" measures the hello world at those connection counts only
 # (default "8 64 256"); PEERS=0 leaves nginx + php-fpm, gunicorn and
 # uWSGI out.
-# Usage: [ROUNDS=3] [OLD=DIR] [ADMIN=1] [CONNS=…] [PEERS=0] [CASES=all|hello|big] scripts/bench/http.sh [duration per run, default 10s]
+# The access log's cost (CASES=access runs only this): drover as above
+# beside the same drover writing a JSON access log to a file (in
+# ACCESS_DIR, default the temp dir; /dev/shm leaves the disk out), hello
+# world at 64 connections; with ADMIN=1 also "drover+both": the access log
+# and the admin listener (/metrics scraped every second) together.
+# Usage: [ROUNDS=3] [OLD=DIR] [ADMIN=1] [CONNS=…] [PEERS=0] [CASES=all|hello|big|access] scripts/bench/http.sh [duration per run, default 10s]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${1:-10s}
 cases=${CASES:-all}
-case $cases in all | hello | big) ;; *) die "CASES must be all, hello or big" ;; esac
+case $cases in all | hello | big | access) ;; *) die "CASES must be all, hello, big or access" ;; esac
+if [ "$cases" = access ]; then
+  need wrk wrk
+  make build >/dev/null
+  start_tmp drhttp
+  start_drover drover 18094 "" "$PWD/bin/hello"
+  alog=$(mktemp -d "${ACCESS_DIR:-$tmp}/access.XXXX")/access.log
+  DROVER_EXTRA="access_log: {path: $alog, format: json}" start_drover drover+access 18095 "" "$PWD/bin/hello"
+  targets="drover:18094 drover+access:18095"
+  blog=""
+  if [ -n "${ADMIN:-}" ]; then
+    port_free 18196
+    blog=$(dirname "$alog")/both.log
+    DROVER_EXTRA="access_log: {path: $blog, format: json}
+admin: {address: tcp://127.0.0.1:18196}" start_drover drover+both 18096 "" "$PWD/bin/hello"
+    targets="$targets drover+both:18096"
+    (while sleep 1; do curl -sf -o /dev/null http://127.0.0.1:18196/metrics || true; done) & pids+=($!)
+  fi
+  for t in $targets; do wait_http "http://127.0.0.1:${t#*:}/"; done
+  echo "# $(machine), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!', JSON access log to a file"
+  columns
+  measure 64 / $targets
+  report 64 drover $targets
+  for l in "$alog:18095" ${blog:+"$blog:18096"}; do
+    dropped=$(grep -o 'dropped_total=[0-9]*' "$tmp/drover-${l##*:}.log" | tail -1 | cut -d= -f2 || true)
+    echo "# access log (${l%:*}): $(wc -l < "${l%:*}") lines, $(du -h "${l%:*}" | cut -f1); ${dropped:-0} lines dropped"
+  done
+  rm -rf "$(dirname "$alog")"
+  exit 0
+fi
 hello=0 big=0
 [ "$cases" = big ] || hello=1
 [ "$cases" = hello ] || big=1

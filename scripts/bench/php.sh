@@ -8,8 +8,15 @@
 # Prints requests/s, p50, p99, the RSS of all of each server's processes
 # and the ratio of each to nginx + php-fpm. Then the bootstrap case: the
 # Slim 3 app in examples/php/slim, built once per drover worker but on
-# every request under php-fpm, at 64 connections.
-# Needs: wrk nginx php-fpm php php-msgpack, and php-slim for the Slim case.
+# every request under php-fpm, at 64 connections; then the framework cases:
+# the Symfony 5.4 app of examples/php/symfony (GET /hello, a controller
+# returning JSON) and the Laravel 8 app of examples/php/laravel (GET
+# /hello through the web middleware: cookies, session, CSRF), the same code
+# under both, opcache on under both (drover's workers get
+# opcache.enable_cli=1), at 64 connections.
+# Needs: wrk nginx php-fpm php php-msgpack; php-slim, Debian's Symfony 5.4
+# (php-symfony-framework-bundle php-symfony-runtime php-symfony-dotenv
+# php-symfony-yaml) and php-laravel-framework php-sqlite3 for their cases.
 # Usage: [ROUNDS=3] scripts/bench/php.sh [duration per run, default 10s]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -23,6 +30,10 @@ fpm=$(find_fpm)
 grep -qx msgpack <<<"$(php -m)" || die "PHP's msgpack extension not loaded (apt-get install php-msgpack)"
 slim=1
 [ -f /usr/share/php/Slim/App.php ] || slim=0
+symfony=1
+[ -f /usr/share/php/Symfony/Bundle/FrameworkBundle/autoload.php ] && [ -f /usr/share/php/Symfony/Component/Runtime/autoload.php ] || symfony=0
+laravel=1
+[ -f /usr/share/php/Illuminate/Foundation/Application.php ] || laravel=0
 make build >/dev/null
 start_tmp drphp
 measure_rss=1
@@ -44,6 +55,19 @@ if [ $slim = 1 ]; then
   start_drover drover-slim 18093 exec php "$PWD/examples/php/slim/index.php"
   start_fpm nginx+fpm-slim 18094 "$PWD/examples/php/slim/index.php"
 fi
+opcache=(-d opcache.enable_cli=1)
+fw_url=/hello?name=bench
+symfony_targets="nginx+fpm-symfony:18097 drover-symfony:18096"
+if [ $symfony = 1 ]; then
+  rm -rf examples/php/symfony/var/cache   # built anew from these sources
+  start_drover drover-symfony 18096 exec env 'APP_RUNTIME=Drover\Symfony\Runtime' php "${opcache[@]}" "$PWD/examples/php/symfony/public/index.php"
+  start_fpm nginx+fpm-symfony 18097 "$PWD/examples/php/symfony/public/index.php"
+fi
+laravel_targets="nginx+fpm-laravel:18099 drover-laravel:18098"
+if [ $laravel = 1 ]; then
+  start_drover drover-laravel 18098 exec php "${opcache[@]}" "$PWD/worker/php/laravel-worker.php" "$PWD/examples/php/laravel"
+  start_fpm nginx+fpm-laravel 18099 "$PWD/examples/php/laravel/public/index.php"
+fi
 
 # Everyone answers, and answers right, before the clock starts.
 expect() {
@@ -55,6 +79,8 @@ expect() {
 }
 for t in $targets; do expect "$t" / "Hello, World!"; done
 if [ $slim = 1 ]; then for t in $slim_targets; do expect "$t" "$slim_url" "Hi, bench!"; done; fi
+if [ $symfony = 1 ]; then for t in $symfony_targets; do expect "$t" "$fw_url" '{"hello":"bench"}'; done; fi
+if [ $laravel = 1 ]; then for t in $laravel_targets; do expect "$t" "$fw_url" '{"hello":"bench"}'; done; fi
 
 # Each cell is measured $rounds times and reported by its median (lib.sh).
 # RSS: the server's processes summed (drover: master, manager and workers;
@@ -69,9 +95,29 @@ done
 echo
 if [ $slim = 0 ]; then
   echo "# bootstrap: skipped, php-slim not installed (apt-get install php-slim)"
-  exit 0
+else
+  echo "# bootstrap: examples/php/slim (Slim 3, ~20 routes), GET $slim_url -> 'Hi, bench!'"
+  columns
+  measure 64 "$slim_url" $slim_targets
+  report 64 nginx+fpm-slim $slim_targets
 fi
-echo "# bootstrap: examples/php/slim (Slim 3, ~20 routes), GET $slim_url -> 'Hi, bench!'"
-columns
-measure 64 "$slim_url" $slim_targets
-report 64 nginx+fpm-slim $slim_targets
+
+echo
+if [ $symfony = 0 ]; then
+  echo "# symfony: skipped, Debian's Symfony 5.4 not installed (apt-get install php-symfony-framework-bundle php-symfony-runtime php-symfony-dotenv php-symfony-yaml)"
+else
+  echo "# symfony: examples/php/symfony (Symfony 5.4, Drover\\Symfony\\Runtime), GET $fw_url -> JSON"
+  columns
+  measure 64 "$fw_url" $symfony_targets
+  report 64 nginx+fpm-symfony $symfony_targets
+fi
+
+echo
+if [ $laravel = 0 ]; then
+  echo "# laravel: skipped, php-laravel-framework not installed (apt-get install php-laravel-framework php-sqlite3)"
+else
+  echo "# laravel: examples/php/laravel (Laravel 8, laravel-worker.php, web middleware), GET $fw_url -> JSON"
+  columns
+  measure 64 "$fw_url" $laravel_targets
+  report 64 nginx+fpm-laravel $laravel_targets
+fi

@@ -99,6 +99,12 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             ob_start();
             echo 'left in a buffer';
             return Response::text('buffer left open');
+        case '/flush':
+            // Flushes the SDK's own buffer: PHP would write it to stdout.
+            echo "flushed by the handler\n";
+            ob_flush();
+            flush();
+            return Response::text('flushed');
         case '/warn':
             $a = [];
             $x = $a['missing'];
@@ -168,6 +174,30 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             return Response::text('not final', (int) $r->query('status', 103));
         case '/whoami':
             return Response::json(['id' => Server::workerId(), 'workers' => Server::workerNum(), 'tasks' => Server::taskWorkerNum(), 'pid' => getmypid()]);
+        case '/after':
+            // Answers at once; then, after the response, waits for the
+            // test's file and logs, throws or dies (?then=).
+            $file = (string) $r->query('file');
+            $then = (string) $r->query('then', 'log');
+            Drover\Http\Worker::afterResponse(static function () use ($file, $then, $r): void {
+                for ($i = 0; $i < 2000 && !file_exists($file); $i++) {
+                    usleep(5000);
+                }
+                match ($then) {
+                    'throw' => throw new RuntimeException('thrown after the response'),
+                    'fatal' => trigger_error('dying after the response', E_USER_ERROR),
+                    default => error_log("after the response of {$r->method} {$r->path()}"),
+                };
+            });
+            return Response::text('answered');
+        case '/writer':
+            // A body written piece by piece by a Closure.
+            $n = (int) $r->query('n', 3);
+            return new Response(200, ['Content-Type' => 'text/plain'], static function (Closure $write) use ($n): void {
+                for ($i = 1; $i <= $n; $i++) {
+                    $write("piece $i\n");
+                }
+            });
         case '/bind':
             // Binds the connection to a uid (dispatch_mode 5).
             Drover\Http\Worker::bind((int) $r->query('uid', 0));

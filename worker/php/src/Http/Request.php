@@ -29,6 +29,8 @@ final class Request
     private bool $bodyParsed = false;
     private mixed $parsedBody = null;
     private array $files = [];
+    /** @var array<string, string|int|float>|null serverParams(), built once */
+    private ?array $server = null;
     public readonly float $time;
 
     /**
@@ -283,6 +285,12 @@ final class Request
      * @return array<string, string|int|float>
      */
     public function serverParams(): array
+    {
+        return $this->server ??= $this->buildServerParams();
+    }
+
+    /** @return array<string, string|int|float> */
+    private function buildServerParams(): array
     {
         $q = strpos($this->target, '?');
         $s = [

@@ -7,9 +7,13 @@ namespace Drover\Http;
 /**
  * An HTTP response for drover to send: status, headers and a body. The body
  * is a string, or streamed: an iterable of strings (a generator: each piece
- * goes out as it is produced, as server-sent events need) or a readable
- * stream resource (read in 64 KiB pieces). drover frames it: Content-Length
- * for a string, chunked for a stream unless a Content-Length header is set.
+ * goes out as it is produced, as server-sent events need), a readable
+ * stream resource (read in 64 KiB pieces), or a Closure that writes: it is
+ * called once, after the head has gone out, with a function that sends
+ * each string it is given at once (`fn (\Closure $write) => $write('…')`;
+ * calling it after the Closure returned throws a LogicException). drover
+ * frames it: Content-Length for a string, chunked for a stream unless a
+ * Content-Length header is set.
  *
  *     return Response::text('Hello, World!');
  *     return Response::json(['id' => 7], 201);
@@ -24,7 +28,7 @@ final class Response
 
     /**
      * @param array<string, string|list<string>> $headers
-     * @param string|iterable<string>|resource $body
+     * @param string|iterable<string>|resource|\Closure(\Closure(string): void): void $body
      */
     public function __construct(public int $status = 200, array $headers = [], public mixed $body = '')
     {

@@ -30,15 +30,55 @@ use Drover\Runtime\Loop;
  */
 final class Worker
 {
+    /** @var list<\Closure> afterResponse callbacks of the request PHP's SAPI serves (php-fpm) */
+    private static array $after = [];
+
     /** @param callable(Request): mixed $handler */
     public static function serve(callable $handler, bool $globals = true): void
     {
         $handler = \Closure::fromCallable($handler);
         if (PHP_SAPI !== 'cli' && PHP_SAPI !== 'phpdbg') {
             self::emit(Response::from($handler(Request::fromGlobals())));
+            if (self::$after) {
+                if (function_exists('fastcgi_finish_request')) {
+                    fastcgi_finish_request();
+                }
+                for ($i = 0; $i < count(self::$after); $i++) {
+                    (self::$after[$i])();
+                }
+                self::$after = [];
+            }
             return;
         }
         Loop::run(new HttpHandler($handler, $globals));
+    }
+
+    /**
+     * Runs $fn once the response of the request being handled has gone to
+     * drover, whole: for work the client need not wait for (Symfony's
+     * kernel.terminate, sending a mail, flushing metrics), as code after
+     * fastcgi_finish_request() under php-fpm. Callbacks run in the order
+     * they were added, after the handler returned and before the
+     * request's state (globals, session, uploads) is reset. What one
+     * throws or prints is logged and the worker carries on; a fatal error
+     * in one replaces the worker, its client already answered.
+     *
+     * The worker counts as free once the response has left, so drover may
+     * give it the next request while the callbacks run: keep them short,
+     * and move slow work to a task (Drover\Task::async).
+     *
+     * Under php-fpm it runs after fastcgi_finish_request().
+     *
+     * @throws \LogicException when called outside a request's handler
+     */
+    public static function afterResponse(callable $fn): void
+    {
+        $fn = \Closure::fromCallable($fn);
+        if (PHP_SAPI !== 'cli' && PHP_SAPI !== 'phpdbg') {
+            self::$after[] = $fn;
+            return;
+        }
+        HttpHandler::afterResponse($fn);
     }
 
     /**
@@ -70,6 +110,13 @@ final class Worker
         $body = $res->body;
         if (is_string($body)) {
             echo $body;
+            return;
+        }
+        if ($body instanceof \Closure) {
+            $body(static function (string $piece): void {
+                echo $piece;
+                flush();
+            });
             return;
         }
         if (is_resource($body)) {

@@ -23,7 +23,13 @@ final class HttpHandler implements Handler
     private static ?int $serving = null;
     private string $what = '';
     private bool $started = false;
+    /** The response's last frame (FlagEnd) is written: nothing more may go out for this request. */
+    private bool $ended = false;
     private bool $cancelled = false;
+    /** Counts requests: a body writer kept past its request is told apart from the next one's. */
+    private int $seq = 0;
+    /** @var list<\Closure> what Worker::afterResponse() added for the request being handled */
+    private static array $after = [];
     private int $unacked = 0;
     private bool $warnedStream = false;
     private readonly array $baseServer;
@@ -73,8 +79,10 @@ final class HttpHandler implements Handler
         $loop = Loop::get();
         $this->id = self::$serving = $id;
         $this->what = $m['method'] . ' ' . $m['target'];
-        $this->started = $this->cancelled = false;
+        $this->started = $this->ended = $this->cancelled = false;
         $this->unacked = 0;
+        $this->seq++;
+        self::$after = [];
         if ($loop->cancelledAhead($id)) {
             // Sent ahead, and its client left while it waited: not run.
             $loop->write(Frame::RESPONSE_BODY, $id, '', Frame::FLAG_END);
@@ -90,8 +98,7 @@ final class HttpHandler implements Handler
             return;
         }
         $req = Request::fromFrame($m, $body);
-        $level = ob_get_level();
-        ob_start();
+        $level = $loop->startCapture();
         try {
             if ($this->globals) {
                 $this->installGlobals($req);
@@ -104,6 +111,9 @@ final class HttpHandler implements Handler
             $this->fail();
         } finally {
             $loop->endCapture($level, $this->what);
+            if (self::$after) {
+                $this->runAfter();
+            }
             $this->reset($req);
         }
         $this->finish();
@@ -113,6 +123,40 @@ final class HttpHandler implements Handler
     {
         $this->id = self::$serving = null;
         $this->what = '';
+        self::$after = [];
+    }
+
+    /**
+     * Adds $fn to what runs once the response of the request being
+     * handled has gone to drover (see Drover\Http\Worker::afterResponse).
+     *
+     * @throws \LogicException outside a request's handler
+     */
+    public static function afterResponse(\Closure $fn): void
+    {
+        if (self::$serving === null) {
+            throw new \LogicException('Drover\Http\Worker::afterResponse: no request is being handled (call it from the handler)');
+        }
+        self::$after[] = $fn;
+    }
+
+    /**
+     * Runs the afterResponse callbacks once the answer has left: its
+     * frames are flushed to the master first, so that the client has its
+     * response while they run. Each runs as a callback (what it throws or
+     * prints is logged); one added while they run runs too.
+     */
+    private function runAfter(): void
+    {
+        $loop = Loop::get();
+        $loop->flush();
+        $what = $this->what;
+        $this->what = "$what (after its response)";
+        for ($i = 0; $i < count(self::$after); $i++) {
+            $loop->callback("an afterResponse callback of $what", self::$after[$i]);
+        }
+        self::$after = [];
+        $this->what = $what;
     }
 
     /**
@@ -167,7 +211,7 @@ final class HttpHandler implements Handler
         if (is_string($body)) {
             if (strlen($body) <= Frame::MAX_CHUNK) {
                 $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers, $body), Frame::FLAG_END);
-                $this->started = true;
+                $this->started = $this->ended = true;
                 return;
             }
             if ($res->header('content-length') === null) {
@@ -180,14 +224,25 @@ final class HttpHandler implements Handler
             $this->end();
             return;
         }
-        if (!is_iterable($body) && !is_resource($body)) {
-            throw new \UnexpectedValueException(sprintf('response body is %s: want a string, an iterable of strings or a stream resource', get_debug_type($body)));
+        if (!is_iterable($body) && !is_resource($body) && !$body instanceof \Closure) {
+            throw new \UnexpectedValueException(sprintf('response body is %s: want a string, an iterable of strings, a stream resource or a Closure that writes', get_debug_type($body)));
         }
         // Streamed: the head goes out now, each piece as it comes.
         $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers));
         $loop->flush();
         $this->started = true;
-        if (is_resource($body)) {
+        if ($body instanceof \Closure) {
+            // A writer: each piece it writes goes out at once.
+            $seq = $this->seq;
+            $body(function (string $piece) use ($seq): void {
+                if ($this->ended || $this->seq !== $seq) {
+                    throw new \LogicException('a response body writer was called after its response ended: write from within the body Closure only');
+                }
+                if ($piece !== '' && !$this->cancelled) {
+                    $this->sendBody($piece, true);
+                }
+            });
+        } elseif (is_resource($body)) {
             try {
                 while (!$this->cancelled && !feof($body)) {
                     $piece = fread($body, Frame::MAX_CHUNK);
@@ -312,12 +367,17 @@ final class HttpHandler implements Handler
     private function end(): void
     {
         Loop::get()->write(Frame::RESPONSE_BODY, $this->id, '', Frame::FLAG_END);
+        $this->ended = true;
     }
 
     /** Answers the request in flight after a failure: 500, or a cut response once it had started. */
     private function fail(): void
     {
         $loop = Loop::get();
+        if ($this->ended) {
+            return; // answered in full already (a failure after it, in an afterResponse callback)
+        }
+        $this->ended = true;
         if ($this->started) {
             $loop->write(Frame::RESPONSE_BODY, $this->id, '', Frame::FLAG_END | Frame::FLAG_ABORT);
             return;

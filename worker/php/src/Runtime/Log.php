@@ -11,12 +11,19 @@ namespace Drover\Runtime;
  */
 final class Log
 {
+    /** @var ?\Closure(string): void where lines go instead of stderr (tests) */
+    public static ?\Closure $sink = null;
+
     /** Writes $message as one line (newlines inside it are folded). */
     public static function line(string $message): void
     {
         $message = rtrim($message, "\n");
         if (str_contains($message, "\n")) {
             $message = str_replace(["\r\n", "\n"], ' | ', $message);
+        }
+        if (self::$sink !== null) {
+            (self::$sink)($message);
+            return;
         }
         @fwrite(STDERR, $message . "\n");
     }

@@ -55,6 +55,13 @@ final class Loop
     /** @var ?\Closure(int, string): void */
     private ?\Closure $onMessage = null;
 
+    /** Bytes of flushed output kept per capture for the log. */
+    private const FLUSHED_MAX = 64 << 10;
+    /** @var array<int, string> output an event flushed out of its capture buffer, by the buffer's level */
+    private array $flushed = [];
+    /** @var array<int, \Closure> the capture buffers' handlers, by level */
+    private array $captureHandlers = [];
+
     private int $memoryLimit = 0;
     private int $events = 0;
     private int $rssAnchor = 0;
@@ -117,6 +124,10 @@ final class Loop
             Boot::exit(78);
         }
         $loop->installErrorHandling();
+        if ($loop->role === 'worker' && headers_sent($file, $line)) {
+            Log::line(sprintf('output before serve() (at %s:%d) went to stdout: PHP counts the response headers as sent from then on, '
+                . 'so session_start() and session_id() fail in every request of this worker; remove that output (echo, print, text outside <?php)', $file, $line));
+        }
         $loop->channel->write(Frame::HELLO, 0, Codec::encodeHello([
             'version' => Frame::VERSION,
             'pid' => getmypid(),
@@ -314,13 +325,20 @@ final class Loop
     }
 
     /** This process's resident set size in bytes (0 if unknown). */
+    /**
+     * The resident set without resident shared memory (RssShmem): the
+     * shared tables (Drover\Table) are the master's memory, allocated
+     * once, whichever worker touches them, and drover's manager leaves
+     * them out of max_memory too.
+     */
     public static function rss(): int
     {
-        $statm = @file_get_contents('/proc/self/statm');
-        if ($statm === false) {
+        $status = @file_get_contents('/proc/self/status');
+        if ($status === false || !preg_match('/^VmRSS:\s+(\d+)/m', $status, $rss)) {
             return 0;
         }
-        return (int) explode(' ', $statm, 3)[1] * 4096;
+        $shared = preg_match('/^RssShmem:\s+(\d+)/m', $status, $m) ? (int) $m[1] : 0;
+        return max(0, (int) $rss[1] - $shared) * 1024;
     }
 
     // ---- timers --------------------------------------------------------------
@@ -451,8 +469,7 @@ final class Loop
      */
     public function callback(string $what, \Closure $fn): void
     {
-        $level = ob_get_level();
-        ob_start();
+        $level = $this->startCapture();
         try {
             $fn();
         } catch (\Throwable $e) {
@@ -463,6 +480,29 @@ final class Loop
     }
 
     /**
+     * Opens the output buffer that captures what an event's code prints;
+     * returns the level to give endCapture(). What the code flushes out of
+     * it (ob_flush(), ob_end_flush()) is kept for the log too, up to
+     * FLUSHED_MAX bytes: it never reaches the worker's stdout, where PHP
+     * would count the headers as sent for the rest of the process, after
+     * which session_start() and session_id() fail in every request.
+     */
+    public function startCapture(): int
+    {
+        $level = ob_get_level();
+        ob_start($this->captureHandlers[$level] ??= function (string $buffer, int $phase) use ($level): string {
+            if ($buffer !== '' && ($phase & PHP_OUTPUT_HANDLER_CLEAN) === 0) {
+                $kept = $this->flushed[$level] ?? '';
+                if (strlen($kept) < self::FLUSHED_MAX) {
+                    $this->flushed[$level] = $kept . substr($buffer, 0, self::FLUSHED_MAX - strlen($kept));
+                }
+            }
+            return '';
+        });
+        return $level;
+    }
+
+    /**
      * Closes the output buffers opened since $level and logs what they held:
      * output of a handler never reaches a client or the channel.
      */
@@ -470,7 +510,21 @@ final class Loop
     {
         $out = '';
         while (ob_get_level() > $level) {
-            $out = ob_get_clean() . $out;
+            $piece = ob_get_clean();
+            if ($piece === false) {
+                break; // a buffer that cannot be removed (PHP_OUTPUT_HANDLER_REMOVABLE off)
+            }
+            $out = $piece . $out;
+        }
+        if ($this->flushed) {
+            $before = '';
+            foreach ($this->flushed as $l => $f) {
+                if ($l >= $level) {
+                    $before .= $f;
+                    unset($this->flushed[$l]);
+                }
+            }
+            $out = $before . $out;
         }
         if ($out === '') {
             return;

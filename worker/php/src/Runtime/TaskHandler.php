@@ -34,8 +34,7 @@ final class TaskHandler implements Handler
         }
         $loop = Loop::get();
         $this->id = $id;
-        $level = ob_get_level();
-        ob_start();
+        $level = $loop->startCapture();
         try {
             $result = ($this->onTask)($payload, $id);
             if ($result !== null && !is_string($result)) {
