@@ -102,7 +102,9 @@ type HTTPBackend interface {
 	// HTTPConcurrent reports whether every worker takes concurrent
 	// requests: then a request may be dispatched before its body is whole.
 	HTTPConcurrent() bool
-	// HTTPBody forwards pieces of the request body; end: the last.
+	// HTTPBody forwards pieces of the request body; end: the last. The
+	// pieces alias the connection's body buffer: a backend that keeps
+	// them past the call takes a LendBody reference.
 	HTTPBody(hc *HTTPConn, pieces [][]byte, end bool)
 	// HTTPCancel tells the worker its client went away: shut down its side
 	// (once per request) or closed (closed: whatever more it sends is
