@@ -350,8 +350,6 @@ func (w *Worker) advance(n int) {
 		k := min(n, end-w.outOff)
 		w.outOff, n = w.outOff+k, n-k
 	}
-	// A piece written whole at the end of a write leaves the next one (or
-	// the frames after it) for the next.
 }
 
 // popRef drops the first ref. Called with outMu held.
