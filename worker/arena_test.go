@@ -146,3 +146,19 @@ func TestArenaSlotsRunOutAndComeBack(t *testing.T) {
 	}
 	m.stop()
 }
+
+// A request naming bytes outside the request arena is the master's
+// fault: 500, and the worker serves on.
+func TestArenaBodyOutsideTheArena(t *testing.T) {
+	ta := newTestArenas(t)
+	m := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) }), withArenas(ta.a))
+	m.request(1, ipc.Request{Method: "POST", Target: "/", ContentLength: 10, BodyAt: []uint64{uint64(len(ta.req)) - 5, 10}})
+	if r, _, _ := m.arenaAnswer(ta, 1, false); r.Status != 500 {
+		t.Fatalf("status %d, want 500", r.Status)
+	}
+	m.get(2, "/")
+	if r, _, _ := m.arenaAnswer(ta, 2, false); r.Status != 200 {
+		t.Fatalf("the next request: %d", r.Status)
+	}
+	m.stop()
+}

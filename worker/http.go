@@ -244,6 +244,14 @@ func (s *Server) startRequest(conn uint64, payload []byte) *exchange {
 		x.abort(http.StatusInternalServerError)
 		return nil
 	}
+	if b.wire.BodyAt != nil {
+		if _, ok := s.opt.arenas.body(b.wire.BodyAt); !ok {
+			// The master's fault, not the client's.
+			s.opt.errorLog.Printf("worker %d: conn %d: request body at %v, outside the request arena", s.id, conn, b.wire.BodyAt)
+			x.abort(http.StatusInternalServerError)
+			return nil
+		}
+	}
 	if !x.build() {
 		x.abort(http.StatusBadRequest)
 		return nil
@@ -345,11 +353,7 @@ func (x *exchange) build() bool {
 	}
 	switch {
 	case w.BodyAt != nil:
-		body, ok := x.s.opt.arenas.body(w.BodyAt)
-		if !ok {
-			x.s.opt.errorLog.Printf("worker %d: conn %d: request body at %v, outside the request arena", x.s.id, x.conn, w.BodyAt)
-			return false
-		}
+		body, _ := x.s.opt.arenas.body(w.BodyAt) // checked by startRequest
 		x.ended, x.abody, x.received = true, body, int64(len(body))
 		r.Body = (*requestBody)(x)
 	case w.BodyFollows:
