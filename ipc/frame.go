@@ -137,6 +137,8 @@ func (t Type) String() string {
 		return "cancel"
 	case TypeWindow:
 		return "window"
+	case TypeRelease:
+		return "release"
 	case TypeTask:
 		return "task"
 	case TypeTaskResult:

@@ -105,6 +105,9 @@ type Request struct {
 	Body []byte `msgpack:"body,omitempty"`
 	// BodyFollows says TypeRequestBody frames follow, the last with FlagEnd.
 	BodyFollows bool `msgpack:"body_follows,omitempty"`
+	// BodyAt is [offset, length] of the whole body in the request arena
+	// (arena.go), for a worker that said `arenas`: no body frames follow.
+	BodyAt []uint64 `msgpack:"body_at,omitempty"`
 	// Remote is the client's address ("ip:port").
 	Remote string `msgpack:"remote"`
 	// Listener is the index of the listener in the config.
@@ -121,4 +124,7 @@ type Response struct {
 	Headers []string `msgpack:"headers"`
 	// Body is the body, or its first piece when the frame has no FlagEnd.
 	Body []byte `msgpack:"body,omitempty"`
+	// BodyAt is [offset, length] of the body in the worker's answer arena,
+	// in place of Body, in a frame with FlagRef (arena.go).
+	BodyAt []uint64 `msgpack:"body_at,omitempty"`
 }

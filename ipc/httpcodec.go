@@ -19,7 +19,8 @@ type span struct{ off, n int }
 // It is not safe for concurrent use.
 type RequestDecoder struct {
 	scratch []byte
-	spans   []span // headers
+	spans   []span    // headers
+	at      [2]uint64 // body_at's storage
 }
 
 // Decode fills r from a TypeRequest payload, reusing r.Headers' capacity.
@@ -75,6 +76,8 @@ func (dec *RequestDecoder) Decode(payload []byte, r *Request) error {
 			r.Body, _, err = d.Bytes()
 		case "body_follows":
 			r.BodyFollows, err = d.Bool()
+		case "body_at":
+			r.BodyAt, err = d.uints(dec.at[:0])
 		default:
 			err = d.Skip()
 		}

@@ -31,6 +31,10 @@ type Hello struct {
 	// its next request waiting when it finishes one, instead of sleeping
 	// until the master hears of the answer and sends the next.
 	Prefetch int `msgpack:"prefetch,omitempty"`
+	// Arenas says the worker mapped the body arenas the manager passed it
+	// (arena.go): it reads a Request's `body_at` and may send FlagRef
+	// answers. Without it the master sends and takes bodies in frames.
+	Arenas bool `msgpack:"arenas,omitempty"`
 }
 
 // MaxPrefetch bounds Hello.Prefetch.
@@ -215,6 +219,8 @@ func DecodeHello(payload []byte) (Hello, error) {
 			h.SDK = string(s)
 		case "flow":
 			h.Flow, err = d.Bool()
+		case "arenas":
+			h.Arenas, err = d.Bool()
 		default:
 			err = d.Skip()
 		}

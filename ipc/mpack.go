@@ -356,6 +356,9 @@ func AppendRequest(dst []byte, r *Request) []byte {
 	if r.BodyFollows {
 		n++
 	}
+	if r.BodyAt != nil {
+		n++
+	}
 	dst = AppendMapLen(dst, n)
 	dst = AppendStr(dst, "method")
 	dst = AppendStr(dst, r.Method)
@@ -382,6 +385,13 @@ func AppendRequest(dst []byte, r *Request) []byte {
 		dst = AppendStr(dst, "body_follows")
 		dst = AppendBool(dst, true)
 	}
+	if r.BodyAt != nil {
+		dst = AppendStr(dst, "body_at")
+		dst = AppendArrayLen(dst, len(r.BodyAt))
+		for _, v := range r.BodyAt {
+			dst = AppendInt(dst, int64(v))
+		}
+	}
 	dst = AppendStr(dst, "remote")
 	dst = AppendStr(dst, r.Remote)
 	dst = AppendStr(dst, "listener")
@@ -394,6 +404,10 @@ type ResponseView struct {
 	Status  int
 	Headers [][]byte
 	Body    []byte
+	// BodyAt is body_at ([offset, length] in the answer arena), nil when
+	// absent.
+	BodyAt []uint64
+	at     [2]uint64 // BodyAt's storage
 }
 
 // Decode fills v from a TypeResponse payload, reusing v.Headers' capacity.
@@ -401,7 +415,7 @@ type ResponseView struct {
 // are empty); on error v is unusable.
 func (v *ResponseView) Decode(payload []byte) error {
 	d := MsgReader{b: payload}
-	v.Status, v.Headers, v.Body = 0, v.Headers[:0], nil
+	v.Status, v.Headers, v.Body, v.BodyAt = 0, v.Headers[:0], nil, nil
 	n, err := d.MapLen()
 	if err != nil {
 		return err
@@ -429,6 +443,8 @@ func (v *ResponseView) Decode(payload []byte) error {
 			}
 		case "body":
 			v.Body, _, err = d.Bytes()
+		case "body_at":
+			v.BodyAt, err = d.uints(v.at[:0])
 		default:
 			err = d.Skip()
 		}
@@ -437,4 +453,50 @@ func (v *ResponseView) Decode(payload []byte) error {
 		}
 	}
 	return nil
+}
+
+// uints reads an array of non-negative integers into dst (nil: nil, as
+// msgpack decodes it into a slice).
+func (d *MsgReader) uints(dst []uint64) ([]uint64, error) {
+	k, err := d.ArrayLen()
+	if err != nil || k < 0 {
+		return nil, err
+	}
+	if k > 16 {
+		return nil, ErrMsgpack // two are expected
+	}
+	if dst == nil {
+		dst = make([]uint64, 0, k)
+	}
+	for range k {
+		v, err := d.Int()
+		if err != nil {
+			return nil, err
+		}
+		if v < 0 {
+			return nil, ErrMsgpack // a negative offset or length
+		}
+		dst = append(dst, uint64(v))
+	}
+	return dst, nil
+}
+
+// AppendResponseRef is AppendResponseHead for a body in the answer arena
+// (a frame with FlagRef): body_at names it, no body follows.
+func AppendResponseRef(dst []byte, status int, pairs []string, extra []string, r Ref) []byte {
+	dst = AppendMapLen(dst, 3)
+	dst = AppendStr(dst, "status")
+	dst = AppendInt(dst, int64(status))
+	dst = AppendStr(dst, "headers")
+	dst = AppendArrayLen(dst, len(pairs)+len(extra))
+	for _, s := range pairs {
+		dst = AppendStr(dst, s)
+	}
+	for _, s := range extra {
+		dst = AppendStr(dst, s)
+	}
+	dst = AppendStr(dst, "body_at")
+	dst = AppendArrayLen(dst, 2)
+	dst = AppendInt(dst, int64(r.Off))
+	return AppendInt(dst, int64(r.Len))
 }

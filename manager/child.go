@@ -419,6 +419,10 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 	}
 	defer ours.Close()
 	defer theirs.Close()
+	extra, arenaEnv, answers := mg.arenas(role, theirs)
+	if answers != nil {
+		defer answers.Close()
+	}
 	// A deploy that flips a `current` link between releases is followed
 	// here: what the links name now is what this incarnation runs.
 	if h, err = atSpawn(h); err != nil {
@@ -432,8 +436,8 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 		Path:       h.Path,
 		Args:       append([]string(nil), h.Cmd...),
 		Dir:        h.Dir,
-		Env:        mg.roleEnv(workerEnv(role, slot, num, launch, h, mg.cred), role, h),
-		ExtraFiles: []*os.File{theirs},
+		Env:        append(mg.roleEnv(workerEnv(role, slot, num, launch, h, mg.cred), role, h), arenaEnv...),
+		ExtraFiles: extra,
 		SysProcAttr: &syscall.SysProcAttr{
 			Pdeathsig:  syscall.SIGKILL,
 			Setpgid:    true,
@@ -482,7 +486,11 @@ func (mg *Manager) spawn(role string, slot int, h *config.Handler, num int) (*ch
 	mg.mu.Lock()
 	mg.children[gen] = c
 	mg.mu.Unlock()
-	mg.report(ipc.CtlWorkerStarted, ipc.WorkerEvent{Role: role, Slot: slot, Gen: gen, PID: c.pid, Launch: c.launch}, ours)
+	pass := []*os.File{ours}
+	if answers != nil {
+		pass = append(pass, answers)
+	}
+	mg.report(ipc.CtlWorkerStarted, ipc.WorkerEvent{Role: role, Slot: slot, Gen: gen, PID: c.pid, Launch: c.launch}, pass...)
 	c.log.WithFields(logrus.Fields{"cmd": strings.Join(h.Cmd, " "), "path": h.Path, "dir": h.Dir, "launch": c.launch}).Info("worker started")
 	return c, nil
 }

@@ -41,6 +41,9 @@ type Manager struct {
 	launches map[string]string   // resolved launch mode by handler path
 	shm      *os.File            // the shared tables' memfd (shared.go), nil without; read-only
 	wg       sync.WaitGroup      // slot supervisors
+	// reqArena is the master's request arena (CtlInit), passed to every
+	// worker; nil without one. Read-only after Run's start.
+	reqArena *os.File
 }
 
 // Run serves as the manager until the master asks it to stop or goes
@@ -52,7 +55,7 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 		return err
 	}
 	defer ctl.Close()
-	h, payload, _, err := ctl.Recv()
+	h, payload, files, err := ctl.Recv()
 	if err != nil || h.Type != ipc.CtlInit {
 		return fmt.Errorf("manager: no init message from the master (%v, %s)", err, h.Type)
 	}
@@ -68,6 +71,9 @@ func Run(ctlFile *os.File, log *logrus.Entry) error {
 		ctl: ctl, stop: make(chan struct{}),
 		children: make(map[uint64]*child), launches: make(map[string]string), slots: make(map[slotKey]*slot)}
 	mg.gen.Store(init.GenBase)
+	if len(files) > 0 {
+		mg.reqArena = files[0] // the request arena (ipc.NewArena), kept for the manager's life
+	}
 	mg.initSlots = map[string][]int{ipc.RoleWorker: init.WorkerSlots, ipc.RoleTaskWorker: init.TaskSlots}
 	if mg.cred, err = cfg.WorkerCredential(); err != nil {
 		return fmt.Errorf("manager: %w", err) // the master checked it before starting us

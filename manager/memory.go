@@ -55,8 +55,9 @@ func (mg *Manager) watchMemory() {
 }
 
 // rssOf is the resident set size of pid without its resident shared
-// memory (shmemOf: the shared tables are the master's, allocated once,
-// whichever worker touches them), 0 if unknown (it exited).
+// memory (shmemOf: the shared tables and the body arenas are the
+// master's, allocated once, whichever worker touches them), 0 if unknown
+// (it exited).
 func rssOf(pid int) uint64 {
 	if p, err := process.NewProcess(int32(pid)); err == nil {
 		if mi, err := p.MemoryInfo(); err == nil {

@@ -117,7 +117,7 @@ func (h *harness) readyWorker(slot, concurrency int) *testWorker {
 	}
 	h.t.Cleanup(func() { conn.Close() })
 	h.gen++
-	h.m.addWorker(ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: slot, Gen: h.gen, PID: 10000 + slot, Launch: "exec"}, ours)
+	h.m.addWorker(ipc.WorkerEvent{Role: ipc.RoleWorker, Slot: slot, Gen: h.gen, PID: 10000 + slot, Launch: "exec"}, ours, nil)
 	w := h.m.plane.ByGen(h.gen)
 	if w == nil {
 		ours.Close()

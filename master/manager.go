@@ -124,7 +124,11 @@ func (m *Master) startManager() error {
 	}
 	init := ipc.Init{Config: cfgJSON, GenBase: m.mgrSeq << 32, LogFormat: m.cfg.LogFormat, LogLevel: m.cfg.LogLevel}
 	init.WorkerSlots, init.TaskSlots = m.managerSlots() // the pools as they are (pool.go)
-	if err := ctl.Send(ipc.CtlInit, 0, init); err != nil {
+	var arena []*os.File                                // the request arena, for the workers
+	if f := m.plane.RequestArena(); f != nil {
+		arena = append(arena, f)
+	}
+	if err := ctl.Send(ipc.CtlInit, 0, init, arena...); err != nil {
 		return fmt.Errorf("start manager: %w", err)
 	}
 	go m.readManager(mp)
@@ -185,14 +189,18 @@ func (m *Master) readManager(mp *managerProc) {
 		}
 		switch h.Type {
 		case ipc.CtlWorkerStarted:
-			if len(files) != 1 {
+			if len(files) != 1 && len(files) != 2 {
 				m.log.WithField("files", len(files)).Error("worker started without its socket pair; ignored")
 				for _, f := range files {
 					f.Close()
 				}
 				continue
 			}
-			m.events <- evWorkerStarted{mgr: mp, ev: ev, file: files[0]}
+			e := evWorkerStarted{mgr: mp, ev: ev, file: files[0]}
+			if len(files) == 2 {
+				e.answers = files[1] // its answer arena
+			}
+			m.events <- e
 		case ipc.CtlWorkerExited:
 			m.events <- evWorkerExited{mgr: mp, ev: ev}
 		case ipc.CtlOverMemory:

@@ -146,9 +146,10 @@ type slotInfo struct {
 type (
 	evWorkerReady   struct{ w *plane.Worker }
 	evWorkerStarted struct {
-		mgr  *managerProc
-		ev   ipc.WorkerEvent
-		file *os.File
+		mgr     *managerProc
+		ev      ipc.WorkerEvent
+		file    *os.File
+		answers *os.File // its answer arena, or nil
 	}
 	evWorkerExited struct {
 		mgr *managerProc
@@ -735,9 +736,12 @@ func (m *Master) handle(ev any) error {
 	case evWorkerStarted:
 		if e.mgr != m.curMgr() || m.stopping.Load() {
 			e.file.Close()
+			if e.answers != nil {
+				e.answers.Close()
+			}
 			return nil
 		}
-		m.addWorker(e.ev, e.file)
+		m.addWorker(e.ev, e.file, e.answers)
 	case evWorkerExited:
 		m.recoverShared(e.ev)
 		if e.mgr != m.curMgr() {
@@ -782,8 +786,8 @@ func (m *Master) handle(ev any) error {
 	return nil
 }
 
-func (m *Master) addWorker(ev ipc.WorkerEvent, f *os.File) {
-	m.plane.Attach(ev, f)
+func (m *Master) addWorker(ev ipc.WorkerEvent, f, answers *os.File) {
+	m.plane.Attach(ev, f, answers)
 	if _, ok := m.slots[slotKey{ev.Role, ev.Slot}]; !ok {
 		m.slots[slotKey{ev.Role, ev.Slot}] = &slotInfo{}
 	}

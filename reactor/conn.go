@@ -41,6 +41,7 @@ type Conn struct {
 	lingerLeft int // bytes still dropped before the connection is closed
 
 	written func(*Conn) // NotifyWritten's hook
+	reader  Reader      // ReadInto's hook
 
 	// Ctx is the Handler's per-connection state.
 	Ctx any
@@ -380,6 +381,18 @@ func (c *Conn) event(l *Loop, ev uint32) {
 func (c *Conn) read() {
 	l := c.l
 	var data []byte
+	if len(c.in) == 0 && c.reader != nil {
+		if dst := c.reader.ReadBuffer(); len(dst) > 0 {
+			n, err := unix.Read(c.fd, dst)
+			if n <= 0 {
+				c.readFailed(err)
+				return
+			}
+			c.lastRead = l.now.UnixNano()
+			c.reader.ReadDone(n)
+			return
+		}
+	}
 	if len(c.in) == 0 {
 		n, err := unix.Read(c.fd, l.buf)
 		if n <= 0 {
@@ -478,6 +491,24 @@ func (c *Conn) readFailed(err error) {
 	c.updateEvents()
 	c.l.h.OnReadEOF(c)
 }
+
+// Reader takes a connection's reads into memory of its own (Conn.ReadInto).
+type Reader interface {
+	// ReadBuffer is where the connection's next read goes while none of
+	// its input waits unconsumed: nil or empty, the loop's buffer (and the
+	// bytes go to the handler as usual). Runs on the connection's loop.
+	ReadBuffer() []byte
+	// ReadDone: the read put n > 0 bytes at the start of the slice
+	// ReadBuffer returned. An end of stream or an error is handled as for
+	// any read (OnReadEOF, Close), and ReadDone is not called.
+	ReadDone(n int)
+}
+
+// ReadInto makes c ask r where each read goes (nil: the loop's buffer
+// always): a large request body is then read straight into the buffer it
+// is kept in, in reads as large as its rest, instead of 64 KiB at a time
+// into the loop's buffer and copied from there.
+func (c *Conn) ReadInto(r Reader) { c.reader = r }
 
 // NotifyWritten makes each flush of c that writes output call fn, on c's
 // loop, once it has written what the socket took; nil stops the calls. The

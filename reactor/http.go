@@ -824,6 +824,17 @@ func (p *HTTPParser) Body(buf []byte) (n int, data []byte, done bool, err error)
 	}
 }
 
+// LengthRemaining is how many bytes of a Content-Length body Body has yet
+// to consume: 0 when the parser is not in one (a chunked body, no body,
+// done). A caller may read that many bytes into a buffer of its own and
+// pass them to Body, which then returns them in place.
+func (p *HTTPParser) LengthRemaining() int64 {
+	if p.state != httpBodyLength {
+		return 0
+	}
+	return p.remaining
+}
+
 // crlfLine finds the next line of buf that ends within limit bytes,
 // resuming the scan where the previous call stopped. It returns the index
 // of the line's LF (the line is buf[:lf-1]), or -1 with a nil error when

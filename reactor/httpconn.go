@@ -102,7 +102,9 @@ type HTTPBackend interface {
 	// HTTPConcurrent reports whether every worker takes concurrent
 	// requests: then a request may be dispatched before its body is whole.
 	HTTPConcurrent() bool
-	// HTTPBody forwards pieces of the request body; end: the last.
+	// HTTPBody forwards pieces of the request body; end: the last. The
+	// pieces alias the connection's body buffer: a backend that keeps
+	// them past the call takes a LendBody reference.
 	HTTPBody(hc *HTTPConn, pieces [][]byte, end bool)
 	// HTTPCancel tells the worker its client went away: shut down its side
 	// (once per request) or closed (closed: whatever more it sends is
@@ -126,6 +128,18 @@ type HTTPBackend interface {
 	HTTPDone(hc *HTTPConn, status int, bytes int64)
 }
 
+// BodyArena lends HTTPConn memory for request bodies that a worker can
+// read in place: the data plane's request arena (HTTPServer.Arena).
+type BodyArena interface {
+	// ArenaAlloc returns n bytes (len and cap n) for the body of hc's
+	// request, or nil: none free, or no worker would read it there.
+	ArenaAlloc(hc *HTTPConn, n int) []byte
+	// ArenaFree gives back what ArenaAlloc returned. It runs once per
+	// ArenaAlloc, on any goroutine, when neither the connection nor a
+	// worker needs the memory any more.
+	ArenaFree(buf []byte)
+}
+
 // HTTPServer is what every HTTP connection of a server shares: its bounds,
 // backend and log, set before the loops start and read-only after, and
 // counters that the loops write.
@@ -133,6 +147,10 @@ type HTTPServer struct {
 	Config  HTTPConfig
 	Backend HTTPBackend
 	Log     *logrus.Entry
+	// Arena, if set, lends memory for request bodies that a worker reads
+	// in place (the request arena); nil: bodies are buffered in memory of
+	// the connections' own.
+	Arena BodyArena
 	// Stopping reports a stop in progress: keep-alive ends, idle
 	// connections close after DrainIdleGrace. Safe from any goroutine.
 	Stopping func() bool
@@ -218,6 +236,13 @@ type HTTPConn struct {
 	bodyOff   int
 	bodyDone  bool
 	bodyStart time.Time
+	// loan is set while the backend holds pieces of body's memory
+	// (LendBody), and while body is in the request arena: that memory is
+	// not written again, and it goes to the loan (not the pool) when the
+	// connection is done with it. byRef: the backend sent the whole body
+	// by reference (BodyTaken): nothing is forwarded.
+	loan  *BodyLoan
+	byRef bool
 	// Output: outTotal bytes handed to c.Write; the send timeout's period
 	// began at sendSince (zero while nothing waits for the client), with
 	// sendBase bytes written by then. acctBody and acctOut are this
@@ -248,6 +273,7 @@ func (s *HTTPServer) NewConn(c *Conn) *HTTPConn {
 		h.syncOut(true)
 		h.creditResponse()
 	})
+	c.ReadInto(h)
 	return h
 }
 
@@ -387,10 +413,14 @@ func (h *HTTPConn) startRequest(req *HTTPRequest, rest []byte) int {
 		// The body is buffered first (see the top of this file).
 		h.phase = HTTPBuffer
 	}
-	h.bodyFollows, h.expect100 = h.phase == HTTPBuffer, req.Expect100
+	h.bodyFollows, h.expect100, h.byRef = h.phase == HTTPBuffer, req.Expect100, false
+	if h.phase == HTTPBuffer {
+		h.resetBody()
+		h.bodyDone = false
+		h.arenaBody(req)
+	}
 	h.s.Backend.HTTPPrepare(h, req, body, h.bodyFollows)
 	if h.phase == HTTPBuffer {
-		h.body, h.bodyOff, h.bodyDone = h.body[:0], 0, false
 		h.bodyStart, h.bodyAt = c.Loop().Now(), c.Loop().Now()
 		if h.expect100 {
 			// As nginx: the client is asked for the body when reading it
@@ -455,7 +485,15 @@ func (h *HTTPConn) Requeue() {
 func (h *HTTPConn) requestSent(window int64) {
 	h.window = window
 	h.bodyAt = h.c.Loop().Now()
-	if !h.bodyFollows {
+	if h.byRef {
+		// The worker reads the body where it is: it counts as forwarded.
+		n := len(h.body) - h.bodyOff
+		h.reqSent += int64(n)
+		h.acctBody -= int64(n)
+		h.s.noteBuffered(h.s.buffered.Add(-int64(n)))
+		h.releaseBody()
+	}
+	if !h.bodyFollows || h.byRef {
 		h.phase = HTTPWait
 		return
 	}
@@ -511,20 +549,13 @@ func (s *HTTPServer) noteBuffered(total int64) {
 }
 
 // takeBody reads body bytes from data into h.body while the buffer has
-// room: up to BodyBufferSize not yet forwarded once the request is at a
-// worker (or about to go to one that takes concurrent requests), otherwise
-// the whole body (the parser stops it at MaxBodyBytes). It returns what it
-// consumed, and false when the connection was answered (malformed body,
-// MaxBuffered).
+// room (bodyRoom). It returns what it consumed, and false when the
+// connection was answered (malformed body, MaxBuffered).
 func (h *HTTPConn) takeBody(data []byte) (int, bool) {
 	c := h.c
 	used := 0
-	limit := h.s.Config.BodyBufferSize
-	if h.phase == HTTPBuffer && !h.s.Backend.HTTPConcurrent() {
-		limit = int(h.s.Config.MaxBodyBytes) + 1
-	}
 	for !h.bodyDone && used < len(data) {
-		room := limit - (len(h.body) - h.bodyOff)
+		room := h.bodyRoom()
 		if room <= 0 {
 			break
 		}
@@ -544,21 +575,10 @@ func (h *HTTPConn) takeBody(data []byte) (int, bool) {
 			h.bodyAt = c.Loop().Now()
 		}
 		if len(piece) > 0 {
-			total := h.s.buffered.Add(int64(len(piece)))
-			h.s.noteBuffered(total)
-			if total > h.s.Config.MaxBuffered {
-				h.s.buffered.Add(-int64(len(piece)))
-				h.s.refused.Add(1)
-				h.s.Log.WithFields(h.Fields()).WithField("http_max_buffered", h.s.Config.MaxBuffered).
-					Warn("request refused with 503: the master holds http_max_buffered bytes of bodies and answers")
-				h.cancel(true)
-				h.Error(http.StatusServiceUnavailable, "the server is busy; retry shortly", "Retry-After: 1\r\n")
+			if !h.holdBody(len(piece)) {
 				return len(data), false
 			}
-			h.acctBody += int64(len(piece))
-			if cap(h.body) == 0 {
-				h.body = getBody()
-			}
+			h.reserve(len(piece))
 			h.body = append(h.body, piece...)
 		}
 		if done {
@@ -569,6 +589,203 @@ func (h *HTTPConn) takeBody(data []byte) (int, bool) {
 		}
 	}
 	return used, true
+}
+
+// bodyRoom is how many more body bytes h.body may take: up to
+// BodyBufferSize not yet forwarded once the request is at a worker (or
+// about to go to one that takes concurrent requests), otherwise the whole
+// body (the parser stops it at MaxBodyBytes).
+func (h *HTTPConn) bodyRoom() int {
+	limit := h.s.Config.BodyBufferSize
+	if h.phase == HTTPBuffer && !h.s.Backend.HTTPConcurrent() {
+		limit = int(h.s.Config.MaxBodyBytes) + 1
+	}
+	return limit - (len(h.body) - h.bodyOff)
+}
+
+// holdBody counts n more body bytes held here against MaxBuffered; past
+// it the request is refused with 503 and holdBody reports false.
+func (h *HTTPConn) holdBody(n int) bool {
+	total := h.s.buffered.Add(int64(n))
+	h.s.noteBuffered(total)
+	if total > h.s.Config.MaxBuffered {
+		h.s.buffered.Add(-int64(n))
+		h.s.refused.Add(1)
+		h.s.Log.WithFields(h.Fields()).WithField("http_max_buffered", h.s.Config.MaxBuffered).
+			Warn("request refused with 503: the master holds http_max_buffered bytes of bodies and answers")
+		h.cancel(true)
+		h.Error(http.StatusServiceUnavailable, "the server is busy; retry shortly", "Retry-After: 1\r\n")
+		return false
+	}
+	h.acctBody += int64(n)
+	return true
+}
+
+// reserve makes room in h.body for n more bytes: a buffer from the pool,
+// or a larger one (at least twice the size) that takes the bytes not yet
+// forwarded; the old memory goes back to the pool, or to its loan.
+func (h *HTTPConn) reserve(n int) {
+	if cap(h.body)-len(h.body) >= n {
+		return
+	}
+	if cap(h.body) == 0 {
+		h.body, h.bodyOff = getBody(), 0
+		if cap(h.body) >= n {
+			return
+		}
+	}
+	pend := h.body[h.bodyOff:]
+	nb := make([]byte, len(pend), max(len(pend)+n, 2*cap(h.body), minPooledBody))
+	copy(nb, pend)
+	h.releaseBody()
+	h.body = nb
+}
+
+// releaseBody lets h.body's memory go: back to the pool, or to the
+// backend that holds pieces of it (the last Release pools it).
+func (h *HTTPConn) releaseBody() {
+	if h.loan != nil {
+		h.loan.Release()
+		h.loan = nil
+	} else {
+		putBody(h.body)
+	}
+	h.body, h.bodyOff = nil, 0
+}
+
+// resetBody empties h.body for the next bytes: in place, unless pieces of
+// it are lent.
+func (h *HTTPConn) resetBody() {
+	if h.loan != nil {
+		h.releaseBody()
+		return
+	}
+	h.body, h.bodyOff = h.body[:0], 0
+}
+
+// BodyLoan keeps a request body's buffer for an HTTPBackend that holds
+// pieces of it past HTTPBody (HTTPConn.LendBody): the connection writes
+// no more into the bytes it lent, and the buffer goes back to the pool at
+// the last Release (the connection holds one reference until it is done
+// with the buffer).
+type BodyLoan struct {
+	buf   []byte
+	refs  atomic.Int32
+	arena BodyArena // the buffer is the arena's (ArenaFree), not the pool's
+}
+
+// Release gives back one reference taken by LendBody. Safe from any
+// goroutine; each LendBody's reference is released once.
+func (b *BodyLoan) Release() {
+	if b.refs.Add(-1) == 0 {
+		if b.arena != nil {
+			b.arena.ArenaFree(b.buf)
+		} else {
+			putBody(b.buf)
+		}
+	}
+}
+
+// arenaBody buffers the body of req, a Content-Length body read whole
+// before it is dispatched, in the request arena when the backend lends a
+// range of it (HTTPServer.Arena): a worker that maps the arena then reads
+// it there. The range goes back to the arena through the loan.
+func (h *HTTPConn) arenaBody(req *HTTPRequest) {
+	a := h.s.Arena
+	if a == nil || req.Chunked || req.ContentLength <= 0 || req.ContentLength > int64(h.s.Config.BodyBufferSize) {
+		return
+	}
+	buf := a.ArenaAlloc(h, int(req.ContentLength))
+	if buf == nil {
+		return
+	}
+	h.releaseBody()
+	h.body = buf[:0]
+	h.loan = &BodyLoan{buf: buf[:0], arena: a}
+	h.loan.refs.Store(1)
+}
+
+// BodyInArena reports whether the current request's body is buffered in
+// the request arena (HTTPServer.Arena).
+func (h *HTTPConn) BodyInArena() bool { return h.loan != nil && h.loan.arena != nil }
+
+// ArenaBody returns the current request's body when it is whole in the
+// request arena and none of it was forwarded, else nil.
+func (h *HTTPConn) ArenaBody() []byte {
+	if !h.BodyInArena() || !h.bodyDone || h.bodyOff != 0 || h.byRef {
+		return nil
+	}
+	return h.body
+}
+
+// BodyTaken tells the connection, within HTTPDispatch, that the request
+// names its whole body (ArenaBody) for the worker to read where it is:
+// nothing is forwarded, and the backend holds the memory (LendBody) until
+// the worker has done with it.
+func (h *HTTPConn) BodyTaken() { h.byRef = true }
+
+// LendBody lets the backend keep the pieces of the body HTTPBody passed
+// it beyond the call (until it has written them), or the whole body it
+// took by reference (BodyTaken): it returns a reference to release then.
+// Call it only within HTTPBody or HTTPDispatch.
+func (h *HTTPConn) LendBody() *BodyLoan {
+	if h.loan == nil {
+		h.loan = &BodyLoan{buf: h.body[:0]}
+		h.loan.refs.Store(1)
+	}
+	h.loan.refs.Add(1)
+	return h.loan
+}
+
+// ReadBuffer implements Reader: while a Content-Length body is read, the
+// connection's reads go straight into h.body, each as large as the rest of
+// the body and the room left (bodyRoom), the buffer at most doubling at a
+// time so that a declared length alone reserves no more than what came.
+// At MaxBuffered (reached, or that a read could pass), reads go to the
+// loop's buffer and takeBody refuses the request as it does for any body.
+func (h *HTTPConn) ReadBuffer() []byte {
+	if h.phase != HTTPBuffer && h.phase != HTTPBody || h.bodyDone {
+		return nil
+	}
+	n := min(h.p.LengthRemaining(), int64(h.bodyRoom()))
+	if n <= 0 || n > h.s.Config.MaxBuffered-h.s.buffered.Load() {
+		return nil
+	}
+	if cap(h.body) == 0 {
+		h.body, h.bodyOff = getBody(), 0
+	}
+	if avail := int64(cap(h.body) - len(h.body)); n > avail {
+		n = min(n, max(avail, int64(cap(h.body)), readBufSize))
+		h.reserve(int(n))
+	}
+	return h.body[len(h.body) : len(h.body)+int(n)]
+}
+
+// ReadDone implements Reader: n body bytes were read into place. The
+// request moves on as in OnStream: dispatched once buffered enough, its
+// body forwarded; reading pauses while the buffer is full.
+func (h *HTTPConn) ReadDone(n int) {
+	at := len(h.body)
+	_, _, done, _ := h.p.Body(h.body[at : at+n]) // a Content-Length body: taken in place, whole
+	h.bodyAt = h.c.Loop().Now()
+	if !h.holdBody(n) {
+		return
+	}
+	h.body = h.body[:at+n]
+	h.bodyDone = done
+	if h.phase == HTTPBuffer && (h.bodyDone || len(h.body) >= h.s.Config.BodyBufferSize && h.s.Backend.HTTPConcurrent()) {
+		if !h.dispatch() {
+			return
+		}
+	}
+	if h.phase == HTTPBody {
+		h.pumpBody()
+	}
+	if (h.phase == HTTPBuffer || h.phase == HTTPBody) && !h.bodyDone && h.bodyRoom() <= 0 {
+		// Full: the rest waits in the client's socket until the worker
+		// takes some (RequestCredit resumes).
+		h.c.PauseRead()
+	}
 }
 
 // pumpBody forwards the buffered body to the worker, within its
@@ -610,14 +827,13 @@ func (h *HTTPConn) pumpBody() {
 	}
 	switch {
 	case h.phase != HTTPBody:
-		putBody(h.body) // an idle connection pins no buffer
-		h.body, h.bodyOff = nil, 0
+		h.releaseBody() // an idle connection pins no buffer
 	case h.bodyOff == len(h.body):
-		if cap(h.body) > h.s.Config.MaxForwardPiece {
-			putBody(h.body)
-			h.body = nil
+		if h.loan != nil || cap(h.body) > h.s.Config.MaxForwardPiece {
+			h.releaseBody()
+		} else {
+			h.body, h.bodyOff = h.body[:0], 0
 		}
-		h.body, h.bodyOff = h.body[:0], 0
 	}
 }
 
@@ -1238,8 +1454,7 @@ func (h *HTTPConn) Closed() {
 		h.acctBody, h.acctOut = 0, 0
 		h.s.noteBuffered(h.s.buffered.Add(-n))
 	}
-	putBody(h.body)
-	h.body = nil
+	h.releaseBody()
 }
 
 // appendStatusLine appends "HTTP/1.1 <status> <reason>\r\n". Responses are

@@ -198,7 +198,8 @@ func (s *Server) leadFrame(h ipc.Header, payload []byte, err error) bool {
 		s.result <- s.readEnded(err)
 		return false
 	}
-	if s.draining && h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel && h.Type != ipc.TypeWindow && h.Type != ipc.TypeTaskResult {
+	if s.draining && h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel && h.Type != ipc.TypeWindow &&
+		h.Type != ipc.TypeTaskResult && h.Type != ipc.TypeRelease {
 		return true
 	}
 	switch h.Type {
@@ -228,6 +229,8 @@ func (s *Server) leadFrame(h ipc.Header, payload []byte, err error) bool {
 		return s.reclaim()
 	case ipc.TypeRequestBody, ipc.TypeCancel, ipc.TypeWindow:
 		s.requestFrame(h, payload, s.ownedPiece())
+	case ipc.TypeRelease:
+		s.releaseFrame(payload)
 	case ipc.TypeConnect, ipc.TypeData, ipc.TypeClose:
 		ev := newEvent(h.Type, payload)
 		s.mu.Lock()
@@ -263,6 +266,10 @@ func (s *Server) takeRole() bool {
 func (s *Server) readThrough(x *exchange) {
 	for {
 		h, payload, err := s.ch.r.ReadFrame()
+		if err == nil && h.Type == ipc.TypeRelease {
+			s.releaseFrame(payload)
+			continue
+		}
 		if err != nil || s.stopping.Load() || h.Type != ipc.TypeRequestBody && h.Type != ipc.TypeCancel && h.Type != ipc.TypeWindow {
 			s.ch.w.Hold(err == nil && s.ch.r.Ready())
 			if s.opt.onLeaderStart != nil {

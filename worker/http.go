@@ -162,6 +162,7 @@ type exchange struct {
 	read     int64     // bytes returned by Read
 	ended    bool      // the last piece arrived
 	follows  bool      // pieces arrive in TypeRequestBody frames
+	abody    []byte    // the unread rest of a body in the request arena (body_at)
 	berr     error     // Read's error once the queue is empty; set on cancel, close, overflow
 	// Flow control (ipc.FlowWindow), also under bmu: body bytes read and
 	// not yet credited to the master; response body bytes the handler may
@@ -188,16 +189,21 @@ type requestBody exchange
 
 // httpBufs are an exchange's pooled buffers.
 type httpBufs struct {
-	dec    ipc.RequestDecoder
-	wire   ipc.Request  // the decoded TypeRequest; its body aliases the read buffer
-	tmpl   http.Request // request under construction; WithContext copies it
-	hdr    http.Header  // the response headers
-	pairs  []string     // snapshot of hdr: name, value, …
-	keys   []string
-	extra  []string
-	out    []byte // response body not yet sent
-	enc    []byte // encoded TypeResponse payload
-	chunks []*[]byte
+	dec   ipc.RequestDecoder
+	wire  ipc.Request  // the decoded TypeRequest; its body aliases the read buffer
+	tmpl  http.Request // request under construction; WithContext copies it
+	hdr   http.Header  // the response headers
+	pairs []string     // snapshot of hdr: name, value, …
+	keys  []string
+	extra []string
+	out   []byte // response body not yet sent
+	// slot: out is in this slot of the answer arena (at slotOff), and
+	// heap is out's own buffer meanwhile (outGrow).
+	slot    []byte
+	slotOff uint64
+	heap    []byte
+	enc     []byte // encoded TypeResponse payload
+	chunks  []*[]byte
 }
 
 var bufsPool = sync.Pool{New: func() any { return &httpBufs{hdr: make(http.Header)} }}
@@ -238,6 +244,14 @@ func (s *Server) startRequest(conn uint64, payload []byte) *exchange {
 		x.abort(http.StatusInternalServerError)
 		return nil
 	}
+	if b.wire.BodyAt != nil {
+		if _, ok := s.opt.arenas.body(b.wire.BodyAt); !ok {
+			// The master's fault, not the client's.
+			s.opt.errorLog.Printf("worker %d: conn %d: request body at %v, outside the request arena", s.id, conn, b.wire.BodyAt)
+			x.abort(http.StatusInternalServerError)
+			return nil
+		}
+	}
 	if !x.build() {
 		x.abort(http.StatusBadRequest)
 		return nil
@@ -260,6 +274,7 @@ func (x *exchange) abort(status int) {
 	x.bufs.out = append(x.bufs.out[:0], http.StatusText(status)...)
 	x.bufs.out = append(x.bufs.out, '\n')
 	x.emit(x.bufs.out, true)
+	x.dropSlot()
 	x.bufs.release()
 	x.bufs = nil
 }
@@ -337,6 +352,10 @@ func (x *exchange) build() bool {
 		delete(h, "Content-Length")
 	}
 	switch {
+	case w.BodyAt != nil:
+		body, _ := x.s.opt.arenas.body(w.BodyAt) // checked by startRequest
+		x.ended, x.abody, x.received = true, body, int64(len(body))
+		r.Body = (*requestBody)(x)
 	case w.BodyFollows:
 		x.follows = true
 		x.bcond.L = &x.bmu
@@ -431,6 +450,7 @@ func (x *exchange) finish() {
 		x.aborted = true // shorter than its Content-Length: net/http closes too
 	}
 	x.emit(x.bufs.out, true)
+	x.dropSlot()
 	x.bufs.release()
 	x.bufs = nil
 	if last {
@@ -597,6 +617,7 @@ func (x *exchange) failBody(err error) {
 		x.berr = err
 	}
 	x.dropChunks()
+	x.abody = nil // the master may reuse its range once the response ended
 	if x.bcond.L != nil {
 		x.bcond.Signal()
 	}
@@ -677,6 +698,17 @@ func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
 	x := (*exchange)(b)
 	var total int64
 	for {
+		if piece, err := x.arenaPiece(); err != nil || piece != nil {
+			if err != nil {
+				return total, err
+			}
+			n, werr := w.Write(piece)
+			total += int64(n)
+			if werr != nil {
+				return total, werr
+			}
+			continue
+		}
 		bp, off, grant, err := x.nextPiece()
 		if grant > 0 {
 			var win [4]byte
@@ -695,6 +727,24 @@ func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
 			return total, werr
 		}
 	}
+}
+
+// arenaPiece takes the next piece of a body in the request arena
+// (body_at), a frame's worth, for WriteTo; nil when there is none.
+func (x *exchange) arenaPiece() ([]byte, error) {
+	x.bmu.Lock()
+	defer x.bmu.Unlock()
+	if len(x.abody) == 0 {
+		return nil, nil
+	}
+	if x.berr != nil {
+		return nil, x.berr
+	}
+	n := min(len(x.abody), ipc.MaxInlineBody)
+	p := x.abody[:n]
+	x.abody = x.abody[n:]
+	x.read += int64(n)
+	return p, nil
 }
 
 // nextPiece is readBody taking the rest of the next piece whole: the
@@ -758,6 +808,12 @@ func (x *exchange) readBody(p []byte) (n, grant int, err error) {
 	for {
 		if x.berr != nil {
 			return 0, 0, x.berr
+		}
+		if len(x.abody) > 0 {
+			n := copy(p, x.abody)
+			x.abody = x.abody[n:]
+			x.read += int64(n)
+			return n, 0, nil
 		}
 		if x.cur != nil {
 			n := copy(p, (*x.cur)[x.off:])
@@ -920,12 +976,14 @@ func (x *exchange) Write(p []byte) (int, error) {
 	// Once the response streams, a whole frame's worth with nothing
 	// buffered goes out from p, without being buffered first.
 	if len(b.out)+len(p) <= ipc.MaxInlineBody && !(x.sent && len(b.out) == 0 && len(p) == ipc.MaxInlineBody) {
+		x.outGrow(len(p))
 		b.out = append(b.out, p...)
 		return len(p), nil
 	}
 	n := len(p)
 	if len(b.out) > 0 {
 		room := ipc.MaxInlineBody - len(b.out)
+		x.outGrow(room)
 		b.out = append(b.out, p[:room]...)
 		p = p[room:]
 		x.emit(b.out, false)
@@ -936,6 +994,7 @@ func (x *exchange) Write(p []byte) (int, error) {
 		x.emit(p[:ipc.MaxInlineBody], false)
 		p = p[ipc.MaxInlineBody:]
 	}
+	x.outGrow(len(p))
 	b.out = append(b.out, p...)
 	if x.werr != nil {
 		return 0, x.werr
@@ -951,6 +1010,7 @@ func (x *exchange) WriteString(s string) (int, error) {
 	if x.bufs != nil && bodyAllowed(x.status) && len(x.bufs.out)+len(s) <= ipc.MaxInlineBody &&
 		!x.gone.Load() && x.werr == nil && (x.declared < 0 || x.written+int64(len(s)) <= x.declared) {
 		x.written += int64(len(s))
+		x.outGrow(len(s))
 		x.bufs.out = append(x.bufs.out, s...)
 		return len(s), nil
 	}
@@ -984,6 +1044,23 @@ func (x *exchange) FlushError() error {
 // read the request body while it writes the response.
 func (x *exchange) EnableFullDuplex() error { return nil }
 
+// toArena puts a body of answerMin bytes or more in the answer arena,
+// when the worker has one with a slot free, and returns where.
+func (x *exchange) toArena(data []byte) (ipc.Ref, bool) {
+	a := x.s.opt.arenas
+	if a == nil || len(data) < answerMin || len(data) > ipc.MaxInlineBody {
+		return ipc.Ref{}, false
+	}
+	return a.put(data)
+}
+
+// releaseFrame takes back the answer-arena slots a Release frame names.
+func (s *Server) releaseFrame(payload []byte) {
+	if a := s.opt.arenas; a != nil {
+		a.release(payload)
+	}
+}
+
 // emit writes body as the response's next frame — TypeResponse with the
 // status and headers first, TypeResponseBody after — and empties the
 // buffer; end marks the last frame.
@@ -1000,6 +1077,18 @@ func (x *exchange) emit(body []byte, end bool) {
 	if x.head || x.gone.Load() || len(data) > 0 && !x.prepaid && !x.spend(len(data)) {
 		data = nil // nobody will read it
 	}
+	// A body in the answer arena goes by reference: from its slot
+	// (outGrow), which is then the master's, or copied into one.
+	inSlot := b.slot != nil && len(body) > 0 && &body[0] == &b.slot[:1][0]
+	var ref ipc.Ref
+	var byRef bool
+	switch {
+	case inSlot && len(data) > 0:
+		ref, byRef = ipc.Ref{Off: b.slotOff, Len: uint64(len(data))}, true
+		b.slot = nil
+	case !inSlot:
+		ref, byRef = x.toArena(data)
+	}
 	var err error
 	if !x.sent {
 		x.sent = true
@@ -1010,13 +1099,53 @@ func (x *exchange) emit(body []byte, end bool) {
 		if x.head && end && len(body) > 0 && x.declared < 0 && bodyAllowed(x.status) {
 			b.extra = append(b.extra, "Content-Length", strconv.Itoa(len(body)))
 		}
-		b.enc = ipc.AppendResponseHead(b.enc[:0], x.status, b.pairs, b.extra, len(data))
-		err = x.s.ch.w.WriteFrameParts(ipc.TypeResponse, flags, x.conn, b.enc, data)
+		if byRef {
+			b.enc = ipc.AppendResponseRef(b.enc[:0], x.status, b.pairs, b.extra, ref)
+			err = x.s.ch.w.WriteFrameParts(ipc.TypeResponse, flags|ipc.FlagRef, x.conn, b.enc, nil)
+		} else {
+			b.enc = ipc.AppendResponseHead(b.enc[:0], x.status, b.pairs, b.extra, len(data))
+			err = x.s.ch.w.WriteFrameParts(ipc.TypeResponse, flags, x.conn, b.enc, data)
+		}
+	} else if byRef {
+		var p [ipc.RefSize]byte
+		err = x.s.ch.w.WriteFrame(ipc.TypeResponseBody, flags|ipc.FlagRef, x.conn, ipc.AppendRef(p[:0], ref))
 	} else if len(data) > 0 || end {
 		err = x.s.ch.w.WriteFrameParts(ipc.TypeResponseBody, flags, x.conn, nil, data)
 	}
 	if err != nil && x.werr == nil {
 		x.werr = fmt.Errorf("worker: response to conn %d: %w", x.conn, err)
 	}
-	b.out = b.out[:0]
+	if inSlot && b.slot == nil {
+		b.out, b.heap = b.heap[:0], nil // the slot is the master's now
+	} else {
+		b.out = b.out[:0]
+	}
+}
+
+// outGrow prepares b.out for n more bytes: once the body buffered would
+// reach answerMin, it moves into a slot of the answer arena (when there
+// is one free), where it is written from then on and sent from by
+// reference, without another copy.
+func (x *exchange) outGrow(n int) {
+	b, a := x.bufs, x.s.opt.arenas
+	if a == nil || b.slot != nil || x.head || len(b.out)+n < answerMin || len(b.out)+n > ipc.MaxInlineBody {
+		return
+	}
+	slot, off, ok := a.take()
+	if !ok {
+		return
+	}
+	b.heap, b.slot, b.slotOff = b.out, slot, off
+	b.out = append(slot, b.out...)
+}
+
+// dropSlot gives back a slot taken and not sent (a HEAD answer's, a body
+// nobody reads).
+func (x *exchange) dropSlot() {
+	b := x.bufs
+	if b.slot == nil {
+		return
+	}
+	x.s.opt.arenas.giveBack(b.slotOff)
+	b.out, b.heap, b.slot = b.heap[:0], nil, nil
 }

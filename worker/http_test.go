@@ -87,7 +87,12 @@ func (m *fakeMaster) readH() hframe {
 			var r ipc.Response
 			if err := ipc.Unmarshal(p, &r); err == nil {
 				body = len(r.Body)
+				if len(r.BodyAt) == 2 {
+					body = int(r.BodyAt[1]) // in the answer arena (FlagRef)
+				}
 			}
+		} else if ref, err := ipc.ParseRef(p); err == nil && h.Flags&ipc.FlagRef != 0 {
+			body = int(ref.Len)
 		}
 		if !m.holdCredit && body > 0 && h.Flags&ipc.FlagEnd == 0 && (h.Type == ipc.TypeResponse || h.Type == ipc.TypeResponseBody) {
 			m.sendFlags(ipc.TypeWindow, 0, h.ID, ipc.AppendWindow(nil, uint32(body)))

@@ -69,6 +69,9 @@ type options struct {
 	http          httpOptions                            // ServeHTTP's
 	// lendThreshold is lendThreshold (dispatch.go); tests change it.
 	lendThreshold time.Duration
+	// arenas are the body arenas the manager passed (arena.go), nil
+	// without; tests set their own.
+	arenas *arenas
 }
 
 // DefaultConcurrency returns the concurrency a worker declares without
@@ -160,6 +163,9 @@ func serveRole(role string, ev Events, o options) error {
 		if onServer != nil {
 			onServer(s)
 		}
+	}
+	if role == ipc.RoleWorker && o.arenas == nil {
+		o.arenas = openArenas(o.http.handler != nil)
 	}
 	ch := channel{
 		r:            ipc.NewReader(f, ipc.DefaultMaxPayload),
@@ -283,7 +289,8 @@ func serve(ch channel, id int, ev Events, o options) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	if err := ipc.WriteHello(ch.w, ipc.Hello{Role: cmp.Or(o.role, ipc.RoleWorker), SDK: SDK, Concurrency: o.concurrency, Flow: true}); err != nil {
+	arenas := o.arenas != nil && o.http.handler != nil
+	if err := ipc.WriteHello(ch.w, ipc.Hello{Role: cmp.Or(o.role, ipc.RoleWorker), SDK: SDK, Concurrency: o.concurrency, Flow: true, Arenas: arenas}); err != nil {
 		return fmt.Errorf("worker %d: %w", id, err)
 	}
 	var err error

@@ -101,6 +101,7 @@ func (d *dispatcher) ready(w *Worker, h *ipc.Hello, recycleAt uint64) bool {
 	w.sdk = h.SDK
 	w.recycleAt = recycleAt
 	w.flow = h.Flow
+	w.arenas = h.Arenas
 	table := d.workers
 	switch w.role {
 	case ipc.RoleTaskWorker:
@@ -332,6 +333,9 @@ func (d *dispatcher) dispatchHTTP(c *reactor.Conn, st *connState, r *ipc.Request
 	pick.inflight++
 	pick.owed[c.ID()]++
 	d.total++
+	if r != nil && r.BodyAt != nil && !pick.arenas {
+		r.BodyAt, r.BodyFollows = nil, true // it does not map the request arena: frames
+	}
 	switch {
 	case r != nil && pick.prefetch > 0:
 		pick.writeRequest(c.Loop(), c.ID(), r, keep)

@@ -163,7 +163,7 @@ func (h *harness) addWorkerAs(role string, slot int) *testWorker {
 	}
 	h.t.Cleanup(func() { conn.Close() })
 	h.gen++
-	h.p.Attach(ipc.WorkerEvent{Role: role, Slot: slot, Gen: h.gen, PID: 10000 + slot, Launch: "exec"}, ours)
+	h.p.Attach(ipc.WorkerEvent{Role: role, Slot: slot, Gen: h.gen, PID: 10000 + slot, Launch: "exec"}, ours, nil)
 	w := h.p.disp.byGen(h.gen)
 	if w == nil {
 		ours.Close()

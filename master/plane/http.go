@@ -60,13 +60,15 @@ type httpState struct {
 	// dispatched is when the current request went to its worker, for its
 	// worker time (metrics.go); zero when none has it.
 	dispatched time.Time
-	obs        observed // for the access and slow-request logs (access.go)
+	// at is r.BodyAt's storage (a body in the request arena, arena.go).
+	at  [2]uint64
+	obs observed // for the access and slow-request logs (access.go)
 }
 
 // newHTTPServer is the HTTP server the plane's HTTP connections share.
 func (p *Plane) newHTTPServer() *reactor.HTTPServer {
 	cfg := p.cfg
-	return &reactor.HTTPServer{Backend: p, Log: p.log, Stopping: p.stopping.Load,
+	s := &reactor.HTTPServer{Backend: p, Log: p.log, Stopping: p.stopping.Load,
 		Config: reactor.HTTPConfig{
 			MaxHeaderBytes:  int(cfg.HTTPMaxHeaderSize),
 			MaxBodyBytes:    int64(cfg.PackageMaxLength),
@@ -83,6 +85,10 @@ func (p *Plane) newHTTPServer() *reactor.HTTPServer {
 			PipelineMax:     pipelineMax,
 			MaxForwardPiece: maxBodyFrame,
 		}}
+	if p.arena != nil {
+		s.Arena = p
+	}
+	return s
 }
 
 // stateOf is the plane's state of hc's connection.
@@ -106,7 +112,7 @@ func (p *Plane) HTTPPrepare(hc *reactor.HTTPConn, req *reactor.HTTPRequest, body
 		ContentLength: req.ContentLength, Remote: hc.Remote(), Listener: c.Listener().Index,
 		Body: body, BodyFollows: bodyFollows}
 	h.lazy = true
-	if bodyFollows {
+	if bodyFollows && !hc.BodyInArena() {
 		h.encode()
 	}
 	p.noteRequest(h, req)
@@ -129,7 +135,18 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 	h := st.http
 	var w *Worker
 	if h.lazy {
+		// A body whole in the request arena is named, not sent, to a
+		// worker that maps it (dispatchHTTP sends it in frames to one
+		// that does not).
+		if off, ok := p.arenaBody(hc); ok {
+			h.r.BodyAt, h.r.BodyFollows = append(h.at[:0], uint64(off), uint64(len(hc.ArenaBody()))), false
+		}
 		w = p.disp.dispatchHTTP(c, st, &h.r, nil, &h.retry)
+		if w != nil && h.r.BodyAt != nil {
+			w.holdBody(c.ID(), hc.LendBody())
+			hc.BodyTaken()
+		}
+		h.r.BodyAt, h.r.BodyFollows = nil, hc.BodyFollows()
 	} else {
 		w = p.disp.dispatchHTTP(c, st, nil, h.payload, nil)
 	}
@@ -159,7 +176,11 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 // dispatch_timeout (OnTick).
 func (p *Plane) HTTPQueued(hc *reactor.HTTPConn) {
 	c := hc.Conn()
-	stateOf(hc).http.encode()
+	if !hc.BodyInArena() {
+		// A request whose body is in the arena keeps nothing of the
+		// connection's input: it waits as it is.
+		stateOf(hc).http.encode()
+	}
 	ls := &p.loops[c.Loop().Index()]
 	ls.waiting = append(ls.waiting, c.ID())
 	p.httpWaiting.Add(1)
@@ -179,7 +200,7 @@ func (p *Plane) HTTPBody(hc *reactor.HTTPConn, pieces [][]byte, end bool) {
 	if end {
 		flags = ipc.FlagEnd
 	}
-	h.w.writeBodies(hc.Conn().Loop(), flags, hc.Conn().ID(), pieces)
+	h.w.writeBodies(hc.Conn().Loop(), flags, hc.Conn().ID(), pieces, hc)
 }
 
 // HTTPCancel implements reactor.HTTPBackend: TypeCancel, once per request
@@ -339,6 +360,7 @@ func (p *Plane) OnTick(l *reactor.Loop) {
 	ls.swept = now
 	if l.Index() == 0 {
 		p.checkStuck(now) // once a second, for every worker
+		p.flushReleases(l)
 	}
 	rt := p.cfg.Worker.RequestTimeout.D()
 	l.EachConn(func(c *reactor.Conn) {
@@ -394,6 +416,12 @@ func (p *Plane) handedBack(c *reactor.Conn, h *httpState) {
 // httpResponse hands a TypeResponse from a worker to the connection.
 // Runs on c's loop.
 func (p *Plane) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
+	p.respond(c, flags, payload, nil)
+}
+
+// respond is httpResponse with the payload decoded already (resp, whose
+// body may be in the worker's answer arena) or not (resp nil).
+func (p *Plane) respond(c *reactor.Conn, flags uint8, payload []byte, resp *ipc.ResponseView) {
 	h := c.Ctx.(*connState).http
 	if h == nil || h.hc.Started() || h.hc.Phase() < reactor.HTTPBody {
 		return // nothing asked for it (a late answer after a 503, or garbage)
@@ -403,12 +431,14 @@ func (p *Plane) httpResponse(c *reactor.Conn, flags uint8, payload []byte) {
 		return
 	}
 	h.canRetry = false
-	// Decoded in place: header names, values and the body alias payload.
-	resp := &p.loops[c.Loop().Index()].resp
-	if err := resp.Decode(payload); err != nil {
-		p.log.WithFields(logrus.Fields{"conn": c.ID(), "error": err.Error()}).Warn("undecodable response from a worker; answering 502")
-		h.hc.Error(http.StatusBadGateway, "the worker sent an undecodable response", "")
-		return
+	if resp == nil {
+		// Decoded in place: header names, values and the body alias payload.
+		resp = &p.loops[c.Loop().Index()].resp
+		if err := resp.Decode(payload); err != nil {
+			p.log.WithFields(logrus.Fields{"conn": c.ID(), "error": err.Error()}).Warn("undecodable response from a worker; answering 502")
+			h.hc.Error(http.StatusBadGateway, "the worker sent an undecodable response", "")
+			return
+		}
 	}
 	h.hc.Respond(resp.Status, resp.Headers, resp.Body, flags&ipc.FlagEnd != 0, flags&ipc.FlagAbort != 0)
 }

@@ -88,6 +88,7 @@ type Plane struct {
 	loops    []loopState         // loops[i] is owned by reactor loop i (the slice is read-only)
 	wake     chan struct{}       // a connection or task ended while stopping (Wake)
 	http     *reactor.HTTPServer // what the HTTP connections share (its counters are atomics)
+	arena    *reqArena           // the request arena (arena.go); nil: none. Its own mutex guards its pages
 	acc      *accessLog          // the access log, nil when off (access.go)
 
 	// stopping: Drain writes it (the control plane's loop), the loops read
@@ -123,6 +124,7 @@ func New(cfg *config.Config, log *logrus.Entry, events func(any)) *Plane {
 		p.disp.httpMode = cfg.DispatchMode // else newDispatcher's default, 3
 	}
 	p.tasks = newTaskRouter(p)
+	p.newArena()
 	p.http = p.newHTTPServer()
 	if cfg.Pool.Dynamic {
 		p.pool.queueWait = cfg.Pool.QueueWait.D()
@@ -158,12 +160,15 @@ func Tick(cfg *config.Config) time.Duration {
 
 // Attach takes a worker the manager started, with its end of the socket
 // pair; it serves once it says hello (Ready). Runs on the control plane.
-func (p *Plane) Attach(ev ipc.WorkerEvent, f *os.File) *Worker {
+// answers, if not nil, is its answer arena (arena.go), which Attach maps
+// and closes.
+func (p *Plane) Attach(ev ipc.WorkerEvent, f *os.File, answers *os.File) *Worker {
 	w := &Worker{p: p, role: ev.Role, slot: ev.Slot, gen: ev.Gen, pid: ev.PID, launch: ev.Launch, file: f,
 		fd: int(f.Fd()), started: time.Now(), owed: make(map[uint64]int32),
 		marked: make([]bool, len(p.rx.Loops()))}
 	w.log = p.log.WithFields(logrus.Fields{"role": ev.Role, "worker_id": ev.Slot, "pid": ev.PID, "gen": ev.Gen})
 	unix.SetNonblock(w.fd, true)
+	w.mapAnswers(answers)
 	w.owner = p.rx.Loops()[ev.Slot%len(p.rx.Loops())]
 	p.disp.add(w)
 	w.owner.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) {
@@ -187,6 +192,7 @@ func (p *Plane) Exited(gen uint64, exit string) {
 	w.owner.Post(reactor.Task{Fn: func(l *reactor.Loop, _ *reactor.Task) {
 		w.drain(l, exit)
 		p.workerGone(w, exit, false)
+		w.dropBodies() // its process can no longer read them
 	}})
 }
 
@@ -223,7 +229,15 @@ func (p *Plane) takeOut(w *Worker, reason string, kill bool, killMsg string) {
 		w.outMu.Lock()
 		w.closed = true
 		w.file.Close()
+		w.dropOut() // body buffers lent to it go back to the pool
 		w.outMu.Unlock()
+		ipc.Unmap(w.ans) // only this loop reads it, and it reads no more frames
+		w.ans = nil
+		if !kill {
+			// Its channel ended: its process is gone (a killed one may
+			// read its requests' bodies until it is: Exited drops them).
+			w.dropBodies()
+		}
 	}})
 	cause := &errWorkerGone{slot: w.slot, pid: w.pid, reason: reason}
 	for _, id := range ids {

@@ -56,9 +56,16 @@ type Worker struct {
 	// flushing in that loop's current iteration.
 	marked []bool
 
+	arenaFields // body arenas (arena.go)
+
 	outMu  sync.Mutex
 	out    []byte
 	outOff int
+	// refs are request body pieces queued by reference (writeBodies), in
+	// order, each between out[:at] and out[at:]; iov is flushOut's
+	// scratch. Guarded by outMu.
+	refs   []outRef
+	iov    [][]byte
 	armed  bool
 	closed bool // the descriptor was closed; guarded by outMu
 	// outBytes is len(out)-outOff as the last flush left it: frames the
@@ -97,6 +104,15 @@ type Worker struct {
 	lastDone    time.Time // its hello, then its last answer (IdleSince)
 }
 
+// outRef is a piece of a request body queued for a worker where the
+// connection buffered it: b goes after out[:at]. loan, if set, is released
+// once b is written (or dropped): the connection's buffer is then free.
+type outRef struct {
+	at   int
+	b    []byte
+	loan *reactor.BodyLoan
+}
+
 // queued is an event waiting for a worker since at.
 type queued struct {
 	t       ipc.Type
@@ -126,9 +142,8 @@ func (w *Worker) write(l *reactor.Loop, t ipc.Type, id uint64, payload []byte) {
 // writeFlags is write with frame flags.
 func (w *Worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64, payload []byte) {
 	w.outMu.Lock()
-	if w.outOff > 0 && w.outOff == len(w.out) {
-		w.out, w.outOff = w.out[:0], 0
-	}
+	w.queueReleases()
+	w.compactOut()
 	w.out = ipc.AppendFrame(w.out, t, flags, id, payload)
 	w.p.ipc.framesOut.Add(1)
 	w.outMu.Unlock()
@@ -141,9 +156,8 @@ func (w *Worker) writeFlags(l *reactor.Loop, t ipc.Type, flags uint8, id uint64,
 // handed back). Flushed as write's frames are.
 func (w *Worker) writeRequest(l *reactor.Loop, id uint64, r *ipc.Request, keep *[]byte) {
 	w.outMu.Lock()
-	if w.outOff > 0 && w.outOff == len(w.out) {
-		w.out, w.outOff = w.out[:0], 0
-	}
+	w.queueReleases()
+	w.compactOut()
 	at := len(w.out)
 	w.out = ipc.AppendHeader(w.out, ipc.TypeRequest, 0, id, 0)
 	w.out = ipc.AppendRequest(w.out, r)
@@ -169,71 +183,56 @@ func (w *Worker) deferFlush(l *reactor.Loop) {
 	}
 }
 
+// compactOut starts the output over when all of it is written. Called
+// with outMu held.
+func (w *Worker) compactOut() {
+	if w.outOff > 0 && w.outOff == len(w.out) && len(w.refs) == 0 {
+		w.out, w.outOff = w.out[:0], 0
+	}
+}
+
 // writeBodies queues TypeRequestBody frames for connection id, one per
-// piece, the last with flags, as writeFlags would; but when nothing is
-// waiting for the worker's socket pair, it writes them at once from the
-// pieces with one writev and keeps only what the pair did not take: a
-// buffered request body then goes to the worker without being copied into
-// its output first. The pieces are not kept.
-func (w *Worker) writeBodies(l *reactor.Loop, flags uint8, id uint64, pieces [][]byte) {
+// piece, the last with flags: the frame heads in the worker's output, the
+// pieces by reference, where hc buffered them. When nothing is waiting for
+// the worker's socket pair, they are written at once with one writev;
+// otherwise at the end of the iteration or when the pair drains. Pieces
+// still queued after the call are kept on a loan of hc's body buffer
+// (reactor.HTTPConn.LendBody), released once they are written: a request
+// body goes to the worker without being copied in the master.
+func (w *Worker) writeBodies(l *reactor.Loop, flags uint8, id uint64, pieces [][]byte, hc *reactor.HTTPConn) {
 	w.outMu.Lock()
-	if w.closed || w.armed || len(w.out) > w.outOff {
+	if w.closed {
 		w.outMu.Unlock()
-		for i, p := range pieces {
-			var f uint8
-			if i == len(pieces)-1 {
-				f = flags
-			}
-			w.writeFlags(l, ipc.TypeRequestBody, f, id, p)
-		}
 		return
 	}
-	defer w.outMu.Unlock()
-	heads := make([]byte, 0, len(pieces)*ipc.HeaderSize)
-	iov := make([][]byte, 0, 2*len(pieces))
-	total := 0
+	idle := !w.armed && w.outOff == len(w.out) && len(w.refs) == 0
+	w.queueReleases()
+	w.compactOut()
+	mine := 0
 	for i, p := range pieces {
 		var f uint8
 		if i == len(pieces)-1 {
 			f = flags
 		}
-		heads = ipc.AppendHeader(heads, ipc.TypeRequestBody, f, id, len(p))
-		iov = append(iov, heads[len(heads)-ipc.HeaderSize:], p)
-		total += ipc.HeaderSize + len(p)
+		w.out = ipc.AppendHeader(w.out, ipc.TypeRequestBody, f, id, len(p))
+		if len(p) > 0 {
+			w.refs = append(w.refs, outRef{at: len(w.out), b: p})
+			mine++
+		}
 	}
 	w.p.ipc.framesOut.Add(uint64(len(pieces)))
-	n := 0
-	for {
-		k, err := unix.Writev(w.fd, iov)
-		w.p.ipc.writes.Add(1)
-		if k > 0 {
-			n = k
-			if w.refusedAt.Load() != 0 {
-				w.lastTook.Store(time.Now().UnixNano())
-			}
-			break
-		}
-		if err == unix.EINTR {
-			continue
-		}
-		if err != unix.EAGAIN {
-			return // the pair is broken: the read side sees EOF and retires the worker
-		}
-		break
+	if idle {
+		w.flushLocked()
 	}
-	if n == total {
-		return
+	if n := len(w.refs); n > 0 && mine > 0 {
+		// What is left of the call's pieces is the end of the queue
+		// (outMu is held), and pieces are written in order: the last
+		// one's release frees them all.
+		w.refs[n-1].loan = hc.LendBody()
 	}
-	// The rest waits in out for the pair to drain.
-	w.out, w.outOff = w.out[:0], 0
-	for _, b := range iov {
-		k := min(n, len(b))
-		w.out, n = append(w.out, b[k:]...), n-k
-	}
-	w.outBytes.Store(int64(len(w.out)))
-	if !w.armed {
-		w.armed = true
-		w.owner.WantWrite(w.fd, true)
+	w.outMu.Unlock()
+	if !idle {
+		w.deferFlush(l)
 	}
 }
 
@@ -246,17 +245,30 @@ func (w *Worker) Flush(l *reactor.Loop) {
 func (w *Worker) flushOut() {
 	w.outMu.Lock()
 	defer w.outMu.Unlock()
-	defer func() { w.outBytes.Store(int64(len(w.out) - w.outOff)) }()
+	w.flushLocked()
+}
+
+// flushLocked writes what the worker's output holds, frames and body
+// pieces by reference in order, until its socket pair is full. Called with
+// outMu held.
+func (w *Worker) flushLocked() {
+	defer func() { w.outBytes.Store(w.unwritten()) }()
 	if w.closed {
 		// The descriptor number may already belong to someone else.
-		w.out, w.outOff = nil, 0
+		w.dropOut()
 		return
 	}
-	for w.outOff < len(w.out) {
-		n, err := unix.Write(w.fd, w.out[w.outOff:])
+	for w.outOff < len(w.out) || len(w.refs) > 0 {
+		var n int
+		var err error
+		if len(w.refs) == 0 {
+			n, err = unix.Write(w.fd, w.out[w.outOff:])
+		} else {
+			n, err = unix.Writev(w.fd, w.pendingIov())
+		}
 		w.p.ipc.writes.Add(1)
 		if n > 0 {
-			w.outOff += n
+			w.advance(n)
 			if w.refusedAt.Load() != 0 {
 				w.lastTook.Store(time.Now().UnixNano())
 			}
@@ -273,7 +285,7 @@ func (w *Worker) flushOut() {
 			return
 		}
 		// The pair is broken: the read side sees EOF and retires the worker.
-		w.out, w.outOff = nil, 0
+		w.dropOut()
 		return
 	}
 	if cap(w.out) > 1<<20 {
@@ -286,6 +298,87 @@ func (w *Worker) flushOut() {
 		w.armed = false
 		w.owner.WantWrite(w.fd, false)
 	}
+}
+
+// maxIov bounds the pieces of one writev (IOV_MAX is 1024).
+const maxIov = 1024
+
+// pendingIov is the unwritten output in order, frames and pieces, for
+// one writev. Called with outMu held.
+func (w *Worker) pendingIov() [][]byte {
+	iov := w.iov[:0]
+	at := w.outOff
+	for _, r := range w.refs {
+		if len(iov) > maxIov-2 {
+			w.iov = iov
+			return iov // the rest goes with the next write
+		}
+		if r.at > at {
+			iov = append(iov, w.out[at:r.at])
+			at = r.at
+		}
+		iov = append(iov, r.b)
+	}
+	if at < len(w.out) {
+		iov = append(iov, w.out[at:])
+	}
+	w.iov = iov
+	return iov
+}
+
+// advance moves past n bytes written from the output, frames and pieces
+// in order, releasing the loans of the pieces written. Called with outMu
+// held.
+func (w *Worker) advance(n int) {
+	for n > 0 {
+		if len(w.refs) > 0 && w.outOff == w.refs[0].at {
+			r := &w.refs[0]
+			k := min(n, len(r.b))
+			r.b, n = r.b[k:], n-k
+			if len(r.b) == 0 {
+				if r.loan != nil {
+					r.loan.Release()
+				}
+				w.popRef()
+			}
+			continue
+		}
+		end := len(w.out)
+		if len(w.refs) > 0 {
+			end = w.refs[0].at
+		}
+		k := min(n, end-w.outOff)
+		w.outOff, n = w.outOff+k, n-k
+	}
+}
+
+// popRef drops the first ref. Called with outMu held.
+func (w *Worker) popRef() {
+	n := copy(w.refs, w.refs[1:])
+	w.refs[n] = outRef{}
+	w.refs = w.refs[:n]
+}
+
+// dropOut drops the unwritten output, releasing the loans of its pieces.
+// Called with outMu held.
+func (w *Worker) dropOut() {
+	for _, r := range w.refs {
+		if r.loan != nil {
+			r.loan.Release()
+		}
+	}
+	w.out, w.outOff, w.refs = nil, 0, nil
+	w.rel, w.relBytes = nil, 0
+}
+
+// unwritten is how many bytes the output holds unwritten, frames and
+// pieces. Called with outMu held.
+func (w *Worker) unwritten() int64 {
+	n := len(w.out) - w.outOff
+	for _, r := range w.refs {
+		n += len(r.b)
+	}
+	return int64(n)
 }
 
 // HandleEvent implements reactor.FDHandler: it runs on the owner loop.
@@ -450,10 +543,24 @@ func (p *Plane) frame(l *reactor.Loop, w *Worker, h ipc.Header, payload []byte) 
 		// the end), so this one is broken or hostile. The last frame's
 		// check is done's (one lock for both).
 		end := h.Flags&ipc.FlagEnd != 0
+		var body []byte
+		var ref ipc.Ref
+		var resp *ipc.ResponseView
+		if h.Flags&ipc.FlagRef != 0 {
+			// Checked before the request counts as answered: a bad
+			// reference fails its client with the worker's others.
+			var err error
+			if body, ref, resp, err = p.refAnswer(l, w, h, payload); err != nil {
+				return err
+			}
+		}
 		if end && !p.disp.done(l, w, h.ID) || !end && !p.disp.serves(w, h.ID) {
 			n := p.ipc.foreign.Add(1)
 			return fmt.Errorf("%w: %s frame for connection %d, which this worker does not serve: no request of it in flight here (dropped; %d such frames so far)",
 				errProtocol, h.Type, h.ID, n)
+		}
+		if end {
+			w.dropBody(h.ID) // its body in the request arena, if any, is free
 		}
 		if end {
 			if p.httpWaiting.Load() > 0 {
@@ -468,6 +575,10 @@ func (p *Plane) frame(l *reactor.Loop, w *Worker, h ipc.Header, payload []byte) 
 			}
 		}
 		flags := h.Flags
+		if flags&ipc.FlagRef != 0 {
+			p.deliverRef(l, w, h, payload, body, ref, resp)
+			return nil
+		}
 		if h.Type == ipc.TypeResponse {
 			p.toConnArg(l, h.ID, func(c *reactor.Conn) { p.httpResponse(c, flags, payload) }, payload, int(flags), responseTask)
 		} else {

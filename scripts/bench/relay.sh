@@ -17,6 +17,7 @@
 # ratio to net/http (of the medians, and per round).
 # Usage: [ROUNDS=5] [CASES="64k echo"] [CONNS="8 64"] [MODES="copy bounce splice shm"]
 #        [WORKERS="hello raw"] [VARIANTS="mode/worker[/flag,...] ..."] [WITH_DROVER=1] [OLD=DIR]
+#        [OLD_DROVER=DIR (also "drover-old": DIR/drover serving DIR/hello, an older build's bin/)]
 #        [RELAY_FLAGS=...] scripts/bench/relay.sh [duration per run, default 3s]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -39,6 +40,10 @@ targets="net/http:18181"
 if [ "${WITH_DROVER:-1}" = 1 ]; then
   start_drover drover 18180 "" "$PWD/bin/hello"
   targets+=" drover:18180"
+fi
+if [ -n "${OLD_DROVER:-}" ]; then
+  DROVER=$OLD_DROVER/drover start_drover drover-old 18182 "" "$OLD_DROVER/hello"
+  targets+=" drover-old:18182"
 fi
 # The relays: VARIANTS lists them as mode/worker[/flag,flag...], e.g.
 # "copy/hello copy/hello/-bodyframe=1048576,-noflow"; by default every
