@@ -116,9 +116,7 @@ func TestLaravelSameUnderDroverAndPHPFPM(t *testing.T) {
 	// A login, a session and a cookie: log in, come back twice, log out, come back.
 	var sessions [2]string
 	for i, base := range []string{fpm, drover} {
-		jar, _ := cookiejar.New(nil)
-		client := &http.Client{Timeout: 30 * time.Second, Jar: jar, CheckRedirect: noRedirects.CheckRedirect}
-		steps := []struct{ method, path, body string }{
+		got := walkSession(t, base, []walkStep{
 			{"GET", "/me", ""},
 			{"POST", "/login", "name=alice&password=wrong"},
 			{"POST", "/login", "name=alice&password=alice-secret&theme=dark"},
@@ -126,16 +124,7 @@ func TestLaravelSameUnderDroverAndPHPFPM(t *testing.T) {
 			{"GET", "/me", ""},
 			{"POST", "/logout", ""},
 			{"GET", "/me", ""},
-		}
-		var got []string
-		for _, st := range steps {
-			var body []byte
-			var hdr []string
-			if st.body != "" {
-				body, hdr = []byte(st.body), urlencoded
-			}
-			got = append(got, doFull(t, client, st.method, base+st.path, body, hdr...).normalized(base))
-		}
+		})
 		sessions[i] = strings.Join(got, "\n====\n")
 		if !strings.Contains(got[3], `{"user":"alice","current_user":"alice","visits":1,"theme":"dark"}`) ||
 			!strings.Contains(got[4], `"visits":2`) || !strings.Contains(got[6], `{"user":null,"current_user":null,"visits":null,"theme":null}`) {

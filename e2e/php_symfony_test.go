@@ -284,25 +284,14 @@ func TestSymfonySameUnderDroverAndPHPFPM(t *testing.T) {
 	// Sessions and cookies: log in, come back twice, log out, come back.
 	var sessions [2]string
 	for i, base := range []string{fpm, drover} {
-		jar, _ := cookiejar.New(nil)
-		client := &http.Client{Timeout: 30 * time.Second, Jar: jar, CheckRedirect: noRedirects.CheckRedirect}
-		steps := []struct{ method, path, body string }{
+		got := walkSession(t, base, []walkStep{
 			{"GET", "/me", ""},
 			{"POST", "/login", "user=alice&theme=dark"},
 			{"GET", "/me", ""},
 			{"GET", "/me", ""},
 			{"POST", "/logout", ""},
 			{"GET", "/me", ""},
-		}
-		var got []string
-		for _, st := range steps {
-			var body []byte
-			var hdr []string
-			if st.body != "" {
-				body, hdr = []byte(st.body), []string{"Content-Type", "application/x-www-form-urlencoded"}
-			}
-			got = append(got, doFull(t, client, st.method, base+st.path, body, hdr...).normalized(base))
-		}
+		})
 		sessions[i] = strings.Join(got, "\n====\n")
 		if !strings.Contains(got[2], `"session_user":"alice","current_user":"alice","visits":1,"theme":"dark"`) ||
 			!strings.Contains(got[3], `"visits":2`) || !strings.Contains(got[5], `"session_user":null`) {
@@ -410,4 +399,25 @@ func TestSymfonyStateBetweenRequests(t *testing.T) {
 	if m := jsonOf(t, doFull(t, bob, "GET", base+"/state/static?as=carol", nil)); fmt.Sprint(m["seen"]) != "[carol]" {
 		t.Errorf("the successor's static array: %v", m["seen"])
 	}
+}
+
+// walkStep is one request of walkSession; a body is sent as a form.
+type walkStep struct{ method, path, body string }
+
+// walkSession sends steps to base in order with one cookie jar (a user's
+// browser, redirects not followed) and returns each answer normalized.
+func walkSession(t *testing.T, base string, steps []walkStep) []string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Timeout: 30 * time.Second, Jar: jar, CheckRedirect: noRedirects.CheckRedirect}
+	var got []string
+	for _, st := range steps {
+		var body []byte
+		var hdr []string
+		if st.body != "" {
+			body, hdr = []byte(st.body), []string{"Content-Type", "application/x-www-form-urlencoded"}
+		}
+		got = append(got, doFull(t, client, st.method, base+st.path, body, hdr...).normalized(base))
+	}
+	return got
 }
