@@ -31,6 +31,14 @@ final class Request
     private array $files = [];
     /** @var array<string, string|int|float>|null serverParams(), built once */
     private ?array $server = null;
+    /**
+     * $_SERVER's key of each header name seen ("User-Agent" => "HTTP_USER_AGENT"),
+     * shared by the requests of the process; at most SERVER_KEYS_MAX names.
+     *
+     * @var array<string, string>
+     */
+    private static array $serverKeys = [];
+    private const SERVER_KEYS_MAX = 512;
     public readonly float $time;
 
     /**
@@ -55,9 +63,9 @@ final class Request
     {
         $remote = (string) ($m['remote'] ?? '');
         $port = 0;
-        if (($i = strrpos($remote, ':')) !== false && ctype_digit(substr($remote, $i + 1))) {
-            $port = (int) substr($remote, $i + 1);
-            $remote = trim(substr($remote, 0, $i), '[]');
+        if (($i = strrpos($remote, ':')) !== false && ctype_digit($p = substr($remote, $i + 1))) {
+            $port = (int) $p;
+            $remote = $remote[0] === '[' ? trim(substr($remote, 0, $i), '[]') : substr($remote, 0, $i);
         }
         return new self((string) $m['method'], (string) $m['target'], (string) (($m['proto'] ?? '') ?: 'HTTP/1.1'),
             $m['headers'] ?? [], $body, $remote, $port, (int) ($m['listener'] ?? 0));
@@ -168,7 +176,7 @@ final class Request
     /** A header's value (several values joined with ", "; Cookie with "; "), or null. */
     public function header(string $name): ?string
     {
-        $v = $this->headers()[strtolower($name)] ?? null;
+        $v = ($this->headers ?? $this->headers())[strtolower($name)] ?? null;
         if ($v === null) {
             return null;
         }
@@ -207,10 +215,28 @@ final class Request
     public function cookies(): array
     {
         if ($this->cookies === null) {
-            $h = $this->header('cookie');
+            $h = $this->cookieHeader();
             $this->cookies = $h === null ? [] : BodyParser::parseCookies($h);
         }
         return $this->cookies;
+    }
+
+    /**
+     * The Cookie header (several joined with "; "), or null: found without
+     * building the header map, as sessions look at it on every request.
+     */
+    public function cookieHeader(): ?string
+    {
+        if ($this->server !== null) {
+            return $this->server['HTTP_COOKIE'] ?? null;
+        }
+        $h = null;
+        for ($i = 0, $n = count($this->headerList) - 1; $i < $n; $i += 2) {
+            if (strcasecmp($this->headerList[$i], 'cookie') === 0) {
+                $h = $h === null ? $this->headerList[$i + 1] : $h . '; ' . $this->headerList[$i + 1];
+            }
+        }
+        return $h;
     }
 
     public function cookie(string $name, ?string $default = null): mixed
@@ -292,18 +318,19 @@ final class Request
     /** @return array<string, string|int|float> */
     private function buildServerParams(): array
     {
-        $q = strpos($this->target, '?');
+        $t = $this->target;
+        $q = strpos($t, '?');
         $s = [
             'REQUEST_METHOD' => $this->method,
-            'REQUEST_URI' => $this->target,
-            'QUERY_STRING' => $q === false ? '' : substr($this->target, $q + 1),
+            'REQUEST_URI' => $t,
+            'QUERY_STRING' => $q === false ? '' : substr($t, $q + 1),
             'SERVER_PROTOCOL' => $this->protocol,
             'REMOTE_ADDR' => $this->remoteAddr,
             'REMOTE_PORT' => $this->remotePort,
             'REQUEST_SCHEME' => $this->scheme,
             'REQUEST_TIME' => (int) $this->time,
             'REQUEST_TIME_FLOAT' => $this->time,
-            'DOCUMENT_URI' => $this->path(),
+            'DOCUMENT_URI' => $t === '' || $t[0] !== '/' ? $this->path() : ($q === false ? $t : substr($t, 0, $q)),
         ];
         if ($this->scheme === 'https') {
             $s['HTTPS'] = 'on';
@@ -311,11 +338,9 @@ final class Request
         // One pass over the headers as received (this runs for every
         // request that sets the globals): HTTP_* keys, repeated headers
         // joined as PHP's SAPIs join them.
+        $keys = self::$serverKeys;
         for ($i = 0, $n = count($this->headerList) - 1; $i < $n; $i += 2) {
-            $key = strtoupper(strtr($this->headerList[$i], '-', '_'));
-            if ($key !== 'CONTENT_TYPE' && $key !== 'CONTENT_LENGTH') {
-                $key = 'HTTP_' . $key;
-            }
+            $key = $keys[$this->headerList[$i]] ?? self::serverKey($this->headerList[$i]);
             $v = $this->headerList[$i + 1];
             $s[$key] = isset($s[$key]) ? $s[$key] . ($key === 'HTTP_COOKIE' ? '; ' : ', ') . $v : $v;
         }
@@ -328,9 +353,25 @@ final class Request
         return $s;
     }
 
+    /** $_SERVER's key of header $name, kept for the next requests (up to SERVER_KEYS_MAX names). */
+    private static function serverKey(string $name): string
+    {
+        $key = strtoupper(strtr($name, '-', '_'));
+        if ($key !== 'CONTENT_TYPE' && $key !== 'CONTENT_LENGTH') {
+            $key = 'HTTP_' . $key;
+        }
+        if (count(self::$serverKeys) < self::SERVER_KEYS_MAX) {
+            self::$serverKeys[$name] = $key;
+        }
+        return $key;
+    }
+
     /** Removes the temporary files of uploads the handler did not move. */
     public function cleanup(): void
     {
+        if ($this->files === []) {
+            return;
+        }
         array_walk_recursive($this->files, static function (mixed $f): void {
             if ($f instanceof UploadedFile && !$f->isMoved() && $f->getError() === UPLOAD_ERR_OK && is_file($f->getFile())) {
                 @unlink($f->getFile());

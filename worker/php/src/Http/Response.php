@@ -33,24 +33,31 @@ final class Response
     public function __construct(public int $status = 200, array $headers = [], public mixed $body = '')
     {
         foreach ($headers as $name => $value) {
-            $this->setHeader($name, $value);
+            $name = (string) $name;
+            $this->headers[strtolower($name)] = [$name, is_string($value) ? [$value] : array_values(array_map('strval', (array) $value))];
         }
     }
 
     public static function text(string $text, int $status = 200): self
     {
-        return new self($status, ['Content-Type' => 'text/plain; charset=utf-8'], $text);
+        $r = new self($status, body: $text);
+        $r->headers['content-type'] = ['Content-Type', ['text/plain; charset=utf-8']];
+        return $r;
     }
 
     public static function html(string $html, int $status = 200): self
     {
-        return new self($status, ['Content-Type' => 'text/html; charset=utf-8'], $html);
+        $r = new self($status, body: $html);
+        $r->headers['content-type'] = ['Content-Type', ['text/html; charset=utf-8']];
+        return $r;
     }
 
     /** A JSON body; the flags are json_encode's (it throws on values it cannot encode). */
     public static function json(mixed $data, int $status = 200, int $flags = JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE): self
     {
-        return new self($status, ['Content-Type' => 'application/json'], json_encode($data, $flags | JSON_THROW_ON_ERROR));
+        $r = new self($status, body: json_encode($data, $flags | JSON_THROW_ON_ERROR));
+        $r->headers['content-type'] = ['Content-Type', ['application/json']];
+        return $r;
     }
 
     public static function redirect(string $location, int $status = 302): self
@@ -61,7 +68,7 @@ final class Response
     /** Replaces a header. */
     public function setHeader(string $name, string|array $value): self
     {
-        $this->headers[strtolower($name)] = [$name, array_values(array_map('strval', (array) $value))];
+        $this->headers[strtolower($name)] = [$name, is_string($value) ? [$value] : array_values(array_map('strval', (array) $value))];
         return $this;
     }
 
@@ -130,6 +137,29 @@ final class Response
     {
         $out = [];
         foreach ($this->headers as [$name, $values]) {
+            foreach ($values as $v) {
+                $out[] = $name;
+                $out[] = $v;
+            }
+        }
+        return $out;
+    }
+
+    /**
+     * headerList() with ";charset=$charset" added to a text/* Content-Type
+     * that has none, as PHP's SAPIs do for header() under php-fpm (ini
+     * default_charset), so that an app sends what it sent there.
+     *
+     * @internal for the SDK's workers
+     * @return list<string>
+     */
+    public function wireHeaders(string $charset): array
+    {
+        $out = [];
+        foreach ($this->headers as $key => [$name, $values]) {
+            if ($key === 'content-type' && $charset !== '' && isset($values[0]) && strncasecmp($values[0], 'text/', 5) === 0 && stripos($values[0], 'charset=') === false) {
+                $values[0] .= ";charset=$charset";
+            }
             foreach ($values as $v) {
                 $out[] = $name;
                 $out[] = $v;

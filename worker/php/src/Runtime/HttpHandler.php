@@ -33,11 +33,15 @@ final class HttpHandler implements Handler
     private int $unacked = 0;
     private bool $warnedStream = false;
     private readonly array $baseServer;
+    /** PHP's session extension is loaded. */
+    private readonly bool $sessions;
+    private ?Loop $loop = null;
 
     /** @param \Closure(Request): mixed $handler */
     public function __construct(private readonly \Closure $handler, private readonly bool $globals = true)
     {
         $this->baseServer = $_SERVER;
+        $this->sessions = function_exists('session_status');
     }
 
     public function role(): string
@@ -76,7 +80,7 @@ final class HttpHandler implements Handler
         if (!isset($m['method'], $m['target'])) {
             throw new ProtocolError('undecodable request frame: no method or target');
         }
-        $loop = Loop::get();
+        $loop = $this->loop ??= Loop::get();
         $this->id = self::$serving = $id;
         $this->what = $m['method'] . ' ' . $m['target'];
         $this->started = $this->ended = $this->cancelled = false;
@@ -90,7 +94,7 @@ final class HttpHandler implements Handler
             return;
         }
         $body = (string) ($m['body'] ?? '');
-        if (!empty($m['body_follows'])) {
+        if (isset($m['body_follows']) && $m['body_follows']) {
             $body = $this->readBody($id, $body);
         }
         if ($this->cancelled) {
@@ -103,7 +107,9 @@ final class HttpHandler implements Handler
             if ($this->globals) {
                 $this->installGlobals($req);
             }
-            $this->sessionFor($req);
+            if ($this->sessions) {
+                $this->sessionFor($req);
+            }
             $this->respond(($this->handler)($req));
         } catch (\Throwable $e) {
             Log::line(sprintf('uncaught %s in %s; answered %s, the worker carries on', Log::describe($e), $this->what,
@@ -201,13 +207,13 @@ final class HttpHandler implements Handler
 
     private function respond(mixed $result): void
     {
-        $res = Response::from($result);
-        if (session_status() === PHP_SESSION_ACTIVE) {
+        $res = $result instanceof Response ? $result : Response::from($result);
+        if ($this->sessions && session_status() === PHP_SESSION_ACTIVE) {
             $this->sendSessionCookie($res);
         }
-        $loop = Loop::get();
+        $loop = $this->loop;
         $body = $res->body;
-        $headers = self::withCharset($res->headerList());
+        $headers = $res->wireHeaders((string) ini_get('default_charset'));
         if (is_string($body)) {
             if (strlen($body) <= Frame::MAX_CHUNK) {
                 $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers, $body), Frame::FLAG_END);
@@ -273,10 +279,14 @@ final class HttpHandler implements Handler
      */
     private function sessionFor(Request $req): void
     {
-        if (!function_exists('session_status') || session_status() !== PHP_SESSION_NONE || !ini_get('session.use_cookies') || headers_sent()) {
+        $cookie = $req->cookieHeader();
+        if ($cookie === null && session_id() === '') {
+            return; // no session to resume, none to forget
+        }
+        if (session_status() !== PHP_SESSION_NONE || !ini_get('session.use_cookies') || headers_sent()) {
             return;
         }
-        $id = $req->hasHeader('cookie') ? ($req->cookies()[session_name()] ?? '') : '';
+        $id = $cookie !== null ? ($req->cookies()[session_name()] ?? '') : '';
         if (!is_string($id)) {
             $id = '';
         }
@@ -303,28 +313,6 @@ final class HttpHandler implements Handler
             'path' => $p['path'], 'domain' => $p['domain'], 'secure' => $p['secure'],
             'httponly' => $p['httponly'], 'samesite' => $p['samesite'],
         ]);
-    }
-
-    /**
-     * Adds ";charset=" and ini default_charset (UTF-8) to a text/* Content-Type
-     * without a charset, as PHP's SAPIs do for header() under php-fpm, so
-     * that an app sends what it sent there.
-     *
-     * @param list<string> $list
-     * @return list<string>
-     */
-    private static function withCharset(array $list): array
-    {
-        for ($i = 0, $n = count($list); $i < $n; $i += 2) {
-            if (strcasecmp($list[$i], 'content-type') === 0) {
-                $v = $list[$i + 1];
-                if (strncasecmp($v, 'text/', 5) === 0 && stripos($v, 'charset=') === false && ($cs = (string) ini_get('default_charset')) !== '') {
-                    $list[$i + 1] = "$v;charset=$cs";
-                }
-                break;
-            }
-        }
-        return $list;
     }
 
     /**
@@ -397,9 +385,10 @@ final class HttpHandler implements Handler
     /** Sets PHP's request globals, as php-fpm would, for code that reads them. */
     private function installGlobals(Request $req): void
     {
-        $_GET = $req->query();
-        $_COOKIE = $req->cookies();
-        $_SERVER = $req->serverParams() + $this->baseServer;
+        $s = $req->serverParams();
+        $_SERVER = $s + $this->baseServer;
+        $_GET = $s['QUERY_STRING'] === '' ? [] : $req->query();
+        $_COOKIE = isset($s['HTTP_COOKIE']) ? $req->cookies() : [];
         $_POST = $_FILES = [];
         if ($req->method === 'POST' && $req->body !== '') {
             $ct = $req->contentType();
@@ -408,7 +397,7 @@ final class HttpHandler implements Handler
                 $_FILES = \Drover\Http\BodyParser::legacyFiles($req->files());
             }
         }
-        $_REQUEST = $_POST + $_GET;
+        $_REQUEST = $_POST === [] ? $_GET : $_POST + $_GET;
     }
 
     /** Resets what must not leak into the next request. */
@@ -419,7 +408,7 @@ final class HttpHandler implements Handler
             $_GET = $_POST = $_COOKIE = $_FILES = $_REQUEST = [];
             $_SERVER = $this->baseServer;
         }
-        if (session_status() === PHP_SESSION_ACTIVE) {
+        if ($this->sessions && session_status() === PHP_SESSION_ACTIVE) {
             session_write_close();
         }
         unset($_SESSION);

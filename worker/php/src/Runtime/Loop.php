@@ -61,6 +61,15 @@ final class Loop
     private array $flushed = [];
     /** @var array<int, \Closure> the capture buffers' handlers, by level */
     private array $captureHandlers = [];
+    /**
+     * The output buffering level with the capture buffer that stays open
+     * from one event to the next as long as nothing is printed into it
+     * (opening and closing one per request costs more than the rest of a
+     * small request's bookkeeping); -1 when there is none.
+     */
+    private int $kept = -1;
+    /** The kept buffer is an event's capture now (a nested capture opens its own). */
+    private bool $keptBusy = false;
 
     private int $memoryLimit = 0;
     private int $events = 0;
@@ -178,9 +187,7 @@ final class Loop
             if ($this->timers && microtime(true) >= $this->nextDue) {
                 $this->runTimers();
             }
-            if ($this->channel->pending()) {
-                $this->channel->flush();
-            }
+            $this->channel->flush(); // returns at once when nothing is queued
             if ($this->stopping && !$this->queue) {
                 // Every event the master sent came before its Stop.
                 $this->exitNow(0);
@@ -490,6 +497,14 @@ final class Loop
     public function startCapture(): int
     {
         $level = ob_get_level();
+        if ($level === $this->kept && !$this->keptBusy) {
+            $this->keptBusy = true;
+            return $level - 1;
+        }
+        if (!$this->keptBusy) {
+            $this->kept = $level + 1;
+            $this->keptBusy = true;
+        }
         ob_start($this->captureHandlers[$level] ??= function (string $buffer, int $phase) use ($level): string {
             if ($buffer !== '' && ($phase & PHP_OUTPUT_HANDLER_CLEAN) === 0) {
                 $kept = $this->flushed[$level] ?? '';
@@ -508,6 +523,13 @@ final class Loop
      */
     public function endCapture(int $level, string $what): void
     {
+        if ($level + 1 === $this->kept) {
+            $this->keptBusy = false;
+            if (ob_get_level() === $this->kept && ob_get_length() === 0 && !$this->flushed) {
+                return; // nothing printed: the buffer stays for the next event
+            }
+            $this->kept = -1; // closed below: the next event opens another
+        }
         $out = '';
         while (ob_get_level() > $level) {
             $piece = ob_get_clean();
