@@ -35,6 +35,10 @@ type Hello struct {
 	// (arena.go): it reads a Request's `body_at` and may send FlagRef
 	// answers. Without it the master sends and takes bodies in frames.
 	Arenas bool `msgpack:"arenas,omitempty"`
+	// CGI says the worker takes Requests in the CGI layout (cgi.go): a
+	// map of $_SERVER's keys, which PHP decodes in one call. It reads the
+	// default layout too (a request encoded before it said hello).
+	CGI bool `msgpack:"cgi,omitempty"`
 }
 
 // MaxPrefetch bounds Hello.Prefetch.
@@ -221,6 +225,8 @@ func DecodeHello(payload []byte) (Hello, error) {
 			h.Flow, err = d.Bool()
 		case "arenas":
 			h.Arenas, err = d.Bool()
+		case "cgi":
+			h.CGI, err = d.Bool()
 		default:
 			err = d.Skip()
 		}

@@ -15,6 +15,12 @@ final class Channel
 {
     private string $in = '';
     private int $off = 0;
+    /**
+     * Where hasCancel() resumes: every whole frame buffered before this
+     * offset of $in is known not to be a Cancel (a request sent ahead is
+     * checked once per frame, not once per request that follows it).
+     */
+    private int $noCancelBefore = 0;
     private string $out = '';
 
     public function __construct(private readonly \Socket $socket)
@@ -100,7 +106,7 @@ final class Channel
                     $this->off += Frame::HEADER_SIZE + $len;
                     if ($this->off === strlen($this->in)) {
                         $this->in = '';
-                        $this->off = 0;
+                        $this->off = $this->noCancelBefore = 0;
                     }
                     return [$type, $flags, $id, $payload];
                 }
@@ -113,18 +119,26 @@ final class Channel
     }
 
     /**
-     * Whether a frame of $type for $id with all of $flags is already
-     * buffered (read from the socket, not yet taken), without taking it.
+     * Whether a Cancel with FlagEnd for $id is already buffered (read from
+     * the socket, not yet taken), without taking it.
      */
-    public function hasBuffered(int $type, int $id, int $flags): bool
+    public function hasCancel(int $id): bool
     {
         $packedId = null;
-        for ($off = $this->off, $end = strlen($this->in); $end - $off >= Frame::HEADER_SIZE;) {
-            if (ord($this->in[$off + 4]) === $type && (ord($this->in[$off + 5]) & $flags) === $flags
-                && substr($this->in, $off + 8, 8) === ($packedId ??= pack('J', $id))) {
-                return true;
+        $clean = true;
+        $in = $this->in;
+        for ($off = max($this->off, $this->noCancelBefore), $end = strlen($in); $end - $off >= Frame::HEADER_SIZE;) {
+            $next = $off + Frame::HEADER_SIZE + unpack('N', $in, $off)[1];
+            if (ord($in[$off + 4]) === Frame::CANCEL) {
+                if ((ord($in[$off + 5]) & Frame::FLAG_END) !== 0 && substr($in, $off + 8, 8) === ($packedId ??= pack('J', $id))) {
+                    return true;
+                }
+                $clean = false; // another request's: kept for its own check
             }
-            $off += Frame::HEADER_SIZE + unpack('N', $this->in, $off)[1];
+            if ($clean && $next <= $end) {
+                $this->noCancelBefore = $next;
+            }
+            $off = $next;
         }
         return false;
     }
@@ -152,6 +166,7 @@ final class Channel
     {
         if ($this->off > 0) {
             $this->in = substr($this->in, $this->off);
+            $this->noCancelBefore = max(0, $this->noCancelBefore - $this->off);
             $this->off = 0;
         }
         while (true) {

@@ -278,7 +278,7 @@ final class Loop
                 return true;
             }
         }
-        return $this->channel->hasBuffered(Frame::CANCEL, $id, Frame::FLAG_END);
+        return $this->channel->hasCancel($id);
     }
 
     public function write(int $type, int $id, string $payload = '', int $flags = 0): void

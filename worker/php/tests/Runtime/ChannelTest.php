@@ -52,6 +52,31 @@ final class ChannelTest extends TestCase
         self::assertSame([Frame::DATA, 8, 100000], [$type, $id, strlen($payload)]);
     }
 
+    public function testHasCancelFindsACancelBufferedBehindOtherFrames(): void
+    {
+        $ch = new Channel($this->pair[1]);
+        $this->send(Frame::encode(Frame::REQUEST, 1, 'a') . Frame::encode(Frame::REQUEST, 2, 'b') . Frame::encode(Frame::REQUEST, 3, 'c')
+            . Frame::encode(Frame::CANCEL, 3) . Frame::encode(Frame::CANCEL, 2, '', Frame::FLAG_END));
+        self::assertSame([Frame::REQUEST, 0, 1, 'a'], $ch->read());
+        self::assertFalse($ch->hasCancel(1));
+        self::assertTrue($ch->hasCancel(2), 'a Cancel with FlagEnd two frames on');
+        self::assertFalse($ch->hasCancel(3), 'a Cancel without FlagEnd: the client only shut down its sending side');
+        self::assertSame([Frame::REQUEST, 0, 2, 'b'], $ch->read());
+        self::assertTrue($ch->hasCancel(2), 'asked again, after the frames before it were known to be no Cancel');
+        self::assertSame([Frame::REQUEST, 0, 3, 'c'], $ch->read());
+        self::assertSame([Frame::CANCEL, 0, 3, ''], $ch->read());
+        self::assertSame([Frame::CANCEL, Frame::FLAG_END, 2, ''], $ch->read());
+        // Frames that arrive later are looked at too, a partial one not yet.
+        $this->send(Frame::encode(Frame::REQUEST, 4, 'd'));
+        self::assertSame([Frame::REQUEST, 0, 4, 'd'], $ch->read());
+        $cancel = Frame::encode(Frame::CANCEL, 4, '', Frame::FLAG_END);
+        $this->send(Frame::encode(Frame::REQUEST, 5, 'e') . substr($cancel, 0, 10));
+        self::assertSame([Frame::REQUEST, 0, 5, 'e'], $ch->read());
+        self::assertFalse($ch->hasCancel(4));
+        $this->send(substr($cancel, 10));
+        self::assertSame([Frame::CANCEL, Frame::FLAG_END, 4, ''], $ch->read());
+    }
+
     public function testWritesQueuedFramesInOneFlush(): void
     {
         $ch = new Channel($this->pair[1]);
