@@ -201,10 +201,12 @@ func (p *Plane) behindWaiting(hc *reactor.HTTPConn) bool {
 // dispatch_timeout (OnTick).
 func (p *Plane) HTTPQueued(hc *reactor.HTTPConn) {
 	c := hc.Conn()
-	if !hc.BodyInArena() {
-		// A request whose body is in the arena keeps nothing of the
-		// connection's input: it waits as it is.
-		stateOf(hc).http.encode()
+	if h := stateOf(hc).http; !hc.BodyInArena() && len(h.r.Body) > 0 {
+		// Only an inline body aliases the connection's input. A request
+		// without one, or whose body is in the arena, keeps nothing of it:
+		// it waits as it is, to be encoded straight into its worker's
+		// output as one that did not wait.
+		h.encode()
 	}
 	ls := &p.loops[c.Loop().Index()]
 	ls.waiting = append(ls.waiting, c.ID())
