@@ -128,11 +128,15 @@ func (h *httpState) encode() {
 }
 
 // HTTPDispatch implements reactor.HTTPBackend: the prepared request goes
-// to a worker with a free slot (dispatcher.dispatchHTTP).
+// to a worker with a free slot (dispatcher.dispatchHTTP), unless requests
+// of this loop wait already (first come, first served: behindWaiting).
 func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 	c := hc.Conn()
 	st := stateOf(hc)
 	h := st.http
+	if p.behindWaiting(hc) {
+		return false, 0
+	}
 	var w *Worker
 	if h.lazy {
 		// A body whole in the request arena is named, not sent, to a
@@ -171,15 +175,38 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 	return true, 0
 }
 
+// behindWaiting reports whether hc's new request must wait behind the
+// requests of its loop that wait for a worker already, in modes 1 and 3
+// (any worker serves any request): a slot that frees up in a loop
+// iteration goes to the oldest of them (retryHTTP, at the end of the
+// iteration), not to a request read later in that iteration. Without this,
+// about 40 % of the requests at 256 connections with 2 PHP workers took a
+// slot as soon as they came while the others waited for 5 to 25 ms, which
+// put the p99 latency at several times the mean (docs/benchmarks.md). In
+// the binding modes a request waits for its connection's worker anyway.
+func (p *Plane) behindWaiting(hc *reactor.HTTPConn) bool {
+	if hc.Phase() == reactor.HTTPQueued || binds(p.disp.httpMode) {
+		return false
+	}
+	l := hc.Conn().Loop()
+	if len(p.loops[l.Index()].waiting) == 0 {
+		return false
+	}
+	p.retrySoon(l) // a slot may be free now: the oldest go at the end of this iteration
+	return true
+}
+
 // HTTPQueued implements reactor.HTTPBackend: the request waits in its
 // loop's list, in order, for a free worker (retryHTTP) or
 // dispatch_timeout (OnTick).
 func (p *Plane) HTTPQueued(hc *reactor.HTTPConn) {
 	c := hc.Conn()
-	if !hc.BodyInArena() {
-		// A request whose body is in the arena keeps nothing of the
-		// connection's input: it waits as it is.
-		stateOf(hc).http.encode()
+	if h := stateOf(hc).http; !hc.BodyInArena() && len(h.r.Body) > 0 {
+		// Only an inline body aliases the connection's input. A request
+		// without one, or whose body is in the arena, keeps nothing of it:
+		// it waits as it is, to be encoded straight into its worker's
+		// output as one that did not wait.
+		h.encode()
 	}
 	ls := &p.loops[c.Loop().Index()]
 	ls.waiting = append(ls.waiting, c.ID())

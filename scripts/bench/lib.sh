@@ -2,7 +2,8 @@
 # starts servers as children of the calling script (killed on exit), waits
 # until they answer, runs wrk in interleaved rounds and prints the table.
 # A server is a target "name:port"; its runs go to runs[name], a line per
-# round: "req/s p50 p99 round rss errors" (rss "-" unless measure_rss=1).
+# round: "req/s p50 p99 round rss cpu mean errors" (rss "-" unless
+# measure_rss=1; mean: wrk's mean latency).
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 rounds=${ROUNDS:-3}
 measure_rss=0
@@ -165,7 +166,7 @@ columns() {
 # a Lua script that makes the request, e.g. a POST with a body). On a shared 2-core VM one 10 s run of
 # the same server varies by ±10 %, more than the effects measured.
 measure() {
-  local c=$1 path=$2 t name out r p50 p99 errs rss round c0 n cpu
+  local c=$1 path=$2 t name out r p50 p99 errs rss round c0 n cpu mean
   shift 2
   runs=()
   for round in $(seq "$rounds"); do
@@ -176,6 +177,7 @@ measure() {
       r=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
       p50=$(awk '$1=="50%"{print $2}' <<<"$out")
       p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+      mean=$(awk '$1=="Latency"{print $2; exit}' <<<"$out")
       errs=$(awk '/Non-2xx|Socket errors/{printf "%s; ", $0}' <<<"$out")
       # CPU per request of the server's whole process tree (the measure
       # least moved by what else the machine does); - when its pid is unknown.
@@ -183,7 +185,7 @@ measure() {
       cpu=-; [ -n "${roots[$name]:-}" ] && [ "${n:-0}" -gt 0 ] && cpu=$(awk -v d=$(( $(cpu_us ${roots[$name]}) - c0 )) -v n="$n" 'BEGIN{printf "%.1f", d/n}')
       # Right after the run, before a worker pool shrinks or a cache drops.
       rss=-; [ "$measure_rss" = 1 ] && rss=$(rss_mib ${roots[$name]})
-      runs[$name]+="$r $p50 $p99 $round $rss $cpu ${errs// /_}"$'\n'
+      runs[$name]+="$r $p50 $p99 $round $rss $cpu $mean ${errs// /_}"$'\n'
     done
   done
 }
@@ -202,7 +204,7 @@ report() {
   read -r base_med _ < <(median "$base")
   for t in "$@"; do
     name=${t%%:*}
-    read -r r p50 p99 _ rss cpu errs < <(median "$name")
+    read -r r p50 p99 _ rss cpu _ errs < <(median "$name")
     ratio=$(awk -v a="$r" -v b="$base_med" 'BEGIN{printf "%.2f", a/b}')
     per=""
     while read -r rr _ _ round _; do
@@ -213,5 +215,19 @@ report() {
     else
       printf "%-16s %6d %12s %10s %10s %9s %12s   %s%s\n" "$name" "$c" "$r" "$p50" "$p99" "$cpu" "$ratio" "$per" "${errs//_/ }"
     fi
+  done
+}
+
+# tail_ratio CONNS TARGET...: a line per target, from its median run: the
+# mean latency, the p99 and how many times the mean the p99 is (a request
+# that waits for a worker should wait about as long as those before it).
+tail_ratio() {
+  local c=$1 t p99 mean
+  shift
+  for t in "$@"; do
+    read -r _ _ p99 _ _ _ mean _ < <(median "${t%%:*}")
+    awk -v n="${t%%:*}" -v c="$c" -v m="$mean" -v p="$p99" 'function ms(v) {
+        if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v + 0 }
+      BEGIN { printf "%-16s %6d   mean %8s   p99 %8s   p99/mean %5.1f\n", n, c, m, p, ms(p) / ms(m) }'
   done
 }

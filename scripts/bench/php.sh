@@ -91,6 +91,8 @@ for c in 8 64 256; do
   measure $c / $targets
   report $c nginx+php-fpm $targets
 done
+echo "# latency at 256 connections (the median run): a request that waits for a worker should wait about as long as those before it"
+tail_ratio 256 $targets
 
 echo
 if [ $slim = 0 ]; then
