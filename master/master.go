@@ -688,7 +688,7 @@ func (m *Master) startEvent(ev any) error {
 		return err
 	}
 	if x, ok := ev.(evWorkerExited); ok && x.mgr == m.curMgr() {
-		return fmt.Errorf("%s %d failed to start: %s", x.ev.Role, x.ev.Slot, describeExit(x.ev))
+		return fmt.Errorf("%s %d failed to start: %s", x.ev.Role, x.ev.Slot, startFailure(x.ev))
 	}
 	return nil
 }
@@ -823,7 +823,35 @@ func describeExit(ev ipc.WorkerEvent) string {
 		s = ev.Cause
 	}
 	if len(ev.Stderr) > 0 {
-		s += "; last stderr: " + ev.Stderr[len(ev.Stderr)-1]
+		s += "; last stderr: " + tellingLine(ev.Stderr)
+	}
+	return s
+}
+
+// tellingLine is the line of a worker's stderr tail that says why it ended:
+// the last one, or, when the tail ends in PHP's trace of an uncaught
+// exception ("Stack trace:", "#0 …", "  thrown in …"), the message above it.
+func tellingLine(tail []string) string {
+	last := tail[len(tail)-1]
+	if !strings.HasPrefix(strings.TrimSpace(last), "thrown in ") {
+		return last
+	}
+	for i := len(tail) - 2; i > 0; i-- {
+		if tail[i] == "Stack trace:" {
+			return tail[i-1]
+		}
+	}
+	return last
+}
+
+// startFailure is describeExit for a worker that ended before it was ready.
+// A clean exit then means worker.cmd ran to its end instead of serving.
+func startFailure(ev ipc.WorkerEvent) string {
+	s := describeExit(ev)
+	if ev.ExitCode == 0 && ev.Signal == "" && ev.Cause == "" {
+		s += " (the program ran to its end instead of serving drover's protocol: a PHP script ends in Drover\\Http\\Worker::serve()," +
+			" a Symfony app needs APP_RUNTIME: 'Drover\\Symfony\\Runtime' under worker.env, a Laravel app's worker.cmd is" +
+			" worker/php/laravel-worker.php; docs/php.md)"
 	}
 	return s
 }

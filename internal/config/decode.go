@@ -63,7 +63,11 @@ func (d *decoder) syntaxError(err error) {
 		}
 	}
 	msg = strings.ReplaceAll(msg, "\n", " ")
-	d.errorAt(line, "", "YAML syntax error: "+msg+" (check the indentation and quoting on this line and the one before)")
+	hint := "check the indentation and quoting on this line and the one before"
+	if strings.Contains(msg, "unknown escape character") {
+		hint = `in double quotes a backslash starts an escape: write a PHP class name in single quotes, 'Drover\Symfony\Runtime', or double each backslash`
+	}
+	d.errorAt(line, "", "YAML syntax error: "+msg+" ("+hint+")")
 }
 
 // decode fills c from data. It returns false when the file could not be

@@ -55,6 +55,15 @@ listeners: [
 			want: `drover.yaml:2: YAML syntax error: found character that cannot start any token (check the indentation and quoting on this line and the one before)`,
 		},
 		{
+			name: "backslash in double quotes",
+			yaml: `worker:
+  cmd: [php, public/index.php]
+  env:
+    APP_RUNTIME: "Drover\Symfony\Runtime"
+`,
+			want: `drover.yaml:4: YAML syntax error: found unknown escape character (in double quotes a backslash starts an escape: write a PHP class name in single quotes, 'Drover\Symfony\Runtime', or double each backslash)`,
+		},
+		{
 			name: "two documents",
 			yaml: minimal + `---
 worker_num: 2
