@@ -56,6 +56,7 @@ type vHello struct {
 	SDK         string `json:"sdk"`
 	Flow        bool   `json:"flow"`
 	Prefetch    int    `json:"prefetch"`
+	CGI         bool   `json:"cgi"`
 }
 
 type vConnect struct {
@@ -102,14 +103,14 @@ func encodeVector(kind string, raw json.RawMessage) ([]byte, error) {
 		if err := strictJSON(raw, &v); err != nil {
 			return nil, err
 		}
-		return Marshal(Hello{Version: v.Version, PID: v.PID, Concurrency: v.Concurrency, Role: v.Role, SDK: v.SDK, Flow: v.Flow, Prefetch: v.Prefetch})
+		return Marshal(Hello{Version: v.Version, PID: v.PID, Concurrency: v.Concurrency, Role: v.Role, SDK: v.SDK, Flow: v.Flow, Prefetch: v.Prefetch, CGI: v.CGI})
 	case "connect":
 		var v vConnect
 		if err := strictJSON(raw, &v); err != nil {
 			return nil, err
 		}
 		return Marshal(ConnInfo{Listener: v.Listener, Remote: v.Remote, Local: v.Local})
-	case "request":
+	case "request", "request_cgi":
 		var v vRequest
 		if err := strictJSON(raw, &v); err != nil {
 			return nil, err
@@ -118,8 +119,12 @@ func encodeVector(kind string, raw json.RawMessage) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return AppendRequest(nil, &Request{Method: v.Method, Target: v.Target, Proto: v.Proto, Headers: v.Headers,
-			ContentLength: v.ContentLength, Body: body, BodyFollows: v.BodyFollows, Remote: v.Remote, Listener: v.Listener}), nil
+		r := &Request{Method: v.Method, Target: v.Target, Proto: v.Proto, Headers: v.Headers,
+			ContentLength: v.ContentLength, Body: body, BodyFollows: v.BodyFollows, Remote: v.Remote, Listener: v.Listener}
+		if kind == "request_cgi" {
+			return AppendRequestCGI(nil, r), nil
+		}
+		return AppendRequest(nil, r), nil
 	case "response":
 		var v vResponse
 		if err := strictJSON(raw, &v); err != nil {
@@ -160,15 +165,19 @@ func decodeVector(kind string, p []byte) (any, error) {
 		return string(p), nil
 	case "hello":
 		h, err := DecodeHello(p)
-		return vHello{h.Version, h.PID, h.Concurrency, h.Role, h.SDK, h.Flow, h.Prefetch}, err
+		return vHello{h.Version, h.PID, h.Concurrency, h.Role, h.SDK, h.Flow, h.Prefetch, h.CGI}, err
 	case "connect":
 		var c ConnInfo
 		err := Unmarshal(p, &c)
 		return vConnect(c), err
-	case "request":
+	case "request", "request_cgi":
 		var dec RequestDecoder
 		var r Request
-		if err := dec.Decode(p, &r); err != nil {
+		decode := dec.Decode
+		if kind == "request_cgi" {
+			decode = DecodeRequestCGI
+		}
+		if err := decode(p, &r); err != nil {
 			return nil, err
 		}
 		if r.Headers == nil {
@@ -308,7 +317,7 @@ func writeVectors(t *testing.T) {
 	}
 	cases := []c{
 		{"hello go", "W→M", TypeHello, 0, 0, "hello", vHello{Version: 1, PID: 4242, Concurrency: 128, Role: RoleWorker, SDK: "go", Flow: true}},
-		{"hello php", "W→M", TypeHello, 0, 0, "hello", vHello{Version: 1, PID: 4242, Concurrency: 1, Role: RoleWorker, SDK: "php", Flow: true, Prefetch: 1}},
+		{"hello php", "W→M", TypeHello, 0, 0, "hello", vHello{Version: 1, PID: 4242, Concurrency: 1, Role: RoleWorker, SDK: "php", Flow: true, Prefetch: 1, CGI: true}},
 		{"hello task worker, optional keys left out, large pid", "W→M", TypeHello, 0, 0, "hello", vHello{Version: 1, PID: 4194304, Concurrency: 1, Role: RoleTaskWorker}},
 		{"hello max prefetch, concurrency uint16", "W→M", TypeHello, 0, 0, "hello", vHello{Version: 1, PID: 1, Concurrency: 65535, Role: RoleWorker, SDK: "python", Prefetch: MaxPrefetch}},
 		{"stop", "M→W", TypeStop, 0, 0, "none", nil},
@@ -351,6 +360,13 @@ func writeVectors(t *testing.T) {
 			Headers: []string{"X-31", str31, "X-32", str32, "X-255", str255, "X-256", str256, "X-510", str255 + str255}, Remote: "1.2.3.4:5"}},
 		{"request max inline body, max integers", "M→W", TypeRequest, 0, math.MaxUint64, "request", vRequest{Method: "POST", Target: "/big", Proto: "HTTP/1.1",
 			Headers: []string{"Host", "h"}, ContentLength: math.MaxInt64, BodyHex: hex.EncodeToString(big), BodyFollows: true, Remote: "1.2.3.4:5", Listener: 70000}},
+		{"request GET, CGI layout", "M→W", TypeRequest, 0, 1, "request_cgi", vRequest{Method: "GET", Target: "/search?q=drover&lang=en", Proto: "HTTP/1.1",
+			Headers: []string{"Host", "example.com:8080", "User-Agent", "curl/8.0", "Accept", "*/*", "Cookie", "sid=abc"}, Remote: "192.0.2.7:51234"}},
+		{"request POST inline binary body, CGI layout", "M→W", TypeRequest, 0, 2, "request_cgi", vRequest{Method: "POST", Target: "/upload", Proto: "HTTP/1.1",
+			Headers:       []string{"Host", "example.com", "Content-Type", "application/octet-stream", "Content-Length", strconv.Itoa(len(nul))},
+			ContentLength: int64(len(nul)), BodyHex: hex.EncodeToString(nul), Remote: "[2001:db8::1]:443", Listener: 1}},
+		{"request chunked, body follows, CGI layout", "M→W", TypeRequest, 0, 3, "request_cgi", vRequest{Method: "PUT", Target: "http://h/stream", Proto: "HTTP/1.0",
+			Headers: []string{"Transfer-Encoding", "chunked"}, ContentLength: -1, BodyFollows: true, Remote: "/run/drover.sock"}},
 		{"request body piece", "M→W", TypeRequestBody, 0, 3, "raw", hex.EncodeToString([]byte("first piece,"))},
 		{"request body last piece", "M→W", TypeRequestBody, FlagEnd, 3, "raw", hex.EncodeToString(nul)},
 		{"request body empty last piece", "M→W", TypeRequestBody, FlagEnd, 3, "raw", ""},
@@ -384,7 +400,8 @@ func writeVectors(t *testing.T) {
 		"frame: hex of the 16-byte header and the payload. id: decimal uint64. flags: 1 End, 2 Abort, 4 Retry.",
 		"kind: none (empty payload), raw (payload as hex), text (payload as a UTF-8 string), window (uint32), bind (uid, decimal uint64),",
 		"hello, connect, request, response: msgpack maps, keys written in the order given, integers and strings in their shortest encoding, body as bin (hex in body_hex).",
-		"Optional keys (hello: sdk, flow, prefetch; request: body, body_follows; response: body) are left out of the map when empty, false or 0; the others are always written.",
+		"Optional keys (hello: sdk, flow, prefetch, cgi; request: body, body_follows; response: body) are left out of the map when empty, false or 0; the others are always written.",
+		"request_cgi: a Request in the CGI layout (docs/protocol.md), which only the master writes: payload is the request it encodes, and what a reader gets back from $_SERVER's keys (header names in canonical form, remote as address:port).",
 	}}
 	for _, x := range cases {
 		raw, err := json.Marshal(x.payload)

@@ -102,6 +102,7 @@ func (d *dispatcher) ready(w *Worker, h *ipc.Hello, recycleAt uint64) bool {
 	w.recycleAt = recycleAt
 	w.flow = h.Flow
 	w.arenas = h.Arenas
+	w.cgi = h.CGI
 	table := d.workers
 	switch w.role {
 	case ipc.RoleTaskWorker:

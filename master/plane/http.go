@@ -50,6 +50,10 @@ type httpState struct {
 	payload  []byte
 	retry    []byte
 	canRetry bool
+	// retryCGI: retry is in the CGI layout (it went to a worker that
+	// takes it); payload is always in the default layout, which every
+	// worker reads.
+	retryCGI bool
 	// cancelled: TypeCancel sent for the current request; closedSent: with
 	// FlagEnd (the connection is closed).
 	cancelled  bool
@@ -164,6 +168,7 @@ func (p *Plane) HTTPDispatch(hc *reactor.HTTPConn) (bool, int64) {
 	p.countDispatch(hc, h)
 	p.noteDispatch(h, w, c.Loop().Now())
 	h.canRetry = w.prefetch > 0 && !hc.BodyFollows()
+	h.retryCGI = h.lazy && w.cgi // writeRequest encoded it for w
 	if h.canRetry && !h.lazy {
 		h.retry = append(h.retry[:0], h.payload...)
 	}
@@ -433,6 +438,20 @@ func (p *Plane) handedBack(c *reactor.Conn, h *httpState) {
 	}
 	log.Info("request handed back unstarted by an exiting worker; sending it to another")
 	h.payload, h.canRetry = append([]byte(nil), h.retry...), false
+	if h.retryCGI {
+		// The next worker may not take the CGI layout: back to the
+		// default one, which every worker reads (header names come back
+		// in canonical form; this happens only when a worker exits with
+		// a request sent ahead to it).
+		var r ipc.Request
+		if err := ipc.DecodeRequestCGI(h.payload, &r); err != nil {
+			log.WithError(err).Error("request handed back in a layout the master cannot read back; answered 503")
+			p.countRejected(c.Loop(), rejectHandedBack)
+			h.hc.Error(http.StatusServiceUnavailable, "the worker left before it started the request; retry", "Retry-After: 1\r\n")
+			return
+		}
+		h.payload, h.retryCGI = ipc.AppendRequest(nil, &r), false
+	}
 	h.hc.Requeue()
 	ls := &p.loops[c.Loop().Index()]
 	ls.waiting = append(ls.waiting, c.ID())

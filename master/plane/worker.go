@@ -98,6 +98,7 @@ type Worker struct {
 	served      uint64
 	sdk         string
 	flow        bool   // the worker grants and honours TypeWindow credit (set before it gets requests)
+	cgi         bool   // it takes Requests in the CGI layout (hello cgi; set before it gets requests)
 	recycleAt   uint64 // served count that triggers max_request recycling; 0 never
 	recycling   bool   // a replacement for max_request was asked for
 	readyAt     time.Time
@@ -160,7 +161,11 @@ func (w *Worker) writeRequest(l *reactor.Loop, id uint64, r *ipc.Request, keep *
 	w.compactOut()
 	at := len(w.out)
 	w.out = ipc.AppendHeader(w.out, ipc.TypeRequest, 0, id, 0)
-	w.out = ipc.AppendRequest(w.out, r)
+	if w.cgi {
+		w.out = ipc.AppendRequestCGI(w.out, r)
+	} else {
+		w.out = ipc.AppendRequest(w.out, r)
+	}
 	ipc.SetLength(w.out[at:], len(w.out)-at-ipc.HeaderSize)
 	if keep != nil {
 		*keep = append((*keep)[:0], w.out[at+ipc.HeaderSize:]...)

@@ -43,10 +43,16 @@ function readFrame(Socket $sock, string &$buf): array
     }
 }
 
-readFrame($sock, $buf); // hello
-$req = msgpack_pack(['method' => 'GET', 'target' => '/', 'proto' => 'HTTP/1.1',
-    'headers' => ['Host', '127.0.0.1:8082', 'User-Agent', 'wrk', 'Accept', '*/*'],
-    'content_length' => 0, 'remote' => '127.0.0.1:40000', 'listener' => 0]);
+[, , , $hello] = readFrame($sock, $buf);
+// The request wrk sends, in the layout drover's master would send it to
+// this worker: the CGI layout (docs/protocol.md) when its hello asks.
+$req = !empty(msgpack_unpack($hello)['cgi'])
+    ? msgpack_pack(['REQUEST_METHOD' => 'GET', 'REQUEST_URI' => '/', 'QUERY_STRING' => '', 'SERVER_PROTOCOL' => 'HTTP/1.1',
+        'REMOTE_ADDR' => '127.0.0.1', 'REMOTE_PORT' => 40000, 'REQUEST_SCHEME' => 'http', 'DOCUMENT_URI' => '/',
+        'HTTP_HOST' => '127.0.0.1:8082', 'HTTP_USER_AGENT' => 'wrk', 'HTTP_ACCEPT' => '*/*', 'SERVER_NAME' => '127.0.0.1'])
+    : msgpack_pack(['method' => 'GET', 'target' => '/', 'proto' => 'HTTP/1.1',
+        'headers' => ['Host', '127.0.0.1:8082', 'User-Agent', 'wrk', 'Accept', '*/*'],
+        'content_length' => 0, 'remote' => '127.0.0.1:40000', 'listener' => 0]);
 $frame = pack('NCCnJ', strlen($req), 16, 0, 0, 7) . $req;
 $start = microtime(true);
 for ($sent = 0; $sent < min($depth, $n); $sent++) {

@@ -24,6 +24,8 @@ final class Request
 {
     /** @var array<string, list<string>>|null lower-case name => values */
     private ?array $headers = null;
+    /** @var list<string>|null the headers as received; null: derived from $server when first asked (fromServer) */
+    private ?array $headerList;
     private ?array $query = null;
     private ?array $cookies = null;
     private bool $bodyParsed = false;
@@ -48,14 +50,41 @@ final class Request
         public readonly string $method,
         public readonly string $target,
         public readonly string $protocol = 'HTTP/1.1',
-        private readonly array $headerList = [],
+        array $headerList = [],
         public readonly string $body = '',
         public readonly string $remoteAddr = '',
         public readonly int $remotePort = 0,
         public readonly int $listener = 0,
         public readonly string $scheme = 'http',
     ) {
+        $this->headerList = $headerList;
         $this->time = microtime(true);
+    }
+
+    /**
+     * Builds the request of a Request frame in the CGI layout (docs/protocol.md):
+     * $s is the frame's map, $_SERVER's keys of the request and drover's
+     * own (body, body_follows, body_at, listener), which are taken out. The
+     * map is serverParams() as it is, with REQUEST_TIME added; the header
+     * list is derived from it only if asked for.
+     *
+     * @param array<string, mixed> $s
+     */
+    public static function fromServer(array $s, string $body): self
+    {
+        $listener = 0;
+        if (isset($s['listener']) || isset($s['body']) || isset($s['body_follows']) || isset($s['body_at'])) {
+            $listener = (int) ($s['listener'] ?? 0);
+            unset($s['listener'], $s['body'], $s['body_follows'], $s['body_at']);
+        }
+        $r = new self((string) $s['REQUEST_METHOD'], (string) ($s['REQUEST_URI'] ?? ''), (string) ($s['SERVER_PROTOCOL'] ?? 'HTTP/1.1'),
+            [], $body, (string) ($s['REMOTE_ADDR'] ?? ''), (int) ($s['REMOTE_PORT'] ?? 0), $listener);
+        $r->headerList = null;
+        $s['REQUEST_TIME'] = (int) $r->time;
+        $s['REQUEST_TIME_FLOAT'] = $r->time;
+        $s['DOCUMENT_URI'] ??= $r->path(); // the master leaves it to us for absolute-form targets
+        $r->server = $s;
+        return $r;
     }
 
     /** Builds the request of the Request frame $m (docs/protocol.md) with its whole body. */
@@ -78,18 +107,7 @@ final class Request
      */
     public static function fromGlobals(): self
     {
-        $list = [];
-        foreach ($_SERVER as $k => $v) {
-            if (str_starts_with($k, 'HTTP_')) {
-                $list[] = str_replace('_', '-', substr($k, 5));
-                $list[] = (string) $v;
-            } elseif ($k === 'CONTENT_TYPE' || $k === 'CONTENT_LENGTH') {
-                if ((string) $v !== '') {
-                    $list[] = str_replace('_', '-', $k);
-                    $list[] = (string) $v;
-                }
-            }
-        }
+        $list = self::listFromServer($_SERVER);
         $r = new self($_SERVER['REQUEST_METHOD'] ?? 'GET', $_SERVER['REQUEST_URI'] ?? '/', $_SERVER['SERVER_PROTOCOL'] ?? 'HTTP/1.1',
             $list, (string) file_get_contents('php://input'), $_SERVER['REMOTE_ADDR'] ?? '', (int) ($_SERVER['REMOTE_PORT'] ?? 0),
             0, (($_SERVER['HTTPS'] ?? '') !== '' && $_SERVER['HTTPS'] !== 'off') ? 'https' : 'http');
@@ -100,6 +118,28 @@ final class Request
             $r->files = self::filesFromGlobals($_FILES);
         }
         return $r;
+    }
+
+    /**
+     * The header list of a $_SERVER-like array: HTTP_* keys, CONTENT_TYPE
+     * and CONTENT_LENGTH, names in canonical form (User-Agent).
+     *
+     * @param array<string, mixed> $s
+     * @return list<string>
+     */
+    private static function listFromServer(array $s): array
+    {
+        $list = [];
+        foreach ($s as $k => $v) {
+            if (str_starts_with((string) $k, 'HTTP_')) {
+                $list[] = ucwords(strtolower(strtr(substr($k, 5), '_', '-')), '-');
+                $list[] = (string) $v;
+            } elseif (($k === 'CONTENT_TYPE' || $k === 'CONTENT_LENGTH') && (string) $v !== '') {
+                $list[] = $k === 'CONTENT_TYPE' ? 'Content-Type' : 'Content-Length';
+                $list[] = (string) $v;
+            }
+        }
+        return $list;
     }
 
     /** @return array<string, mixed> */
@@ -160,8 +200,9 @@ final class Request
     {
         if ($this->headers === null) {
             $this->headers = [];
-            for ($i = 0, $n = count($this->headerList) - 1; $i < $n; $i += 2) {
-                $this->headers[strtolower($this->headerList[$i])][] = $this->headerList[$i + 1];
+            $list = $this->headerList ??= self::listFromServer($this->server ?? []);
+            for ($i = 0, $n = count($list) - 1; $i < $n; $i += 2) {
+                $this->headers[strtolower($list[$i])][] = $list[$i + 1];
             }
         }
         return $this->headers;
@@ -170,12 +211,19 @@ final class Request
     /** @return list<string> header name, value, … as received (names as the client wrote them) */
     public function headerList(): array
     {
-        return $this->headerList;
+        return $this->headerList ??= self::listFromServer($this->server ?? []);
     }
 
     /** A header's value (several values joined with ", "; Cookie with "; "), or null. */
     public function header(string $name): ?string
     {
+        if ($this->headerList === null && $this->headers === null) {
+            // The CGI layout: one look-up in $_SERVER's keys, where the
+            // master joined repeated headers as this method does.
+            $k = strtoupper(strtr($name, '-', '_'));
+            $v = $this->server[$k === 'CONTENT_TYPE' || $k === 'CONTENT_LENGTH' ? $k : "HTTP_$k"] ?? null;
+            return $v === null ? null : (string) $v;
+        }
         $v = ($this->headers ?? $this->headers())[strtolower($name)] ?? null;
         if ($v === null) {
             return null;

@@ -47,14 +47,15 @@ final class Codec
     private static array $head2 = [];
 
     /**
-     * @param array{version?: int, pid?: int, concurrency?: int, role?: string, sdk?: string, flow?: bool, prefetch?: int} $h
+     * @param array{version?: int, pid?: int, concurrency?: int, role?: string, sdk?: string, flow?: bool, prefetch?: int, cgi?: bool} $h
      */
     public static function encodeHello(array $h): string
     {
         $sdk = (string) ($h['sdk'] ?? '');
         $flow = (bool) ($h['flow'] ?? false);
         $prefetch = (int) ($h['prefetch'] ?? 0);
-        $out = chr(0x80 | (4 + (int) ($sdk !== '') + (int) $flow + (int) ($prefetch !== 0)))
+        $cgi = (bool) ($h['cgi'] ?? false);
+        $out = chr(0x80 | (4 + (int) ($sdk !== '') + (int) $flow + (int) ($prefetch !== 0) + (int) $cgi))
             . "\xa7version" . self::int((int) ($h['version'] ?? Frame::VERSION))
             . "\xa3pid" . self::int((int) ($h['pid'] ?? 0))
             . "\xabconcurrency" . self::int((int) ($h['concurrency'] ?? 1))
@@ -68,11 +69,14 @@ final class Codec
         if ($prefetch !== 0) {
             $out .= "\xa8prefetch" . self::int($prefetch);
         }
+        if ($cgi) {
+            $out .= "\xa3cgi\xc3";
+        }
         return $out;
     }
 
     /**
-     * @return array{version: int, pid: int, concurrency: int, role: string, sdk: string, flow: bool, prefetch: int}
+     * @return array{version: int, pid: int, concurrency: int, role: string, sdk: string, flow: bool, prefetch: int, cgi: bool}
      * @throws ProtocolError when $payload is not a msgpack map
      */
     public static function decodeHello(string $payload): array
@@ -86,6 +90,7 @@ final class Codec
             'sdk' => (string) ($m['sdk'] ?? ''),
             'flow' => (bool) ($m['flow'] ?? false),
             'prefetch' => (int) ($m['prefetch'] ?? 0),
+            'cgi' => (bool) ($m['cgi'] ?? false),
         ];
     }
 

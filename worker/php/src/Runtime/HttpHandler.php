@@ -77,12 +77,18 @@ final class HttpHandler implements Handler
     private function request(int $id, string $payload): void
     {
         $m = Codec::decodeRequest($payload); // absent keys: Codec::REQUEST_ZEROS
-        if (!isset($m['method'], $m['target'])) {
+        // The CGI layout (this worker's hello asks for it), or the default
+        // one (a request the master encoded before it knew the worker).
+        if (isset($m['REQUEST_METHOD'])) {
+            $what = $m['REQUEST_METHOD'] . ' ' . ($m['REQUEST_URI'] ?? '');
+        } elseif (isset($m['method'], $m['target'])) {
+            $what = $m['method'] . ' ' . $m['target'];
+        } else {
             throw new ProtocolError('undecodable request frame: no method or target');
         }
         $loop = $this->loop ??= Loop::get();
         $this->id = self::$serving = $id;
-        $this->what = $m['method'] . ' ' . $m['target'];
+        $this->what = $what;
         $this->started = $this->ended = $this->cancelled = false;
         $this->unacked = 0;
         $this->seq++;
@@ -101,7 +107,7 @@ final class HttpHandler implements Handler
             $this->finish();
             return;
         }
-        $req = Request::fromFrame($m, $body);
+        $req = isset($m['REQUEST_METHOD']) ? Request::fromServer($m, $body) : Request::fromFrame($m, $body);
         $level = $loop->startCapture();
         try {
             if ($this->globals) {

@@ -148,6 +148,10 @@ final class Loop
             // while every worker is busy, so that the worker never sleeps
             // between two requests under load.
             'prefetch' => 1,
+            // Requests as one map of $_SERVER's keys (docs/protocol.md,
+            // "The CGI layout"): decoded in one call, instead of the
+            // array built here key by key for every request.
+            'cgi' => $loop->role === 'worker',
         ]));
         $loop->channel->flush();
         $loop->usageAnchor = $loop->lastUsage = memory_get_usage();

@@ -4,6 +4,7 @@ declare(strict_types=1);
 
 namespace Drover\Tests\Runtime;
 
+use Drover\Http\Request;
 use Drover\Runtime\Codec;
 use Drover\Runtime\Frame;
 use PHPUnit\Framework\TestCase;
@@ -41,7 +42,22 @@ final class VectorTest extends TestCase
     }
 
     /**
-     * @dataProvider cases
+     * The cases whose payload a worker writes, or could (request_cgi is
+     * the master's alone: the SDK only reads it).
+     *
+     * @return iterable<string, array{array<string, mixed>}>
+     */
+    public static function encodableCases(): iterable
+    {
+        foreach (self::cases() as $name => [$c]) {
+            if ($c['kind'] !== 'request_cgi') {
+                yield $name => [$c];
+            }
+        }
+    }
+
+    /**
+     * @dataProvider encodableCases
      * @param array<string, mixed> $c
      */
     public function testEncodes(array $c): void
@@ -54,6 +70,50 @@ final class VectorTest extends TestCase
                 strlen($frame), strlen($want), $i, bin2hex(substr($frame, max(0, $i - 8), 24)), bin2hex(substr($want, max(0, $i - 8), 24))));
         }
         self::assertSame(bin2hex($want), bin2hex($frame));
+    }
+
+    /** @return iterable<string, array{array<string, mixed>}> */
+    public static function cgiCases(): iterable
+    {
+        foreach (self::cases() as $name => [$c]) {
+            if ($c['kind'] === 'request_cgi') {
+                yield $name => [$c];
+            }
+        }
+    }
+
+    /**
+     * A request in the CGI layout is the same Request to a handler as the
+     * same request in the default layout: $_SERVER, headers, query,
+     * cookies, body, remote address.
+     *
+     * @dataProvider cgiCases
+     * @param array<string, mixed> $c
+     */
+    public function testTheCGILayoutGivesTheSameRequest(array $c): void
+    {
+        $m = Codec::decodeRequest(substr(hex2bin($c['frame']), Frame::HEADER_SIZE));
+        $cgi = Request::fromServer($m, (string) ($m['body'] ?? ''));
+        $v = $c['payload'];
+        $v['body'] = hex2bin($v['body_hex']);
+        unset($v['body_hex']);
+        $plain = Request::fromFrame(Codec::decodeRequest(Codec::encodeRequest($v)) + Codec::REQUEST_ZEROS, $v['body']);
+        $strip = static fn (array $s) => array_diff_key($s, ['REQUEST_TIME' => 1, 'REQUEST_TIME_FLOAT' => 1]);
+        $want = $strip($plain->serverParams());
+        $got = $strip($cgi->serverParams());
+        ksort($want);
+        ksort($got);
+        self::assertSame($want, $got, '$_SERVER');
+        foreach (['method', 'target', 'protocol', 'body', 'remoteAddr', 'remotePort', 'listener'] as $prop) {
+            self::assertSame($plain->$prop, $cgi->$prop, $prop);
+        }
+        self::assertSame($plain->headers(), array_change_key_case($cgi->headers()), 'headers()');
+        foreach (['host', 'Content-Type', 'content-length', 'cookie', 'x-none'] as $h) {
+            self::assertSame($plain->header($h), $cgi->header($h), "header('$h')");
+        }
+        self::assertSame($plain->query(), $cgi->query(), 'query()');
+        self::assertSame($plain->cookies(), $cgi->cookies(), 'cookies()');
+        self::assertSame($plain->path(), $cgi->path(), 'path()');
     }
 
     /** Every frame type a worker reads or writes has a case. */
@@ -87,6 +147,17 @@ final class VectorTest extends TestCase
                 return ['method' => $r['method'], 'target' => $r['target'], 'proto' => $r['proto'], 'headers' => $r['headers'],
                     'content_length' => $r['content_length'], 'body_hex' => bin2hex($r['body']), 'body_follows' => $r['body_follows'],
                     'remote' => $r['remote'], 'listener' => $r['listener']];
+            case 'request_cgi':
+                // As the SDK reads it (HttpHandler): the map, then the Request.
+                $m = Codec::decodeRequest($p);
+                $r = \Drover\Http\Request::fromServer($m, (string) ($m['body'] ?? ''));
+                $s = $r->serverParams();
+                $port = $r->remotePort;
+                return ['method' => $r->method, 'target' => $r->target, 'proto' => $r->protocol, 'headers' => $r->headerList(),
+                    'content_length' => isset($s['CONTENT_LENGTH']) ? (int) $s['CONTENT_LENGTH'] : (stripos((string) ($s['HTTP_TRANSFER_ENCODING'] ?? ''), 'chunked') !== false ? -1 : 0),
+                    'body_hex' => bin2hex($r->body), 'body_follows' => (bool) ($m['body_follows'] ?? false),
+                    'remote' => $port === 0 ? $r->remoteAddr : (str_contains($r->remoteAddr, ':') ? "[{$r->remoteAddr}]:$port" : "{$r->remoteAddr}:$port"),
+                    'listener' => $r->listener];
             case 'response':
                 $r = Codec::decodeResponse($p);
                 return ['status' => $r['status'], 'headers' => $r['headers'], 'body_hex' => bin2hex($r['body'])];
