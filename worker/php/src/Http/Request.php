@@ -66,11 +66,13 @@ final class Request
      * $s is the frame's map, $_SERVER's keys of the request and drover's
      * own (body, body_follows, body_at, listener), which are taken out. The
      * map is serverParams() as it is, with REQUEST_TIME added; the header
-     * list is derived from it only if asked for.
+     * list is derived from it only if asked for. $s is taken over (by
+     * reference, so that adding REQUEST_TIME does not copy the map): the
+     * caller's variable holds the request's map afterwards.
      *
      * @param array<string, mixed> $s
      */
-    public static function fromServer(array $s, string $body): self
+    public static function fromServer(array &$s, string $body): self
     {
         $listener = 0;
         if (isset($s['listener']) || isset($s['body']) || isset($s['body_follows']) || isset($s['body_at'])) {

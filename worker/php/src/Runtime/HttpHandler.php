@@ -100,7 +100,7 @@ final class HttpHandler implements Handler
             return;
         }
         $body = (string) ($m['body'] ?? '');
-        if (isset($m['body_follows']) && $m['body_follows']) {
+        if (isset($m['body_follows']) && $m['body_follows'] === true) {
             $body = $this->readBody($id, $body);
         }
         if ($this->cancelled) {
@@ -108,6 +108,7 @@ final class HttpHandler implements Handler
             return;
         }
         $req = isset($m['REQUEST_METHOD']) ? Request::fromServer($m, $body) : Request::fromFrame($m, $body);
+        unset($m); // the request holds the map now: $_SERVER's writes below copy nothing
         $level = $loop->startCapture();
         try {
             if ($this->globals) {

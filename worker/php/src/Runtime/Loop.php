@@ -226,7 +226,10 @@ final class Loop
                 return; // for a request that is over
         }
         $this->handler->frame($type, $flags, $id, $payload);
-        $this->afterEvent();
+        $this->events++;
+        if ($this->memoryLimit > 0 && !$this->retired) {
+            $this->checkMemory();
+        }
     }
 
     /**
@@ -296,14 +299,6 @@ final class Loop
     }
 
     // ---- after each event: memory ------------------------------------------
-
-    private function afterEvent(): void
-    {
-        $this->events++;
-        if ($this->memoryLimit > 0 && !$this->retired) {
-            $this->checkMemory();
-        }
-    }
 
     /**
      * Asks to be replaced (Retire frame) once the next event would likely

@@ -150,12 +150,13 @@ final class VectorTest extends TestCase
             case 'request_cgi':
                 // As the SDK reads it (HttpHandler): the map, then the Request.
                 $m = Codec::decodeRequest($p);
+                $follows = (bool) ($m['body_follows'] ?? false);
                 $r = \Drover\Http\Request::fromServer($m, (string) ($m['body'] ?? ''));
                 $s = $r->serverParams();
                 $port = $r->remotePort;
                 return ['method' => $r->method, 'target' => $r->target, 'proto' => $r->protocol, 'headers' => $r->headerList(),
                     'content_length' => isset($s['CONTENT_LENGTH']) ? (int) $s['CONTENT_LENGTH'] : (stripos((string) ($s['HTTP_TRANSFER_ENCODING'] ?? ''), 'chunked') !== false ? -1 : 0),
-                    'body_hex' => bin2hex($r->body), 'body_follows' => (bool) ($m['body_follows'] ?? false),
+                    'body_hex' => bin2hex($r->body), 'body_follows' => $follows,
                     'remote' => $port === 0 ? $r->remoteAddr : (str_contains($r->remoteAddr, ':') ? "[{$r->remoteAddr}]:$port" : "{$r->remoteAddr}:$port"),
                     'listener' => $r->listener];
             case 'response':
