@@ -100,7 +100,8 @@ http {
 }
 NGX
   [ "$(id -u)" = 0 ] && root_flag="-R"
-  "$fpm" $root_flag -y "$d/fpm.conf" & pids+=($!)
+  # shellcheck disable=SC2086 # FPM_FLAGS: php -d options, split on spaces
+  "$fpm" $root_flag ${FPM_FLAGS:-} -y "$d/fpm.conf" & pids+=($!)
   roots[$name]=$!
   nginx -c "$d/nginx.conf" -g "user $(id -un);" & pids+=($!)
   roots[$name]+=" $!"

@@ -17,7 +17,12 @@
 # Needs: wrk nginx php-fpm php php-msgpack; php-slim, Debian's Symfony 5.4
 # (php-symfony-framework-bundle php-symfony-runtime php-symfony-dotenv
 # php-symfony-yaml) and php-laravel-framework php-sqlite3 for their cases.
-# Usage: [ROUNDS=3] scripts/bench/php.sh [duration per run, default 10s]
+# JIT=1 (the default) runs every PHP, drover's workers and php-fpm alike,
+# with the tracing JIT as examples/php/hello.yaml does (opcache.jit=tracing,
+# opcache.jit_buffer_size=64M; drover's also with opcache.enable_cli=1);
+# JIT=0 runs them as Debian ships them (php-fpm: opcache on, JIT off; the
+# CLI: opcache off).
+# Usage: [ROUNDS=3] [JIT=1] scripts/bench/php.sh [duration per run, default 10s]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${1:-10s}
@@ -38,8 +43,13 @@ make build >/dev/null
 start_tmp drphp
 measure_rss=1
 
+jit=()
+if [ "${JIT:-1}" = 1 ]; then
+  jit=(-d opcache.enable_cli=1 -d opcache.jit=tracing -d opcache.jit_buffer_size=64M)
+  export FPM_FLAGS="-d opcache.jit=tracing -d opcache.jit_buffer_size=64M"
+fi
 hello=$PWD/examples/php/hello.php
-start_drover drover-php 18090 exec php "$hello"
+start_drover drover-php 18090 exec php "${jit[@]}" "$hello"
 start_fpm nginx+php-fpm 18091 "$hello"
 start_drover drover-go 18092 "" "$PWD/bin/hello"
 # php-fpm's best case as well: a bare script that only echoes, without the
@@ -52,10 +62,10 @@ targets="nginx+php-fpm:18091 nginx+fpm-bare:18095 drover-php:18090 drover-go:180
 slim_url=/hello/bench?greeting=Hi
 slim_targets="nginx+fpm-slim:18094 drover-slim:18093"
 if [ $slim = 1 ]; then
-  start_drover drover-slim 18093 exec php "$PWD/examples/php/slim/index.php"
+  start_drover drover-slim 18093 exec php "${jit[@]}" "$PWD/examples/php/slim/index.php"
   start_fpm nginx+fpm-slim 18094 "$PWD/examples/php/slim/index.php"
 fi
-opcache=(-d opcache.enable_cli=1)
+opcache=(-d opcache.enable_cli=1 "${jit[@]}")
 fw_url=/hello?name=bench
 symfony_targets="nginx+fpm-symfony:18097 drover-symfony:18096"
 if [ $symfony = 1 ]; then
