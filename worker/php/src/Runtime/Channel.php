@@ -100,7 +100,13 @@ final class Channel
         while (true) {
             $avail = strlen($this->in) - $this->off;
             if ($avail >= Frame::HEADER_SIZE) {
-                [$len, $type, $flags, $id] = Frame::decodeHeader($this->in, $this->off);
+                // Frame::decodeHeader's work, inline (once per frame): it
+                // is called only to say what is wrong with a bad header.
+                $h = unpack('Nl/nt/nr/Ji', $this->in, $this->off);
+                if ($h['t'] < 0x100 || $h['r'] !== 0 || $h['l'] > Frame::MAX_PAYLOAD) {
+                    Frame::decodeHeader($this->in, $this->off); // throws
+                }
+                $len = $h['l'];
                 if ($avail >= Frame::HEADER_SIZE + $len) {
                     $payload = $len === 0 ? '' : substr($this->in, $this->off + Frame::HEADER_SIZE, $len);
                     $this->off += Frame::HEADER_SIZE + $len;
@@ -108,7 +114,7 @@ final class Channel
                         $this->in = '';
                         $this->off = $this->noCancelBefore = 0;
                     }
-                    return [$type, $flags, $id, $payload];
+                    return [$h['t'] >> 8, $h['t'] & 0xff, $h['i'], $payload];
                 }
             }
             if ($timeout !== null && !$this->waitReadable($timeout)) {

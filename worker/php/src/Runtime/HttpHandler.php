@@ -76,7 +76,11 @@ final class HttpHandler implements Handler
 
     private function request(int $id, string $payload): void
     {
-        $m = Codec::decodeRequest($payload); // absent keys: Codec::REQUEST_ZEROS
+        // Codec::decodeRequest, inline: absent keys are Codec::REQUEST_ZEROS.
+        $m = msgpack_unpack($payload);
+        if (!is_array($m)) {
+            throw new ProtocolError('undecodable request frame: want a msgpack map');
+        }
         // The CGI layout (this worker's hello asks for it), or the default
         // one (a request the master encoded before it knew the worker).
         if (isset($m['REQUEST_METHOD'])) {
@@ -223,7 +227,7 @@ final class HttpHandler implements Handler
         $headers = $res->wireHeaders((string) ini_get('default_charset'));
         if (is_string($body)) {
             if (strlen($body) <= Frame::MAX_CHUNK) {
-                $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers, $body), Frame::FLAG_END);
+                $loop->channel()->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers, $body), Frame::FLAG_END);
                 $this->started = $this->ended = true;
                 return;
             }

@@ -288,6 +288,12 @@ final class Loop
         return $this->channel->hasCancel($id);
     }
 
+    /** The channel to the master, for a handler's writes on its per-request path. */
+    public function channel(): Channel
+    {
+        return $this->channel;
+    }
+
     public function write(int $type, int $id, string $payload = '', int $flags = 0): void
     {
         $this->channel->write($type, $id, $payload, $flags);
