@@ -22,6 +22,23 @@ final class Boot
         exit($code);
     }
 
+    /**
+     * What to do about a script that ran to its end: for a framework's
+     * front controller that ran as under php-fpm, that framework's way.
+     */
+    private static function hint(): string
+    {
+        if (class_exists(\Symfony\Component\Runtime\SymfonyRuntime::class, false)) {
+            return "Symfony's own runtime served one request and returned: set APP_RUNTIME: 'Drover\\Symfony\\Runtime' "
+                . 'under worker.env in drover.yaml (not in .env, which is read after the runtime is chosen); docs/php.md, Symfony';
+        }
+        if (class_exists(\Illuminate\Foundation\Application::class, false)) {
+            return "this is a Laravel app's front controller: point worker.cmd at drover's worker/php/laravel-worker.php "
+                . 'with the app\'s directory as its argument; docs/php.md, Laravel';
+        }
+        return 'call Drover\\Http\\Worker::serve() (or Stream, Task, Psr7) at its end';
+    }
+
     /** Installs the check, once, in a process drover started. */
     public static function guard(): void
     {
@@ -39,7 +56,7 @@ final class Boot
                 $msg = preg_replace('/ in \S+:\d+$/', '', (string) $msg);
                 fwrite(STDERR, sprintf("the worker failed to start: %s in %s:%d\n", $msg, $e['file'], $e['line']));
             } else {
-                fwrite(STDERR, "the worker script ended without serving: call Drover\\Http\\Worker::serve() (or Stream, Task, Psr7) at its end\n");
+                fwrite(STDERR, (headers_sent() ? "\n" : '') . 'the worker script ended without serving: ' . self::hint() . "\n");
             }
             exit(78);
         });
