@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -628,5 +629,32 @@ listeners:
 				t.Errorf("the refusal does not name the checksum:\n%s", out)
 			}
 		})
+	}
+}
+
+// Without -c, a command run where a drover.yaml is addresses the drover
+// started with that file, not whichever one runs (it once stopped another
+// app's drover from a directory whose own was not running).
+func TestCommandsWithoutConfigUseTheDirectorysDroverYAML(t *testing.T) {
+	s := startServer(t, httpConfig)
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "drover.yaml"), []byte(httpConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(dir string, args ...string) (string, error) {
+		cmd := exec.Command(droverBin, args...)
+		cmd.Env, cmd.Dir = s.env, dir
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(other, "stop")
+	if err == nil || !strings.Contains(out, filepath.Join(other, "drover.yaml")) {
+		t.Fatalf("drover stop where another app's drover.yaml is: %v\n%s", err, out)
+	}
+	if out, err := run(s.dir, "status", "--json"); err != nil || !strings.Contains(out, `"manager"`) {
+		t.Fatalf("drover status in the running drover's directory, without -c: %v\n%s", err, out)
+	}
+	if out, err := run(other+"/..", "status", "--json"); err != nil || !strings.Contains(out, `"manager"`) {
+		t.Fatalf("drover status where no drover.yaml is, without -c (the only instance): %v\n%s", err, out)
 	}
 }

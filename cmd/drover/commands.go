@@ -26,7 +26,7 @@ import (
 	"github.com/drover-dev/drover/master"
 )
 
-var configFlag = &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: drover.yaml to start; to address a running instance, the file it was started with)"}
+var configFlag = &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "config `FILE` (default: drover.yaml; to address a running instance, the file it was started with, or without one here, the only instance running)"}
 
 // readyFDEnv names the descriptor on which a daemonized master reports
 // that it serves ("ready") or why it failed.
@@ -467,7 +467,16 @@ func printStatus(out io.Writer, ps []master.Process) {
 // dialInstance connects to the instance named by -c, or to the only one
 // this user runs.
 func dialInstance(c *cli.Context) (*master.Client, error) {
-	if path := c.String("config"); path != "" {
+	path := c.String("config")
+	if path == "" {
+		// Where a drover.yaml is, it names the instance, as it does for
+		// `drover start`: a command run in one app's directory never
+		// acts on another app's drover.
+		if st, err := os.Stat("drover.yaml"); err == nil && st.Mode().IsRegular() {
+			path = "drover.yaml"
+		}
+	}
+	if path != "" {
 		abs, err := filepath.Abs(path)
 		if err != nil {
 			return nil, err
