@@ -148,16 +148,18 @@ final class Response
     /**
      * headerList() with ";charset=$charset" added to a text/* Content-Type
      * that has none, as PHP's SAPIs do for header() under php-fpm (ini
-     * default_charset), so that an app sends what it sent there.
+     * default_charset, read only when needed, unless $charset is given), so
+     * that an app sends what it sent there.
      *
      * @internal for the SDK's workers
      * @return list<string>
      */
-    public function wireHeaders(string $charset): array
+    public function wireHeaders(?string $charset = null): array
     {
         $out = [];
         foreach ($this->headers as $key => [$name, $values]) {
-            if ($key === 'content-type' && $charset !== '' && isset($values[0]) && strncasecmp($values[0], 'text/', 5) === 0 && stripos($values[0], 'charset=') === false) {
+            if ($key === 'content-type' && isset($values[0]) && strncasecmp($values[0], 'text/', 5) === 0 && stripos($values[0], 'charset=') === false
+                && ($charset ??= (string) ini_get('default_charset')) !== '') {
                 $values[0] .= ";charset=$charset";
             }
             foreach ($values as $v) {

@@ -224,7 +224,7 @@ final class HttpHandler implements Handler
         }
         $loop = $this->loop;
         $body = $res->body;
-        $headers = $res->wireHeaders((string) ini_get('default_charset'));
+        $headers = $res->wireHeaders();
         if (is_string($body)) {
             if (strlen($body) <= Frame::MAX_CHUNK) {
                 $loop->channel()->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers, $body), Frame::FLAG_END);
