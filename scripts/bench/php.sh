@@ -17,7 +17,8 @@
 # Needs: wrk nginx php-fpm php php-msgpack; php-slim, Debian's Symfony 5.4
 # (php-symfony-framework-bundle php-symfony-runtime php-symfony-dotenv
 # php-symfony-yaml) and php-laravel-framework php-sqlite3 for their cases.
-# Usage: [ROUNDS=3] scripts/bench/php.sh [duration per run, default 10s]
+# Usage: [ROUNDS=3] [ONLY=laravel] scripts/bench/php.sh [duration per run, default 10s]
+# (ONLY=laravel: the Laravel case alone.)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${1:-10s}
@@ -34,6 +35,8 @@ symfony=1
 [ -f /usr/share/php/Symfony/Bundle/FrameworkBundle/autoload.php ] && [ -f /usr/share/php/Symfony/Component/Runtime/autoload.php ] || symfony=0
 laravel=1
 [ -f /usr/share/php/Illuminate/Foundation/Application.php ] || laravel=0
+only=${ONLY:-}
+[ "$only" != laravel ] || slim=0 symfony=0
 make build >/dev/null
 start_tmp drphp
 measure_rss=1
@@ -49,6 +52,7 @@ mkdir -p "$tmp/bare"
 echo '<?php header("Content-Type: text/plain; charset=utf-8"); echo "Hello, World!";' > "$tmp/bare/index.php"
 start_fpm nginx+fpm-bare 18095 "$tmp/bare/index.php"
 targets="nginx+php-fpm:18091 nginx+fpm-bare:18095 drover-php:18090 drover-go:18092"
+[ -z "$only" ] || targets=""
 slim_url=/hello/bench?greeting=Hi
 slim_targets="nginx+fpm-slim:18094 drover-slim:18093"
 if [ $slim = 1 ]; then
@@ -87,13 +91,14 @@ if [ $laravel = 1 ]; then for t in $laravel_targets; do expect "$t" "$fw_url" '{
 # nginx master and workers + the php-fpm master and children) after its run.
 echo "# $(machine), php $(php -r 'echo PHP_VERSION;'), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!'"
 columns
-for c in 8 64 256; do
+for c in ${targets:+8 64 256}; do
   measure $c / $targets
   report $c nginx+php-fpm $targets
 done
 
 echo
-if [ $slim = 0 ]; then
+if [ -n "$only" ]; then :
+elif [ $slim = 0 ]; then
   echo "# bootstrap: skipped, php-slim not installed (apt-get install php-slim)"
 else
   echo "# bootstrap: examples/php/slim (Slim 3, ~20 routes), GET $slim_url -> 'Hi, bench!'"
@@ -103,7 +108,8 @@ else
 fi
 
 echo
-if [ $symfony = 0 ]; then
+if [ -n "$only" ]; then :
+elif [ $symfony = 0 ]; then
   echo "# symfony: skipped, Debian's Symfony 5.4 not installed (apt-get install php-symfony-framework-bundle php-symfony-runtime php-symfony-dotenv php-symfony-yaml)"
 else
   echo "# symfony: examples/php/symfony (Symfony 5.4, Drover\\Symfony\\Runtime), GET $fw_url -> JSON"
