@@ -123,7 +123,16 @@ if [ $laravel = 0 ]; then
   echo "# laravel: skipped, php-laravel-framework not installed (apt-get install php-laravel-framework php-sqlite3)"
 else
   echo "# laravel: examples/php/laravel (Laravel 8, laravel-worker.php, web middleware), GET $fw_url -> JSON"
+  # 64 returning visitors, each with its session cookie (one per wrk
+  # connection), the sessions directory emptied first: docs/benchmarks.md.
+  find examples/php/laravel/storage/framework/sessions -type f ! -name .gitignore -delete
+  for _ in $(seq 64); do
+    curl -sf -o /dev/null -D - "http://127.0.0.1:18099$fw_url" | tr -d '\r' | sed -n 's/^set-cookie: \([^;]*\).*/\1/ip' | paste -sd ';' | sed 's/;/; /g'
+  done > "$tmp/cookies"
+  export BENCH_COOKIES=$tmp/cookies
+  wrk_script=scripts/bench/sessions.lua
   columns
   measure 64 "$fw_url" $laravel_targets
   report 64 nginx+fpm-laravel $laravel_targets
+  wrk_script=""
 fi
