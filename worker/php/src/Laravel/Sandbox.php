@@ -14,6 +14,7 @@ use Illuminate\Foundation\Application;
 use Illuminate\Http\Request as LaravelRequest;
 use Illuminate\Http\UploadedFile as LaravelUploadedFile;
 use Illuminate\Support\Facades\Facade;
+use Symfony\Component\HttpFoundation\FileBag;
 use Symfony\Component\HttpFoundation\Response as SymfonyResponse;
 
 /**
@@ -87,8 +88,7 @@ final class Sandbox
     public function handle(Request $r): Response
     {
         $this->app->instance('config', clone $this->config);
-        // Laravel's UploadedFile, in test mode: createFromBase() keeps it as it is.
-        $request = LaravelRequest::createFromBase(Bridge::toRequest($r, $r->serverParams() + $_SERVER, LaravelUploadedFile::class));
+        $request = self::toRequest($r);
         $response = null;
         ($this->afterResponse)(function () use ($request, &$response): void {
             $this->finish($request, $response);
@@ -104,6 +104,28 @@ final class Sandbox
             }
         }
         return Bridge::toResponse($response);
+    }
+
+    /**
+     * The Laravel Request of $r, as Request::capture() makes it under
+     * php-fpm (Request::createFromBase() of createFromGlobals()), built
+     * once rather than as a Symfony Request and then a copy of it; uploads
+     * are Laravel's UploadedFile, in test mode.
+     */
+    public static function toRequest(Request $r): LaravelRequest
+    {
+        $request = Bridge::toRequest($r, $r->serverParams() + $_SERVER, LaravelUploadedFile::class, LaravelRequest::class);
+        \assert($request instanceof LaravelRequest);
+        (function (): void {
+            // What createFromBase() does on top of the constructor: file
+            // inputs left empty dropped, and the input source (the JSON
+            // body, the query for GET and HEAD) as the request bag.
+            if ($this->files->count() > 0) {
+                $this->files = new FileBag($this->filterFiles($this->files->all()) ?? []);
+            }
+            $this->request = $this->getInputSource();
+        })->call($request);
+        return $request;
     }
 
     /** Terminates the request (when the kernel answered) and resets the application, whatever terminate() throws. */
