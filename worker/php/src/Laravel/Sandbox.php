@@ -13,6 +13,7 @@ use Illuminate\Contracts\Http\Kernel;
 use Illuminate\Foundation\Application;
 use Illuminate\Http\Request as LaravelRequest;
 use Illuminate\Http\UploadedFile as LaravelUploadedFile;
+use Illuminate\Routing\Route;
 use Illuminate\Support\Facades\Facade;
 use Symfony\Component\HttpFoundation\FileBag;
 use Symfony\Component\HttpFoundation\Response as SymfonyResponse;
@@ -27,8 +28,9 @@ use Symfony\Component\HttpFoundation\Response as SymfonyResponse;
  * an ErrorException and a 500, as under php-fpm).
  *
  * After each response has left (Worker::afterResponse): the kernel's
- * terminate() (terminable middleware, $app->terminating() callbacks), then
- * reset():
+ * terminate() (terminable middleware, $app->terminating() callbacks), the
+ * matched route's controller and gathered middleware forgotten (the next
+ * request builds its own controller, as under php-fpm), then reset():
  *  - a transaction a request left open on any database connection is
  *    rolled back (and logged); query logs and the "records modified" flag
  *    are cleared;
@@ -136,6 +138,13 @@ final class Sandbox
                 $this->kernel->terminate($request, $response);
             }
         } finally {
+            // The route keeps the controller it built and the middleware it
+            // gathered: the next request it matches builds its own, as
+            // under php-fpm (and Octane).
+            $route = $request->route();
+            if ($route instanceof Route && method_exists($route, 'flushController')) {
+                $route->flushController();
+            }
             $this->reset();
         }
     }
