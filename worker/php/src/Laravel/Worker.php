@@ -82,6 +82,7 @@ final class Worker
         }
         $app->bootstrapWith($bootstrappers);
         $app->loadDeferredProviders();
+        CompiledRoutes::install($app->make('router'), $app);
         foreach (self::WARM as $service) {
             if ($app->bound($service)) {
                 $app->make($service);
