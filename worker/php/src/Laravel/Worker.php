@@ -82,7 +82,6 @@ final class Worker
         }
         $app->bootstrapWith($bootstrappers);
         $app->loadDeferredProviders();
-        CompiledRoutes::install($app->make('router'), $app);
         foreach (self::WARM as $service) {
             if ($app->bound($service)) {
                 $app->make($service);
