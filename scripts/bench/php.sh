@@ -11,8 +11,8 @@
 # every request under php-fpm, at 64 connections; then the framework cases:
 # the Symfony 5.4 app of examples/php/symfony (GET /hello, a controller
 # returning JSON) and the Laravel 8 app of examples/php/laravel (GET
-# /hello through the web middleware: cookies, session, CSRF), the same code
-# under both, opcache on under both (drover's workers get
+# /hello through the web middleware: cookies, session, CSRF; 64 returning
+# visitors, each with its session cookie), the same code under both, opcache on under both (drover's workers get
 # opcache.enable_cli=1), at 64 connections.
 # Needs: wrk nginx php-fpm php php-msgpack; php-slim, Debian's Symfony 5.4
 # (php-symfony-framework-bundle php-symfony-runtime php-symfony-dotenv
