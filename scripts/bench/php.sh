@@ -11,8 +11,8 @@
 # every request under php-fpm, at 64 connections; then the framework cases:
 # the Symfony 5.4 app of examples/php/symfony (GET /hello, a controller
 # returning JSON) and the Laravel 8 app of examples/php/laravel (GET
-# /hello through the web middleware: cookies, session, CSRF), the same code
-# under both, opcache on under both (drover's workers get
+# /hello through the web middleware: cookies, session, CSRF; 64 returning
+# visitors, each with its session cookie), the same code under both, opcache on under both (drover's workers get
 # opcache.enable_cli=1), at 64 connections.
 # Needs: wrk nginx php-fpm php php-msgpack; php-slim, Debian's Symfony 5.4
 # (php-symfony-framework-bundle php-symfony-runtime php-symfony-dotenv
@@ -22,7 +22,8 @@
 # opcache.jit_buffer_size=64M; drover's also with opcache.enable_cli=1);
 # JIT=0 runs them as Debian ships them (php-fpm: opcache on, JIT off; the
 # CLI: opcache off).
-# Usage: [ROUNDS=3] [JIT=1] scripts/bench/php.sh [duration per run, default 10s]
+# Usage: [ROUNDS=3] [JIT=1] [ONLY=laravel] scripts/bench/php.sh [duration per run, default 10s]
+# (ONLY=laravel: the Laravel case alone.)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 dur=${1:-10s}
@@ -39,6 +40,8 @@ symfony=1
 [ -f /usr/share/php/Symfony/Bundle/FrameworkBundle/autoload.php ] && [ -f /usr/share/php/Symfony/Component/Runtime/autoload.php ] || symfony=0
 laravel=1
 [ -f /usr/share/php/Illuminate/Foundation/Application.php ] || laravel=0
+only=${ONLY:-}
+[ "$only" != laravel ] || slim=0 symfony=0
 make build >/dev/null
 start_tmp drphp
 measure_rss=1
@@ -59,6 +62,7 @@ mkdir -p "$tmp/bare"
 echo '<?php header("Content-Type: text/plain; charset=utf-8"); echo "Hello, World!";' > "$tmp/bare/index.php"
 start_fpm nginx+fpm-bare 18095 "$tmp/bare/index.php"
 targets="nginx+php-fpm:18091 nginx+fpm-bare:18095 drover-php:18090 drover-go:18092"
+[ -z "$only" ] || targets=""
 slim_url=/hello/bench?greeting=Hi
 slim_targets="nginx+fpm-slim:18094 drover-slim:18093"
 if [ $slim = 1 ]; then
@@ -97,7 +101,7 @@ if [ $laravel = 1 ]; then for t in $laravel_targets; do expect "$t" "$fw_url" '{
 # nginx master and workers + the php-fpm master and children) after its run.
 echo "# $(machine), php $(php -r 'echo PHP_VERSION;'), wrk -t1 -d$dur, $rounds rounds (median), GET / -> 'Hello, World!'"
 columns
-for c in 8 64 256; do
+for c in ${targets:+8 64 256}; do
   measure $c / $targets
   report $c nginx+php-fpm $targets
 done
@@ -105,7 +109,8 @@ echo "# latency at 256 connections (the median run): a request that waits for a 
 tail_ratio 256 $targets
 
 echo
-if [ $slim = 0 ]; then
+if [ -n "$only" ]; then :
+elif [ $slim = 0 ]; then
   echo "# bootstrap: skipped, php-slim not installed (apt-get install php-slim)"
 else
   echo "# bootstrap: examples/php/slim (Slim 3, ~20 routes), GET $slim_url -> 'Hi, bench!'"
@@ -115,7 +120,8 @@ else
 fi
 
 echo
-if [ $symfony = 0 ]; then
+if [ -n "$only" ]; then :
+elif [ $symfony = 0 ]; then
   echo "# symfony: skipped, Debian's Symfony 5.4 not installed (apt-get install php-symfony-framework-bundle php-symfony-runtime php-symfony-dotenv php-symfony-yaml)"
 else
   echo "# symfony: examples/php/symfony (Symfony 5.4, Drover\\Symfony\\Runtime), GET $fw_url -> JSON"
@@ -129,7 +135,16 @@ if [ $laravel = 0 ]; then
   echo "# laravel: skipped, php-laravel-framework not installed (apt-get install php-laravel-framework php-sqlite3)"
 else
   echo "# laravel: examples/php/laravel (Laravel 8, laravel-worker.php, web middleware), GET $fw_url -> JSON"
+  # 64 returning visitors, each with its session cookie (one per wrk
+  # connection), the sessions directory emptied first: docs/benchmarks.md.
+  find examples/php/laravel/storage/framework/sessions -type f ! -name .gitignore -delete
+  for _ in $(seq 64); do
+    curl -sf -o /dev/null -D - "http://127.0.0.1:18099$fw_url" | tr -d '\r' | sed -n 's/^set-cookie: \([^;]*\).*/\1/ip' | paste -sd ';' | sed 's/;/; /g'
+  done > "$tmp/cookies"
+  export BENCH_COOKIES=$tmp/cookies
+  wrk_script=scripts/bench/sessions.lua
   columns
   measure 64 "$fw_url" $laravel_targets
   report 64 nginx+fpm-laravel $laravel_targets
+  wrk_script=""
 fi

@@ -13,7 +13,9 @@ use Illuminate\Contracts\Http\Kernel;
 use Illuminate\Foundation\Application;
 use Illuminate\Http\Request as LaravelRequest;
 use Illuminate\Http\UploadedFile as LaravelUploadedFile;
+use Illuminate\Routing\Route;
 use Illuminate\Support\Facades\Facade;
+use Symfony\Component\HttpFoundation\FileBag;
 use Symfony\Component\HttpFoundation\Response as SymfonyResponse;
 
 /**
@@ -26,8 +28,9 @@ use Symfony\Component\HttpFoundation\Response as SymfonyResponse;
  * an ErrorException and a 500, as under php-fpm).
  *
  * After each response has left (Worker::afterResponse): the kernel's
- * terminate() (terminable middleware, $app->terminating() callbacks), then
- * reset():
+ * terminate() (terminable middleware, $app->terminating() callbacks), the
+ * matched route's controller and gathered middleware forgotten (the next
+ * request builds its own controller, as under php-fpm), then reset():
  *  - a transaction a request left open on any database connection is
  *    rolled back (and logged); query logs and the "records modified" flag
  *    are cleared;
@@ -87,8 +90,7 @@ final class Sandbox
     public function handle(Request $r): Response
     {
         $this->app->instance('config', clone $this->config);
-        // Laravel's UploadedFile, in test mode: createFromBase() keeps it as it is.
-        $request = LaravelRequest::createFromBase(Bridge::toRequest($r, $r->serverParams() + $_SERVER, LaravelUploadedFile::class));
+        $request = self::toRequest($r);
         $response = null;
         ($this->afterResponse)(function () use ($request, &$response): void {
             $this->finish($request, $response);
@@ -106,6 +108,28 @@ final class Sandbox
         return Bridge::toResponse($response);
     }
 
+    /**
+     * The Laravel Request of $r, as Request::capture() makes it under
+     * php-fpm (Request::createFromBase() of createFromGlobals()), built
+     * once rather than as a Symfony Request and then a copy of it; uploads
+     * are Laravel's UploadedFile, in test mode.
+     */
+    public static function toRequest(Request $r): LaravelRequest
+    {
+        $request = Bridge::toRequest($r, $r->serverParams() + $_SERVER, LaravelUploadedFile::class, LaravelRequest::class);
+        \assert($request instanceof LaravelRequest);
+        (function (): void {
+            // What createFromBase() does on top of the constructor: file
+            // inputs left empty dropped, and the input source (the JSON
+            // body, the query for GET and HEAD) as the request bag.
+            if ($this->files->count() > 0) {
+                $this->files = new FileBag($this->filterFiles($this->files->all()) ?? []);
+            }
+            $this->request = $this->getInputSource();
+        })->call($request);
+        return $request;
+    }
+
     /** Terminates the request (when the kernel answered) and resets the application, whatever terminate() throws. */
     public function finish(LaravelRequest $request, ?SymfonyResponse $response): void
     {
@@ -114,6 +138,13 @@ final class Sandbox
                 $this->kernel->terminate($request, $response);
             }
         } finally {
+            // The route keeps the controller it built and the middleware it
+            // gathered: the next request it matches builds its own, as
+            // under php-fpm (and Octane).
+            $route = $request->route();
+            if ($route instanceof Route && method_exists($route, 'flushController')) {
+                $route->flushController();
+            }
             $this->reset();
         }
     }

@@ -50,11 +50,14 @@ final class Bridge
      * mode, which isValid() and move() accept without
      * is_uploaded_file() (PHP's CLI did not receive them), of class
      * $fileClass (a subclass of Symfony's UploadedFile, such as Laravel's).
-     * The factory of Request::setFactory() is used when one is set.
+     * The factory of Request::setFactory() is used when one is set, unless
+     * $class names the class to build (a subclass of Request with its
+     * constructor, such as Laravel's).
      *
      * @param class-string<SymfonyUploadedFile> $fileClass
+     * @param ?class-string<SymfonyRequest> $class
      */
-    public static function toRequest(Request $r, array $server, string $fileClass = SymfonyUploadedFile::class): SymfonyRequest
+    public static function toRequest(Request $r, array $server, string $fileClass = SymfonyUploadedFile::class, ?string $class = null): SymfonyRequest
     {
         // nginx passes these two always (fastcgi_params), empty when the
         // request has no body: Symfony's HeaderBag then has them as ''.
@@ -76,8 +79,9 @@ final class Bridge
                 $content = ''; // PHP does not keep a multipart body (php://input is empty)
             }
         }
-        $factory = (self::$factory ??= \Closure::bind(static fn () => SymfonyRequest::$requestFactory, null, SymfonyRequest::class))();
-        if ($factory !== null) {
+        if ($class !== null) {
+            $request = new $class($r->query(), $post, [], $r->cookies(), $files, $server, $content);
+        } elseif (($factory = (self::$factory ??= \Closure::bind(static fn () => SymfonyRequest::$requestFactory, null, SymfonyRequest::class))()) !== null) {
             $request = $factory($r->query(), $post, [], $r->cookies(), $files, $server, $content);
             if (!$request instanceof SymfonyRequest) {
                 throw new \LogicException('The Request factory must return an instance of Symfony\Component\HttpFoundation\Request.');

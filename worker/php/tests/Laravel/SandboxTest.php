@@ -85,6 +85,19 @@ final class SandboxTest extends TestCase
         self::assertSame(array_fill(0, 2, 'the request left 1 transaction(s) open on database connection "sqlite": rolled back (commit or roll back in the request)'), $this->logged);
     }
 
+    public function testEachRequestGetsAControllerOfItsOwn(): void
+    {
+        // The matched route keeps the controller it built (and the
+        // middleware it gathered): a controller's properties must not
+        // carry over to the next request, as they do not under php-fpm.
+        $sandbox = $this->sandbox();
+        foreach ([1, 2, 3] as $_) {
+            $res = $sandbox->handle(self::get('/controller'));
+            self::assertSame([200, '{"served":1}'], [$res->status, $res->body]);
+            $this->afterResponse();
+        }
+    }
+
     public function testAPHPWarningIsLaravelsErrorException(): void
     {
         $sandbox = $this->sandbox();

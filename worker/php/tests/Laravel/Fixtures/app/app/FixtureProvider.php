@@ -39,9 +39,22 @@ final class FixtureProvider extends ServiceProvider
             });
             return response()->json($found);
         });
+        // A controller that counts the requests it served: under php-fpm
+        // each request builds its own, so the count is always 1.
+        Route::get('/controller', CountingController::class);
         Route::get('/warn', static function () {
             $none = [];
             return $none['missing'];
         });
+    }
+}
+
+final class CountingController
+{
+    private int $served = 0;
+
+    public function __invoke(): \Illuminate\Http\JsonResponse
+    {
+        return response()->json(['served' => ++$this->served]);
     }
 }
