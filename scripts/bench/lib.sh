@@ -223,12 +223,17 @@ report() {
 # mean latency, the p99 and how many times the mean the p99 is (a request
 # that waits for a worker should wait about as long as those before it).
 tail_ratio() {
-  local c=$1 t p99 mean
+  local c=$1 t
   shift
   for t in "$@"; do
-    read -r _ _ p99 _ _ _ mean _ < <(median "${t%%:*}")
-    awk -v n="${t%%:*}" -v c="$c" -v m="$mean" -v p="$p99" 'function ms(v) {
+    # Every round's mean and p99 (the 7th and 3rd fields of its run), then
+    # the median of the rounds' ratios: one disturbed round moves it less
+    # than it moves the median run's.
+    awk -v n="${t%%:*}" -v c="$c" 'function ms(v) {
         if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v + 0 }
-      BEGIN { printf "%-16s %6d   mean %8s   p99 %8s   p99/mean %5.1f\n", n, c, m, p, ms(p) / ms(m) }'
+      NF >= 7 { r[++k] = ms($3) / ms($7); rounds = rounds sprintf(" %.1f", r[k]); means = means (k > 1 ? ", " : "") $7 " " $3 }
+      END {
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (r[j] < r[i]) { x = r[i]; r[i] = r[j]; r[j] = x }
+        printf "%-16s %6d   p99/mean %5.1f (median of rounds:%s; mean, p99 of each: %s)\n", n, c, r[int((k + 1) / 2)], rounds, means }' <<<"${runs[${t%%:*}]}"
   done
 }

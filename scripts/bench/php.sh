@@ -105,7 +105,7 @@ for c in ${targets:+8 64 256}; do
   measure $c / $targets
   report $c nginx+php-fpm $targets
 done
-echo "# latency at 256 connections (the median run): a request that waits for a worker should wait about as long as those before it"
+echo "# latency at 256 connections (each round's p99 over its mean, and their median): a request that waits for a worker should wait about as long as those before it"
 tail_ratio 256 $targets
 
 echo
