@@ -83,3 +83,23 @@ listeners:
 	})
 	s.waitStatus("http_buffered back to 0", func(rows []statusRow) bool { return masterRow(rows).HTTPBuffered == 0 })
 }
+
+// PHP workers do not use the body arenas: they close the descriptors the
+// manager passed (the protocol's SHOULD), so that programs they start do
+// not inherit them, and their environment no longer names them.
+func TestPHPWorkersCloseTheArenas(t *testing.T) {
+	s := startServer(t, phpConfig(t, 2))
+	for _, pid := range pidsOf(s.status(), "worker") {
+		fds, _ := filepathGlob(fmt.Sprintf("/proc/%d/fd", pid), "*")
+		for _, fd := range fds {
+			if l, err := os.Readlink(fd); err == nil && strings.Contains(l, "memfd:drover-") && !strings.Contains(l, "drover-tables") {
+				t.Errorf("PHP worker %d keeps a descriptor of an arena open (%s: %s)", pid, fd, l)
+			}
+		}
+	}
+	for _, q := range []string{"/env?name=DROVER_REQUEST_ARENA_FD", "/server?name=DROVER_ANSWER_ARENA_FD"} {
+		if st, body := get(t, httpURL(s, q)); st != 200 || body != "" {
+			t.Errorf("GET %s: %d %q, want it unset", q, st, body)
+		}
+	}
+}

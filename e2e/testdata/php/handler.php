@@ -44,6 +44,10 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             return Response::text('Hello, World!');
         case '/pid':
             return Response::text((string) getmypid());
+        case '/env':
+            return Response::text((string) getenv((string) $r->query('name')));
+        case '/server':
+            return Response::text((string) ($_SERVER[(string) $r->query('name')] ?? ''));
         case '/echo':
             return new Response(200, ['Content-Type' => 'application/octet-stream'], $r->body);
         case '/big':

@@ -47,7 +47,7 @@ final class Channel
             self::quit("$hint (fd $fd is not a stream socket)");
         }
         socket_set_block($socket);
-        self::closeOnExec($fd);
+        self::tidyDescriptors($fd);
         return new self($socket);
     }
 
@@ -60,12 +60,14 @@ final class Channel
     /**
      * Marks every descriptor of the channel (fd 3 and PHP's duplicate of it)
      * close-on-exec, so that a program the handler starts (exec, proc_open)
-     * does not hold the channel open after this worker died. Needs FFI
-     * (enabled for the CLI by default); without it the channel stays
-     * inheritable, which only matters for handlers that start long-lived
-     * programs.
+     * does not hold the channel open after this worker died, and closes the
+     * body arenas' descriptors (fds 4 and 5, docs/protocol.md), which the
+     * PHP SDK does not map, as the protocol asks of a worker that does not
+     * use them. Needs FFI (enabled for the CLI by default); without it they
+     * stay open and inheritable, which only matters for handlers that
+     * start long-lived programs.
      */
-    private static function closeOnExec(int $fd): void
+    private static function tidyDescriptors(int $fd): void
     {
         if (!extension_loaded('ffi')) {
             return;
@@ -76,9 +78,18 @@ final class Channel
             return;
         }
         try {
-            $libc = \FFI::cdef('int fcntl(int fd, int cmd, int arg);', 'libc.so.6');
+            $libc = \FFI::cdef('int fcntl(int fd, int cmd, int arg); int close(int fd);', 'libc.so.6');
         } catch (\Throwable) {
             return;
+        }
+        foreach (['DROVER_REQUEST_ARENA_FD', 'DROVER_ANSWER_ARENA_FD'] as $var) {
+            $n = (string) getenv($var);
+            if (ctype_digit($n) && (int) $n > 3 && (int) $n !== $fd
+                && str_starts_with((string) @readlink("/proc/self/fd/$n"), '/memfd:drover-')) {
+                $libc->close((int) $n);
+                putenv($var); // gone: nothing this worker starts is told of it
+                unset($_ENV[$var], $_SERVER[$var]);
+            }
         }
         foreach ($fds as $name) {
             if (ctype_digit($name) && @readlink("/proc/self/fd/$name") === $target) {

@@ -32,7 +32,8 @@ final class HttpHandler implements Handler
     private static array $after = [];
     private int $unacked = 0;
     private bool $warnedStream = false;
-    private readonly array $baseServer;
+    /** $_SERVER as the process has it, taken at the first request (after the channel's set-up tidied the environment). */
+    private ?array $baseServer = null;
     /** PHP's session extension is loaded. */
     private readonly bool $sessions;
     private ?Loop $loop = null;
@@ -40,7 +41,6 @@ final class HttpHandler implements Handler
     /** @param \Closure(Request): mixed $handler */
     public function __construct(private readonly \Closure $handler, private readonly bool $globals = true)
     {
-        $this->baseServer = $_SERVER;
         $this->sessions = function_exists('session_status');
     }
 
@@ -397,7 +397,7 @@ final class HttpHandler implements Handler
     private function installGlobals(Request $req): void
     {
         $s = $req->serverParams();
-        $_SERVER = $s + $this->baseServer;
+        $_SERVER = $s + ($this->baseServer ??= $_SERVER);
         $_GET = $s['QUERY_STRING'] === '' ? [] : $req->query();
         $_COOKIE = isset($s['HTTP_COOKIE']) ? $req->cookies() : [];
         $_POST = $_FILES = [];
@@ -417,7 +417,7 @@ final class HttpHandler implements Handler
         $req->cleanup();
         if ($this->globals) {
             $_GET = $_POST = $_COOKIE = $_FILES = $_REQUEST = [];
-            $_SERVER = $this->baseServer;
+            $_SERVER = $this->baseServer ?? $_SERVER;
         }
         if ($this->sessions && session_status() === PHP_SESSION_ACTIVE) {
             session_write_close();
