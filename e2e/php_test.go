@@ -661,3 +661,27 @@ func TestPHPEndlessStreamStopsWhenTheClientLeaves(t *testing.T) {
 	c.Close()
 	wantGet(t, httpURL(s, "/"), 200, "Hello, World!") // the only worker is free again
 }
+
+// A header whose name has an underscore never reaches $_SERVER, where it
+// would meet the header a proxy set (X_Forwarded_For and X-Forwarded-For
+// are both HTTP_X_FORWARDED_FOR): nginx and Apache leave such headers out
+// of a CGI environment for that reason, and so does drover.
+func TestPHPUnderscoreHeadersDoNotReachServer(t *testing.T) {
+	s := startServer(t, phpConfig(t, 1))
+	for _, path := range []string{"/server?name=HTTP_X_FORWARDED_FOR", "/server?name=HTTP_X_TOKEN"} {
+		req, _ := http.NewRequest("GET", httpURL(s, path), nil)
+		req.Header["X-Forwarded-For"] = []string{"10.0.0.1"}
+		req.Header["X_Forwarded_For"] = []string{"6.6.6.6"}
+		req.Header["X_Token"] = []string{"forged"}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := map[string]string{"/server?name=HTTP_X_FORWARDED_FOR": "10.0.0.1", "/server?name=HTTP_X_TOKEN": ""}[path]
+		if resp.StatusCode != 200 || string(body) != want {
+			t.Errorf("GET %s with X_Forwarded_For and X_Token: %d %q, want %q", path, resp.StatusCode, body, want)
+		}
+	}
+}

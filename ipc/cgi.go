@@ -20,7 +20,13 @@ import (
 //
 // Header names become HTTP_ and the name in upper case with '-' as '_';
 // headers whose names meet there are joined into one value, with "; "
-// for Cookie and ", " for the others, as PHP's SAPIs join them.
+// for Cookie and ", " for the others, as PHP's SAPIs join them. A header
+// whose name has an underscore is left out, as nginx and Apache leave it
+// out of a CGI environment: X_Forwarded_For would otherwise meet the
+// X-Forwarded-For a proxy set.
+
+// skipped marks, in AppendRequestCGI's first, a header left out.
+const skipped = -1
 
 // cgiFixed is how many keys every CGI-layout Request has.
 const cgiFixed = 7
@@ -47,6 +53,10 @@ func AppendRequestCGI(dst []byte, r *Request) []byte {
 	keys, host, dups := 0, -1, false
 	for i := 0; i < pairs; i++ {
 		first[i] = int32(i)
+		if strings.IndexByte(h[2*i], '_') >= 0 {
+			first[i] = skipped
+			continue
+		}
 		if pairs <= cgiSmall {
 			for j := 0; j < i; j++ {
 				if first[j] == int32(j) && sameCGIKey(h[2*j], h[2*i]) {

@@ -98,8 +98,33 @@ final class Request
             $port = (int) $p;
             $remote = $remote[0] === '[' ? trim(substr($remote, 0, $i), '[]') : substr($remote, 0, $i);
         }
+        $headers = $m['headers'] ?? [];
+        for ($i = 0, $n = count($headers) - 1; $i < $n; $i += 2) {
+            if (str_contains($headers[$i], '_')) {
+                // Left out, as the CGI layout leaves it out (serverKey):
+                // a handler sees the same headers in both layouts.
+                $headers = self::withoutUnderscores($headers);
+                break;
+            }
+        }
         return new self((string) $m['method'], (string) $m['target'], (string) (($m['proto'] ?? '') ?: 'HTTP/1.1'),
-            $m['headers'] ?? [], $body, $remote, $port, (int) ($m['listener'] ?? 0));
+            $headers, $body, $remote, $port, (int) ($m['listener'] ?? 0));
+    }
+
+    /**
+     * @param list<string> $list
+     * @return list<string>
+     */
+    private static function withoutUnderscores(array $list): array
+    {
+        $out = [];
+        for ($i = 0, $n = count($list) - 1; $i < $n; $i += 2) {
+            if (!str_contains($list[$i], '_')) {
+                $out[] = $list[$i];
+                $out[] = $list[$i + 1];
+            }
+        }
+        return $out;
     }
 
     /**
@@ -391,6 +416,9 @@ final class Request
         $keys = self::$serverKeys;
         for ($i = 0, $n = count($this->headerList) - 1; $i < $n; $i += 2) {
             $key = $keys[$this->headerList[$i]] ?? self::serverKey($this->headerList[$i]);
+            if ($key === '') {
+                continue; // a name with an underscore (serverKey)
+            }
             $v = $this->headerList[$i + 1];
             $s[$key] = isset($s[$key]) ? $s[$key] . ($key === 'HTTP_COOKIE' ? '; ' : ', ') . $v : $v;
         }
@@ -403,11 +431,16 @@ final class Request
         return $s;
     }
 
-    /** $_SERVER's key of header $name, kept for the next requests (up to SERVER_KEYS_MAX names). */
+    /**
+     * $_SERVER's key of header $name, kept for the next requests (up to
+     * SERVER_KEYS_MAX names); '' for a name with an underscore, which is
+     * left out, as nginx and Apache leave it out of a CGI environment
+     * (X_Forwarded_For would meet the X-Forwarded-For a proxy set).
+     */
     private static function serverKey(string $name): string
     {
-        $key = strtoupper(strtr($name, '-', '_'));
-        if ($key !== 'CONTENT_TYPE' && $key !== 'CONTENT_LENGTH') {
+        $key = str_contains($name, '_') ? '' : strtoupper(strtr($name, '-', '_'));
+        if ($key !== '' && $key !== 'CONTENT_TYPE' && $key !== 'CONTENT_LENGTH') {
             $key = 'HTTP_' . $key;
         }
         if (count(self::$serverKeys) < self::SERVER_KEYS_MAX) {

@@ -74,6 +74,15 @@ final class RequestTest extends TestCase
         self::assertSame('203.0.113.7', $s['REMOTE_ADDR']);
     }
 
+    public function testHeadersWithUnderscoresAreLeftOut(): void
+    {
+        $r = Request::fromFrame(self::frame(['headers' => ['X-Forwarded-For', '10.0.0.1', 'X_Forwarded_For', '6.6.6.6', 'X_Token', 'forged']]), '');
+        self::assertSame('10.0.0.1', $r->serverParams()['HTTP_X_FORWARDED_FOR'], 'not joined with X_Forwarded_For');
+        self::assertArrayNotHasKey('HTTP_X_TOKEN', $r->serverParams());
+        self::assertNull($r->header('x_token'));
+        self::assertSame(['X-Forwarded-For', '10.0.0.1'], $r->headerList(), 'as the CGI layout has them');
+    }
+
     public function testOddTargets(): void
     {
         self::assertSame('/', Request::fromFrame(self::frame(['target' => 'http://h.example']), '')->path());
