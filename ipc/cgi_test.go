@@ -197,3 +197,15 @@ func BenchmarkAppendRequestLayouts(b *testing.B) {
 		}
 	})
 }
+
+// DecodeRequestCGI reads only what the master wrote (a request handed
+// back), but any bytes must give an error, never a panic or a hang.
+func FuzzDecodeRequestCGI(f *testing.F) {
+	f.Add(AppendRequestCGI(nil, &Request{Method: "GET", Target: "/", Headers: []string{"Host", "h"}, Remote: "1.2.3.4:5", Body: []byte("b"), BodyAt: []uint64{1, 2}}))
+	f.Add([]byte{0x81, 0xab, 'R', 'E', 'M', 'O', 'T', 'E', '_', 'P', 'O', 'R', 'T', 0xa1, 'x'})
+	f.Add([]byte{0xde, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var r Request
+		_ = DecodeRequestCGI(p, &r)
+	})
+}
