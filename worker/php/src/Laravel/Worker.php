@@ -81,6 +81,13 @@ final class Worker
             array_splice($bootstrappers, $at, 0, [SetRequestForConsole::class]);
         }
         $app->bootstrapWith($bootstrappers);
+        if ((string) $app['config']->get('app.key') === '') {
+            // Laravel says so only on the first request that encrypts, in
+            // its own log: say it once, at boot, in drover's.
+            Log::line("APP_KEY is empty in $basePath (.env, or config/app.php): every request that encrypts (cookies, sessions, "
+                . "the web middleware) will answer 500 with Laravel's MissingAppKeyException; run php artisan key:generate "
+                . '(then php artisan config:cache again if the config is cached) and drover reload');
+        }
         $app->loadDeferredProviders();
         foreach (self::WARM as $service) {
             if ($app->bound($service)) {

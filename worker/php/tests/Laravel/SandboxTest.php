@@ -27,7 +27,8 @@ final class SandboxTest extends TestCase
     /** @var list<string> what the SDK logged */
     private array $logged = [];
 
-    private function sandbox(): Sandbox
+    /** @param ?\Closure(string): void $edit changes the fixture app's copy (its directory) before it boots */
+    private function sandbox(?\Closure $edit = null): Sandbox
     {
         Log::$sink = function (string $line): void {
             $this->logged[] = $line;
@@ -40,6 +41,9 @@ final class SandboxTest extends TestCase
         // A copy: Laravel writes its caches into the app.
         $this->dir = sys_get_temp_dir() . '/drover-laravel-' . getmypid();
         (new \Illuminate\Filesystem\Filesystem())->copyDirectory(__DIR__ . '/Fixtures/app', $this->dir);
+        if ($edit !== null) {
+            $edit($this->dir);
+        }
         return new Sandbox(Worker::boot($this->dir), function (\Closure $fn): void {
             $this->after[] = $fn;
         });
@@ -83,6 +87,15 @@ final class SandboxTest extends TestCase
         self::assertSame(['GET /state', 'GET /state'], FixtureProvider::$terminated, 'terminating callbacks do not pile up');
         self::assertSame(0, $sandbox->application()->make('db')->connection()->transactionLevel());
         self::assertSame(array_fill(0, 2, 'the request left 1 transaction(s) open on database connection "sqlite": rolled back (commit or roll back in the request)'), $this->logged);
+    }
+
+    public function testAnEmptyAppKeyIsToldAtBoot(): void
+    {
+        $this->sandbox(static function (string $dir): void {
+            $f = "$dir/config/app.php";
+            file_put_contents($f, (string) preg_replace("/'key' => .*,/", "'key' => '',", (string) file_get_contents($f)));
+        });
+        self::assertNotEmpty(preg_grep('/^APP_KEY is empty .*php artisan key:generate/', $this->logged), implode("\n", $this->logged));
     }
 
     public function testEachRequestGetsAControllerOfItsOwn(): void
