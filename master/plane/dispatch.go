@@ -396,9 +396,11 @@ func (d *dispatcher) done(l *reactor.Loop, w *Worker, id uint64) bool {
 	w.inflight--
 	d.total--
 	d.servedOne(w)
-	now := time.Now()
+	var now time.Time // the loop's clock of this iteration: no clock read per answer
 	if l != nil {
 		now = l.Now()
+	} else {
+		now = time.Now()
 	}
 	w.lastDone = now
 	if w.prefetch > 0 {
