@@ -393,3 +393,21 @@ func (r *Region) Recover(pid int) int {
 // load32 and friends are the atomic accessors of shared words.
 func load32(p *uint32) uint32     { return atomic.LoadUint32(p) }
 func store32(p *uint32, v uint32) { atomic.StoreUint32(p, v) }
+
+// InheritedTable is Inherited's table name: what the SDKs' Table returns.
+func InheritedTable(name string) (*Table, error) {
+	r, err := Inherited()
+	if err != nil {
+		return nil, err
+	}
+	return r.Table(name)
+}
+
+// InheritedAtomic is Inherited's counter name: what the SDKs' Atomic returns.
+func InheritedAtomic(name string) (*Atomic, error) {
+	r, err := Inherited()
+	if err != nil {
+		return nil, err
+	}
+	return r.Atomic(name)
+}

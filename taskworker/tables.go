@@ -13,20 +13,8 @@ import "github.com/drover-dev/drover/shm"
 //	n, err := cache.Incr(key, hits, 1)
 //
 // It maps the memory on the first call. See docs/tables.md.
-func Table(name string) (*shm.Table, error) {
-	r, err := shm.Inherited()
-	if err != nil {
-		return nil, err
-	}
-	return r.Table(name)
-}
+func Table(name string) (*shm.Table, error) { return shm.InheritedTable(name) }
 
 // Atomic returns the shared counter name, declared under atomics: in
 // drover.yaml (Swoole\Atomic): Add, Sub, CompareAndSwap, Wait, Wakeup.
-func Atomic(name string) (*shm.Atomic, error) {
-	r, err := shm.Inherited()
-	if err != nil {
-		return nil, err
-	}
-	return r.Atomic(name)
-}
+func Atomic(name string) (*shm.Atomic, error) { return shm.InheritedAtomic(name) }
