@@ -50,6 +50,11 @@ func TestMain(m *testing.M) {
 	}
 	droverBin = filepath.Join(dir, "drover")
 	helperPath, _ = os.Executable()
+	if err := buildPHPExt(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -124,6 +129,7 @@ func newServer(t *testing.T, cfg string) *server {
 	cfg = strings.ReplaceAll(cfg, "{{bin}}", bin)
 	cfg = strings.ReplaceAll(cfg, "{{dir}}", dir)
 	cfg = strings.ReplaceAll(cfg, "{{helper}}", helperPath)
+	cfg = withPHPExt(cfg)
 	if !strings.Contains(cfg, "log_format") {
 		cfg += "\nlog_format: json\n"
 	}

@@ -72,10 +72,28 @@ func wantGet(t *testing.T, url string, status int, body string) {
 }
 
 // Two PHP workers serve HTTP; status names their SDK; bodies go both ways
-// in pieces (flow control); a streamed response arrives whole.
+// in pieces (flow control); a streamed response arrives whole. Once with
+// drover's PHP extension (the other PHP tests run with it too, when it is
+// built) and once with the pure-PHP SDK (DROVER_PHP_NATIVE=0).
 func TestPHPServesHTTP(t *testing.T) {
-	s := startServer(t, phpConfig(t, 2))
+	for _, sdk := range []string{"native", "php"} {
+		t.Run(sdk, func(t *testing.T) {
+			if sdk == "native" && phpExtDir == "" {
+				t.Skip("drover's PHP extension is not built here (no phpize: apt-get install php-dev); CI builds it")
+			}
+			cfg := phpConfig(t, 2)
+			if sdk == "php" {
+				cfg = strings.Replace(cfg, "  launch: exec\n", "  launch: exec\n  env: {DROVER_PHP_NATIVE: \"0\"}\n", 1)
+			}
+			testPHPServesHTTP(t, cfg, sdk)
+		})
+	}
+}
+
+func testPHPServesHTTP(t *testing.T, cfg, sdk string) {
+	s := startServer(t, cfg)
 	wantGet(t, httpURL(s, "/"), 200, "Hello, World!")
+	wantGet(t, httpURL(s, "/native"), 200, sdk)
 	rows := s.status()
 	php := 0
 	for _, r := range rows {

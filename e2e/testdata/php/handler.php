@@ -44,6 +44,9 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             return Response::text('Hello, World!');
         case '/pid':
             return Response::text((string) getmypid());
+        case '/native':
+            // Which path the SDK runs: drover's PHP extension or plain PHP.
+            return Response::text(Drover\Runtime\Native::enabled() ? 'native' : 'php');
         case '/env':
             return Response::text((string) getenv((string) $r->query('name')));
         case '/server':

@@ -7,11 +7,12 @@ namespace Drover\Runtime;
 /**
  * The worker's end of its socket pair with the master (fd 3): buffered frame
  * reads, and writes gathered until flush() so that a response and its end
- * leave in one system call.
+ * leave in one system call. With drover's PHP extension loaded, Channel::open
+ * gives a NativeChannel, which does the same in C.
  *
  * @internal
  */
-final class Channel
+class Channel
 {
     private string $in = '';
     private int $off = 0;
@@ -48,10 +49,10 @@ final class Channel
         }
         socket_set_block($socket);
         self::tidyDescriptors($fd);
-        return new self($socket);
+        return Native::enabled() ? new NativeChannel($socket, $fd) : new self($socket);
     }
 
-    private static function quit(string $why): never
+    protected static function quit(string $why): never
     {
         fwrite(STDERR, $why . "\n");
         Boot::exit(1);
@@ -208,6 +209,26 @@ final class Channel
         }
     }
 
+    /**
+     * A Request frame's payload as msgpack_unpack decodes it (an array for
+     * a msgpack map; null, false or another value for anything else).
+     */
+    public function decodeRequest(string $payload): mixed
+    {
+        return msgpack_unpack($payload);
+    }
+
+    /**
+     * Queues a Response frame for request $id: Codec::encodeResponse's
+     * payload, with FlagEnd unless $flags says otherwise.
+     *
+     * @param list<string> $headers
+     */
+    public function response(int $id, int $status, array $headers, string $body = '', int $flags = Frame::FLAG_END): void
+    {
+        $this->write(Frame::RESPONSE, $id, Codec::encodeResponse($status, $headers, $body), $flags);
+    }
+
     /** Queues one frame; flush() writes everything queued. */
     public function write(int $type, int $id, string $payload = '', int $flags = 0): void
     {
@@ -239,7 +260,7 @@ final class Channel
         }
     }
 
-    private function masterGone(string $why): never
+    protected function masterGone(string $why): never
     {
         $this->out = '';
         Log::line("the drover master is gone ($why); exiting");

@@ -77,7 +77,8 @@ final class HttpHandler implements Handler
     private function request(int $id, string $payload): void
     {
         // Codec::decodeRequest, inline: absent keys are Codec::REQUEST_ZEROS.
-        $m = msgpack_unpack($payload);
+        $loop = $this->loop ??= Loop::get();
+        $m = $loop->channel()->decodeRequest($payload);
         if (!is_array($m)) {
             throw new ProtocolError('undecodable request frame: want a msgpack map');
         }
@@ -90,7 +91,6 @@ final class HttpHandler implements Handler
         } else {
             throw new ProtocolError('undecodable request frame: no method or target');
         }
-        $loop = $this->loop ??= Loop::get();
         $this->id = self::$serving = $id;
         $this->what = $what;
         $this->started = $this->ended = $this->cancelled = false;
@@ -227,7 +227,7 @@ final class HttpHandler implements Handler
         $headers = $res->wireHeaders();
         if (is_string($body)) {
             if (strlen($body) <= Frame::MAX_CHUNK) {
-                $loop->channel()->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers, $body), Frame::FLAG_END);
+                $loop->channel()->response($this->id, $res->status, $headers, $body);
                 $this->started = $this->ended = true;
                 return;
             }

@@ -6,19 +6,48 @@ namespace Drover\Tests\Runtime;
 
 use Drover\Runtime\Channel;
 use Drover\Runtime\Frame;
+use Drover\Runtime\NativeChannel;
 use PHPUnit\Framework\TestCase;
 
-/** The channel's framing over a real socket pair, with the master's end written by hand. */
+/**
+ * The channel's framing over a real socket pair, with the master's end
+ * written by hand. With drover's PHP extension loaded (make test-php's
+ * second run) the same tests run on NativeChannel, its C twin.
+ */
 final class ChannelTest extends TestCase
 {
     /** @var array{\Socket, \Socket} */
     private array $pair;
+    /** The descriptor of $pair[1], for NativeChannel. */
+    private int $fd;
 
     protected function setUp(): void
     {
+        $before = self::sockets();
         $pair = [];
         self::assertTrue(socket_create_pair(AF_UNIX, SOCK_STREAM, 0, $pair));
         $this->pair = $pair;
+        $new = array_values(array_diff(self::sockets(), $before));
+        self::assertCount(2, $new);
+        $this->fd = max($new); // socketpair(2) numbers its two ends in order
+    }
+
+    /** @return list<int> the descriptors of this process that are sockets */
+    public static function sockets(): array
+    {
+        $fds = [];
+        foreach (scandir('/proc/self/fd') ?: [] as $f) {
+            if (ctype_digit($f) && str_starts_with((string) @readlink("/proc/self/fd/$f"), 'socket:')) {
+                $fds[] = (int) $f;
+            }
+        }
+        return $fds;
+    }
+
+    /** The channel under test on $pair[1]: NativeChannel when the extension is loaded. */
+    private function channel(): Channel
+    {
+        return extension_loaded('drover') ? new NativeChannel($this->pair[1], $this->fd) : new Channel($this->pair[1]);
     }
 
     protected function tearDown(): void
@@ -37,7 +66,7 @@ final class ChannelTest extends TestCase
 
     public function testReadsFramesSplitAnywhereAndSeveralPerRead(): void
     {
-        $ch = new Channel($this->pair[1]);
+        $ch = $this->channel();
         $frames = Frame::encode(Frame::DATA, 7, 'hello') . Frame::encode(Frame::STOP, 0) . Frame::encode(Frame::DATA, 8, str_repeat('x', 100000));
         // Byte by byte for the first frame's header, then the rest at once.
         for ($i = 0; $i < 10; $i++) {
@@ -54,7 +83,7 @@ final class ChannelTest extends TestCase
 
     public function testHasCancelFindsACancelBufferedBehindOtherFrames(): void
     {
-        $ch = new Channel($this->pair[1]);
+        $ch = $this->channel();
         $this->send(Frame::encode(Frame::REQUEST, 1, 'a') . Frame::encode(Frame::REQUEST, 2, 'b') . Frame::encode(Frame::REQUEST, 3, 'c')
             . Frame::encode(Frame::CANCEL, 3) . Frame::encode(Frame::CANCEL, 2, '', Frame::FLAG_END));
         self::assertSame([Frame::REQUEST, 0, 1, 'a'], $ch->read());
@@ -77,9 +106,58 @@ final class ChannelTest extends TestCase
         self::assertSame([Frame::CANCEL, Frame::FLAG_END, 4, ''], $ch->read());
     }
 
+    public function testAMalformedHeaderIsAProtocolError(): void
+    {
+        $ch = $this->channel();
+        $this->send("\0\0\0\1\x10\0\x01\0" . str_repeat("\0", 8) . 'x');
+        $this->expectException(\Drover\Runtime\ProtocolError::class);
+        $this->expectExceptionMessage('malformed frame header 00000001100001000000000000000000');
+        $ch->read();
+    }
+
+    public function testAnOversizedFrameIsAProtocolError(): void
+    {
+        $ch = $this->channel();
+        $this->send(pack('NCCnJ', Frame::MAX_PAYLOAD + 1, Frame::REQUEST, 0, 0, 1));
+        $this->expectException(\Drover\Runtime\ProtocolError::class);
+        $this->expectExceptionMessage(sprintf('frame of %d bytes is over the %d-byte limit', Frame::MAX_PAYLOAD + 1, Frame::MAX_PAYLOAD));
+        $ch->read();
+    }
+
+    public function testAResponseIsCodecsBytes(): void
+    {
+        $ch = $this->channel();
+        $cases = [];
+        foreach ([200, 404, 0, 99, 1000, 70000, -1] as $status) {
+            $cases[] = [$status, ['Content-Type', 'text/plain'], 'hi'];
+        }
+        foreach ([0, 1, 31, 32, 255, 256, 65535, 65536, 70000] as $n) {
+            $cases[] = [200, ['X-Long', str_repeat('v', $n)], str_repeat('b', $n)];
+            $cases[] = [204, array_fill(0, min($n, 40), 'h'), ''];
+        }
+        $want = '';
+        foreach ($cases as $i => [$status, $headers, $body]) {
+            $ch->response($i, $status, $headers, $body);
+            $want .= Frame::encode(Frame::RESPONSE, $i, \Drover\Runtime\Codec::encodeResponse($status, $headers, $body), Frame::FLAG_END);
+        }
+        $ch->response(99, 200, [], '', 0); // a head without FlagEnd: the body follows
+        $want .= Frame::encode(Frame::RESPONSE, 99, \Drover\Runtime\Codec::encodeResponse(200, []));
+        $pid = pcntl_fork();
+        if ($pid === 0) {
+            $ch->flush();
+            exit(0);
+        }
+        $got = '';
+        while (strlen($got) < strlen($want) && ($r = socket_recv($this->pair[0], $buf, 1 << 20, 0)) > 0) {
+            $got .= $buf;
+        }
+        pcntl_waitpid($pid, $status);
+        self::assertSame(bin2hex($want), bin2hex($got));
+    }
+
     public function testWritesQueuedFramesInOneFlush(): void
     {
-        $ch = new Channel($this->pair[1]);
+        $ch = $this->channel();
         $ch->write(Frame::SEND, 3, 'abc');
         $ch->write(Frame::DONE, 3);
         self::assertTrue($ch->pending());
@@ -92,7 +170,7 @@ final class ChannelTest extends TestCase
 
     public function testFlushesPayloadsLargerThanTheSocketBuffer(): void
     {
-        $ch = new Channel($this->pair[1]);
+        $ch = $this->channel();
         $big = random_bytes(4 << 20);
         $ch->write(Frame::SEND, 1, $big);
         // The reader drains in a child process while the flush loops on short writes.
