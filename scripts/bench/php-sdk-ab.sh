@@ -3,14 +3,16 @@
 # (OLD=path of a worktree of it), each with and without the tracing JIT,
 # and php-floor.php (the least a PHP worker can do per request), in
 # alternating rounds: scripts/bench/php-sdk.php on examples/php/hello.php,
-# 8 requests queued, the worker's CPU µs per request. Prints every round and
-# the median of each.
+# 8 requests queued, the worker's CPU µs per request. This tree runs twice:
+# with drover's PHP extension (bin/php-ext, make php-ext; "native") and
+# without it ("new"). Prints every round and the median of each.
 #   git worktree add /work/old ab5ffea
 #   OLD=/work/old [ROUNDS=7] [N=100000] scripts/bench/php-sdk-ab.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=$PWD
 old=${OLD:?"OLD=path of the other build's worktree"}
+[ -f bin/php-ext/drover.so ] || { echo "bin/php-ext/drover.so is missing: make php-ext" >&2; exit 1; }
 jit=(-d opcache.enable_cli=1 -d opcache.jit=tracing -d opcache.jit_buffer_size=64M)
 declare -A runs=()
 cpu() { sed -n 's/worker CPU: \([0-9.]*\) us.*/\1/p'; }
@@ -19,11 +21,12 @@ for r in $(seq "${ROUNDS:-7}"); do
     opts=(); [ $j = 1 ] && opts=("${jit[@]}")
     runs[old jit=$j]+=" $(cd "$old" && php "$here/scripts/bench/php-sdk.php" examples/php/hello.php "${N:-100000}" 8 "${opts[@]}" | cpu)"
     runs[new jit=$j]+=" $(php scripts/bench/php-sdk.php examples/php/hello.php "${N:-100000}" 8 "${opts[@]}" | cpu)"
+    runs[native jit=$j]+=" $(php scripts/bench/php-sdk.php examples/php/hello.php "${N:-100000}" 8 "${opts[@]}" -d extension="$here/bin/php-ext/drover.so" | cpu)"
     runs[floor jit=$j]+=" $(php scripts/bench/php-sdk.php scripts/bench/php-floor.php "${N:-100000}" 8 "${opts[@]}" | cpu)"
   done
 done
 echo "# $(date -u +%FT%TZ) php $(php -r 'echo PHP_VERSION;'), old = $(git -C "$old" log -1 --format=%h), new = $(git log -1 --format=%h); worker CPU µs per request"
-for k in "old jit=0" "new jit=0" "floor jit=0" "old jit=1" "new jit=1" "floor jit=1"; do
+for k in "old jit=0" "new jit=0" "native jit=0" "floor jit=0" "old jit=1" "new jit=1" "native jit=1" "floor jit=1"; do
   # shellcheck disable=SC2086
   med=$(printf '%s\n' ${runs[$k]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   printf '%-12s median %5s   rounds:%s\n' "$k" "$med" "${runs[$k]}"

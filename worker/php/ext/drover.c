@@ -48,6 +48,14 @@
 #define FRAME_RESPONSE 18
 /* How deep decode() follows nested maps and arrays before it leaves the payload to php-msgpack. */
 #define MAX_DEPTH 32
+/*
+ * decode() keeps the map keys it has seen (a Request's $_SERVER names,
+ * the same in every request), up to KEYS_MAX of KEY_MAX bytes at most,
+ * so that each request's map shares them instead of allocating and
+ * hashing its own.
+ */
+#define KEYS_MAX 1024
+#define KEY_MAX 64
 
 ZEND_BEGIN_MODULE_GLOBALS(drover)
 	int fd;             /* the channel's socket; -1 before open() */
@@ -56,10 +64,25 @@ ZEND_BEGIN_MODULE_GLOBALS(drover)
 	size_t no_cancel_before; /* has_cancel(): whole frames before this offset are not Cancels */
 	smart_str out;      /* frames written and not yet flushed */
 	char err[160];      /* why the channel is gone, for error() */
+	HashTable *keys;    /* decode(): map keys seen, each kept as one string with its hash (KEYS_MAX at most) */
+	/* server_enter() and server_leave(), each holding a reference of its own: */
+	zend_array *base;    /* the process's $_SERVER, as it was at the first server_enter() */
+	zend_array *server;  /* the array that is $_SERVER between requests and during them */
+	zend_array *entered; /* the request's keys server_enter() set; NULL outside a request */
+	uint32_t added;      /* how many of them were new keys, appended as $_SERVER's last buckets */
 ZEND_END_MODULE_GLOBALS(drover)
 
 ZEND_DECLARE_MODULE_GLOBALS(drover)
 #define DG(v) ZEND_MODULE_GLOBALS_ACCESSOR(drover, v)
+
+static void keys_free(void)
+{
+	if (DG(keys)) {
+		zend_hash_destroy(DG(keys));
+		FREE_HASHTABLE(DG(keys));
+		DG(keys) = NULL;
+	}
+}
 
 static void channel_free(void)
 {
@@ -643,7 +666,30 @@ static bool read_map(reader *r, uint32_t n, zval *out, int depth)
 			r->p += len;
 			if (!read_value(r, &val, depth + 1)) goto fail;
 			/* As php-msgpack: a numeric string key is an int key. */
-			zend_symtable_str_update(Z_ARRVAL_P(out), key, len, &val);
+			zend_ulong idx;
+			if (ZEND_HANDLE_NUMERIC_STR(key, len, idx)) {
+				zend_hash_index_update(Z_ARRVAL_P(out), idx, &val);
+			} else if (len <= KEY_MAX) {
+				zend_string *k = DG(keys) ? zend_hash_str_find_ptr(DG(keys), key, len) : NULL;
+				if (!k) {
+					if (!DG(keys)) {
+						ALLOC_HASHTABLE(DG(keys));
+						zend_hash_init(DG(keys), 64, NULL, NULL, 0);
+					}
+					k = zend_string_init(key, len, 0);
+					zend_string_hash_val(k);
+					if (zend_hash_num_elements(DG(keys)) < KEYS_MAX) {
+						zend_hash_add_new_ptr(DG(keys), k, k); /* the cache's reference */
+					} else {
+						zend_hash_update(Z_ARRVAL_P(out), k, &val);
+						zend_string_release(k);
+						continue;
+					}
+				}
+				zend_hash_update(Z_ARRVAL_P(out), k, &val);
+			} else {
+				zend_hash_str_update(Z_ARRVAL_P(out), key, len, &val);
+			}
 		} else if (c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xcf) || (c >= 0xd0 && c <= 0xd3)) {
 			zval key;
 			r->p--;
@@ -765,6 +811,156 @@ PHP_FUNCTION(decode)
 	}
 }
 
+/* ---- server_enter(array $request): bool, server_leave(): void ----------------- */
+
+/*
+ * $_SERVER for each request is the process's $_SERVER with the request's
+ * keys set (array_replace($base, $request)), and the process's again
+ * after it. Built anew for every request, that is a copy of every
+ * environment variable and its release: the largest single cost of a
+ * small request in the pure-PHP SDK. Here one array stays $_SERVER from
+ * one request to the next: server_enter() sets the request's keys in it
+ * and server_leave() puts back what they replaced, in place, as long as
+ * nothing but $_SERVER and this extension holds it (refcount 2). Code
+ * that keeps a copy of $_SERVER ($keep = $_SERVER, Symfony's ServerBag)
+ * or writes to it separates it (copy on write) from the array kept here:
+ * then server_leave() leaves that copy to its holder and makes $_SERVER a
+ * fresh copy of the process's, as the pure-PHP SDK does every time.
+ */
+
+static zval *server_zval(void)
+{
+	zend_string *name = ZSTR_KNOWN(ZEND_STR_AUTOGLOBAL_SERVER);
+	zend_is_auto_global(name); /* armed (auto_globals_jit) */
+	zval *sv = zend_hash_find(&EG(symbol_table), name);
+	if (sv && Z_TYPE_P(sv) == IS_INDIRECT) {
+		sv = Z_INDIRECT_P(sv);
+	}
+	if (sv) {
+		ZVAL_DEREF(sv);
+	}
+	return sv && Z_TYPE_P(sv) == IS_ARRAY ? sv : NULL;
+}
+
+/* Makes $_SERVER (sv) a fresh copy of the base, kept here. */
+static void server_fresh(zval *sv)
+{
+	if (DG(server)) {
+		zend_array_release(DG(server));
+	}
+	DG(server) = zend_array_dup(DG(base));
+	GC_ADDREF(DG(server)); /* $_SERVER's reference; the other is ours */
+	zval old;
+	ZVAL_COPY_VALUE(&old, sv);
+	ZVAL_ARR(sv, DG(server));
+	zval_ptr_dtor(&old);
+}
+
+static void server_put(HashTable *ht, zend_string *key, zend_ulong idx, zval *val)
+{
+	Z_TRY_ADDREF_P(val);
+	if (key) {
+		zend_hash_update(ht, key, val);
+	} else {
+		zend_hash_index_update(ht, idx, val);
+	}
+}
+
+static void server_leave_now(void)
+{
+	zend_array *req = DG(entered);
+	DG(entered) = NULL;
+	zval *sv = server_zval();
+	if (sv && Z_ARR_P(sv) == DG(server) && GC_REFCOUNT(DG(server)) == 2) {
+		HashTable *ht = DG(server);
+		/* The new keys are the last buckets (nothing else wrote to the
+		 * array since): deleted from the end, without a look-up, which
+		 * leaves no hole behind. */
+		for (uint32_t n = DG(added); n > 0 && ht->nNumUsed > 0; n--) {
+			zend_hash_del_bucket(ht, ht->arData + ht->nNumUsed - 1);
+		}
+		if (zend_hash_num_elements(req) != DG(added)) {
+			/* Keys the process's $_SERVER has too: its values back. */
+			zend_string *key;
+			zend_ulong idx;
+			ZEND_HASH_FOREACH_KEY(req, idx, key) {
+				zval *was = key ? zend_hash_find(DG(base), key) : zend_hash_index_find(DG(base), idx);
+				if (was) {
+					server_put(ht, key, idx, was);
+				}
+			} ZEND_HASH_FOREACH_END();
+		}
+	} else if (sv) {
+		server_fresh(sv);
+	}
+	zend_array_release(req);
+}
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_server_enter, 0, 1, _IS_BOOL, 0)
+	ZEND_ARG_TYPE_INFO(0, request, IS_ARRAY, 0)
+ZEND_END_ARG_INFO()
+
+/*
+ * Makes $_SERVER the process's $_SERVER with $request's keys set, in the
+ * order array_replace gives. False when $_SERVER is not an array (the
+ * caller then does it in PHP).
+ */
+PHP_FUNCTION(server_enter)
+{
+	HashTable *req;
+	ZEND_PARSE_PARAMETERS_START(1, 1)
+		Z_PARAM_ARRAY_HT(req)
+	ZEND_PARSE_PARAMETERS_END();
+	if (DG(entered)) {
+		server_leave_now(); /* the last request did not leave (its handler's reset failed) */
+	}
+	zval *sv = server_zval();
+	if (!sv) {
+		RETURN_FALSE;
+	}
+	if (!DG(base)) {
+		DG(base) = Z_ARR_P(sv);
+		GC_TRY_ADDREF(DG(base));
+		if (GC_FLAGS(DG(base)) & IS_ARRAY_IMMUTABLE) {
+			DG(base) = zend_array_dup(DG(base));
+		}
+	}
+	if (Z_ARR_P(sv) != DG(server) || GC_REFCOUNT(DG(server)) != 2) {
+		server_fresh(sv);
+	}
+	zend_string *key;
+	zend_ulong idx;
+	zval *val;
+	HashTable *ht = DG(server);
+	if (HT_IS_PACKED(ht)) {
+		zend_hash_packed_to_hash(ht);
+	}
+	DG(added) = 0;
+	ZEND_HASH_FOREACH_KEY_VAL(req, idx, key, val) {
+		uint32_t before = zend_hash_num_elements(ht);
+		server_put(ht, key, idx, val);
+		DG(added) += zend_hash_num_elements(ht) != before;
+	} ZEND_HASH_FOREACH_END();
+	DG(entered) = req;
+	GC_TRY_ADDREF(req);
+	if (GC_FLAGS(req) & IS_ARRAY_IMMUTABLE) {
+		DG(entered) = zend_array_dup(req);
+	}
+	RETURN_TRUE;
+}
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_server_leave, 0, 0, IS_VOID, 0)
+ZEND_END_ARG_INFO()
+
+/* Makes $_SERVER the process's $_SERVER again, after server_enter(). */
+PHP_FUNCTION(server_leave)
+{
+	ZEND_PARSE_PARAMETERS_NONE();
+	if (DG(entered)) {
+		server_leave_now();
+	}
+}
+
 /* ---- the module ----------------------------------------------------------------- */
 
 static const zend_function_entry drover_functions[] = {
@@ -777,6 +973,8 @@ static const zend_function_entry drover_functions[] = {
 	ZEND_NS_FE("Drover\\Native", flush, arginfo_flush)
 	ZEND_NS_FE("Drover\\Native", error, arginfo_error)
 	ZEND_NS_FE("Drover\\Native", decode, arginfo_decode)
+	ZEND_NS_FE("Drover\\Native", server_enter, arginfo_server_enter)
+	ZEND_NS_FE("Drover\\Native", server_leave, arginfo_server_leave)
 	PHP_FE_END
 };
 
@@ -799,6 +997,17 @@ static PHP_MINIT_FUNCTION(drover)
 static PHP_RSHUTDOWN_FUNCTION(drover)
 {
 	channel_free();
+	keys_free();
+	if (DG(entered)) {
+		zend_array_release(DG(entered));
+	}
+	if (DG(server)) {
+		zend_array_release(DG(server));
+	}
+	if (DG(base)) {
+		zend_array_release(DG(base));
+	}
+	DG(entered) = DG(server) = DG(base) = NULL;
 	DG(fd) = -1;
 	return SUCCESS;
 }

@@ -118,6 +118,55 @@ final class NativeTest extends TestCase
         self::assertNull(\Drover\Native\decode($deep), 'nesting past 32 levels is left to msgpack');
     }
 
+    public function testServerEnterAndLeaveAreArrayReplaceAndBack(): void
+    {
+        $base = $_SERVER;
+        try {
+            $req = ['REQUEST_METHOD' => 'GET', 'REQUEST_URI' => '/a', 'PATH' => '/request/path', 7 => 'int key', 'HTTP_HOST' => 'h'];
+            for ($i = 0; $i < 3; $i++) { // in place from the second request on
+                self::assertTrue(\Drover\Native\server_enter($req));
+                self::assertSame(array_replace($base, $req), $_SERVER, 'the same keys, values and order as array_replace');
+                \Drover\Native\server_leave();
+                self::assertSame($base, $_SERVER, 'the process\'s $_SERVER again, PATH too');
+            }
+
+            // A handler that writes to $_SERVER: its writes end with the request.
+            \Drover\Native\server_enter($req);
+            $_SERVER['HTTPS'] = 'on';
+            $_SERVER['REQUEST_URI'] = '/changed';
+            unset($_SERVER['HTTP_HOST']);
+            \Drover\Native\server_leave();
+            self::assertSame($base, $_SERVER);
+
+            // A copy kept past its request keeps the request's keys; $_SERVER does not.
+            \Drover\Native\server_enter($req);
+            $kept = $_SERVER;
+            \Drover\Native\server_leave();
+            self::assertSame(array_replace($base, $req), $kept);
+            self::assertSame($base, $_SERVER);
+            \Drover\Native\server_enter(['REQUEST_URI' => '/b']);
+            self::assertSame(array_replace($base, $req), $kept, 'the next request does not write into the kept copy');
+            self::assertSame(array_replace($base, ['REQUEST_URI' => '/b']), $_SERVER);
+            \Drover\Native\server_leave();
+
+            // A request that never left (its reset failed) is left by the next.
+            \Drover\Native\server_enter($req);
+            \Drover\Native\server_enter(['REQUEST_URI' => '/c']);
+            self::assertSame(array_replace($base, ['REQUEST_URI' => '/c']), $_SERVER);
+            \Drover\Native\server_leave();
+            \Drover\Native\server_leave(); // a second leave does nothing
+            self::assertSame($base, $_SERVER);
+
+            // $_SERVER replaced by the handler: the process's again after.
+            \Drover\Native\server_enter($req);
+            $_SERVER = ['replaced' => true];
+            \Drover\Native\server_leave();
+            self::assertSame($base, $_SERVER);
+        } finally {
+            $_SERVER = $base;
+        }
+    }
+
     private static function nativeDecode(string $p): mixed
     {
         return \Drover\Native\decode($p) ?? msgpack_unpack($p);
