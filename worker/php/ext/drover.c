@@ -24,6 +24,7 @@
 
 #include "php.h"
 #include "ext/standard/info.h"
+#include "ext/standard/php_string.h"
 #include "zend_exceptions.h"
 #include "zend_smart_str.h"
 #include "ext/spl/spl_exceptions.h"
@@ -417,6 +418,28 @@ static void mp_str_head(smart_str *s, size_t n)
 	}
 }
 
+/* A Response's body key and bin value; nothing for an empty body (the key is left out). */
+static void put_body(smart_str *s, zend_string *body)
+{
+	size_t blen = ZSTR_LEN(body);
+	unsigned char b[5];
+	if (!blen) {
+		return;
+	}
+	smart_str_appendl(s, "\xa4" "body", 5);
+	if (blen <= 0xff) {
+		b[0] = 0xc4; b[1] = (unsigned char)blen;
+		smart_str_appendl(s, (const char *)b, 2);
+	} else if (blen <= 0xffff) {
+		b[0] = 0xc5; b[1] = (unsigned char)(blen >> 8); b[2] = (unsigned char)blen;
+		smart_str_appendl(s, (const char *)b, 3);
+	} else {
+		b[0] = 0xc6; put32(b + 1, (uint32_t)blen);
+		smart_str_appendl(s, (const char *)b, 5);
+	}
+	smart_str_appendl(s, ZSTR_VAL(body), blen);
+}
+
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_response, 0, 3, IS_VOID, 0)
 	ZEND_ARG_TYPE_INFO(0, id, IS_LONG, 0)
 	ZEND_ARG_TYPE_INFO(0, status, IS_LONG, 0)
@@ -487,20 +510,8 @@ PHP_FUNCTION(response)
 			zend_string_release(tmp);
 		}
 	} ZEND_HASH_FOREACH_END();
-	if (blen) {
-		unsigned char b[5];
-		smart_str_appendl(s, "\xa4" "body", 5);
-		if (blen <= 0xff) {
-			b[0] = 0xc4; b[1] = (unsigned char)blen;
-			smart_str_appendl(s, (const char *)b, 2);
-		} else if (blen <= 0xffff) {
-			b[0] = 0xc5; b[1] = (unsigned char)(blen >> 8); b[2] = (unsigned char)blen;
-			smart_str_appendl(s, (const char *)b, 3);
-		} else {
-			b[0] = 0xc6; put32(b + 1, (uint32_t)blen);
-			smart_str_appendl(s, (const char *)b, 5);
-		}
-		smart_str_appendl(s, ZSTR_VAL(body), blen);
+	if (body) {
+		put_body(s, body);
 	}
 	size_t plen = ZSTR_LEN(s->s) - start - HEADER_SIZE;
 	if (plen > UINT32_MAX) {
@@ -509,6 +520,121 @@ PHP_FUNCTION(response)
 		RETURN_THROWS();
 	}
 	put32((unsigned char *)ZSTR_VAL(s->s) + start, (uint32_t)plen);
+}
+
+/* ---- answer(int $id, int $status, array $headerMap, string $body): bool ---- */
+
+/*
+ * The header list of Response::wireHeaders, from the Response's own map
+ * (lower-case name => [name as given, [value, …]]), into s: each value
+ * with its name, and a text/ Content-Type without a charset given ini
+ * default_charset's (as PHP's SAPIs do). False, with nothing written, for
+ * a map of another shape: the caller then gives wireHeaders' list.
+ */
+static bool put_header_map(smart_str *s, HashTable *map)
+{
+	uint32_t count = 0;
+	zend_string *key;
+	zval *e;
+	ZEND_HASH_FOREACH_STR_KEY_VAL(map, key, e) {
+		if (!key || Z_TYPE_P(e) != IS_ARRAY || zend_hash_num_elements(Z_ARRVAL_P(e)) != 2) {
+			return false;
+		}
+		zval *name = zend_hash_index_find(Z_ARRVAL_P(e), 0), *values = zend_hash_index_find(Z_ARRVAL_P(e), 1), *v;
+		if (!name || Z_TYPE_P(name) != IS_STRING || !values || Z_TYPE_P(values) != IS_ARRAY) {
+			return false;
+		}
+		ZEND_HASH_FOREACH_VAL(Z_ARRVAL_P(values), v) {
+			if (Z_TYPE_P(v) != IS_STRING) {
+				return false;
+			}
+			count++;
+		} ZEND_HASH_FOREACH_END();
+	} ZEND_HASH_FOREACH_END();
+	count *= 2;
+	if (count <= 15) {
+		smart_str_appendc(s, (char)(0x90 | count));
+	} else if (count <= 0xffff) {
+		unsigned char b[3] = {0xdc, (unsigned char)(count >> 8), (unsigned char)count};
+		smart_str_appendl(s, (const char *)b, 3);
+	} else {
+		unsigned char b[5] = {0xdd};
+		put32(b + 1, count);
+		smart_str_appendl(s, (const char *)b, 5);
+	}
+	ZEND_HASH_FOREACH_STR_KEY_VAL(map, key, e) {
+		zval *name = zend_hash_index_find(Z_ARRVAL_P(e), 0), *values = zend_hash_index_find(Z_ARRVAL_P(e), 1), *v;
+		bool first = true;
+		ZEND_HASH_FOREACH_VAL(Z_ARRVAL_P(values), v) {
+			mp_str_head(s, Z_STRLEN_P(name));
+			smart_str_appendl(s, Z_STRVAL_P(name), Z_STRLEN_P(name));
+			const char *cs = NULL;
+			size_t cslen = 0;
+			if (first && zend_string_equals_literal(key, "content-type") && Z_STRLEN_P(v) >= 5
+				&& zend_binary_strncasecmp(Z_STRVAL_P(v), 5, "text/", 5, 5) == 0
+				&& !php_memnistr(Z_STRVAL_P(v), "charset=", 8, Z_STRVAL_P(v) + Z_STRLEN_P(v))) {
+				cs = zend_ini_string_ex("default_charset", sizeof("default_charset") - 1, 0, NULL);
+				cslen = cs ? strlen(cs) : 0;
+			}
+			if (cslen) {
+				mp_str_head(s, Z_STRLEN_P(v) + 9 + cslen);
+				smart_str_appendl(s, Z_STRVAL_P(v), Z_STRLEN_P(v));
+				smart_str_appendl(s, ";charset=", 9);
+				smart_str_appendl(s, cs, cslen);
+			} else {
+				mp_str_head(s, Z_STRLEN_P(v));
+				smart_str_appendl(s, Z_STRVAL_P(v), Z_STRLEN_P(v));
+			}
+			first = false;
+		} ZEND_HASH_FOREACH_END();
+	} ZEND_HASH_FOREACH_END();
+	return true;
+}
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_answer, 0, 4, _IS_BOOL, 0)
+	ZEND_ARG_TYPE_INFO(0, id, IS_LONG, 0)
+	ZEND_ARG_TYPE_INFO(0, status, IS_LONG, 0)
+	ZEND_ARG_TYPE_INFO(0, headerMap, IS_ARRAY, 0)
+	ZEND_ARG_TYPE_INFO(0, body, IS_STRING, 0)
+ZEND_END_ARG_INFO()
+
+/*
+ * Queues the whole answer to request $id (a Response frame with FlagEnd)
+ * from a Response's header map (Response::headerMap), the bytes response()
+ * writes given Response::wireHeaders(): without building that list in
+ * PHP. False, with nothing queued, for a map of another shape.
+ */
+PHP_FUNCTION(answer)
+{
+	zend_long id, status;
+	HashTable *map;
+	zend_string *body;
+	ZEND_PARSE_PARAMETERS_START(4, 4)
+		Z_PARAM_LONG(id)
+		Z_PARAM_LONG(status)
+		Z_PARAM_ARRAY_HT(map)
+		Z_PARAM_STR(body)
+	ZEND_PARSE_PARAMETERS_END();
+	size_t blen = ZSTR_LEN(body);
+	smart_str *s = &DG(out);
+	size_t start = s->s ? ZSTR_LEN(s->s) : 0;
+	put_header(0, FRAME_RESPONSE, FLAG_END, id);
+	smart_str_appendl(s, blen ? "\x83\xa6status" : "\x82\xa6status", 8);
+	mp_uint(s, status);
+	smart_str_appendl(s, "\xa7headers", 8);
+	if (!put_header_map(s, map)) {
+		ZSTR_LEN(s->s) = start;
+		RETURN_FALSE;
+	}
+	put_body(s, body);
+	size_t plen = ZSTR_LEN(s->s) - start - HEADER_SIZE;
+	if (plen > UINT32_MAX) {
+		ZSTR_LEN(s->s) = start;
+		zend_argument_value_error(4, "makes a frame over 4 GiB");
+		RETURN_THROWS();
+	}
+	put32((unsigned char *)ZSTR_VAL(s->s) + start, (uint32_t)plen);
+	RETURN_TRUE;
 }
 
 /* ---- pending(): bool, flush(): bool, error(): string ------------------------ */
@@ -969,6 +1095,7 @@ static const zend_function_entry drover_functions[] = {
 	ZEND_NS_FE("Drover\\Native", has_cancel, arginfo_has_cancel)
 	ZEND_NS_FE("Drover\\Native", write, arginfo_write)
 	ZEND_NS_FE("Drover\\Native", response, arginfo_response)
+	ZEND_NS_FE("Drover\\Native", answer, arginfo_answer)
 	ZEND_NS_FE("Drover\\Native", pending, arginfo_pending)
 	ZEND_NS_FE("Drover\\Native", flush, arginfo_flush)
 	ZEND_NS_FE("Drover\\Native", error, arginfo_error)

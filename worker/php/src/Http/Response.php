@@ -146,6 +146,18 @@ final class Response
     }
 
     /**
+     * The headers as kept here: lower-case name => [name as given, values],
+     * for drover's PHP extension, which builds wireHeaders' list from it in C.
+     *
+     * @internal for the SDK's workers
+     * @return array<string, array{string, list<string>}>
+     */
+    public function headerMap(): array
+    {
+        return $this->headers;
+    }
+
+    /**
      * headerList() with ";charset=$charset" added to a text/* Content-Type
      * that has none, as PHP's SAPIs do for header() under php-fpm (ini
      * default_charset, read only when needed, unless $charset is given), so

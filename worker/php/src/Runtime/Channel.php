@@ -229,6 +229,15 @@ class Channel
         $this->write(Frame::RESPONSE, $id, Codec::encodeResponse($status, $headers, $body), $flags);
     }
 
+    /**
+     * Queues the whole answer to request $id: $res's status and headers
+     * (Response::wireHeaders) and $body, one Response frame with FlagEnd.
+     */
+    public function answer(int $id, \Drover\Http\Response $res, string $body): void
+    {
+        $this->write(Frame::RESPONSE, $id, Codec::encodeResponse($res->status, $res->wireHeaders(), $body), Frame::FLAG_END);
+    }
+
     /** Queues one frame; flush() writes everything queued. */
     public function write(int $type, int $id, string $payload = '', int $flags = 0): void
     {

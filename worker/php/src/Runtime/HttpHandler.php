@@ -229,13 +229,13 @@ final class HttpHandler implements Handler
         }
         $loop = $this->loop;
         $body = $res->body;
+        if (is_string($body) && strlen($body) <= Frame::MAX_CHUNK) {
+            $loop->channel()->answer($this->id, $res, $body);
+            $this->started = $this->ended = true;
+            return;
+        }
         $headers = $res->wireHeaders();
         if (is_string($body)) {
-            if (strlen($body) <= Frame::MAX_CHUNK) {
-                $loop->channel()->response($this->id, $res->status, $headers, $body);
-                $this->started = $this->ended = true;
-                return;
-            }
             if ($res->header('content-length') === null) {
                 $headers[] = 'Content-Length';
                 $headers[] = (string) strlen($body);

@@ -4,6 +4,7 @@ declare(strict_types=1);
 
 namespace Drover\Runtime;
 
+use function Drover\Native\answer;
 use function Drover\Native\decode;
 use function Drover\Native\flush;
 use function Drover\Native\has_cancel;
@@ -56,6 +57,14 @@ final class NativeChannel extends Channel
     public function response(int $id, int $status, array $headers, string $body = '', int $flags = Frame::FLAG_END): void
     {
         response($id, $status, $headers, $body, $flags);
+    }
+
+    public function answer(int $id, \Drover\Http\Response $res, string $body): void
+    {
+        // The header list is built in C from the Response's own map.
+        if (!answer($id, $res->status, $res->headerMap(), $body)) {
+            response($id, $res->status, $res->wireHeaders(), $body);
+        }
     }
 
     public function write(int $type, int $id, string $payload = '', int $flags = 0): void

@@ -155,6 +155,48 @@ final class ChannelTest extends TestCase
         self::assertSame(bin2hex($want), bin2hex($got));
     }
 
+    public function testAnAnswerIsWireHeadersBytes(): void
+    {
+        $ch = $this->channel();
+        $responses = [
+            \Drover\Http\Response::text('Hello, World!'),
+            \Drover\Http\Response::html('<p>hi</p>', 404),
+            \Drover\Http\Response::json(['a' => 1], 201),
+            new \Drover\Http\Response(200, ['Content-Type' => 'text/csv'], 'a,b'),
+            new \Drover\Http\Response(200, ['content-type' => 'TEXT/HTML', 'X-A' => ['1', '2']], 'x'),
+            new \Drover\Http\Response(200, ['Content-Type' => 'text/plain; CHARSET=latin1'], 'x'),
+            new \Drover\Http\Response(200, ['Content-Type' => 'text'], 'x'),
+            new \Drover\Http\Response(204),
+            new \Drover\Http\Response(200, ['Set-Cookie' => ['a=1', 'b=2'], 'Content-Type' => ['text/plain', 'text/html']], str_repeat('z', 300)),
+            (new \Drover\Http\Response(302))->setHeader('Location', '/there')->addHeader('Vary', 'Accept')->addHeader('vary', 'Cookie'),
+            new \Drover\Http\Response(200, array_fill_keys(array_map(static fn ($i) => "X-$i", range(1, 20)), 'v'), ''),
+        ];
+        $charset = ini_get('default_charset');
+        $want = '';
+        try {
+            foreach (['UTF-8', '', 'iso-8859-15'] as $i => $cs) {
+                ini_set('default_charset', $cs);
+                foreach ($responses as $j => $res) {
+                    $ch->answer($i * 100 + $j, $res, (string) $res->body);
+                    $want .= Frame::encode(Frame::RESPONSE, $i * 100 + $j, \Drover\Runtime\Codec::encodeResponse($res->status, $res->wireHeaders(), (string) $res->body), Frame::FLAG_END);
+                }
+            }
+        } finally {
+            ini_set('default_charset', (string) $charset);
+        }
+        $pid = pcntl_fork();
+        if ($pid === 0) {
+            $ch->flush();
+            exit(0);
+        }
+        $got = '';
+        while (strlen($got) < strlen($want) && ($r = socket_recv($this->pair[0], $buf, 1 << 20, 0)) > 0) {
+            $got .= $buf;
+        }
+        pcntl_waitpid($pid, $status);
+        self::assertSame(bin2hex($want), bin2hex($got));
+    }
+
     public function testWritesQueuedFramesInOneFlush(): void
     {
         $ch = $this->channel();
