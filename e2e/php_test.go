@@ -90,6 +90,27 @@ func TestPHPServesHTTP(t *testing.T) {
 	}
 }
 
+// What one request leaves in PHP's state (http_response_code, $_SESSION,
+// $_GET) is gone in the next on the same worker, with drover's PHP
+// extension and without.
+func TestPHPRequestStateIsResetWithAndWithoutTheExtension(t *testing.T) {
+	for _, sdk := range []string{"native", "php"} {
+		t.Run(sdk, func(t *testing.T) {
+			if sdk == "native" && phpExtDir == "" {
+				t.Skip("drover's PHP extension is not built here (no phpize: apt-get install php-dev); CI builds it")
+			}
+			cfg := phpConfig(t, 1)
+			if sdk == "php" {
+				cfg = strings.Replace(cfg, "  launch: exec\n", "  launch: exec\n  env: {DROVER_PHP_NATIVE: \"0\"}\n", 1)
+			}
+			s := startServer(t, cfg)
+			wantGet(t, httpURL(s, "/native"), 200, sdk)
+			wantGet(t, httpURL(s, "/status-code?set=418&q=1"), 200, `[418,true,{"set":"418","q":"1","extra":"x"},"\/status-code?set=418&q=1"]`)
+			wantGet(t, httpURL(s, "/status-code"), 200, `[200,false,[],"\/status-code"]`)
+		})
+	}
+}
+
 func testPHPServesHTTP(t *testing.T, cfg, sdk string) {
 	s := startServer(t, cfg)
 	wantGet(t, httpURL(s, "/"), 200, "Hello, World!")

@@ -44,6 +44,15 @@ Drover\Http\Worker::serve(static function (Request $r) use (&$leak, &$ticks, &$m
             return Response::text('Hello, World!');
         case '/pid':
             return Response::text((string) getmypid());
+        case '/status-code':
+            // The status PHP's http_response_code() holds: set with ?set=,
+            // which a handler under php-fpm would use; reset between requests.
+            if ($r->query('set') !== null) {
+                http_response_code((int) $r->query('set'));
+                $_SESSION = ['left' => 'behind'];
+                $_GET['extra'] = 'x';
+            }
+            return Response::text(json_encode([http_response_code(), isset($_SESSION), $_GET, $_SERVER['REQUEST_URI'] ?? null]));
         case '/native':
             // Which path the SDK runs: drover's PHP extension or plain PHP.
             return Response::text(Drover\Runtime\Native::enabled() ? 'native' : 'php');

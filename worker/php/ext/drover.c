@@ -23,6 +23,7 @@
 #endif
 
 #include "php.h"
+#include "SAPI.h"
 #include "ext/standard/info.h"
 #include "ext/standard/php_string.h"
 #include "zend_exceptions.h"
@@ -1087,6 +1088,68 @@ PHP_FUNCTION(server_leave)
 	}
 }
 
+/* ---- reset(bool $globals): bool ------------------------------------------------ */
+
+/* Sets the global $name to an empty array (through a reference, if it is one). */
+static void empty_global(const char *name, size_t len)
+{
+	zval *zv = zend_hash_str_find(&EG(symbol_table), name, len);
+	if (zv && Z_TYPE_P(zv) == IS_INDIRECT) {
+		zv = Z_INDIRECT_P(zv);
+	}
+	if (!zv || Z_TYPE_P(zv) == IS_UNDEF) {
+		zval empty;
+		ZVAL_EMPTY_ARRAY(&empty);
+		if (zv) {
+			ZVAL_COPY_VALUE(zv, &empty);
+		} else {
+			zend_hash_str_update(&EG(symbol_table), name, len, &empty);
+		}
+		return;
+	}
+	ZVAL_DEREF(zv);
+	if (Z_TYPE_P(zv) == IS_ARRAY && zend_hash_num_elements(Z_ARRVAL_P(zv)) == 0) {
+		return;
+	}
+	zval old;
+	ZVAL_COPY_VALUE(&old, zv);
+	ZVAL_EMPTY_ARRAY(zv);
+	zval_ptr_dtor(&old);
+}
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_reset, 0, 1, _IS_BOOL, 0)
+	ZEND_ARG_TYPE_INFO(0, globals, _IS_BOOL, 0)
+ZEND_END_ARG_INFO()
+
+/*
+ * What a request leaves that must not reach the next one, after its
+ * session was closed: with $globals, $_GET, $_POST, $_COOKIE, $_FILES and
+ * $_REQUEST emptied and $_SERVER the process's again (server_leave());
+ * $_SESSION unset. True when header() or http_response_code() were used
+ * and the headers are not sent: the caller then resets them with
+ * header_remove() and http_response_code(200), as without the extension.
+ */
+PHP_FUNCTION(reset)
+{
+	bool globals;
+	ZEND_PARSE_PARAMETERS_START(1, 1)
+		Z_PARAM_BOOL(globals)
+	ZEND_PARSE_PARAMETERS_END();
+	if (globals) {
+		empty_global("_GET", sizeof("_GET") - 1);
+		empty_global("_POST", sizeof("_POST") - 1);
+		empty_global("_COOKIE", sizeof("_COOKIE") - 1);
+		empty_global("_FILES", sizeof("_FILES") - 1);
+		empty_global("_REQUEST", sizeof("_REQUEST") - 1);
+		if (DG(entered)) {
+			server_leave_now();
+		}
+	}
+	zend_hash_str_del(&EG(symbol_table), "_SESSION", sizeof("_SESSION") - 1);
+	RETURN_BOOL(!SG(headers_sent) && (zend_llist_count(&SG(sapi_headers).headers) > 0
+		|| SG(sapi_headers).http_response_code != 200 || SG(sapi_headers).http_status_line));
+}
+
 /* ---- the module ----------------------------------------------------------------- */
 
 static const zend_function_entry drover_functions[] = {
@@ -1102,6 +1165,7 @@ static const zend_function_entry drover_functions[] = {
 	ZEND_NS_FE("Drover\\Native", decode, arginfo_decode)
 	ZEND_NS_FE("Drover\\Native", server_enter, arginfo_server_enter)
 	ZEND_NS_FE("Drover\\Native", server_leave, arginfo_server_leave)
+	ZEND_NS_FE("Drover\\Native", reset, arginfo_reset)
 	PHP_FE_END
 };
 

@@ -426,14 +426,25 @@ final class HttpHandler implements Handler
     private function reset(Request $req): void
     {
         $req->cleanup();
+        if ($this->native) {
+            // The same, in one call of drover's PHP extension; the session
+            // is closed first (with the request's globals still set).
+            if ($this->sessions && session_status() === PHP_SESSION_ACTIVE) {
+                session_write_close();
+            }
+            if ($this->globals && !$this->nativeServer) {
+                $_SERVER = $this->baseServer ?? $_SERVER; // set in PHP (installGlobals)
+            }
+            $this->nativeServer = false;
+            if (\Drover\Native\reset($this->globals)) {
+                header_remove();
+                http_response_code(200);
+            }
+            return;
+        }
         if ($this->globals) {
             $_GET = $_POST = $_COOKIE = $_FILES = $_REQUEST = [];
-            if ($this->nativeServer) {
-                \Drover\Native\server_leave();
-                $this->nativeServer = false;
-            } else {
-                $_SERVER = $this->baseServer ?? $_SERVER;
-            }
+            $_SERVER = $this->baseServer ?? $_SERVER;
         }
         if ($this->sessions && session_status() === PHP_SESSION_ACTIVE) {
             session_write_close();

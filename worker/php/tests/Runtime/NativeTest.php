@@ -167,6 +167,32 @@ final class NativeTest extends TestCase
         }
     }
 
+    public function testResetEmptiesTheRequestsGlobals(): void
+    {
+        [$get, $post, $cookie, $files, $request] = [$_GET, $_POST, $_COOKIE, $_FILES, $_REQUEST];
+        try {
+            $_GET = ['a' => '1'];
+            $ref = &$_POST;
+            $ref = ['b' => '2'];
+            $_COOKIE = ['c' => '3'];
+            $_FILES = ['f' => []];
+            $_REQUEST = ['a' => '1', 'b' => '2'];
+            $_SESSION = ['user' => 'alice'];
+            \Drover\Native\reset(true);
+            self::assertSame([[], [], [], [], []], [$_GET, $_POST, $_COOKIE, $_FILES, $_REQUEST]);
+            self::assertSame([], $ref, 'through a reference too');
+            self::assertFalse(isset($_SESSION));
+
+            $_GET = ['a' => '1'];
+            $_SESSION = ['user' => 'bob'];
+            \Drover\Native\reset(false); // globals: false leaves them to the app
+            self::assertSame(['a' => '1'], $_GET);
+            self::assertFalse(isset($_SESSION), 'the session goes whatever globals says');
+        } finally {
+            [$_GET, $_POST, $_COOKIE, $_FILES, $_REQUEST] = [$get, $post, $cookie, $files, $request];
+        }
+    }
+
     private static function nativeDecode(string $p): mixed
     {
         return \Drover\Native\decode($p) ?? msgpack_unpack($p);
