@@ -4,7 +4,11 @@ declare(strict_types=1);
 
 namespace Drover\Tests\Runtime;
 
+use Drover\Runtime\Channel;
+use Drover\Runtime\Frame;
 use Drover\Runtime\Native;
+use Drover\Runtime\NativeChannel;
+use Drover\Runtime\ProtocolError;
 use PHPUnit\Framework\TestCase;
 
 /**
@@ -53,18 +57,81 @@ final class NativeTest extends TestCase
     public function testDecodesRandomMapsAsMsgpack(): void
     {
         mt_srand(20261207);
-        for ($i = 0; $i < 3000; $i++) {
+        for ($i = 0, $n = intdiv(self::fuzzN(20000), 7); $i < $n; $i++) {
             $m = self::randomMap(0);
             $p = msgpack_pack($m);
             self::assertSame(msgpack_unpack($p), \Drover\Native\decode($p), bin2hex($p));
         }
     }
 
+    /** Iterations of the differential fuzz tests: DROVER_FUZZ_N (scripts/fuzz.sh raises it). */
+    private static function fuzzN(int $default): int
+    {
+        return max(1, (int) (getenv('DROVER_FUZZ_N') ?: $default));
+    }
+
+    public function testReadsWhatChannelReadsFromTheSameBytes(): void
+    {
+        // The same random stream (frames, some with a bad header or an
+        // oversized length, cut into random pieces) through Channel on one
+        // socket pair and NativeChannel on another: the same frames, the
+        // same error, in the same place.
+        mt_srand(11);
+        for ($round = 0, $n = max(1, intdiv(self::fuzzN(20000), 100)); $round < $n; $round++) {
+            $stream = '';
+            for ($i = 0, $frames = mt_rand(1, 30); $i < $frames; $i++) {
+                $len = [0, 1, 2, 15, 16, 17, 300, 70000][mt_rand(0, 7)];
+                $header = pack('NCCnJ', $len, mt_rand(1, 22), mt_rand(0, 255), 0, mt_rand(0, 3) === 0 ? -mt_rand(1, 100) : mt_rand(0, 1 << 40));
+                $roll = mt_rand(0, 60);
+                if ($roll === 0) {
+                    $header[4] = "\0"; // type 0
+                } elseif ($roll === 1) {
+                    $header[6] = "\x01"; // reserved bytes set
+                } elseif ($roll === 2) {
+                    $header = pack('N', Frame::MAX_PAYLOAD + mt_rand(1, 1000)) . substr($header, 4);
+                }
+                $stream .= $header . ($len > 0 ? random_bytes($len) : '');
+            }
+            $stream = substr($stream, 0, strlen($stream) - (mt_rand(0, 4) === 0 ? mt_rand(1, 20) : 0)); // a torn last frame
+            self::assertSame(self::readAll(false, $stream), self::readAll(true, $stream), "round $round");
+        }
+    }
+
+    /** @return list<mixed> what a channel reads from $stream: each frame, then the error or 'torn' */
+    private static function readAll(bool $native, string $stream): array
+    {
+        $before = ChannelTest::sockets();
+        $pair = [];
+        socket_create_pair(AF_UNIX, SOCK_STREAM, 0, $pair);
+        $fd = max(array_diff(ChannelTest::sockets(), $before));
+        $ch = $native ? new NativeChannel($pair[1], $fd) : new Channel($pair[1]);
+        $out = [];
+        try {
+            for ($off = 0; $off < strlen($stream);) {
+                $piece = substr($stream, $off, mt_rand(1, 9000));
+                $off += strlen($piece);
+                for ($w = 0; $w < strlen($piece);) {
+                    $w += socket_write($pair[0], substr($piece, $w));
+                }
+                while (($f = $ch->read(0.0)) !== null) {
+                    $out[] = $f;
+                }
+            }
+            $out[] = 'torn';
+        } catch (ProtocolError $e) {
+            $out[] = $e->getMessage();
+        } finally {
+            socket_close($pair[0]);
+            socket_close($pair[1]);
+        }
+        return $out;
+    }
+
     public function testCorruptedMapsGiveMsgpacksResult(): void
     {
         mt_srand(7);
         $native = 0;
-        for ($i = 0; $i < 20000; $i++) {
+        for ($i = 0, $n = self::fuzzN(20000); $i < $n; $i++) {
             $p = msgpack_pack(self::randomMap(0));
             $p = match (mt_rand(0, 3)) {
                 0 => substr($p, 0, mt_rand(0, strlen($p))),                          // truncated
@@ -83,7 +150,7 @@ final class NativeTest extends TestCase
                 self::assertSame(@msgpack_unpack($p), $d, bin2hex($p));
             }
         }
-        self::assertGreaterThan(1000, $native, 'some corrupted maps are still maps, and the C decoder read them');
+        self::assertGreaterThan($n / 20, $native, 'some corrupted maps are still maps, and the C decoder read them');
     }
 
     public function testUnusualKeysAndValuesAreMsgpacks(): void
