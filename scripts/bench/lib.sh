@@ -51,6 +51,7 @@ worker_num: 2
 worker:
   cmd: [${cmd:2}]
 ${launch:+  launch: $launch}
+${DROVER_WORKER_ENV:+  env: {$DROVER_WORKER_ENV\}}
 listeners:
   - address: tcp://127.0.0.1:$port
     protocol: http

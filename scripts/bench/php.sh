@@ -22,7 +22,9 @@
 # opcache.jit_buffer_size=64M; drover's also with opcache.enable_cli=1);
 # JIT=0 runs them as Debian ships them (php-fpm: opcache on, JIT off; the
 # CLI: opcache off).
-# Usage: [ROUNDS=3] [JIT=1] [ONLY=laravel] scripts/bench/php.sh [duration per run, default 10s]
+# NATIVE=1 (the default) gives drover's PHP workers drover's PHP extension
+# when it is built, as the examples do; NATIVE=0 runs the pure-PHP SDK.
+# Usage: [ROUNDS=3] [JIT=1] [NATIVE=1] [ONLY=laravel] scripts/bench/php.sh [duration per run, default 10s]
 # (ONLY=laravel: the Laravel case alone.)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -42,8 +44,17 @@ laravel=1
 [ -f /usr/share/php/Illuminate/Foundation/Application.php ] || laravel=0
 only=${ONLY:-}
 [ "$only" != laravel ] || slim=0 symfony=0
-make build >/dev/null
+make build php-ext >/dev/null
 start_tmp drphp
+# drover's PHP workers load drover's PHP extension (worker/php/ext) as the
+# examples do, when it is built (make php-ext needs php-dev); NATIVE=0 runs
+# them on the pure-PHP SDK.
+if [ "${NATIVE:-1}" = 1 ] && [ -f bin/php-ext/drover.so ]; then
+  export DROVER_WORKER_ENV="PHP_INI_SCAN_DIR: ':$PWD/bin/php-ext'"
+  echo "# drover's PHP workers: with drover's PHP extension (bin/php-ext; NATIVE=0 runs them without)"
+else
+  echo "# drover's PHP workers: the pure-PHP SDK (drover's PHP extension $([ "${NATIVE:-1}" = 1 ] && echo 'is not built: make php-ext' || echo 'off: NATIVE=0'))"
+fi
 measure_rss=1
 
 jit=()
