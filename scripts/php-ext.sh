@@ -33,7 +33,9 @@ cp "$src/config.m4" "$src/drover.c" "$out/build/"
   # Compiler warnings are errors for us: a warning here is a bug in drover.c.
   if grep -q 'warning:' make.err; then cat make.err >&2; exit 1; fi
 )
-cp "$out/build/modules/drover.so" "$out/drover.so"
+# A new file, not written over the old: workers running have it mapped.
+cp "$out/build/modules/drover.so" "$out/drover.so.new"
+mv -f "$out/drover.so.new" "$out/drover.so"
 echo "extension=$PWD/$out/drover.so" >"$out/drover.ini"
 echo "$api" >"$out/.php-api"
 echo "built $out/drover.so (PHP $(php-config --version)); PHP workers load it with PHP_INI_SCAN_DIR=:$PWD/$out"

@@ -45,6 +45,13 @@
 #define MAX_PAYLOAD (64u << 20)
 /* Bytes asked of each recv(), as the pure-PHP channel asks. */
 #define READ_SIZE (256u << 10)
+/*
+ * The read buffer holds what one recv() brings, or one whole frame (up to
+ * MAX_PAYLOAD) when a frame is larger; grown past KEEP_BUFFER for a large
+ * frame, it is freed once empty. The write buffer holds the frames of one
+ * flush and is freed after one of more than 1 MiB.
+ */
+#define KEEP_BUFFER (1u << 20)
 #define FRAME_CANCEL 20
 #define FLAG_END 0x01
 #define FRAME_RESPONSE 18
@@ -261,6 +268,12 @@ PHP_FUNCTION(read)
 				DG(in_off) += HEADER_SIZE + (size_t)len;
 				if (DG(in_off) == DG(in_len)) {
 					DG(in_off) = DG(in_len) = DG(no_cancel_before) = 0;
+					if (DG(in_cap) > KEEP_BUFFER) {
+						/* A large frame grew it: not kept for small ones. */
+						efree(DG(in));
+						DG(in) = NULL;
+						DG(in_cap) = 0;
+					}
 				}
 				return;
 			}
@@ -806,7 +819,8 @@ static bool read_map(reader *r, uint32_t n, zval *out, int depth)
 					k = zend_string_init(key, len, 0);
 					zend_string_hash_val(k);
 					if (zend_hash_num_elements(DG(keys)) < KEYS_MAX) {
-						zend_hash_add_new_ptr(DG(keys), k, k); /* the cache's reference */
+						zend_hash_add_new_ptr(DG(keys), k, k); /* the table's key holds it */
+						zend_string_release(k);
 					} else {
 						zend_hash_update(Z_ARRVAL_P(out), k, &val);
 						zend_string_release(k);
@@ -1145,7 +1159,7 @@ PHP_FUNCTION(reset)
 			server_leave_now();
 		}
 	}
-	zend_hash_str_del(&EG(symbol_table), "_SESSION", sizeof("_SESSION") - 1);
+	zend_hash_str_del_ind(&EG(symbol_table), "_SESSION", sizeof("_SESSION") - 1);
 	RETURN_BOOL(!SG(headers_sent) && (zend_llist_count(&SG(sapi_headers).headers) > 0
 		|| SG(sapi_headers).http_response_code != 200 || SG(sapi_headers).http_status_line));
 }

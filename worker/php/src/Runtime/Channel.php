@@ -269,6 +269,12 @@ class Channel
         }
     }
 
+    /** Exits as masterGone() does, with the reason the channel has (NativeChannel: the extension's). */
+    public function gone(): never
+    {
+        $this->masterGone('the channel is closed');
+    }
+
     protected function masterGone(string $why): never
     {
         $this->out = '';

@@ -36,8 +36,12 @@ final class HttpHandler implements Handler
     private ?array $baseServer = null;
     /** PHP's session extension is loaded. */
     private readonly bool $sessions;
-    /** drover's PHP extension sets $_SERVER in place (Native::enabled()). */
-    private readonly bool $native;
+    /**
+     * The loop's channel is drover's PHP extension's (NativeChannel): the
+     * request is decoded, answered, and $_SERVER set and reset by the
+     * extension's functions, called directly. Known at the first request.
+     */
+    private ?bool $native = null;
     /** $_SERVER was set by \Drover\Native\server_enter for the request being handled. */
     private bool $nativeServer = false;
     private ?Loop $loop = null;
@@ -46,7 +50,6 @@ final class HttpHandler implements Handler
     public function __construct(private readonly \Closure $handler, private readonly bool $globals = true)
     {
         $this->sessions = function_exists('session_status');
-        $this->native = Native::enabled();
     }
 
     public function role(): string
@@ -83,7 +86,8 @@ final class HttpHandler implements Handler
     {
         // Codec::decodeRequest, inline: absent keys are Codec::REQUEST_ZEROS.
         $loop = $this->loop ??= Loop::get();
-        $m = $loop->channel()->decodeRequest($payload);
+        $native = $this->native ??= $loop->channel() instanceof NativeChannel;
+        $m = $native ? (\Drover\Native\decode($payload) ?? msgpack_unpack($payload)) : msgpack_unpack($payload);
         if (!is_array($m)) {
             throw new ProtocolError('undecodable request frame: want a msgpack map');
         }
@@ -230,7 +234,9 @@ final class HttpHandler implements Handler
         $loop = $this->loop;
         $body = $res->body;
         if (is_string($body) && strlen($body) <= Frame::MAX_CHUNK) {
-            $loop->channel()->answer($this->id, $res, $body);
+            if (!$this->native || !\Drover\Native\answer($this->id, $res->status, $res->headerMap(), $body)) {
+                $loop->channel()->answer($this->id, $res, $body);
+            }
             $this->started = $this->ended = true;
             return;
         }

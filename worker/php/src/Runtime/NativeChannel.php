@@ -42,6 +42,11 @@ final class NativeChannel extends Channel
         return $f;
     }
 
+    public function gone(): never
+    {
+        $this->masterGone(\Drover\Native\error());
+    }
+
     public function hasCancel(int $id): bool
     {
         return has_cancel($id);

@@ -81,6 +81,23 @@ final class ChannelTest extends TestCase
         self::assertSame([Frame::DATA, 8, 100000], [$type, $id, strlen($payload)]);
     }
 
+    public function testReadsAFrameLargerThanItsBufferAndSmallOnesAfter(): void
+    {
+        $ch = $this->channel();
+        $big = random_bytes(3 << 20);
+        $pid = pcntl_fork();
+        if ($pid === 0) {
+            $this->send(Frame::encode(Frame::DATA, 1, $big) . Frame::encode(Frame::DATA, 2, 'after') . Frame::encode(Frame::DATA, 3, $big) . Frame::encode(Frame::STOP, 0));
+            exit(0);
+        }
+        self::assertSame([Frame::DATA, 0, 1, $big], $ch->read());
+        self::assertSame([Frame::DATA, 0, 2, 'after'], $ch->read());
+        self::assertSame([Frame::DATA, 0, 3, $big], $ch->read());
+        self::assertSame([Frame::STOP, 0, 0, ''], $ch->read());
+        pcntl_waitpid($pid, $status);
+        self::assertSame(0, pcntl_wexitstatus($status));
+    }
+
     public function testHasCancelFindsACancelBufferedBehindOtherFrames(): void
     {
         $ch = $this->channel();
