@@ -76,37 +76,35 @@ func wantGet(t *testing.T, url string, status int, body string) {
 // drover's PHP extension (the other PHP tests run with it too, when it is
 // built) and once with the pure-PHP SDK (DROVER_PHP_NATIVE=0).
 func TestPHPServesHTTP(t *testing.T) {
-	for _, sdk := range []string{"native", "php"} {
-		t.Run(sdk, func(t *testing.T) {
-			if sdk == "native" && phpExtDir == "" {
-				t.Skip("drover's PHP extension is not built here (no phpize: apt-get install php-dev); CI builds it")
-			}
-			cfg := phpConfig(t, 2)
-			if sdk == "php" {
-				cfg = strings.Replace(cfg, "  launch: exec\n", "  launch: exec\n  env: {DROVER_PHP_NATIVE: \"0\"}\n", 1)
-			}
-			testPHPServesHTTP(t, cfg, sdk)
-		})
-	}
+	withAndWithoutPHPExt(t, 2, testPHPServesHTTP)
 }
 
 // What one request leaves in PHP's state (http_response_code, $_SESSION,
 // $_GET) is gone in the next on the same worker, with drover's PHP
 // extension and without.
 func TestPHPRequestStateIsResetWithAndWithoutTheExtension(t *testing.T) {
+	withAndWithoutPHPExt(t, 1, func(t *testing.T, cfg, sdk string) {
+		s := startServer(t, cfg)
+		wantGet(t, httpURL(s, "/native"), 200, sdk)
+		wantGet(t, httpURL(s, "/status-code?set=418&q=1"), 200, `[418,true,{"set":"418","q":"1","extra":"x"},"\/status-code?set=418&q=1"]`)
+		wantGet(t, httpURL(s, "/status-code"), 200, `[200,false,[],"\/status-code"]`)
+	})
+}
+
+// withAndWithoutPHPExt runs test twice on n PHP workers of handler.php:
+// with drover's PHP extension ("native"; skipped where it is not built)
+// and with the pure-PHP SDK ("php", DROVER_PHP_NATIVE=0).
+func withAndWithoutPHPExt(t *testing.T, n int, test func(t *testing.T, cfg, sdk string)) {
 	for _, sdk := range []string{"native", "php"} {
 		t.Run(sdk, func(t *testing.T) {
 			if sdk == "native" && phpExtDir == "" {
 				t.Skip("drover's PHP extension is not built here (no phpize: apt-get install php-dev); CI builds it")
 			}
-			cfg := phpConfig(t, 1)
+			cfg := phpConfig(t, n)
 			if sdk == "php" {
 				cfg = strings.Replace(cfg, "  launch: exec\n", "  launch: exec\n  env: {DROVER_PHP_NATIVE: \"0\"}\n", 1)
 			}
-			s := startServer(t, cfg)
-			wantGet(t, httpURL(s, "/native"), 200, sdk)
-			wantGet(t, httpURL(s, "/status-code?set=418&q=1"), 200, `[418,true,{"set":"418","q":"1","extra":"x"},"\/status-code?set=418&q=1"]`)
-			wantGet(t, httpURL(s, "/status-code"), 200, `[200,false,[],"\/status-code"]`)
+			test(t, cfg, sdk)
 		})
 	}
 }
