@@ -106,16 +106,7 @@ func AppendRequestCGI(dst []byte, r *Request) []byte {
 	if r.Listener != 0 {
 		n++
 	}
-	if len(r.Body) > 0 {
-		n++
-	}
-	if r.BodyFollows {
-		n++
-	}
-	if r.BodyAt != nil {
-		n++
-	}
-	dst = AppendMapLen(dst, n)
+	dst = AppendMapLen(dst, n+r.bodyKeys())
 	dst = AppendStr(AppendStr(dst, "REQUEST_METHOD"), r.Method)
 	dst = AppendStr(AppendStr(dst, "REQUEST_URI"), target)
 	dst = AppendStr(AppendStr(dst, "QUERY_STRING"), query)

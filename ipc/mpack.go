@@ -345,11 +345,10 @@ func AppendBinLen(dst []byte, n int) []byte {
 	return binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
 }
 
-// AppendRequest appends r encoded as msgpack.Marshal(r) would decode it:
-// a map with r's msgpack keys, body and body_follows omitted when empty.
-// It allocates only to grow dst.
-func AppendRequest(dst []byte, r *Request) []byte {
-	n := 7
+// bodyKeys is how many of the optional body keys (body, body_follows,
+// body_at) an encoded r has, in either layout: they are left out when empty.
+func (r *Request) bodyKeys() int {
+	n := 0
 	if len(r.Body) > 0 {
 		n++
 	}
@@ -359,7 +358,14 @@ func AppendRequest(dst []byte, r *Request) []byte {
 	if r.BodyAt != nil {
 		n++
 	}
-	dst = AppendMapLen(dst, n)
+	return n
+}
+
+// AppendRequest appends r encoded as msgpack.Marshal(r) would decode it:
+// a map with r's msgpack keys, body and body_follows omitted when empty.
+// It allocates only to grow dst.
+func AppendRequest(dst []byte, r *Request) []byte {
+	dst = AppendMapLen(dst, 7+r.bodyKeys())
 	dst = AppendStr(dst, "method")
 	dst = AppendStr(dst, r.Method)
 	dst = AppendStr(dst, "target")
