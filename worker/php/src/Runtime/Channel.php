@@ -210,15 +210,6 @@ class Channel
     }
 
     /**
-     * A Request frame's payload as msgpack_unpack decodes it (an array for
-     * a msgpack map; null, false or another value for anything else).
-     */
-    public function decodeRequest(string $payload): mixed
-    {
-        return msgpack_unpack($payload);
-    }
-
-    /**
      * Queues a Response frame for request $id: Codec::encodeResponse's
      * payload, with FlagEnd unless $flags says otherwise.
      *

@@ -246,7 +246,7 @@ final class HttpHandler implements Handler
                 $headers[] = 'Content-Length';
                 $headers[] = (string) strlen($body);
             }
-            $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers));
+            $loop->channel()->response($this->id, $res->status, $headers, '', 0);
             $this->started = true;
             $this->sendBody($body);
             $this->end();
@@ -256,7 +256,7 @@ final class HttpHandler implements Handler
             throw new \UnexpectedValueException(sprintf('response body is %s: want a string, an iterable of strings, a stream resource or a Closure that writes', get_debug_type($body)));
         }
         // Streamed: the head goes out now, each piece as it comes.
-        $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse($res->status, $headers));
+        $loop->channel()->response($this->id, $res->status, $headers, '', 0);
         $loop->flush();
         $this->started = true;
         if ($body instanceof \Closure) {
@@ -393,8 +393,7 @@ final class HttpHandler implements Handler
             return;
         }
         $this->started = true;
-        $loop->write(Frame::RESPONSE, $this->id, Codec::encodeResponse(500, ['Content-Type', 'text/plain; charset=utf-8'],
-            "Internal Server Error\n"), Frame::FLAG_END);
+        $loop->channel()->response($this->id, 500, ['Content-Type', 'text/plain; charset=utf-8'], "Internal Server Error\n");
     }
 
     public function abort(string $why): void

@@ -5,7 +5,6 @@ declare(strict_types=1);
 namespace Drover\Runtime;
 
 use function Drover\Native\answer;
-use function Drover\Native\decode;
 use function Drover\Native\flush;
 use function Drover\Native\has_cancel;
 use function Drover\Native\pending;
@@ -50,13 +49,6 @@ final class NativeChannel extends Channel
     public function hasCancel(int $id): bool
     {
         return has_cancel($id);
-    }
-
-    public function decodeRequest(string $payload): mixed
-    {
-        // The extension's decoder takes the maps drover's master writes;
-        // anything else goes to php-msgpack, whose rules then apply.
-        return decode($payload) ?? msgpack_unpack($payload);
     }
 
     public function response(int $id, int $status, array $headers, string $body = '', int $flags = Frame::FLAG_END): void

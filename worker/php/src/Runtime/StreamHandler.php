@@ -49,7 +49,7 @@ final class StreamHandler implements Handler
         if ($type === Frame::REQUEST) {
             // An HTTP listener's request: this worker only serves streams.
             Log::line('this PHP worker serves stream listeners (Drover\Stream\Worker) but got an HTTP request; answered 500 (use Drover\Http\Worker for HTTP listeners)');
-            $loop->write(Frame::RESPONSE, $id, Codec::encodeResponse(500, [], "no HTTP handler\n"), Frame::FLAG_END);
+            $loop->channel()->response($id, 500, [], "no HTTP handler\n");
             return;
         }
         if ($call !== null) {
